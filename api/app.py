@@ -1,0 +1,54 @@
+"""The composition root: ``create_app(settings)`` wires services, auth, errors, logs and routes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+from litestar import Litestar, Router
+
+from api.auth import authenticate
+from api.middleware import RequestContextMiddleware
+from api.openapi import openapi_config
+from api.problems import exception_handlers
+from api.routes.health import health, ready
+from api.routes.units import UnitController
+from service.logging import configure_logging
+from service.runtime import Services
+from service.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from service.clock import Clock
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               services: Services | None = None) -> Litestar:
+    """Build the app. Without arguments, settings come from the environment (uvicorn --factory)."""
+    settings = settings or load_settings(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        own = services is None
+        svc = services or Services(settings, clock=clock)
+        app.state.services = svc
+        svc.start()
+        try:
+            yield
+        finally:
+            if own:
+                svc.close()
+
+    api_v1 = Router(path="/api/v1", route_handlers=[UnitController], guards=[authenticate])
+    return Litestar(
+        route_handlers=[health, ready, api_v1],
+        lifespan=[lifespan],
+        middleware=[RequestContextMiddleware()],
+        exception_handlers=exception_handlers(),
+        openapi_config=openapi_config(version("kaoping")),
+        debug=False,
+        logging_config=None,  # service.logging owns logging; Litestar must not reconfigure it
+    )

@@ -1,0 +1,68 @@
+"""Authentication: a guard resolves the principal for every /api/v1 route that is not public.
+
+Systems send ``X-API-Key``; people send ``Authorization: Bearer <token>``. Public routes
+(``opt={"public": True}``) still resolve a principal when credentials are sent, so that
+supervisors see more on the same URL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from anyio import to_thread
+from litestar.exceptions import NotAuthorizedException
+
+from service.principals import Principal, principal_for_api_key
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers.base import BaseRouteHandler
+
+    from service.runtime import Services
+
+PRINCIPAL_KEY = "principal"
+
+
+async def _resolve(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    services: Services = connection.app.state.services
+    key = connection.headers.get("x-api-key")
+    auth = connection.headers.get("authorization")
+    if key:
+        return await to_thread.run_sync(principal_for_api_key, services.db, key)
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            msg = "Authorization must be 'Bearer <token>'"
+            raise NotAuthorizedException(msg)
+        return services.tokens.verify(token.strip(), now=services.clock.now())
+    return None
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
+                       handler: BaseRouteHandler) -> None:
+    principal = await _resolve(connection)
+    if principal is None and not handler.opt.get("public", False):
+        msg = "send an API key (X-API-Key) or a bearer token (Authorization: Bearer ...)"
+        raise NotAuthorizedException(msg)
+    connection.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+    if principal is not None:
+        connection.scope["state"]["principal_id"] = principal.id
+
+
+def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    principal = connection.scope.get("state", {}).get(PRINCIPAL_KEY)
+    if principal is None:  # a public route asked for one: treat as unauthenticated
+        msg = "authentication required"
+        raise NotAuthorizedException(msg)
+    if not isinstance(principal, Principal):
+        msg = "authentication required"
+        raise NotAuthorizedException(msg)
+    return principal
+
+
+def optional_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    principal = connection.scope.get("state", {}).get(PRINCIPAL_KEY)
+    return principal if isinstance(principal, Principal) else None
+
+
+SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"BearerToken": []}]

@@ -1,0 +1,174 @@
+"""The API mechanisms every endpoint uses, built once: strict bodies, Idempotency-Key, ETag and
+If-Match, opaque cursors with ``Link: rel="next"``, receipts, and read-your-writes."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
+
+import anyio
+import msgspec
+from anyio import to_thread
+from litestar.exceptions import HTTPException
+
+from api.problems import BodyValidationError, FieldError, msgspec_field_error
+from domain.errors import InvalidInput
+from projections.follower import tracked_position
+from service.idempotency import check_key, fingerprint
+from service.ledger.reads import read_leaves
+from service.writes import Written
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+    from service.principals import Principal
+    from service.runtime import Services
+    from service.store import AfterAppend, Leaf
+
+T = TypeVar("T")
+JSON_TYPES = ("application/json",)
+
+
+# --- strict bodies ---------------------------------------------------------------------------
+
+def strict_body(struct: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """A before_request hook: decode the body strictly (no "1" -> 1), so the lax conversion
+    Litestar then does for ``data: JSONBody[T]`` can only see values that are already right."""
+    decoder = msgspec.json.Decoder(struct)
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in JSON_TYPES:
+            detail = f"send the body as application/json, not {media or 'nothing'}"
+            raise HTTPException(status_code=415, detail=detail)
+        try:
+            decoder.decode(await request.body())
+        except msgspec.DecodeError as exc:
+            raise BodyValidationError(msgspec_field_error(exc)) from None
+
+    return check
+
+
+# --- receipts --------------------------------------------------------------------------------
+
+class ReceiptItem(msgspec.Struct, frozen=True):
+    """One stored event: its public log position (ledger leaf index) and leaf hash."""
+
+    position: int
+    leaf_hash: str  # base64 of the 32-byte RFC 9162 leaf hash
+    stream_id: str
+    stream_version: int
+    topic: str
+
+
+def receipt(leaves: list[Leaf]) -> list[ReceiptItem]:
+    return [ReceiptItem(lf.position, base64.b64encode(lf.leaf_hash).decode(),
+                        str(lf.stream_id), lf.stream_version, lf.topic) for lf in leaves]
+
+
+# --- ETag / If-Match ------------------------------------------------------------------------
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(request: Request[Any, Any, Any]) -> int:
+    """The version named by If-Match (required on updates: 428 without it, 412 when stale)."""
+    header = request.headers.get("if-match")
+    if not header:
+        msg = "send If-Match with the resource's ETag; updates must name the version they change"
+        raise InvalidInput(msg, rule="if-match.required", field="If-Match")
+    tags = [t.strip() for t in header.split(",")]
+    for tag in tags:
+        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
+            return int(tag[1:-1])
+    msg = f"If-Match {header!r} names no version (expected an ETag such as \"3\")"
+    raise BodyValidationError(FieldError(field="If-Match", rule="if-match.format", message=msg))
+
+
+# --- cursors ---------------------------------------------------------------------------------
+
+class _Cursor(msgspec.Struct, frozen=True):
+    after: str
+    query: str
+
+
+def encode_cursor(after: str, query: dict[str, Any]) -> str:
+    raw = msgspec.json.encode(_Cursor(after, urlencode(sorted(query.items()))))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, query: dict[str, Any]) -> str | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parsed = msgspec.json.decode(raw, type=_Cursor)
+    except (ValueError, msgspec.DecodeError):
+        raise BodyValidationError(FieldError(field="cursor", rule="cursor",
+                                             message="the cursor is not one this API issued")
+                                  ) from None
+    if parsed.query != urlencode(sorted(query.items())):
+        raise BodyValidationError(FieldError(
+            field="cursor", rule="cursor", message="the cursor belongs to a different query"))
+    return parsed.after
+
+
+def next_link(request: Request[Any, Any, Any], cursor: str, limit: int,
+              query: dict[str, Any]) -> str:
+    params = {**{k: v for k, v in query.items() if v is not None}, "cursor": cursor,
+              "limit": limit}
+    return f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+
+
+# --- read-your-writes ------------------------------------------------------------------------
+
+async def wait_for_projection(services: Services, name: str, position: int | None,
+                              *, timeout: float = 5.0) -> None:
+    """Wait until projection ``name`` has applied ``position`` (a write's receipt position)."""
+    if position is None:
+        return
+    deadline = time.monotonic() + timeout
+
+    def current() -> int:
+        with services.db.read() as cur:
+            return tracked_position(cur, name)
+
+    while await to_thread.run_sync(current) < position:
+        if time.monotonic() > deadline:
+            raise HTTPException(status_code=503, headers={"Retry-After": "1"},
+                                detail=f"the {name} read model has not reached position "
+                                       f"{position} yet; retry shortly")
+        services.written()
+        await anyio.sleep(0.01)
+
+
+# --- writes with Idempotency-Key -------------------------------------------------------------
+
+async def perform(request: Request[Any, Any, Any], services: Services, principal: Principal,
+                  status: int, command: Callable[[AfterAppend | None], Written],
+                  ) -> tuple[int, Written, bool]:
+    """Run a command once per Idempotency-Key; return (status, what was written, replayed?)."""
+    header = request.headers.get("idempotency-key")
+    if header is None:
+        written = await to_thread.run_sync(command, None)
+        services.written()
+        return status, written, False
+    key = check_key(header)
+    digest = fingerprint(request.method, request.url.path, await request.body())
+    now = services.clock.now()
+    idem = services.idempotency
+    first = await to_thread.run_sync(idem.reserve, principal.id, key, digest, now)
+    if first is not None:
+        leaves = await to_thread.run_sync(read_leaves, services.db, first.positions)
+        return first.status, Written(first.stream_id, first.stream_version, leaves), True
+    try:
+        written = await to_thread.run_sync(command, idem.completer(principal.id, key, status))
+    except BaseException:
+        await to_thread.run_sync(idem.release, principal.id, key)
+        raise
+    services.written()
+    return status, written, False

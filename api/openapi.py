@@ -1,0 +1,54 @@
+"""OpenAPI 3.1: error responses documented as RFC 9457 problems, security schemes, UI pages.
+
+The Scalar page is served with assets from the CDN Litestar pins by default only if the reader's
+browser can reach it; the JSON document at /schema/openapi.json needs nothing from outside.
+"""
+
+from __future__ import annotations
+
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+
+from api.problems import KINDS, PROBLEM_JSON, Problem
+
+_DESCRIPTIONS = {status: title for status, title, _ in KINDS.values()}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """Response specs for a handler's refusals, each an application/problem+json document."""
+    return {
+        status: ResponseSpec(Problem, media_type=PROBLEM_JSON,
+                             description=_DESCRIPTIONS.get(status, "Problem"),
+                             generate_examples=False)
+        for status in statuses
+    }
+
+
+TAGS = [
+    Tag(name="units", description="Units (单位): townships and city departments"),
+    Tag(name="operations", description="Liveness and readiness"),
+]
+
+
+def openapi_config(version: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Kaoping 考评 API",
+        version=version,
+        description=(
+            "Event-sourced, tamper-evident backend for the annual comprehensive evaluation of "
+            "leadership teams and cadres (五考两评). Every write returns a receipt: the log "
+            "positions and ledger leaf hashes of the events it stored. Errors are RFC 9457 "
+            "problem documents naming the field and the rule. See docs/api.md."
+        ),
+        path="/schema",
+        servers=[Server(url="/")],
+        tags=TAGS,
+        components=Components(security_schemes={
+            "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header",
+                                     description="A system's API key (kaoping keys create)"),
+            "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",
+                                          description="A person's short-lived EdDSA JWT"),
+        }),
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+    )

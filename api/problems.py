@@ -1,0 +1,174 @@
+"""RFC 9457 problem documents: every error the API returns, mapped in one table.
+
+Litestar's ProblemDetailsPlugin swaps title and detail for HTTP errors and leaves unhandled
+errors as plain JSON (stack-notes §1.4), so the handlers here are our own.
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+
+from domain.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, StaleVersion
+from service.principals import PrincipalError
+
+if TYPE_CHECKING:
+    from litestar.types import ExceptionHandlersMap
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://kaoping.example/problems/"
+log = structlog.get_logger("kaoping.api")
+
+class FieldError(msgspec.Struct, frozen=True, omit_defaults=True):
+    field: str
+    rule: str
+    message: str
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """An RFC 9457 problem document, plus ``rule``/``field``/``errors`` naming what was refused."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    rule: str | None = None
+    field: str | None = None
+    errors: list[FieldError] | None = None
+    current_version: int | None = None
+
+# kind -> (status, English title, Chinese title)
+KINDS: dict[str, tuple[int, str, str]] = {
+    "validation": (400, "The request is malformed", "请求格式错误"),
+    "bad-request": (400, "Bad request", "请求无效"),
+    "unauthorized": (401, "Authentication required", "需要身份认证"),
+    "forbidden": (403, "Not allowed", "无权执行此操作"),
+    "not-found": (404, "Not found", "资源不存在"),
+    "method-not-allowed": (405, "Method not allowed", "不支持该请求方法"),
+    "conflict": (409, "Conflict", "请求冲突"),
+    "stale-version": (412, "The resource has changed", "资源已被修改"),
+    "payload-too-large": (413, "Request body too large", "请求体过大"),
+    "unsupported-media-type": (415, "Unsupported media type", "不支持的媒体类型"),
+    "invalid-input": (422, "The request was refused by a rule", "请求违反业务规则"),
+    "precondition-required": (428, "A precondition is required", "需要前置条件"),
+    "rate-limited": (429, "Too many requests", "请求过于频繁"),
+    "internal": (500, "Internal error", "服务器内部错误"),
+    "unavailable": (503, "Service unavailable", "服务暂不可用"),
+}
+_STATUS_KIND = {status: kind for kind, (status, _, _) in KINDS.items()}
+
+def wants_chinese(request: Request[Any, Any, Any]) -> bool:
+    header = request.headers.get("accept-language", "")
+    return bool(header) and header.lower().lstrip().startswith("zh")
+
+def problem_response(request: Request[Any, Any, Any], kind: str, detail: str, *,
+                     headers: dict[str, str] | None = None, **extra: Any) -> Response[Problem]:
+    status, en, zh = KINDS[kind]
+    problem = Problem(
+        type=TYPE_BASE + kind, title=zh if wants_chinese(request) else en, status=status,
+        detail=detail, instance=request.url.path,
+        request_id=request.scope.get("state", {}).get("request_id"), **extra)
+    return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+
+def msgspec_field_error(exc: msgspec.DecodeError, where: str = "body") -> FieldError:
+    """Turn msgspec's ``Expected `int`, got `str` - at `$.score``` into field and rule."""
+    text = str(exc)
+    match = _MSGSPEC_PATH.match(text)
+    msg = match.group("msg") if match else text
+    path = (match.group("path") if match else "") or ""
+    field = path.lstrip(".") or where
+    missing = re.search(r"missing required field `(\w+)`", msg)
+    unknown = re.search(r"unknown field `(\w+)`", msg)
+    if missing:
+        field = f"{path.lstrip('.')}.{missing.group(1)}".lstrip(".")
+        rule = "required"
+    elif unknown:
+        field = f"{path.lstrip('.')}.{unknown.group(1)}".lstrip(".")
+        rule = "unknown-field"
+    elif msg.startswith("Expected `") and ("got" in msg):
+        rule = "type"
+    elif msg.startswith("Expected"):
+        rule = "constraint"
+    elif msg.startswith("Invalid enum value"):
+        rule = "enum"
+    else:
+        rule = "syntax"
+    return FieldError(field=field, rule=rule, message=msg)
+
+class BodyValidationError(Exception):
+    def __init__(self, error: FieldError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
+    kind = {InvalidInput: "invalid-input", NotFound: "not-found", Conflict: "conflict",
+            Forbidden: "forbidden", StaleVersion: "stale-version"}.get(type(exc), "invalid-input")
+    if exc.rule == "idempotency-key.format":
+        kind = "bad-request"
+    if exc.rule == "if-match.required":
+        kind = "precondition-required"
+    extra: dict[str, Any] = {"rule": exc.rule, "field": exc.field}
+    headers = None
+    if isinstance(exc, StaleVersion):
+        extra["current_version"] = exc.current
+        headers = {"ETag": f'"{exc.current}"'}
+    return problem_response(request, kind, exc.detail, headers=headers, **extra)
+
+def _body(request: Request[Any, Any, Any], exc: BodyValidationError) -> Response[Problem]:
+    e = exc.error
+    return problem_response(request, "validation", f"{e.field}: {e.message}", rule=e.rule,
+                            field=e.field, errors=[e])
+
+def _principal(request: Request[Any, Any, Any], exc: PrincipalError) -> Response[Problem]:
+    return problem_response(request, "unauthorized", str(exc), rule="authentication",
+                            headers={"WWW-Authenticate": 'Bearer realm="kaoping"'})
+
+def _litestar_validation(request: Request[Any, Any, Any],
+                         exc: ValidationException) -> Response[Problem]:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            errors.append(FieldError(field=str(item.get("key", item.get("source", "request"))),
+                                     rule=str(item.get("source", "parameter")),
+                                     message=str(item.get("message", ""))))
+    first = errors[0] if errors else None
+    detail = f"{first.field}: {first.message}" if first else str(exc.detail)
+    return problem_response(request, "validation", detail, errors=errors or None,
+                            field=first.field if first else None,
+                            rule=first.rule if first else None)
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    if isinstance(exc, NotAuthorizedException):
+        return problem_response(request, "unauthorized", exc.detail, rule="authentication",
+                                headers={"WWW-Authenticate": 'Bearer realm="kaoping"'})
+    kind = _STATUS_KIND.get(exc.status_code)
+    if kind is None:
+        kind = "bad-request" if exc.status_code < 500 else "internal"
+    detail = exc.detail or HTTPStatus(exc.status_code).phrase
+    headers = dict(exc.headers or {})
+    return problem_response(request, kind, detail, headers=headers or None)
+
+def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # Logged with its traceback (no locals); the client gets the request id, never the details.
+    log.error("request.unhandled", exc_info=exc)
+    return problem_response(request, "internal",
+                            "An unexpected error occurred; quote the request id when reporting it.")
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {
+        DomainError: _domain,
+        BodyValidationError: _body,
+        PrincipalError: _principal,
+        ValidationException: _litestar_validation,
+        HTTPException: _http,
+        Exception: _unhandled,
+    }

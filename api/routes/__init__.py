@@ -1,0 +1,1 @@
+"""Route handlers, one module per resource; each endpoint found by its path."""

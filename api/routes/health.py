@@ -1,0 +1,62 @@
+"""Liveness (/health) and readiness (/ready)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+from anyio import to_thread
+from litestar import Response, get
+from litestar.datastructures import State
+
+from projections.follower import head_position, lag
+from service.migrate import MigrationError, pending_migrations
+
+if TYPE_CHECKING:
+    from service.runtime import Services
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True, kw_only=True):
+    ready: bool
+    store: str
+    migrations_pending: list[str]
+    head_position: int
+    projection_lag: dict[str, int]
+    problems: list[str]
+
+
+@get("/health", opt={"public": True}, tags=["operations"], summary="Process is alive")
+async def health() -> Health:
+    """Liveness: the process answers. Says nothing about the store (see /ready)."""
+    return Health(status="ok")
+
+
+def _readiness(services: Services) -> Readiness:
+    problems: list[str] = []
+    pending: list[str] = []
+    head, lags, store = -1, {}, "ok"
+    try:
+        pending = [m.name for m in pending_migrations(services.settings)]
+        if pending:
+            problems.append(f"migrations not applied: {', '.join(pending)}")
+        with services.db.read() as cur:
+            head = head_position(cur)
+        lags = lag(services.db, services.projections)
+    except MigrationError as exc:
+        problems.append(str(exc))
+    except Exception as exc:  # noqa: BLE001 -- readiness reports any store failure, never raises
+        store = "unreachable"
+        problems.append(f"store: {type(exc).__name__}")
+    return Readiness(ready=not problems, store=store, migrations_pending=pending,
+                     head_position=head, projection_lag=lags, problems=problems)
+
+
+@get("/ready", opt={"public": True}, tags=["operations"], summary="Ready to serve")
+async def ready(state: State) -> Response[Readiness]:
+    """Readiness: store reachable, migrations current; reports each read model's lag in events."""
+    result: Readiness = await to_thread.run_sync(_readiness, state.services)
+    return Response(result, status_code=200 if result.ready else 503)

@@ -1,0 +1,44 @@
+"""Domain errors: a small hierarchy, each with a stable machine-readable ``rule``.
+
+The API maps each class to an RFC 9457 problem once (api/problems.py); nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A command was refused. ``rule`` names the rule; ``field`` the input it is about."""
+
+    kind = "refused"
+
+    def __init__(self, detail: str, *, rule: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.rule = rule
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    kind = "invalid-input"
+
+
+class NotFound(DomainError):
+    kind = "not-found"
+
+
+class Conflict(DomainError):
+    kind = "conflict"
+
+
+class Forbidden(DomainError):
+    kind = "forbidden"
+
+
+class StaleVersion(DomainError):
+    """The caller's expected version (If-Match) is not the stream's current version."""
+
+    kind = "stale-version"
+
+    def __init__(self, detail: str, *, current: int) -> None:
+        super().__init__(detail, rule="if-match")
+        self.current = current

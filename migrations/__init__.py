@@ -1,0 +1,1 @@
+"""SQL migrations: numbered files per engine, applied in order by ``kaoping migrate``."""

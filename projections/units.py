@@ -1,0 +1,63 @@
+"""The list of units (单位), ordered by code, for cursor-paginated reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from domain.units import Unit
+from service.db import as_uuid
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from projections.follower import LoggedEvent
+    from service.db import Cursor
+
+_TOPICS = frozenset({Unit.Registered.TOPIC, Unit.Renamed.TOPIC})
+
+
+class UnitsView:
+    name: str = "units.v1"
+    tables: tuple[str, ...] = ("rm_units",)
+
+    def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
+        for e in events:
+            if e.topic not in _TOPICS:
+                continue
+            ev = e.event
+            if isinstance(ev, Unit.Registered):
+                cur.execute(
+                    "INSERT INTO rm_units (unit_id, code, name, kind, category, version, position)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (e.stream_id, ev.code, ev.name, ev.kind, ev.category, e.version, e.position),
+                )
+            elif isinstance(ev, Unit.Renamed):
+                cur.execute(
+                    "UPDATE rm_units SET name = %s, version = %s, position = %s "
+                    "WHERE unit_id = %s",
+                    (ev.name, e.version, e.position, e.stream_id),
+                )
+
+
+class UnitRow:
+    __slots__ = ("category", "code", "kind", "name", "position", "unit_id", "version")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        uid, code, name, kind, category, version, position = row
+        self.unit_id: UUID = as_uuid(uid)
+        self.code, self.name, self.kind, self.category = str(code), str(name), str(kind), str(
+            category)
+        self.version, self.position = int(version), int(position)
+
+
+def list_units(cur: Cursor, *, after_code: str | None, limit: int,
+               kind: str | None = None) -> list[UnitRow]:
+    sql = ("SELECT unit_id, code, name, kind, category, version, position FROM rm_units "
+           "WHERE code > %s")
+    params: list[object] = [after_code or ""]
+    if kind is not None:
+        sql += " AND kind = %s"
+        params.append(kind)
+    cur.execute(sql + " ORDER BY code LIMIT %s", [*params, limit])
+    return [UnitRow(r) for r in cur.fetchall()]

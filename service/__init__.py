@@ -1,0 +1,1 @@
+"""Application layer: the event store, command handlers, policy, ledger, configuration, CLI."""

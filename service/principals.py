@@ -1,0 +1,162 @@
+"""Principals: people (short-lived signed bearer tokens) and systems (API keys).
+
+A person's principal is linked to who they are in the domain (``acts_as``: a cadre, a city
+leader, a department, an assessment-team member), which is what assignment rules check.
+API keys are stored as SHA-256 hashes: a key carries 256 bits of entropy, so a fast hash is
+as good as a slow one and keeps every request's lookup cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import jwt
+import msgspec
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.db import Database
+
+
+class Role(StrEnum):
+    ORGANIZER = "organizer"  # 组织部门
+    LEADER = "leader"  # 领导评分人 (city leaders, principals scoring deputies)
+    DEPARTMENT = "department"  # 职能部门
+    ASSESSMENT_TEAM = "assessment-team"  # 考核组
+    COMMITTEE = "committee"  # 党委 / 评定委员会
+    INTAKE = "intake"  # 举报受理
+    INVESTIGATOR = "investigator"
+    SUPERVISOR = "supervisor"  # 监督
+
+
+class IdentityKind(StrEnum):
+    CADRE = "cadre"
+    LEADER = "leader"
+    DEPARTMENT = "department"
+    TEAM_MEMBER = "team-member"
+    UNIT = "unit"
+    STAFF = "staff"
+
+
+class Identity(msgspec.Struct, frozen=True):
+    kind: IdentityKind
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+_IDENTITY = re.compile(r"^([a-z-]+):([A-Za-z0-9._-]{1,64})$")
+
+
+class PrincipalError(ValueError):
+    """A credential or identity is malformed, unknown, expired or revoked."""
+
+
+def parse_identity(text: str) -> Identity:
+    match = _IDENTITY.match(text)
+    kinds = ", ".join(k.value for k in IdentityKind)
+    if not match or match.group(1) not in IdentityKind.__members__.values():
+        msg = f"identity {text!r} must be KIND:ID with KIND one of {kinds}"
+        raise PrincipalError(msg)
+    return Identity(IdentityKind(match.group(1)), match.group(2))
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling: ``id`` is stable and scopes idempotency keys and audit records."""
+
+    id: str
+    name: str
+    role: Role
+    acts_as: Identity | None = None
+    via: str  # "api-key" | "token"
+
+
+def _hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def create_api_key(db: Database, *, role: Role, name: str, acts_as: Identity | None,
+                   now: datetime) -> tuple[str, str]:
+    """Create a key; return (key id, the key itself — shown once, never stored)."""
+    key_id = secrets.token_hex(6)
+    key = f"kp_{key_id}_{secrets.token_urlsafe(32)}"
+    with db.write() as cur:
+        cur.execute(
+            "INSERT INTO kaoping_api_keys (key_id, key_hash, name, role, acts_as, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (key_id, _hash(key), name, role.value, str(acts_as) if acts_as else None,
+             now.isoformat() if db.engine == "sqlite" else now),
+        )
+    return key_id, key
+
+
+def principal_for_api_key(db: Database, key: str) -> Principal:
+    with db.read() as cur:
+        cur.execute(
+            "SELECT key_id, name, role, acts_as, revoked_at FROM kaoping_api_keys "
+            "WHERE key_hash = %s",
+            (_hash(key),),
+        )
+        row = cur.fetchone()
+    if row is None:
+        msg = "unknown API key"
+        raise PrincipalError(msg)
+    key_id, name, role, acts_as, revoked_at = row
+    if revoked_at is not None:
+        msg = "API key revoked"
+        raise PrincipalError(msg)
+    return Principal(id=f"key:{key_id}", name=name, role=Role(role),
+                     acts_as=parse_identity(acts_as) if acts_as else None, via="api-key")
+
+
+class TokenIssuer:
+    """Signs and checks people's bearer tokens: EdDSA JWTs with issuer, audience and expiry.
+
+    Verification needs only the public key, so an external identity provider that signs with
+    its own key can be plugged in by configuring its key, issuer and audience.
+    """
+
+    def __init__(self, key: Ed25519PrivateKey, *, issuer: str, audience: str,
+                 ttl: timedelta) -> None:
+        self._key = key
+        self._public = key.public_key()
+        self.issuer, self.audience, self.ttl = issuer, audience, ttl
+
+    def issue(self, *, role: Role, acts_as: Identity, name: str, now: datetime) -> str:
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(acts_as),
+            "name": name,
+            "role": role.value,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.ttl).timestamp()),
+            "jti": secrets.token_hex(8),
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA")
+
+    def verify(self, token: str, *, now: datetime) -> Principal:
+        # Expiry is checked against the injected clock, not PyJWT's own time.time().
+        try:
+            claims = jwt.decode(token, self._public, algorithms=["EdDSA"],
+                                audience=self.audience, issuer=self.issuer,
+                                options={"require": ["exp", "iat", "sub", "iss", "aud"],
+                                         "verify_exp": False, "verify_iat": False})
+            identity = parse_identity(str(claims["sub"]))
+            role = Role(claims["role"])
+            expires = int(claims["exp"])
+        except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
+            msg = f"invalid bearer token: {exc}"
+            raise PrincipalError(msg) from exc
+        if expires <= now.timestamp():
+            msg = "bearer token expired"
+            raise PrincipalError(msg)
+        return Principal(id=f"person:{identity}", name=str(claims.get("name", identity)),
+                         role=role, acts_as=identity, via="token")

@@ -1,0 +1,70 @@
+"""Wiring: everything a process needs, built from one Settings object (the composition root's
+service half; ``api.create_app`` adds HTTP on top, the CLI uses it directly)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from projections.event_counts import EventCounts
+from projections.follower import Follower, Projection
+from projections.units import UnitsView
+from service.clock import Clock, SystemClock
+from service.db import Database, open_database
+from service.idempotency import IdempotencyStore
+from service.keys import load_or_create_ed25519
+from service.principals import TokenIssuer
+from service.store import EventStore, open_event_store
+from service.units import Units
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+log = structlog.get_logger("kaoping.runtime")
+
+
+def all_projections() -> list[Projection]:
+    return [EventCounts(), UnitsView()]
+
+
+class Services:
+    """The process's long-lived parts. ``start()`` runs the in-process follower if configured."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.db: Database = open_database(settings)
+        self.store: EventStore = open_event_store(settings)
+        self.projections = all_projections()
+        self.follower = Follower(self.db, self.store.mapper, self.projections,
+                                 page_size=settings.projection_page_size)
+        self.tokens = TokenIssuer(
+            load_or_create_ed25519(settings.token_key_path),
+            issuer=settings.token_issuer, audience=settings.token_audience,
+            ttl=timedelta(seconds=settings.token_ttl_seconds))
+        self.idempotency = IdempotencyStore(self.db)
+        self.units = Units(self.store)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.settings.projections == "inprocess" and self._thread is None:
+            self._thread = threading.Thread(target=self.follower.run, args=(self._stop,),
+                                            name="kaoping-follower", daemon=True)
+            self._thread.start()
+
+    def written(self) -> None:
+        """Called after a local write: wakes the in-process follower."""
+        self.follower.poke()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.follower.poke()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.store.close()
+        self.db.close()

@@ -1,0 +1,169 @@
+"""One typed settings object, read from ``KAOPING_*`` environment variables only.
+
+The eventsourcing library also reads ``os.environ`` (and looks up ``<APP>_``-prefixed keys
+first, which for an application named Kaoping collide with ours). Its settings are therefore
+built from this object alone, and start-up refuses to run while any library key is present in
+the environment: ``POSTGRES_ENABLE_DB_FUNCTIONS`` alone would silently break log order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+PREFIX = "KAOPING_"
+
+# Keys the eventsourcing library (9.5) reads from its environment, plain or ``KAOPING_``-prefixed.
+LIBRARY_KEYS = frozenset(
+    {
+        "AGGREGATE_CACHE_FASTFORWARD",
+        "AGGREGATE_CACHE_FASTFORWARD_SKIPPING",
+        "AGGREGATE_CACHE_MAXSIZE",
+        "APPLICATION_RECORDER_TOPIC",
+        "CIPHER_KEY",
+        "CIPHER_TOPIC",
+        "COMPRESSOR_TOPIC",
+        "CREATE_TABLE",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE",
+        "EVENTSOURCING_DISABLE_REDEFINITION_CHECK",
+        "FACTORY_TOPIC",
+        "INFRASTRUCTURE_FACTORY",
+        "IS_SNAPSHOTTING_ENABLED",
+        "MAPPER_TOPIC",
+        "ORIGINATOR_ID_TYPE",
+        "PERSISTENCE_MODULE",
+        "POSTGRES_CONNECT_TIMEOUT",
+        "POSTGRES_CONN_MAX_AGE",
+        "POSTGRES_DBNAME",
+        "POSTGRES_ENABLE_DB_FUNCTIONS",
+        "POSTGRES_GET_PASSWORD_TOPIC",
+        "POSTGRES_HOST",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
+        "POSTGRES_LOCK_TIMEOUT",
+        "POSTGRES_MAX_OVERFLOW",
+        "POSTGRES_MAX_WAITING",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_POOL_SIZE",
+        "POSTGRES_PORT",
+        "POSTGRES_PRE_PING",
+        "POSTGRES_SCHEMA",
+        "POSTGRES_USER",
+        "PROCESS_RECORDER_TOPIC",
+        "SINGLE_ROW_TRACKING",
+        "SQLITE_DBNAME",
+        "SQLITE_LOCK_TIMEOUT",
+        "TRACKING_RECORDER_TOPIC",
+        "TRANSCODER_TOPIC",
+        "TZINFO_TOPIC",
+    }
+)
+
+RoleName = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything configurable, each field read from ``KAOPING_<FIELD>``."""
+
+    database_url: str = "sqlite:///var/kaoping.db"
+    # Connection used by `kaoping migrate` (owner or superuser); defaults to database_url.
+    migrate_database_url: str | None = None
+    db_owner_role: RoleName = "kaoping_owner"
+    db_app_role: RoleName = "kaoping_app"
+    db_pool_size: Positive = 4
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    signing_key_path: str = "var/ledger-signing.key"
+    token_key_path: str = "var/token-signing.key"  # noqa: S105 -- a path, not a secret
+    token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=86400)] = 900
+    token_issuer: str = "kaoping"  # noqa: S105 -- JWT iss claim
+    token_audience: str = "kaoping-api"  # noqa: S105 -- JWT aud claim
+    ledger_origin: Annotated[str, msgspec.Meta(pattern=r"^[^\s+]+$")] = "kaoping.example/demo-city"
+    # "inprocess": the API process follows the log itself (embedded default);
+    # "external": a separate `kaoping project` worker does (production).
+    projections: Literal["inprocess", "external"] = "inprocess"
+    projection_page_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    timezone: str = "Asia/Shanghai"
+    demo: bool = True
+
+    @property
+    def engine(self) -> Literal["sqlite", "postgres"]:
+        return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return msgspec.structs.replace(self, **changes)
+
+
+_FIELD_RE = re.compile(r"`\$\.(\w+)`")
+
+
+def _env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse library keys (plain or prefixed) and unknown ``KAOPING_`` keys."""
+    known = {_env_name(f) for f in Settings.__struct_fields__}
+    for key in sorted(environ):
+        bare = key.removeprefix(PREFIX)
+        if key in LIBRARY_KEYS or (key.startswith(PREFIX) and bare in LIBRARY_KEYS):
+            msg = (
+                f"{key} is set in the environment: eventsourcing settings are built only from "
+                f"Kaoping's own settings; unset {key}"
+            )
+            raise SettingsError(msg)
+        if key.startswith(PREFIX) and key not in known and not key.startswith("KAOPING_TEST_"):
+            msg = f"{key} is not a Kaoping setting (known: {', '.join(sorted(known))})"
+            raise SettingsError(msg)
+
+
+def _check_url(settings: Settings) -> None:
+    for field in ("database_url", "migrate_database_url"):
+        url = getattr(settings, field)
+        if url is None:
+            continue
+        if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+            continue
+        if url.startswith(("postgresql://", "postgres://")):
+            continue
+        msg = (
+            f"{_env_name(field)}={url!r}: expected sqlite:///PATH or "
+            "postgresql://USER@HOST[:PORT]/DBNAME"
+        )
+        raise SettingsError(msg)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build settings from an environment mapping; raise one clear error naming the variable."""
+    check_environment(environ)
+    raw: dict[str, object] = {}
+    for field in Settings.__struct_fields__:
+        value = environ.get(_env_name(field))
+        if value is not None:
+            raw[field] = value
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        match = _FIELD_RE.search(str(exc))
+        name = _env_name(match.group(1)) if match else "a KAOPING_ variable"
+        value = environ.get(name, "")
+        reason = str(exc).split(" - at ")[0]
+        msg = f"{name}={value!r} is invalid: {reason}"
+        raise SettingsError(msg) from None
+    _check_url(settings)
+    return settings

@@ -1,0 +1,215 @@
+"""The one event store: an eventsourcing Application whose recorders write ledger leaves.
+
+Leaves need the events' notification ids, so they are written after the insert, inside the
+same transaction and while the library's table lock is held: in ``_fetch_ids_after_insert_events``
+on PostgreSQL (``_insert_events`` runs before the lock there) and in ``_insert_events`` on SQLite
+(whose single writer connection serialises the whole transaction). Reading the next position
+under that lock keeps leaf indices dense and gap-free across processes.
+
+``save(..., receipt=list, after_append=callable)``: the recorder fills ``receipt`` with the
+leaves it wrote and calls ``after_append(cursor, leaves)`` in the same transaction (the
+idempotency store completes its record there).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import Environment, EnvType, retry
+from psycopg.conninfo import conninfo_to_dict
+
+from service.db import Cursor, PostgresCursor
+from service.db import SQLiteCursor as OurSQLiteCursor
+from service.ledger.envelope import ZERO_HASH, Envelope, payload_hash
+from service.mapper import MsgspecMapper, NoTranscoder
+from service.settings import Settings
+
+AfterAppend = Callable[[Cursor, "list[Leaf]"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """An event's place in the ledger: its public position and leaf hash."""
+
+    position: int
+    notification_id: int
+    stream_id: UUID
+    stream_version: int
+    topic: str
+    leaf_hash: bytes
+
+
+class LedgerIntegrityError(RuntimeError):
+    """The log cannot be extended: an event's predecessor has no leaf."""
+
+
+def _as_uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def append_leaves(
+    cur: Cursor, stored_events: Sequence[StoredEvent], notification_ids: Sequence[int]
+) -> list[Leaf]:
+    """Compute and insert the leaves of a batch; the caller holds the log's write lock."""
+    cur.execute("SELECT max(position) FROM kaoping_ledger")
+    row = cur.fetchone()
+    nxt = 0 if row is None or row[0] is None else int(row[0]) + 1
+    previous: dict[tuple[UUID, int], bytes] = {}
+    wanted = [
+        (_as_uuid(s.originator_id), s.originator_version - 1)
+        for s in stored_events
+        if s.originator_version > 1
+    ]
+    if wanted:
+        pairs = ", ".join(["(%s, %s)"] * len(wanted))
+        cur.execute(
+            "SELECT stream_id, stream_version, leaf_hash FROM kaoping_ledger "  # noqa: S608 -- placeholders only
+            f"WHERE (stream_id, stream_version) IN ({pairs})",
+            [v for pair in wanted for v in pair],
+        )
+        for sid, version, digest in cur.fetchall():
+            previous[(_as_uuid(sid), int(version))] = bytes(digest)
+    leaves: list[Leaf] = []
+    for offset, (stored, nid) in enumerate(zip(stored_events, notification_ids, strict=True)):
+        sid = _as_uuid(stored.originator_id)
+        version = stored.originator_version
+        if version == 1:
+            prev = ZERO_HASH
+        elif (sid, version - 1) in previous:
+            prev = previous[(sid, version - 1)]
+        else:
+            msg = f"stream {sid} version {version - 1} has no ledger leaf; refusing to append"
+            raise LedgerIntegrityError(msg)
+        envelope = Envelope(nxt + offset, sid, version, stored.topic,
+                            payload_hash(stored.state), prev)
+        leaf = Leaf(nxt + offset, nid, sid, version, stored.topic, envelope.leaf_hash())
+        previous[(sid, version)] = leaf.leaf_hash
+        leaves.append(leaf)
+    cur.executemany(
+        "INSERT INTO kaoping_ledger (position, notification_id, stream_id, stream_version, "
+        "leaf_hash) VALUES (%s, %s, %s, %s, %s)",
+        [(lf.position, lf.notification_id, lf.stream_id, lf.stream_version, lf.leaf_hash)
+         for lf in leaves],
+    )
+    return leaves
+
+
+def _after_insert(cur: Cursor, stored: Sequence[StoredEvent], ids: Sequence[int],
+                  kwargs: dict[str, Any]) -> None:
+    leaves = append_leaves(cur, stored, ids)
+    after: AfterAppend | None = kwargs.get("after_append")
+    if after is not None:
+        after(cur, leaves)
+    receipt: list[Leaf] | None = kwargs.get("receipt")
+    if receipt is not None:
+        receipt[:] = leaves
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The library's version catches any exception raised after the insert and re-raises
+        # it only after its transaction block has exited normally -- which COMMITs. An error in
+        # our ledger hook would then leave events without leaves. Here the exception leaves
+        # the transaction block (ROLLBACK) and is re-raised after the pipeline has closed.
+        if self.datastore.enable_db_functions:
+            msg = "POSTGRES_ENABLE_DB_FUNCTIONS drops the table lock; it is never supported"
+            raise ProgrammingError(msg)
+        exc: Exception | None = None
+        ids: Sequence[int] | None = None
+        with self.datastore.get_connection() as conn:  # maps psycopg errors to the library's
+            with conn.pipeline() as pipeline:
+                try:
+                    with conn.transaction():
+                        with conn.cursor() as curs:
+                            self._insert_events(curs, stored_events, **kwargs)
+                        if stored_events:
+                            with conn.cursor() as curs:
+                                self._insert_stored_events(curs, stored_events, **kwargs)
+                                pipeline.sync()
+                                ids = self._fetch_ids_after_insert_events(
+                                    curs, stored_events, **kwargs)
+                except Exception as e:  # noqa: BLE001 -- re-raised below, outside the pipeline
+                    exc = e
+            if exc is not None:
+                raise exc
+        return ids
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
+        _after_insert(PostgresCursor(curs), stored_events, ids, kwargs)
+        return ids
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: Any, events_table_name: str = "kaoping_events") -> None:
+        super().__init__(datastore, events_table_name)
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs) or []
+        _after_insert(OurSQLiteCursor(c), stored_events, ids, kwargs)
+        return ids
+
+
+def library_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing settings, built from ours alone."""
+    env = {"CREATE_TABLE": "n"}
+    if settings.engine == "sqlite":
+        env |= {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(settings.sqlite_path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": "service.store:SQLiteLedgerRecorder",
+        }
+        return env
+    info = conninfo_to_dict(settings.database_url)
+    env |= {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname", "")),
+        "POSTGRES_HOST": str(info.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(info.get("port", "5432")),
+        "POSTGRES_USER": str(info.get("user") or getpass.getuser()),
+        "POSTGRES_PASSWORD": str(info.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.db_pool_size),
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "APPLICATION_RECORDER_TOPIC": "service.store:PostgresLedgerRecorder",
+    }
+    return env
+
+
+class EventStore(Application[UUID]):
+    """考评's single log: one event table, one order, one ledger."""
+
+    name = "Kaoping"
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # Never read os.environ: settings come from ours only (see service.settings).
+        return Environment(name, dict(env or {}))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return MsgspecMapper(transcoder=NoTranscoder())
+
+
+def open_event_store(settings: Settings) -> EventStore:
+    return EventStore(env=library_env(settings))

@@ -1,0 +1,169 @@
+"""Fixtures: every storage-touching test runs on SQLite and on a real PostgreSQL server.
+
+PostgreSQL: one migrated template database and one pair of owner/application roles per test
+session (names random, so parallel sessions on one server do not collide); each test gets a
+fresh database copied from the template. The DSN comes from KAOPING_TEST_POSTGRES_DSN. An
+unreachable server fails the PostgreSQL tests (never skips them); a developer without a server
+may deselect them explicitly with KAOPING_TEST_BACKENDS=sqlite, which CI refuses.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from api import create_app
+from service.clock import FixedClock
+from service.migrate import migrate
+from service.principals import Identity, IdentityKind, Role
+from service.runtime import Services
+from service.settings import Settings
+
+ADMIN_DSN = os.environ.get("KAOPING_TEST_POSTGRES_DSN",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _backends() -> list[str]:
+    chosen = os.environ.get("KAOPING_TEST_BACKENDS", "sqlite,postgres").split(",")
+    if IN_CI and "postgres" not in chosen:
+        msg = "CI=true: KAOPING_TEST_BACKENDS may not leave out postgres"
+        raise pytest.UsageError(msg)
+    return [b.strip() for b in chosen if b.strip()]
+
+
+BACKENDS = _backends()
+
+
+@dataclass(frozen=True)
+class PgCluster:
+    admin_dsn: str
+    template: str
+    owner_role: str
+    app_role: str
+
+    def dsn(self, dbname: str, user: str | None = None) -> str:
+        params = conninfo_to_dict(self.admin_dsn) | {"dbname": dbname}
+        if user:
+            params["user"] = user
+            params.pop("password", None)
+        return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def _admin() -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is unreachable at {ADMIN_DSN} ({exc}). Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
+            "set KAOPING_TEST_POSTGRES_DSN, or (outside CI) KAOPING_TEST_BACKENDS=sqlite.")
+
+
+def _settings_for(database_url: str, tmp: Path, **extra: object) -> Settings:
+    return Settings(database_url=database_url, signing_key_path=str(tmp / "ledger.key"),
+                    token_key_path=str(tmp / "token.key"), projections="external",
+                    **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+    suffix = secrets.token_hex(4)
+    cluster = PgCluster(ADMIN_DSN, f"kp_tpl_{suffix}", f"kp_owner_{suffix}", f"kp_app_{suffix}")
+    with _admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cluster.template)))
+    settings = _settings_for(
+        cluster.dsn(cluster.template, cluster.app_role), tmp_path_factory.mktemp("pg"),
+        migrate_database_url=cluster.dsn(cluster.template),
+        db_owner_role=cluster.owner_role, db_app_role=cluster.app_role)
+    migrate(settings)
+    yield cluster
+    with _admin() as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                            (f"kp_%_{suffix}%",)).fetchall()
+        for (name,) in rows:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(str(name))))
+        for role in (cluster.app_role, cluster.owner_role):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def _fresh_pg_settings(cluster: PgCluster, tmp: Path) -> Settings:
+    name = f"kp_t_{cluster.template.removeprefix('kp_tpl_')}_{secrets.token_hex(4)}"
+    with _admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(cluster.template)))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(name), sql.Identifier(cluster.app_role)))
+    return _settings_for(cluster.dsn(name, cluster.app_role), tmp,
+                         migrate_database_url=cluster.dsn(name),
+                         db_owner_role=cluster.owner_role, db_app_role=cluster.app_role)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    if backend == "sqlite":
+        s = _settings_for(f"sqlite:///{tmp_path / 'kaoping.db'}", tmp_path)
+        migrate(s)
+        return s
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return _fresh_pg_settings(cluster, tmp_path)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def services(settings: Settings, clock: FixedClock) -> Iterator[Services]:
+    svc = Services(settings, clock=clock)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(settings: Settings, services: Services) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    app = create_app(settings, services=services)
+    with TestClient(app=app) as c:
+        yield c
+
+
+def bearer(services: Services, role: Role, kind: IdentityKind = IdentityKind.STAFF,
+           ident: str = "s1") -> dict[str, str]:
+    token = services.tokens.issue(role=role, acts_as=Identity(kind, ident), name=ident,
+                                  now=services.clock.now())
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def organizer(services: Services) -> dict[str, str]:
+    return bearer(services, Role.ORGANIZER, IdentityKind.STAFF, "org-1")
+
+
+@pytest.fixture
+def pg_settings(pg_cluster: PgCluster, tmp_path: Path) -> Settings:
+    """PostgreSQL only: for roles, privileges and concurrency, which SQLite does not have."""
+    return _fresh_pg_settings(pg_cluster, tmp_path)
+
+
+@pytest.fixture
+def pg_services(pg_settings: Settings, clock: FixedClock) -> Iterator[Services]:
+    svc = Services(pg_settings, clock=clock)
+    yield svc
+    svc.close()

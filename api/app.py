@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from litestar import Litestar, Router
 
 from api.auth import authenticate
-from api.middleware import RequestContextMiddleware
+from api.middleware import RequestContext
 from api.openapi import openapi_config
 from api.problems import exception_handlers
 from api.routes.health import health, ready
@@ -21,7 +21,15 @@ from service.runtime import Services
 from service.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from litestar.types import ASGIApp
+
     from service.clock import Clock
+
+
+class KaopingApp(Litestar):
+    def _create_asgi_handler(self) -> ASGIApp:
+        # Outermost: every request, routed or not, gets a request id and one access-log line.
+        return RequestContext(super()._create_asgi_handler())
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
@@ -43,10 +51,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 svc.close()
 
     api_v1 = Router(path="/api/v1", route_handlers=[UnitController], guards=[authenticate])
-    return Litestar(
+    return KaopingApp(
         route_handlers=[health, ready, api_v1],
         lifespan=[lifespan],
-        middleware=[RequestContextMiddleware()],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(version("kaoping")),
         debug=False,

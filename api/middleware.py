@@ -1,6 +1,10 @@
 """Request ids and the one access-log line per request (method, path, status, duration,
 request id, principal). No client address, headers or bodies are logged: ballot casting must
-leave no trace that links a ballot to a person, and bodies can hold credentials."""
+leave no trace that links a ballot to a person, and bodies can hold credentials.
+
+It wraps the whole ASGI app (not Litestar's per-route middleware), so that requests matching no
+route (404, 405) get a request id and a log line too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from litestar.middleware import ASGIMiddleware
+from litestar.enums import ScopeType
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,9 +23,14 @@ log = structlog.get_logger("kaoping.access")
 _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestContextMiddleware(ASGIMiddleware):
-    async def handle(self, scope: Scope, receive: Receive, send: Send,
-                     next_app: ASGIApp) -> None:
+class RequestContext:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _RID.match(given) else uuid.uuid4().hex
         state: dict[str, Any] = scope.setdefault("state", {})
@@ -40,7 +49,7 @@ class RequestContextMiddleware(ASGIMiddleware):
             await send(message)
 
         try:
-            await next_app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         finally:
             log.info("request", method=scope.get("method"), path=scope.get("path"),
                      status=status, duration_ms=round((time.perf_counter() - started) * 1000, 2),

@@ -153,6 +153,9 @@ def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], settings: Settin
                     sql.Identifier(role), sql.SQL("LOGIN" if login else "NOLOGIN")
                 )
             )
+    if settings.db_app_password:
+        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+            sql.Identifier(app), sql.Literal(settings.db_app_password)))
     me = conn.execute("SELECT current_user").fetchone()
     if me and me[0] != owner:
         conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(owner)))

@@ -79,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     migrate_database_url: str | None = None
     db_owner_role: RoleName = "kaoping_owner"
     db_app_role: RoleName = "kaoping_app"
+    # Set by `kaoping migrate` on the application role when given (e.g. in docker-compose).
+    db_app_password: str | None = None
     db_pool_size: Positive = 4
     host: str = "127.0.0.1"
     port: Port = 8000

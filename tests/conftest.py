@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
 from litestar.testing import TestClient
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from api import create_app
 from service.clock import FixedClock
@@ -53,11 +54,14 @@ class PgCluster:
     app_role: str
 
     def dsn(self, dbname: str, user: str | None = None) -> str:
-        params = conninfo_to_dict(self.admin_dsn) | {"dbname": dbname}
-        if user:
-            params["user"] = user
-            params.pop("password", None)
-        return make_conninfo(**params)  # type: ignore[arg-type]
+        """A postgresql:// URL (the form KAOPING_DATABASE_URL takes) for ``dbname``."""
+        params = conninfo_to_dict(self.admin_dsn)
+        login = quote(user or str(params.get("user", "postgres")), safe="")
+        password = params.get("password") if not user else None
+        if password:
+            login += ":" + quote(str(password), safe="")
+        host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
+        return f"postgresql://{login}@{host}:{port}/{quote(dbname, safe='')}"
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:

@@ -1,0 +1,74 @@
+"""The `kaoping` command line, run as a real process against a real store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import TestClient
+
+from api import create_app
+from service.runtime import Services
+from service.settings import Settings
+
+UNIT = {"code": "CLI-1", "name": "Dept", "kind": "department", "category": "vertical"}
+
+
+def _kaoping(settings: Settings, *args: str, extra: dict[str, str] | None = None,
+             ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAOPING_")}
+    env |= {"KAOPING_DATABASE_URL": settings.database_url,
+            "KAOPING_TOKEN_KEY_PATH": settings.token_key_path,
+            "KAOPING_DB_APP_ROLE": settings.db_app_role,
+            "KAOPING_DB_OWNER_ROLE": settings.db_owner_role, **(extra or {})}
+    if settings.migrate_database_url:
+        env["KAOPING_MIGRATE_DATABASE_URL"] = settings.migrate_database_url
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, text=True,
+                          capture_output=True, timeout=120, check=False)
+
+
+def test_an_api_key_is_printed_once_and_works(settings: Settings, services: Services) -> None:
+    out = _kaoping(settings, "keys", "create", "--role", "organizer", "--name", "HR system",
+                   "--as", "staff:hr")
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip()
+    assert key.startswith("kp_")
+    assert "shown once" in out.stderr
+    with services.db.read() as cur:
+        cur.execute("SELECT name, role, acts_as, key_hash FROM kaoping_api_keys")
+        [(name, role, acts_as, digest)] = cur.fetchall()
+    assert (name, role, acts_as) == ("HR system", "organizer", "staff:hr")
+    assert key.encode() not in bytes(digest)
+    app = create_app(settings, services=services)
+    with TestClient[Any](app=app) as client:
+        resp = client.post("/api/v1/units", json=UNIT, headers={"X-API-Key": key})
+        assert resp.status_code == 201, resp.text
+        assert client.post("/api/v1/units", json=UNIT,
+                           headers={"X-API-Key": key[:-1] + "x"}).status_code == 401
+
+
+def test_a_bearer_token_names_the_person(settings: Settings, services: Services) -> None:
+    out = _kaoping(settings, "tokens", "issue", "--role", "organizer", "--as", "staff:li-wei")
+    assert out.returncode == 0, out.stderr
+    principal = services.tokens.verify(out.stdout.strip(), now=services.clock.now())
+    assert principal.id == "person:staff:li-wei"
+    assert principal.role.value == "organizer"
+
+
+def test_bad_input_gets_one_clear_line(settings: Settings) -> None:
+    out = _kaoping(settings, "tokens", "issue", "--role", "organizer", "--as", "nobody")
+    assert out.returncode == 2
+    assert "KIND:ID" in out.stderr
+    out = _kaoping(settings, "migrate", extra={"KAOPING_PORT": "x"})
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "kaoping: configuration error: KAOPING_PORT='x' is invalid: Expected `int`, got `str`"]
+
+
+def test_migrate_reports_a_current_schema(settings: Settings, tmp_path: Path) -> None:
+    out = _kaoping(settings, "migrate")
+    assert out.returncode == 0, out.stderr
+    assert "the schema is current" in out.stdout

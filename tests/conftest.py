@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -171,3 +172,28 @@ def pg_services(pg_settings: Settings, clock: FixedClock) -> Iterator[Services]:
     svc = Services(pg_settings, clock=clock)
     yield svc
     svc.close()
+
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec else None
+        if backend is None and "pg_cluster" in getattr(item, "fixturenames", ()):
+            backend = "postgres"
+        if backend:
+            item.user_properties.append(("backend", backend))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show that the PostgreSQL half of the suite ran (CI reads this, not just the total)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            backend = dict(getattr(report, "user_properties", [])).get("backend")
+            if backend and getattr(report, "when", "call") == "call":
+                counts.setdefault(backend, {}).setdefault(outcome, 0)
+                counts[backend][outcome] += 1
+    for backend, outcomes in sorted(counts.items()):
+        summary = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+        terminalreporter.write_line(f"backend {backend}: {summary}")

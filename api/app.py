@@ -15,6 +15,7 @@ from api.middleware import RequestContext
 from api.openapi import openapi_config
 from api.problems import exception_handlers
 from api.routes.health import health, ready
+from api.routes.ledger import LedgerController
 from api.routes.units import UnitController
 from service.logging import configure_logging
 from service.runtime import Services
@@ -43,14 +44,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         own = services is None
         svc = services or Services(settings, clock=clock)
         app.state.services = svc
-        svc.start()
+        if settings.projections == "inprocess":
+            svc.start()
         try:
             yield
         finally:
             if own:
                 svc.close()
 
-    api_v1 = Router(path="/api/v1", route_handlers=[UnitController], guards=[authenticate])
+    api_v1 = Router(path="/api/v1", route_handlers=[LedgerController, UnitController],
+                    guards=[authenticate])
     return KaopingApp(
         route_handlers=[health, ready, api_v1],
         lifespan=[lifespan],

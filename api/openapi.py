@@ -27,6 +27,7 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 TAGS = [
     Tag(name="units", description="Units (单位): townships and city departments"),
+    Tag(name="ledger", description="The public tamper-evident log: checkpoints, proofs"),
     Tag(name="operations", description="Liveness and readiness"),
 ]
 

@@ -15,7 +15,15 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
-from domain.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, StaleVersion
+from domain.errors import (
+    BadArgument,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+)
 from service.principals import PrincipalError
 
 if TYPE_CHECKING:
@@ -90,19 +98,24 @@ def msgspec_field_error(exc: msgspec.DecodeError, where: str = "body") -> FieldE
     unknown = re.search(r"unknown field `(\w+)`", msg)
     if missing:
         field = f"{path.lstrip('.')}.{missing.group(1)}".lstrip(".")
-        rule = "required"
     elif unknown:
         field = f"{path.lstrip('.')}.{unknown.group(1)}".lstrip(".")
-        rule = "unknown-field"
-    elif msg.startswith("Expected `") and ("got" in msg):
-        rule = "type"
-    elif msg.startswith("Expected"):
-        rule = "constraint"
-    elif msg.startswith("Invalid enum value"):
-        rule = "enum"
-    else:
-        rule = "syntax"
-    return FieldError(field=field, rule=rule, message=msg)
+    return FieldError(field=field, rule=_rule_for(msg), message=msg)
+
+
+def _rule_for(message: str) -> str:
+    """The rule a msgspec (or Litestar parameter) message names, as a stable word."""
+    if "missing required" in message:
+        return "required"
+    if "unknown field" in message:
+        return "unknown-field"
+    if message.startswith("Expected `") and "got" in message:
+        return "type"
+    if message.startswith("Expected"):
+        return "constraint"
+    if message.startswith("Invalid enum value"):
+        return "enum"
+    return "syntax"
 
 class BodyValidationError(Exception):
     def __init__(self, error: FieldError) -> None:
@@ -111,7 +124,8 @@ class BodyValidationError(Exception):
 
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     kind = {InvalidInput: "invalid-input", NotFound: "not-found", Conflict: "conflict",
-            Forbidden: "forbidden", StaleVersion: "stale-version"}.get(type(exc), "invalid-input")
+            Forbidden: "forbidden", StaleVersion: "stale-version",
+            BadArgument: "bad-request"}.get(type(exc), "invalid-input")
     if exc.rule == "idempotency-key.format":
         kind = "bad-request"
     if exc.rule == "if-match.required":
@@ -137,9 +151,10 @@ def _litestar_validation(request: Request[Any, Any, Any],
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
-            errors.append(FieldError(field=str(item.get("key", item.get("source", "request"))),
-                                     rule=str(item.get("source", "parameter")),
-                                     message=str(item.get("message", ""))))
+            message = str(item.get("message", ""))
+            source = item.get("source", "request")
+            errors.append(FieldError(field=str(item.get("key", getattr(source, "value", source))),
+                                     rule=_rule_for(message), message=message))
     first = errors[0] if errors else None
     detail = f"{first.field}: {first.message}" if first else str(exc.detail)
     return problem_response(request, "validation", detail, errors=errors or None,

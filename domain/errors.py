@@ -22,6 +22,12 @@ class InvalidInput(DomainError):
     kind = "invalid-input"
 
 
+class BadArgument(DomainError):
+    """A query argument is out of its range (a malformed request, not a refused command)."""
+
+    kind = "bad-argument"
+
+
 class NotFound(DomainError):
     kind = "not-found"
 

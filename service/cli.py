@@ -53,7 +53,9 @@ def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        services.follower.run(stop)
+        services.start()  # the follower and the checkpoint signer
+        while not stop.wait(1.0):
+            pass
     finally:
         services.close()
     return 0
@@ -85,6 +87,50 @@ def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_public(settings: Settings, _: argparse.Namespace) -> int:
+    from service.ledger.signer import LedgerSigner  # noqa: PLC0415
+
+    print(LedgerSigner(settings.signing_key_path, settings.ledger_origin).vkey)
+    return 0
+
+
+def cmd_ledger_checkpoint(settings: Settings, _: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        cp = services.signer.sign(services.db, services.clock.now())
+    finally:
+        services.close()
+    sys.stdout.write(cp.note.decode())
+    return 0
+
+
+def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from service.db import open_database  # noqa: PLC0415
+    from service.ledger.signer import LedgerSigner  # noqa: PLC0415
+    from service.ledger.verify_log import verify_log  # noqa: PLC0415
+
+    vkeys = args.key or [LedgerSigner(settings.signing_key_path, settings.ledger_origin).vkey]
+    db = open_database(settings)
+    try:
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("verifying the ledger", total=None)
+            report = verify_log(db, vkeys, origin=settings.ledger_origin,
+                                progress=lambda n: bar.update(task, completed=n))
+    finally:
+        db.close()
+    if not report.ok:
+        for failure in report.failures:
+            print(f"FAIL {failure}", file=sys.stderr)
+        print(f"verify-log: {len(report.failures)} problem(s); first: {report.failures[0]}",
+              file=sys.stderr)
+        return 1
+    print(f"ok: {report.events} events, {report.checkpoints} checkpoints verified; "
+          f"root {report.root.hex()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--as", dest="acts_as", metavar="KIND:ID")
     create.set_defaults(func=cmd_keys_create)
+    keys.add_parser("ledger-public", help="print the ledger's C2SP verifier key").set_defaults(
+        func=cmd_ledger_public)
+    ledger = sub.add_parser("ledger", help="the tamper-evident ledger").add_subparsers(
+        dest="ledger", required=True)
+    ledger.add_parser("checkpoint", help="sign a checkpoint of the log now").set_defaults(
+        func=cmd_ledger_checkpoint)
+    verify = sub.add_parser("verify-log", help="recompute every leaf and checkpoint; exit 1 "
+                                               "naming the first position that fails")
+    verify.add_argument("--key", action="append", metavar="VKEY",
+                        help="a trusted verifier key (default: this deployment's own)")
+    verify.set_defaults(func=cmd_verify_log)
     tokens = sub.add_parser("tokens", help="people's bearer tokens").add_subparsers(
         dest="tokens", required=True)
     issue = tokens.add_parser("issue", help="issue a short-lived bearer token for a person")

@@ -16,6 +16,8 @@ from service.clock import Clock, SystemClock
 from service.db import Database, open_database
 from service.idempotency import IdempotencyStore
 from service.keys import load_or_create_ed25519
+from service.ledger.log import LedgerLog
+from service.ledger.signer import LedgerSigner, SignerRefused
 from service.principals import TokenIssuer
 from service.store import EventStore, open_event_store
 from service.units import Units
@@ -46,15 +48,33 @@ class Services:
             issuer=settings.token_issuer, audience=settings.token_audience,
             ttl=timedelta(seconds=settings.token_ttl_seconds))
         self.idempotency = IdempotencyStore(self.db)
+        self.signer = LedgerSigner(settings.signing_key_path, settings.ledger_origin)
+        self.ledger = LedgerLog(self.db)
         self.units = Units(self.store)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        if self.settings.projections == "inprocess" and self._thread is None:
-            self._thread = threading.Thread(target=self.follower.run, args=(self._stop,),
-                                            name="kaoping-follower", daemon=True)
-            self._thread.start()
+        """Run the background work in this process (embedded default: the API process)."""
+        if self._threads:
+            return
+        for name, target in (("kaoping-follower", self.follower.run),
+                             ("kaoping-signer", self.run_signer)):
+            thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def run_signer(self, stop: threading.Event) -> None:
+        """Sign a checkpoint every few seconds while the log grows."""
+        while not stop.is_set():
+            try:
+                self.signer.sign(self.db, self.clock.now())
+            except SignerRefused:
+                log.critical("ledger.signer_refused", exc_info=True)
+                return  # an operator must look: never sign a forked log
+            except Exception:
+                log.exception("ledger.sign_failed")
+            stop.wait(self.settings.checkpoint_interval_seconds)
 
     def written(self) -> None:
         """Called after a local write: wakes the in-process follower."""
@@ -63,8 +83,8 @@ class Services:
     def close(self) -> None:
         self._stop.set()
         self.follower.poke()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
         self.store.close()
         self.db.close()

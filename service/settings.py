@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     token_issuer: str = "kaoping"  # noqa: S105 -- JWT iss claim
     token_audience: str = "kaoping-api"  # noqa: S105 -- JWT aud claim
     ledger_origin: Annotated[str, msgspec.Meta(pattern=r"^[^\s+]+$")] = "kaoping.example/demo-city"
+    # A checkpoint is signed at most this often while the log grows (and on demand).
+    checkpoint_interval_seconds: Annotated[float, msgspec.Meta(ge=0.2, le=3600)] = 5.0
     # "inprocess": the API process follows the log itself (embedded default);
     # "external": a separate `kaoping project` worker does (production).
     projections: Literal["inprocess", "external"] = "inprocess"

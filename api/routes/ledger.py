@@ -1,0 +1,104 @@
+"""/api/v1/ledger — the public tamper-evident log: checkpoints, key, leaves, proofs.
+
+Leaf hashes, checkpoints and proofs are public. Envelopes name streams and topics (which can
+reveal who is under investigation), so only supervisors get them, on the same URL.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+import msgspec
+from anyio import to_thread
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+
+from api.auth import optional_principal
+from api.openapi import problems
+from service.ledger.log import MAX_LEAVES
+from service.principals import Role
+
+TEXT = "text/plain; charset=utf-8"
+Index = Annotated[int, QueryParameter(ge=0, le=2**62)]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class LeafOut(msgspec.Struct, omit_defaults=True):
+    index: int
+    leaf_hash: str
+    envelope: str | None = None  # supervisors only: base64 of the exact bytes hashed
+
+
+class InclusionProof(msgspec.Struct):
+    index: int
+    size: int
+    leaf_hash: str
+    proof: list[str]
+
+
+class ConsistencyProof(msgspec.Struct, rename={"from_": "from"}):
+    from_: int
+    to: int
+    proof: list[str]
+
+
+class LedgerController(Controller):
+    path = "/ledger"
+    tags = ["ledger"]  # noqa: RUF012 -- Litestar's own attribute
+
+    @get("/checkpoint", opt={"public": True}, media_type=TEXT, summary="A signed checkpoint",
+         responses=problems(400, 404))
+    async def checkpoint(self, state: State,
+                         size: Annotated[int | None, QueryParameter(ge=0)] = None,
+                         ) -> Response[bytes]:
+        """The latest checkpoint (or the one signed at ``size``), as the exact C2SP signed-note
+        bytes: origin, tree size, base64 root hash, blank line, Ed25519 signature line."""
+        cp = await to_thread.run_sync(state.services.ledger.checkpoint, size)
+        return Response(cp.note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
+
+    @get("/key", opt={"public": True}, media_type=TEXT, summary="The verifier key")
+    async def key(self, state: State) -> Response[str]:
+        """The C2SP verifier key: ``<name>+<hex key id>+<base64(0x01 || Ed25519 public key)>``."""
+        return Response(state.services.signer.vkey + "\n", media_type=TEXT)
+
+    @get("/leaves", opt={"public": True}, summary="Leaf hashes by index",
+         responses=problems(400))
+    async def leaves(self, request: Request[Any, Any, Any], state: State,
+                     start: Index, end: Annotated[int, QueryParameter(ge=1, le=2**62)],
+                     ) -> Response[list[LeafOut]]:
+        """Leaves ``start`` (inclusive) to ``end`` (exclusive), at most 1000 per page; a
+        ``Link: rel="next"`` header continues. Supervisors also get each leaf's envelope."""
+        principal = optional_principal(request)
+        envelopes = principal is not None and principal.role == Role.SUPERVISOR
+        views = await to_thread.run_sync(
+            lambda: state.services.ledger.leaves(start, end, envelopes=envelopes))
+        items = [LeafOut(v.index, _b64(v.leaf_hash), _b64(v.envelope) if v.envelope else None)
+                 for v in views]
+        headers = {}
+        if len(views) == MAX_LEAVES and views[-1].index + 1 < end:
+            nxt = views[-1].index + 1
+            headers["Link"] = f'<{request.url.path}?start={nxt}&end={end}>; rel="next"'
+        return Response(items, headers=headers)
+
+    @get("/proofs/inclusion", opt={"public": True}, summary="Inclusion proof",
+         responses=problems(400, 404))
+    async def inclusion(self, state: State, index: Index,
+                        size: Annotated[int, QueryParameter(ge=1, le=2**62)]) -> InclusionProof:
+        """RFC 9162 §2.1.3 audit path for leaf ``index`` in the tree of ``size`` leaves."""
+        leaf, proof = await to_thread.run_sync(state.services.ledger.inclusion, index, size)
+        return InclusionProof(index, size, _b64(leaf), [_b64(p) for p in proof])
+
+    @get("/proofs/consistency", opt={"public": True}, summary="Consistency proof",
+         responses=problems(400, 404))
+    async def consistency(self, state: State,
+                          from_: Annotated[int, QueryParameter(name="from", ge=1, le=2**62)],
+                          to: Annotated[int, QueryParameter(ge=1, le=2**62)],
+                          ) -> ConsistencyProof:
+        """RFC 9162 §2.1.4 proof that the tree of ``to`` leaves extends the tree of ``from``."""
+        proof = await to_thread.run_sync(state.services.ledger.consistency, from_, to)
+        return ConsistencyProof(from_, to, [_b64(p) for p in proof])

@@ -155,6 +155,10 @@ def _litestar_validation(request: Request[Any, Any, Any],
             source = item.get("source", "request")
             errors.append(FieldError(field=str(item.get("key", getattr(source, "value", source))),
                                      rule=_rule_for(message), message=message))
+    missing = re.match(r"Missing required (\w+) parameter '([^']+)'", str(exc.detail))
+    if not errors and missing:
+        errors.append(FieldError(field=missing.group(2), rule="required",
+                                 message=f"the {missing.group(1)} parameter is required"))
     first = errors[0] if errors else None
     detail = f"{first.field}: {first.message}" if first else str(exc.detail)
     return problem_response(request, "validation", detail, errors=errors or None,

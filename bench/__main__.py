@@ -1,12 +1,34 @@
-"""``python -m bench``: run every benchmark and print its report."""
+"""``python -m bench [NAME ...] [--quick]`` (``make bench``): run benchmarks, print reports.
+
+Each report sets its figures beside a baseline measured in the same run; timings never decide
+pass or fail. ``--quick`` runs small sizes (a smoke test of the benchmark code itself).
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+from collections.abc import Callable
+
+from bench import ledger
+from service.logging import configure_logging
+
+BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
+    "ledger": (ledger.run, {"single": 200, "batched": 2000, "events": 5000, "samples": 50}),
+}
 
 
 def main() -> int:
-    print("no benchmarks yet", file=sys.stderr)
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("names", nargs="*", choices=[*BENCHES, []][:-1] or None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    configure_logging("warning")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in args.names or list(BENCHES):
+        run, quick = BENCHES[name]
+        print(run(**quick) if args.quick else run(), flush=True)
     return 0
 
 

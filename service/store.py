@@ -31,6 +31,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import Environment, EnvType, retry
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.sql import SQL
 
 from service.db import Cursor, PostgresCursor
 from service.db import SQLiteCursor as OurSQLiteCursor
@@ -62,12 +63,15 @@ def _as_uuid(value: UUID | str) -> UUID:
 
 
 def append_leaves(
-    cur: Cursor, stored_events: Sequence[StoredEvent], notification_ids: Sequence[int]
+    cur: Cursor, stored_events: Sequence[StoredEvent], notification_ids: Sequence[int],
+    next_position: int | None = None,
 ) -> list[Leaf]:
     """Compute and insert the leaves of a batch; the caller holds the log's write lock."""
-    cur.execute("SELECT max(position) FROM kaoping_ledger")
-    row = cur.fetchone()
-    nxt = 0 if row is None or row[0] is None else int(row[0]) + 1
+    if next_position is None:
+        cur.execute("SELECT max(position) FROM kaoping_ledger")
+        row = cur.fetchone()
+        next_position = 0 if row is None or row[0] is None else int(row[0]) + 1
+    nxt = next_position
     previous: dict[tuple[UUID, int], bytes] = {}
     wanted = [
         (_as_uuid(s.originator_id), s.originator_version - 1)
@@ -99,18 +103,33 @@ def append_leaves(
         leaf = Leaf(nxt + offset, nid, sid, version, stored.topic, envelope.leaf_hash())
         previous[(sid, version)] = leaf.leaf_hash
         leaves.append(leaf)
+    _insert_leaves(cur, leaves)
+    return leaves
+
+
+def _insert_leaves(cur: Cursor, leaves: list[Leaf]) -> None:
+    if cur.engine == "postgres":
+        # One statement with column arrays: far cheaper per row than executemany in the
+        # library's pipeline (bench/ledger.py measures it).
+        cur.execute(
+            "INSERT INTO kaoping_ledger (position, notification_id, stream_id, stream_version, "
+            "leaf_hash) SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::uuid[], "
+            "%s::bigint[], %s::bytea[])",
+            ([lf.position for lf in leaves], [lf.notification_id for lf in leaves],
+             [lf.stream_id for lf in leaves], [lf.stream_version for lf in leaves],
+             [lf.leaf_hash for lf in leaves]))
+        return
     cur.executemany(
         "INSERT INTO kaoping_ledger (position, notification_id, stream_id, stream_version, "
         "leaf_hash) VALUES (%s, %s, %s, %s, %s)",
         [(lf.position, lf.notification_id, lf.stream_id, lf.stream_version, lf.leaf_hash)
          for lf in leaves],
     )
-    return leaves
 
 
 def _after_insert(cur: Cursor, stored: Sequence[StoredEvent], ids: Sequence[int],
-                  kwargs: dict[str, Any]) -> None:
-    leaves = append_leaves(cur, stored, ids)
+                  kwargs: dict[str, Any], next_position: int | None = None) -> None:
+    leaves = append_leaves(cur, stored, ids, next_position)
     after: AfterAppend | None = kwargs.get("after_append")
     if after is not None:
         after(cur, leaves)
@@ -120,6 +139,13 @@ def _after_insert(cur: Cursor, stored: Sequence[StoredEvent], ids: Sequence[int]
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        # The ledger's head comes back with the inserted ids, in the same round trip: the
+        # table lock is already held when the INSERT runs, so no other writer can move it.
+        self.insert_events_statement += SQL(
+            ", (SELECT max(position) FROM kaoping_ledger) AS kaoping_head")
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -154,8 +180,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
-        _after_insert(PostgresCursor(curs), stored_events, ids, kwargs)
+        rows = curs.fetchall()
+        if len(rows) != len(stored_events):
+            msg = f"inserted {len(stored_events)} events but got {len(rows)} ids back"
+            raise ProgrammingError(msg)
+        ids = [row["notification_id"] for row in rows]
+        head = rows[0]["kaoping_head"] if rows else None
+        _after_insert(PostgresCursor(curs), stored_events, ids, kwargs,
+                      next_position=0 if head is None else int(head) + 1)
         return ids
 
 

@@ -1,0 +1,193 @@
+"""What the ledger costs and how fast it verifies, on PostgreSQL, against baselines measured in
+the same run:
+
+1. appends: the library's plain recorder vs ours (leaves in the same transaction), single-event
+   saves and 100-event saves, beside raw psycopg inserts of the same rows (the physical limit);
+2. verify-log: events per second (seconds per million) beside a raw psycopg read of the rows;
+3. signing: extending the stored tree (nodes per second);
+4. inclusion proofs at the bench's log size: p50/p95/p99, in the service and through HTTP.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper
+from eventsourcing.utils import Environment, EnvType
+
+from bench.common import percentiles, rate, scratch_postgres, table, timed
+from domain.units import UnitKind, register_unit
+from service.ledger.verify_log import verify_log
+from service.mapper import MsgspecMapper, NoTranscoder
+from service.runtime import Services
+from service.settings import Settings
+from service.store import EventStore, library_env
+
+
+class PlainStore(Application[UUID]):
+    """The same events through the library's own recorder: no ledger."""
+
+    name = "Plain"
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        return Environment(name, dict(env or {}))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return MsgspecMapper(transcoder=NoTranscoder())
+
+
+def _units(n: int, prefix: str) -> list[Any]:
+    return [register_unit(f"{prefix}{i}", "单位", UnitKind.DEPARTMENT, "vertical", "bench")
+            for i in range(n)]
+
+
+def _saves(store: Application[UUID], units: list[Any], per_save: int) -> float:
+    def run() -> None:
+        for i in range(0, len(units), per_save):
+            store.save(*units[i:i + per_save])
+
+    return timed(run)
+
+
+def _raw_inserts(dsn: str, units: list[Any], per_txn: int, mapper: MsgspecMapper) -> float:
+    rows = []
+    for unit in units:
+        stored = mapper.to_stored_event(unit.collect_events()[0])
+        rows.append((stored.originator_id, stored.originator_version, stored.topic, stored.state))
+    with psycopg.connect(dsn, autocommit=per_txn == 1) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (originator_id uuid, "
+                     "originator_version bigint, topic text, state bytea, notification_id "
+                     "bigserial, PRIMARY KEY (originator_id, originator_version))")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            if per_txn == 1:
+                for row in rows:
+                    cur.execute("INSERT INTO bench_raw VALUES (%s, %s, %s, %s)", row)
+            else:
+                for i in range(0, len(rows), per_txn):
+                    cur.executemany("INSERT INTO bench_raw VALUES (%s, %s, %s, %s)",
+                                    rows[i:i + per_txn])
+                    conn.commit()
+        return time.perf_counter() - started
+
+
+def bench_appends(settings: Settings, single: int, batched: int) -> str:
+    admin = settings.with_overrides(database_url=settings.migrate_database_url or "")
+    plain_env = {k: v for k, v in library_env(admin).items() if k != "APPLICATION_RECORDER_TOPIC"}
+    plain = PlainStore(env=plain_env | {"CREATE_TABLE": "y"})
+    ours = EventStore(env=library_env(admin))
+    mapper = MsgspecMapper(transcoder=NoTranscoder())
+    dsn = admin.database_url
+    rows = []
+    try:
+        for label, n, per in (("1 event per save", single, 1), ("100 events per save",
+                                                                batched, 100)):
+            raw = rate(n, _raw_inserts(dsn, _units(n, f"r{per}-"), per, mapper))
+            lib = rate(n, _saves(plain, _units(n, f"p{per}-"), per))
+            led = rate(n, _saves(ours, _units(n, f"l{per}-"), per))
+            rows.append((label, f"{raw:,.0f}", f"{lib:,.0f}", f"{led:,.0f}",
+                         f"{led / lib:.2f}", f"{led / raw:.2f}"))
+    finally:
+        plain.close()
+        ours.close()
+    return table("Appends on PostgreSQL (events/s)", rows,
+                 ("shape", "raw psycopg", "library, no ledger", "with ledger",
+                  "ledger/library", "ledger/raw"))
+
+
+def _fill(services: Services, total: int) -> None:
+    done = 0
+    while done < total:
+        n = min(500, total - done)
+        services.store.save(*_units(n, f"v{done}-"))
+        done += n
+
+
+def _raw_read(settings: Settings) -> float:
+    def run() -> None:
+        with psycopg.connect(settings.database_url) as conn:
+            after = -1
+            while True:
+                rows = conn.execute(
+                    "SELECT l.position, l.leaf_hash, e.originator_id, e.originator_version, "
+                    "e.topic, e.state FROM kaoping_ledger l JOIN kaoping_events e ON "
+                    "e.notification_id = l.notification_id WHERE l.position > %s "
+                    "ORDER BY l.position LIMIT 5000", (after,)).fetchall()
+                if not rows:
+                    return
+                after = rows[-1][0]
+
+    return timed(run)
+
+
+def bench_verify_and_proofs(settings: Settings, events: int, samples: int) -> str:
+    services = Services(settings)
+    try:
+        fill_s = timed(lambda: _fill(services, events))
+        head = services.store.recorder.max_notification_id() or 0
+        sign_s = timed(lambda: services.signer.sign(services.db, services.clock.now()))
+        verify_s = timed(lambda: verify_log(services.db, [services.signer.vkey]))
+        raw_s = _raw_read(settings)
+        size = services.ledger.checkpoint().size
+        rng = random.Random(7)
+        in_service = []
+        for _ in range(samples):
+            index = rng.randrange(size)
+            started = time.perf_counter()
+            services.ledger.inclusion(index, size)
+            in_service.append(time.perf_counter() - started)
+        over_http = _http_proofs(settings, services, size, samples, rng)
+    finally:
+        services.close()
+    p = percentiles(in_service)
+    h = percentiles(over_http)
+    rows = [
+        ("fill (500 events per save)", f"{rate(events, fill_s):,.0f} events/s", ""),
+        ("sign: extend tree + checkpoint", f"{rate(events, sign_s):,.0f} leaves/s",
+         f"{sign_s:.2f} s for {events:,} leaves"),
+        ("raw psycopg read of the rows (ceiling)", f"{rate(events, raw_s):,.0f} rows/s",
+         f"{raw_s / events * 1e6:.1f} s per million"),
+        ("verify-log", f"{rate(events, verify_s):,.0f} events/s",
+         f"{verify_s / events * 1e6:.1f} s per million; {raw_s / verify_s:.2f} of the raw read"),
+        (f"inclusion proof at {size:,} leaves (service)",
+         f"p50 {p[0]:.2f} ms", f"p95 {p[1]:.2f} ms, p99 {p[2]:.2f} ms"),
+        (f"inclusion proof at {size:,} leaves (HTTP)",
+         f"p50 {h[0]:.2f} ms", f"p95 {h[1]:.2f} ms, p99 {h[2]:.2f} ms"),
+    ]
+    assert head >= events
+    return table(f"Ledger at {events:,} events (PostgreSQL)", rows, ("what", "rate", "notes"))
+
+
+def _http_proofs(settings: Settings, services: Services, size: int, samples: int,
+                 rng: random.Random) -> list[float]:
+    from litestar.testing import TestClient  # noqa: PLC0415
+
+    from api import create_app  # noqa: PLC0415
+
+    out = []
+    with TestClient[Any](app=create_app(settings, services=services)) as client:
+        for _ in range(samples):
+            index = rng.randrange(size)
+            started = time.perf_counter()
+            resp = client.get(f"/api/v1/ledger/proofs/inclusion?index={index}&size={size}")
+            out.append(time.perf_counter() - started)
+            assert resp.status_code == 200
+    return out
+
+
+def run(*, single: int = 1000, batched: int = 20_000, events: int = 100_000,
+        samples: int = 500) -> str:
+    with tempfile.TemporaryDirectory() as tmp, scratch_postgres(Path(tmp)) as settings:
+        parts = [bench_appends(settings, single, batched)]
+    with tempfile.TemporaryDirectory() as tmp, scratch_postgres(Path(tmp)) as settings:
+        parts.append(bench_verify_and_proofs(settings, events, samples))
+    return "\n".join(parts)
+

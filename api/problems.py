@@ -125,12 +125,14 @@ class BodyValidationError(Exception):
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     kind = {InvalidInput: "invalid-input", NotFound: "not-found", Conflict: "conflict",
             Forbidden: "forbidden", StaleVersion: "stale-version",
-            BadArgument: "bad-request"}.get(type(exc), "invalid-input")
+            BadArgument: "validation"}.get(type(exc), "invalid-input")
     if exc.rule == "idempotency-key.format":
         kind = "bad-request"
     if exc.rule == "if-match.required":
         kind = "precondition-required"
     extra: dict[str, Any] = {"rule": exc.rule, "field": exc.field}
+    if exc.errors:
+        extra["errors"] = [FieldError(field=f, rule=r, message=m) for f, r, m in exc.errors]
     headers = None
     if isinstance(exc, StaleVersion):
         extra["current_version"] = exc.current
@@ -153,8 +155,10 @@ def _litestar_validation(request: Request[Any, Any, Any],
         if isinstance(item, dict):
             message = str(item.get("message", ""))
             source = item.get("source", "request")
-            errors.append(FieldError(field=str(item.get("key", getattr(source, "value", source))),
-                                     rule=_rule_for(message), message=message))
+            # A parameter named after a Python keyword is declared with a trailing "_"
+            # (``from_`` for ``?from=``); clients know it by its wire name.
+            field = str(item.get("key", getattr(source, "value", source))).removesuffix("_")
+            errors.append(FieldError(field=field, rule=_rule_for(message), message=message))
     missing = re.match(r"Missing required (\w+) parameter '([^']+)'", str(exc.detail))
     if not errors and missing:
         errors.append(FieldError(field=missing.group(2), rule="required",

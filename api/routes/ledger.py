@@ -20,7 +20,7 @@ from api.openapi import problems
 from service.ledger.log import MAX_LEAVES
 from service.principals import Role
 
-TEXT = "text/plain; charset=utf-8"
+TEXT = "text/plain"  # Litestar appends "; charset=utf-8" itself
 Index = Annotated[int, QueryParameter(ge=0, le=2**62)]
 
 

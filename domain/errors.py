@@ -11,11 +11,13 @@ class DomainError(Exception):
 
     kind = "refused"
 
-    def __init__(self, detail: str, *, rule: str, field: str | None = None) -> None:
+    def __init__(self, detail: str, *, rule: str, field: str | None = None,
+                 errors: list[tuple[str, str, str]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.rule = rule
         self.field = field
+        self.errors = errors or []  # (field, rule, message) for every problem found
 
 
 class InvalidInput(DomainError):

@@ -6,19 +6,24 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import structlog
 
+from projections.cadres import CadresView
 from projections.event_counts import EventCounts
 from projections.follower import Follower, Projection
 from projections.units import UnitsView
 from service.clock import Clock, SystemClock
 from service.db import Database, open_database
+from service.evaluation import Evaluation
 from service.idempotency import IdempotencyStore
 from service.keys import load_or_create_ed25519
 from service.ledger.log import LedgerLog
+from service.ledger.reads import stream_heads
 from service.ledger.signer import LedgerSigner, SignerRefused
 from service.principals import TokenIssuer
+from service.reference import Reference
 from service.store import EventStore, open_event_store
 from service.units import Units
 
@@ -29,7 +34,7 @@ log = structlog.get_logger("kaoping.runtime")
 
 
 def all_projections() -> list[Projection]:
-    return [EventCounts(), UnitsView()]
+    return [EventCounts(), UnitsView(), CadresView()]
 
 
 class Services:
@@ -51,6 +56,8 @@ class Services:
         self.signer = LedgerSigner(settings.signing_key_path, settings.ledger_origin)
         self.ledger = LedgerLog(self.db)
         self.units = Units(self.store)
+        self.reference = Reference(self.store)
+        self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -75,6 +82,9 @@ class Services:
             except Exception:
                 log.exception("ledger.sign_failed")
             stop.wait(self.settings.checkpoint_interval_seconds)
+
+    def stream_heads(self, stream_ids: list[UUID]) -> list[tuple[int, bytes]]:
+        return stream_heads(self.db, stream_ids)
 
     def written(self) -> None:
         """Called after a local write: wakes the in-process follower."""

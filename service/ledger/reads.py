@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from service.db import as_uuid, events_row_id
 from service.store import Leaf
@@ -26,3 +27,20 @@ def read_leaves(db: Database, positions: Sequence[int]) -> list[Leaf]:
         )
         return [Leaf(int(p), int(n), as_uuid(s), int(v), str(t), bytes(h))
                 for p, n, s, v, t, h in cur.fetchall()]
+
+
+def stream_heads(db: Database, stream_ids: Sequence[UUID]) -> list[tuple[int, bytes]]:
+    """Each stream's head (version, leaf hash), in the order asked; (0, zeros) if empty."""
+    heads: dict[UUID, tuple[int, bytes]] = {}
+    ids = list(stream_ids)
+    with db.read() as cur:
+        for i in range(0, len(ids), 400):
+            chunk = ids[i:i + 400]
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute(
+                "SELECT l.stream_id, l.stream_version, l.leaf_hash FROM kaoping_ledger l "  # noqa: S608
+                f"WHERE l.stream_id IN ({marks}) AND l.stream_version = (SELECT "
+                "max(m.stream_version) FROM kaoping_ledger m WHERE m.stream_id = l.stream_id)",
+                chunk)
+            heads |= {as_uuid(s): (int(v), bytes(h)) for s, v, h in cur.fetchall()}
+    return [heads.get(sid, (0, bytes(32))) for sid in ids]

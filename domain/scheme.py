@@ -1,0 +1,209 @@
+"""The scheme (考核方案): every number of the method, frozen before scoring opens.
+
+Weights, grade bands, quotas and their rounding, vetoes, the satisfaction gate and the review
+and appeal windows are configuration with a source (docs/scheme.md cites each default), never
+constants in code. A scheme is validated as a whole and fingerprinted (SHA-256 of its canonical
+JSON) when frozen; the fingerprint is published with the results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+from domain.errors import InvalidInput
+
+
+class SubjectKind(StrEnum):
+    TEAM = "team"  # 领导班子
+    PRINCIPAL = "principal"  # 党政正职
+    DEPUTY = "deputy"  # 副职
+
+
+class Component(StrEnum):
+    """The seven inputs of 五考两评, each normalised to 0–100 before weighting."""
+
+    COMMITMENTS = "commitments"  # 责任承诺考实: share of committed targets achieved
+    LEADER_REVIEW = "leader-review"  # 领导把关考评: mean of assigned leaders' scores
+    DEMOCRATIC = "democratic"  # 民主测评: tally of a closed evaluation session
+    SURVEY = "survey"  # 民意调查: satisfaction rate × 100
+    INDICATORS = "indicators"  # 部门核对考证: weighted indicator scores
+    INSPECTION = "inspection"  # 组织系统考核: the assessment team's score
+    ANALYSIS = "analysis"  # 实绩分析评估: mean of the dimension scores
+
+
+# msgspec cannot bound a Decimal (Meta(ge=...) is for int/float), so ranges are checked by
+# check_score/check_share here and by validate_scheme; Decimals keep the arithmetic exact.
+Score = Decimal
+Share = Decimal
+Rounding = Literal["half-up", "floor", "ceiling"]
+
+
+class GradeBand(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    grade: str
+    min_score: Score
+
+
+class Quota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """At most ``share`` of a pool (rounded as said, never above ``hard_cap``) may get ``grade``."""
+
+    grade: str
+    share: Share
+    rounding: Rounding = "floor"
+    hard_cap: int | None = None
+
+
+class Veto(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a sanction or an open case in the year does to the grade (domain-notes §1.4).
+
+    ``no-grade`` gives no grade with an A1517 ``reason_code``; ``force-lowest`` gives the lowest
+    grade; ``cap`` allows at best ``cap_at``. Several apply in severity order (no-grade first).
+    """
+
+    code: str
+    effect: Literal["no-grade", "force-lowest", "cap"]
+    cap_at: str | None = None
+    reason_code: str | None = None
+    label: str = ""
+
+
+class IndicatorDef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A 部门核对考证 indicator, owned (and scored) by one functional department."""
+
+    code: str
+    name: str
+    owner: str  # the owning department's unit code
+    weight: Share
+    groups: list[str]
+    kinds: list[SubjectKind] = msgspec.field(default_factory=lambda: [SubjectKind.TEAM])
+
+
+class PoolRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Weights, bands and quotas for one comparison group (比较组) and subject kind."""
+
+    group: str
+    kind: SubjectKind
+    weights: dict[Component, Share]
+    bands: list[GradeBand]  # best grade first; the last band's grade is the lowest
+    quotas: list[Quota] = []
+
+
+class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    cycle: int
+    pools: list[PoolRule]
+    vetoes: list[Veto] = []
+    indicators: list[IndicatorDef] = []
+    # 群众满意度达不到要求的，一律不算作政绩 (seed method): below the threshold, the gated
+    # components count zero.
+    satisfaction_threshold: Share = Decimal("0.6")  # checked by validate_scheme
+    gated_components: list[Component] = msgspec.field(
+        default_factory=lambda: [Component.COMMITMENTS, Component.ANALYSIS])
+    composite_places: int = 2
+    review_days: int = 30  # 复核: within 30 days of notification (公务员法)
+    appeal_days: int = 15  # 申诉: within 15 days of the review decision
+    direct_appeal_days: int = 30  # 申诉 without review: within 30 days of notification
+
+    def rule_for(self, group: str, kind: SubjectKind) -> PoolRule:
+        for rule in self.pools:
+            if rule.group == group and rule.kind == kind:
+                return rule
+        msg = f"the scheme has no rule for group {group!r} and kind {kind.value!r}"
+        raise InvalidInput(msg, rule="scheme.pool-rule", field="group")
+
+    def indicator(self, code: str) -> IndicatorDef:
+        for item in self.indicators:
+            if item.code == code:
+                return item
+        msg = f"the scheme defines no indicator {code!r}"
+        raise InvalidInput(msg, rule="scheme.indicator-defined", field="indicator")
+
+    def indicators_for(self, group: str, kind: SubjectKind) -> list[IndicatorDef]:
+        return [i for i in self.indicators if group in i.groups and kind in i.kinds]
+
+    def veto(self, code: str) -> Veto:
+        for veto in self.vetoes:
+            if veto.code == code:
+                return veto
+        msg = f"the scheme defines no veto {code!r}"
+        raise InvalidInput(msg, rule="scheme.veto-defined", field="kind")
+
+
+def check_score(value: Decimal, field: str, *, places: int = 2) -> Decimal:
+    """A 0–100 score with at most ``places`` decimals (no NaN, no infinity, no 99.999)."""
+    if not value.is_finite() or not Decimal(0) <= value <= Decimal(100):
+        msg = f"{field} must be a number from 0 to 100, not {value}"
+        raise InvalidInput(msg, rule="score.range", field=field)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        msg = f"{field} may have at most {places} decimal places, not {value}"
+        raise InvalidInput(msg, rule="score.precision", field=field)
+    return value
+
+
+def check_share(value: Decimal, field: str) -> Decimal:
+    if not value.is_finite() or not Decimal(0) <= value <= Decimal(1):
+        msg = f"{field} must be a number from 0 to 1, not {value}"
+        raise InvalidInput(msg, rule="share.range", field=field)
+    return value
+
+
+def grades_of(rule: PoolRule) -> list[str]:
+    return [band.grade for band in rule.bands]
+
+
+def _validate_pool(where: str, rule: PoolRule) -> None:
+    for component, weight in rule.weights.items():
+        check_share(weight, f"{where}.weights.{component.value}")
+    total = sum(rule.weights.values(), Decimal(0))
+    if total != 1:
+        msg = f"{where}.weights sum to {total}, not 1"
+        raise InvalidInput(msg, rule="scheme.weights-sum-to-one", field=f"{where}.weights")
+    for j, band in enumerate(rule.bands):
+        check_score(band.min_score, f"{where}.bands[{j}].min_score")
+    mins = [band.min_score for band in rule.bands]
+    if not rule.bands or mins != sorted(mins, reverse=True) or len(set(mins)) != len(mins):
+        msg = f"{where}.bands must list grades best first with strictly falling min_score"
+        raise InvalidInput(msg, rule="scheme.bands-ordered", field=f"{where}.bands")
+    if rule.bands[-1].min_score != 0:
+        msg = f"{where}.bands: the lowest band must start at 0 so every score has a grade"
+        raise InvalidInput(msg, rule="scheme.bands-cover", field=f"{where}.bands")
+    for j, quota in enumerate(rule.quotas):
+        check_share(quota.share, f"{where}.quotas[{j}].share")
+        if quota.grade not in grades_of(rule):
+            msg = f"{where}.quotas: {quota.grade!r} is not a grade of this pool"
+            raise InvalidInput(msg, rule="scheme.quota-grade", field=f"{where}.quotas")
+
+
+def validate_scheme(scheme: Scheme) -> None:
+    """Refuse a scheme that cannot be applied, naming the first problem."""
+    seen: set[tuple[str, SubjectKind]] = set()
+    for i, rule in enumerate(scheme.pools):
+        where = f"pools[{i}]"
+        if (rule.group, rule.kind) in seen:
+            msg = f"{where}: group {rule.group!r} / {rule.kind.value} is defined twice"
+            raise InvalidInput(msg, rule="scheme.pool-unique", field=where)
+        seen.add((rule.group, rule.kind))
+        _validate_pool(where, rule)
+    check_share(scheme.satisfaction_threshold, "satisfaction_threshold")
+    for i, item in enumerate(scheme.indicators):
+        check_share(item.weight, f"indicators[{i}].weight")
+    codes = [i.code for i in scheme.indicators]
+    if len(codes) != len(set(codes)):
+        msg = "indicator codes must be unique"
+        raise InvalidInput(msg, rule="scheme.indicator-unique", field="indicators")
+    for veto in scheme.vetoes:
+        if veto.effect == "cap" and not veto.cap_at:
+            msg = f"veto {veto.code!r}: a cap needs cap_at"
+            raise InvalidInput(msg, rule="scheme.veto-cap", field="vetoes")
+        if veto.effect == "no-grade" and not veto.reason_code:
+            msg = f"veto {veto.code!r}: no-grade needs an A1517 reason_code"
+            raise InvalidInput(msg, rule="scheme.veto-reason", field="vetoes")
+
+
+def fingerprint(scheme: Scheme) -> str:
+    """SHA-256 of the scheme's canonical JSON (sorted keys, msgspec encoding); hex."""
+    return hashlib.sha256(msgspec.json.encode(scheme, order="sorted")).hexdigest()

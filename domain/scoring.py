@@ -1,0 +1,254 @@
+"""The one score function (综合确认评档): a comparison pool's evidence in, its results out.
+
+Ranks and quotas depend on the whole pool, so the pool is the unit of computation. The live
+projection, as-of replays, the rebuild check and the offline verifier all call ``score_pool``;
+its version is recorded with every published result. Pure: no I/O, no clock.
+
+Order of work (docs/scoring.md has the arithmetic):
+1. normalise each component to 0–100 and apply approved component adjustments (clamped);
+2. the satisfaction gate: below the scheme's threshold the gated components count zero;
+3. composite = Σ weight × component (missing components count zero and are listed) plus
+   approved total adjustments, rounded half-up to the scheme's places;
+4. rank within the pool: equal composites share a rank (1, 2, 2, 4);
+5. grade by bands, then vetoes in severity order (no-grade > force-lowest > cap);
+6. quotas, best grade first: over-quota candidates are demoted one grade, lowest in the pool
+   order first. The pool order breaks ties: composite, then leader review, then democratic
+   evaluation (higher first), then the subject's code (ascending);
+7. committee decisions replace the proposal; ``quota_violations`` lists any quota they break
+   (the service refuses such a decision, so a stored pool never has one).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+import msgspec
+
+from domain.scheme import Component, PoolRule, Scheme, Score, Share, SubjectKind, Veto, grades_of
+
+SCORE_FUNCTION_VERSION = "kaoping-score/1"
+_HUNDRED = Decimal(100)
+_EFFECT_ORDER = {"no-grade": 0, "force-lowest": 1, "cap": 2}
+_ROUNDING = {"half-up": ROUND_HALF_UP, "floor": ROUND_FLOOR, "ceiling": ROUND_CEILING}
+
+Delta = Decimal  # within ±100; checked where adjustments are proposed
+
+
+class IndicatorScore(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    indicator: str
+    weight: Share
+    score: Score | None  # None: explicitly not applicable to this subject
+
+
+class Adjustment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An approved 加减分: on one component, or on the total when ``component`` is None."""
+
+    delta: Delta
+    component: Component | None = None
+
+
+class CommitteeDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    grade: str
+
+
+class SubjectEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    subject: str
+    code: str  # stable order key for the last tie-break
+    commitments: Score | None = None
+    leader_scores: list[Score] = []
+    democratic: Score | None = None
+    survey_satisfaction: Share | None = None
+    indicators: list[IndicatorScore] = []
+    inspection: Score | None = None
+    analysis: list[Score] = []
+    vetoes: list[str] = []
+    adjustments: list[Adjustment] = []
+    committee: CommitteeDecision | None = None
+
+
+class PoolEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    group: str
+    kind: SubjectKind
+    subjects: list[SubjectEvidence]
+    previous_ranks: dict[str, int] = {}
+
+
+class SubjectResult(msgspec.Struct, frozen=True, kw_only=True):
+    subject: str
+    code: str
+    components: dict[Component, Decimal]
+    missing: list[Component]
+    gate_failed: bool
+    composite: Decimal
+    rank: int
+    previous_rank: int | None
+    rank_change: int | None  # positive: moved up (位次进退)
+    banded_grade: str
+    vetoes_applied: list[str]
+    proposed_grade: str | None
+    quota_demoted: bool
+    no_grade_reason: str | None
+    final_grade: str | None
+    decided_by_committee: bool
+
+
+class PoolResult(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    group: str
+    kind: SubjectKind
+    quota_limits: dict[str, int]
+    quota_violations: list[str]
+    results: list[SubjectResult]  # in pool order (rank, then the tie-break)
+
+    def for_subject(self, subject: str) -> SubjectResult:
+        for result in self.results:
+            if result.subject == subject:
+                return result
+        raise KeyError(subject)
+
+
+def _mean(values: list[Decimal]) -> Decimal | None:
+    return sum(values, Decimal(0)) / len(values) if values else None
+
+
+def _indicators(items: list[IndicatorScore]) -> Decimal | None:
+    applicable = [i for i in items if i.score is not None and i.weight > 0]
+    total = sum((i.weight for i in applicable), Decimal(0))
+    if not applicable or total == 0:
+        return None
+    return sum((i.weight * i.score for i in applicable if i.score is not None),
+               Decimal(0)) / total
+
+
+def normalise(evidence: SubjectEvidence) -> dict[Component, Decimal | None]:
+    satisfaction = evidence.survey_satisfaction
+    return {
+        Component.COMMITMENTS: evidence.commitments,
+        Component.LEADER_REVIEW: _mean(list(evidence.leader_scores)),
+        Component.DEMOCRATIC: evidence.democratic,
+        Component.SURVEY: None if satisfaction is None else satisfaction * _HUNDRED,
+        Component.INDICATORS: _indicators(evidence.indicators),
+        Component.INSPECTION: evidence.inspection,
+        Component.ANALYSIS: _mean(list(evidence.analysis)),
+    }
+
+
+def _clamp(value: Decimal) -> Decimal:
+    return min(max(value, Decimal(0)), _HUNDRED)
+
+
+class _Scored(msgspec.Struct, kw_only=True):
+    evidence: SubjectEvidence
+    components: dict[Component, Decimal]
+    missing: list[Component]
+    gate_failed: bool
+    composite: Decimal
+
+
+def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence) -> _Scored:
+    raw = normalise(evidence)
+    for adj in evidence.adjustments:
+        if adj.component is not None and raw.get(adj.component) is not None:
+            raw[adj.component] = _clamp(raw[adj.component] + adj.delta)  # type: ignore[operator]
+    satisfaction = evidence.survey_satisfaction
+    gate_failed = satisfaction is not None and satisfaction < scheme.satisfaction_threshold
+    components: dict[Component, Decimal] = {}
+    missing: list[Component] = []
+    total = Decimal(0)
+    for component, weight in sorted(rule.weights.items()):
+        value = raw.get(component)
+        if value is None:
+            missing.append(component)
+            value = Decimal(0)
+        if gate_failed and component in scheme.gated_components:
+            value = Decimal(0)
+        components[component] = value
+        total += weight * value
+    total += sum((a.delta for a in evidence.adjustments if a.component is None), Decimal(0))
+    places = Decimal(1).scaleb(-scheme.composite_places)
+    composite = max(total, Decimal(0)).quantize(places, rounding=ROUND_HALF_UP)
+    return _Scored(evidence=evidence, components=components, missing=missing,
+                   gate_failed=gate_failed, composite=composite)
+
+
+def _order_key(s: _Scored) -> tuple[Decimal, Decimal, Decimal, str]:
+    leader = s.components.get(Component.LEADER_REVIEW, Decimal(0))
+    democratic = s.components.get(Component.DEMOCRATIC, Decimal(0))
+    return (-s.composite, -leader, -democratic, s.evidence.code)
+
+
+def _band(rule: PoolRule, composite: Decimal) -> str:
+    for band in rule.bands:
+        if composite >= band.min_score:
+            return band.grade
+    return rule.bands[-1].grade
+
+
+def _apply_vetoes(rule: PoolRule, grade: str, vetoes: list[Veto]) -> tuple[str | None, str | None]:
+    """(grade, no-grade reason) after the vetoes in force, most severe first."""
+    grades = grades_of(rule)
+    for veto in sorted(vetoes, key=lambda v: _EFFECT_ORDER[v.effect]):
+        if veto.effect == "no-grade":
+            return None, veto.reason_code
+        if veto.effect == "force-lowest":
+            grade = grades[-1]
+        elif veto.cap_at in grades and grades.index(grade) < grades.index(veto.cap_at):
+            grade = veto.cap_at
+    return grade, None
+
+
+def quota_limit(share: Decimal, size: int, rounding: str, hard_cap: int | None) -> int:
+    limit = int((share * size).to_integral_value(rounding=_ROUNDING[rounding]))
+    return min(limit, hard_cap) if hard_cap is not None else limit
+
+
+def score_pool(scheme: Scheme, pool: PoolEvidence) -> PoolResult:
+    """The pool's results: components, composites, ranks, grades under vetoes and quotas."""
+    rule = scheme.rule_for(pool.group, pool.kind)
+    grades = grades_of(rule)
+    scored = sorted((_score_subject(scheme, rule, e) for e in pool.subjects), key=_order_key)
+    ranks: dict[str, int] = {}
+    for position, s in enumerate(scored):
+        same = position > 0 and s.composite == scored[position - 1].composite
+        ranks[s.evidence.subject] = ranks[scored[position - 1].evidence.subject] if same else (
+            position + 1)
+    proposed: dict[str, str | None] = {}
+    reasons: dict[str, str | None] = {}
+    applied: dict[str, list[str]] = {}
+    for s in scored:
+        vetoes = [scheme.veto(code) for code in s.evidence.vetoes]
+        grade, reason = _apply_vetoes(rule, _band(rule, s.composite), vetoes)
+        proposed[s.evidence.subject], reasons[s.evidence.subject] = grade, reason
+        applied[s.evidence.subject] = [v.code for v in vetoes]
+    limits = {q.grade: quota_limit(q.share, len(scored), q.rounding, q.hard_cap)
+              for q in rule.quotas}
+    demoted: set[str] = set()
+    for grade in grades:  # best first, so a demotion can meet the next grade's quota
+        if grade not in limits:
+            continue
+        holders = [s.evidence.subject for s in scored if proposed[s.evidence.subject] == grade]
+        for subject in holders[limits[grade]:]:
+            proposed[subject] = grades[min(grades.index(grade) + 1, len(grades) - 1)]
+            demoted.add(subject)
+    results = []
+    for s in scored:
+        subject = s.evidence.subject
+        decided = s.evidence.committee is not None and proposed[subject] is not None
+        final = s.evidence.committee.grade if decided and s.evidence.committee else (
+            proposed[subject])
+        previous = pool.previous_ranks.get(subject)
+        results.append(SubjectResult(
+            subject=subject, code=s.evidence.code, components=s.components, missing=s.missing,
+            gate_failed=s.gate_failed, composite=s.composite, rank=ranks[subject],
+            previous_rank=previous,
+            rank_change=None if previous is None else previous - ranks[subject],
+            banded_grade=_band(rule, s.composite), vetoes_applied=applied[subject],
+            proposed_grade=proposed[subject], quota_demoted=subject in demoted,
+            no_grade_reason=reasons[subject], final_grade=final, decided_by_committee=decided))
+    violations = [
+        f"{grade}: {count} > {limits[grade]}"
+        for grade in grades if grade in limits
+        and (count := sum(1 for r in results if r.final_grade == grade)) > limits[grade]
+    ]
+    return PoolResult(version=SCORE_FUNCTION_VERSION, group=pool.group, kind=pool.kind,
+                      quota_limits=limits, quota_violations=violations, results=results)

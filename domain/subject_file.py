@@ -1,0 +1,315 @@
+"""A subject's file for one cycle: every fact that can move its result, as events.
+
+Leader scores, indicator scores, the assessment team's score and restricted notes, analysis
+scores, targets and their achievement, evaluation-session results, sanctions, adjustments
+(proposed by one person, approved by another), committee decisions, notification, review and
+appeal. Nothing is changed in place: a revision is a new event and the latest one counts.
+``evidence()`` turns the file into the score function's input.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict, Forbidden, InvalidInput
+from domain.scheme import Component, Scheme, SubjectKind
+from domain.scoring import Adjustment, CommitteeDecision, IndicatorScore, SubjectEvidence
+
+TEAM_DIMENSIONS = ("economy", "social-undertakings", "civilisation", "cadre-team", "innovation")
+CADRE_DIMENSIONS = ("workload", "difficulty", "effect", "personal-role")
+INSPECTION_ACTIVITIES = ("hearing", "interview", "records-check", "site-visit", "deliberation")
+
+
+class SubjectFile(Aggregate):
+    """被考核对象档案: the evidence stream of one subject in one cycle."""
+
+    TOPIC = "kaoping/SubjectFile"
+
+    class Created(Aggregate.Created):
+        TOPIC = "kaoping/SubjectFile.Created"  # base only; never stored
+
+    class Opened(Created):
+        TOPIC = "kaoping/SubjectFile.Opened.v1"
+        year: int
+        subject: str
+        code: str
+        kind: str
+        group: str
+        actor: str
+
+    class TargetsPublished(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.TargetsPublished.v1"
+        targets: list[str]
+        actor: str
+
+    class TargetAssessed(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.TargetAssessed.v1"
+        target: str
+        achieved: bool
+        evidence: str
+        actor: str
+
+    class LeaderScored(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.LeaderScored.v1"
+        rater: str
+        score: Decimal
+        comment: str
+        actor: str
+
+    class IndicatorScored(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.IndicatorScored.v1"
+        indicator: str
+        department: str
+        value: str
+        score: Decimal | None  # None: not applicable, stated explicitly
+        evidence: str
+        actor: str
+
+    class InspectionScored(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.InspectionScored.v1"
+        score: Decimal
+        actor: str
+
+    class InspectionNoted(Aggregate.Event):
+        """Restricted: readable by the assessment team and supervisors only."""
+
+        TOPIC = "kaoping/SubjectFile.InspectionNoted.v1"
+        activity: str
+        notes: str
+        actor: str
+
+    class AnalysisScored(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.AnalysisScored.v1"
+        dimension: str
+        score: Decimal
+        rationale: str
+        actor: str
+
+    class EvaluationRecorded(Aggregate.Event):
+        """The result of a closed 民主测评 / 民意调查 session for this subject."""
+
+        TOPIC = "kaoping/SubjectFile.EvaluationRecorded.v1"
+        session: str
+        democratic: Decimal | None
+        satisfaction: Decimal | None
+        actor: str
+
+    class SanctionRecorded(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.SanctionRecorded.v1"
+        code: str
+        decided_on: str
+        source: str
+        actor: str
+
+    class SanctionLifted(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.SanctionLifted.v1"
+        code: str
+        reason: str
+        actor: str
+
+    class AdjustmentProposed(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.AdjustmentProposed.v1"
+        adjustment: str
+        delta: Decimal
+        component: str | None
+        reason: str
+        basis: str
+        evidence: str
+        actor: str
+
+    class AdjustmentApproved(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.AdjustmentApproved.v1"
+        adjustment: str
+        actor: str
+
+    class CommitteeDecided(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.CommitteeDecided.v1"
+        grade: str
+        reason: str
+        minutes_ref: str
+        actor: str
+
+    class ReviewRequested(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.ReviewRequested.v1"
+        kind: str  # "review" (复核) or "appeal" (申诉)
+        filed_on: str
+        reason: str
+        actor: str
+
+    class ReviewDecided(Aggregate.Event):
+        TOPIC = "kaoping/SubjectFile.ReviewDecided.v1"
+        kind: str
+        outcome: str  # "upheld" or "changed"
+        grade: str | None
+        reason: str
+        actor: str
+
+    @staticmethod
+    def id_for(year: int, subject: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"kaoping:file:{year}:{subject}")
+
+    @classmethod
+    def create_id(cls, year: int, subject: str, **_: object) -> UUID:
+        return cls.id_for(year, subject)
+
+    @event(Opened)
+    def __init__(self, year: int, subject: str, code: str, kind: str, group: str,
+                 actor: str) -> None:
+        self.year, self.subject, self.code, self.group = year, subject, code, group
+        self.kind = SubjectKind(kind)
+        self.targets: dict[str, bool | None] = {}
+        self.leader_scores: dict[str, Decimal] = {}
+        self.indicators: dict[str, Decimal | None] = {}
+        self.inspection: Decimal | None = None
+        self.analysis: dict[str, Decimal] = {}
+        self.democratic: Decimal | None = None
+        self.satisfaction: Decimal | None = None
+        self.sanctions: set[str] = set()
+        self.proposed: dict[str, tuple[Decimal, str | None, str]] = {}
+        self.approved: list[Adjustment] = []
+        self.approved_ids: list[str] = []
+        self.committee: CommitteeDecision | None = None
+        self.requests: dict[str, str] = {}
+
+    # --- inputs (phase checks are the cycle's, in the service) -------------------------
+
+    @event(TargetsPublished)
+    def publish_targets(self, targets: list[str], actor: str) -> None:
+        self.targets = dict.fromkeys(targets)
+
+    def assess_target(self, target: str, achieved: bool, evidence: str, actor: str) -> None:
+        if target not in self.targets:
+            msg = f"{target!r} is not one of the published targets"
+            raise InvalidInput(msg, rule="commitment.target-published", field="target")
+        self._target_assessed(target=target, achieved=achieved, evidence=evidence, actor=actor)
+
+    @event(TargetAssessed)
+    def _target_assessed(self, target: str, achieved: bool, evidence: str, actor: str) -> None:
+        self.targets[target] = achieved
+
+    @event(LeaderScored)
+    def score_by_leader(self, rater: str, score: Decimal, comment: str, actor: str) -> None:
+        self.leader_scores[rater] = score
+
+    @event(IndicatorScored)
+    def score_indicator(self, indicator: str, department: str, value: str,
+                        score: Decimal | None, evidence: str, actor: str) -> None:
+        self.indicators[indicator] = score
+
+    @event(InspectionScored)
+    def score_inspection(self, score: Decimal, actor: str) -> None:
+        self.inspection = score
+
+    def note_inspection(self, activity: str, notes: str, actor: str) -> None:
+        if activity not in INSPECTION_ACTIVITIES:
+            msg = f"activity must be one of {', '.join(INSPECTION_ACTIVITIES)}"
+            raise InvalidInput(msg, rule="inspection.activity", field="activity")
+        self._noted(activity=activity, notes=notes, actor=actor)
+
+    @event(InspectionNoted)
+    def _noted(self, activity: str, notes: str, actor: str) -> None:
+        pass
+
+    def score_analysis(self, dimension: str, score: Decimal, rationale: str, actor: str) -> None:
+        allowed = TEAM_DIMENSIONS if self.kind == SubjectKind.TEAM else CADRE_DIMENSIONS
+        if dimension not in allowed:
+            msg = f"dimension for a {self.kind.value} must be one of {', '.join(allowed)}"
+            raise InvalidInput(msg, rule="analysis.dimension", field="dimension")
+        self._analysed(dimension=dimension, score=score, rationale=rationale, actor=actor)
+
+    @event(AnalysisScored)
+    def _analysed(self, dimension: str, score: Decimal, rationale: str, actor: str) -> None:
+        self.analysis[dimension] = score
+
+    @event(EvaluationRecorded)
+    def record_evaluation(self, session: str, democratic: Decimal | None,
+                          satisfaction: Decimal | None, actor: str) -> None:
+        if democratic is not None:
+            self.democratic = democratic
+        if satisfaction is not None:
+            self.satisfaction = satisfaction
+
+    @event(SanctionRecorded)
+    def record_sanction(self, code: str, decided_on: str, source: str, actor: str) -> None:
+        self.sanctions.add(code)
+
+    def lift_sanction(self, code: str, reason: str, actor: str) -> None:
+        if code not in self.sanctions:
+            msg = f"no sanction {code!r} is in force for {self.subject}"
+            raise InvalidInput(msg, rule="sanction.in-force", field="code")
+        self._lifted(code=code, reason=reason, actor=actor)
+
+    @event(SanctionLifted)
+    def _lifted(self, code: str, reason: str, actor: str) -> None:
+        self.sanctions.discard(code)
+
+    # --- adjustments: four eyes -----------------------------------------------------------
+
+    def propose_adjustment(self, adjustment: str, delta: Decimal, component: Component | None,
+                           reason: str, basis: str, evidence: str, actor: str) -> None:
+        if adjustment in self.proposed:
+            msg = f"adjustment {adjustment!r} was already proposed"
+            raise Conflict(msg, rule="adjustment.unique", field="adjustment")
+        self._proposed(adjustment=adjustment, delta=delta,
+                       component=component.value if component else None, reason=reason,
+                       basis=basis, evidence=evidence, actor=actor)
+
+    @event(AdjustmentProposed)
+    def _proposed(self, adjustment: str, delta: Decimal, component: str | None, reason: str,
+                  basis: str, evidence: str, actor: str) -> None:
+        self.proposed[adjustment] = (delta, component, actor)
+
+    def approve_adjustment(self, adjustment: str, actor: str) -> None:
+        if adjustment not in self.proposed:
+            msg = f"no adjustment {adjustment!r} was proposed"
+            raise InvalidInput(msg, rule="adjustment.proposed", field="adjustment")
+        if self.proposed[adjustment][2] == actor:
+            msg = "an adjustment must be approved by someone other than its proposer"
+            raise Forbidden(msg, rule="adjustment.four-eyes")
+        if adjustment in self.approved_ids:
+            msg = f"adjustment {adjustment!r} is already approved"
+            raise Conflict(msg, rule="adjustment.approved-once", field="adjustment")
+        self._approved(adjustment=adjustment, actor=actor)
+
+    @event(AdjustmentApproved)
+    def _approved(self, adjustment: str, actor: str) -> None:
+        delta, component, _ = self.proposed[adjustment]
+        self.approved.append(Adjustment(delta=delta,
+                                        component=Component(component) if component else None))
+        self.approved_ids.append(adjustment)
+
+    # --- grading and after ----------------------------------------------------------------
+
+    @event(CommitteeDecided)
+    def decide(self, grade: str, reason: str, minutes_ref: str, actor: str) -> None:
+        self.committee = CommitteeDecision(grade=grade)
+
+    @event(ReviewRequested)
+    def request_review(self, kind: str, filed_on: str, reason: str, actor: str) -> None:
+        self.requests[kind] = filed_on
+
+    @event(ReviewDecided)
+    def decide_review(self, kind: str, outcome: str, grade: str | None, reason: str,
+                      actor: str) -> None:
+        if grade is not None:
+            self.committee = CommitteeDecision(grade=grade)
+
+    def evidence(self, scheme: Scheme) -> SubjectEvidence:
+        achieved = [v for v in self.targets.values() if v is not None]
+        commitments = (Decimal(sum(achieved)) * 100 / len(self.targets)
+                       if self.targets and len(achieved) == len(self.targets) else None)
+        indicators = [
+            IndicatorScore(indicator=d.code, weight=d.weight, score=self.indicators[d.code])
+            for d in scheme.indicators_for(self.group, self.kind) if d.code in self.indicators
+        ]
+        return SubjectEvidence(
+            subject=self.subject, code=self.code, commitments=commitments,
+            leader_scores=[self.leader_scores[k] for k in sorted(self.leader_scores)],
+            democratic=self.democratic, survey_satisfaction=self.satisfaction,
+            indicators=indicators, inspection=self.inspection,
+            analysis=[self.analysis[k] for k in sorted(self.analysis)],
+            vetoes=sorted(self.sanctions), adjustments=list(self.approved),
+            committee=self.committee)

@@ -1,0 +1,464 @@
+"""Use cases of the cycle (五考两评): set-up, inputs with authorisation by role and assignment,
+sealing, grading, publication, review and appeal.
+
+Each use case reads: authorise, load, decide (domain), save. Phase rules are the cycle's;
+assignment rules (who may score whom) are here, each refusal naming its rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from domain.cycle import Cycle, Phase, RosterEntry, StreamHead, cadre_subject, team_subject
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
+from domain.people import PostRole
+from domain.scheme import Component, Scheme, SubjectKind, check_score, check_share, grades_of
+from domain.scoring import SCORE_FUNCTION_VERSION, PoolEvidence, PoolResult, score_pool
+from domain.subject_file import SubjectFile
+from service.policy import require_role
+from service.principals import Identity, IdentityKind, Principal, Role
+from service.writes import Written, is_version_conflict, save
+
+if TYPE_CHECKING:
+    from service.clock import Clock
+    from service.reference import Reference
+    from service.store import AfterAppend, EventStore
+
+ROSTER_KINDS = {PostRole.PRINCIPAL: SubjectKind.PRINCIPAL, PostRole.DEPUTY: SubjectKind.DEPUTY}
+
+
+class Evaluation:
+    def __init__(self, store: EventStore, reference: Reference, clock: Clock,
+                 timezone: str) -> None:
+        self.store, self.reference, self.clock = store, reference, clock
+        self.tz = ZoneInfo(timezone)
+
+    # --- loading ----------------------------------------------------------------------
+
+    def cycle(self, year: int, version: int | None = None) -> Cycle:
+        try:
+            cycle: Cycle = self.store.repository.get(Cycle.id_for(year), version=version)
+        except AggregateNotFoundError:
+            msg = f"no cycle {year}"
+            raise NotFound(msg, rule="cycle.exists", field="year") from None
+        return cycle
+
+    def file(self, year: int, subject: str, version: int | None = None) -> SubjectFile:
+        try:
+            file: SubjectFile = self.store.repository.get(SubjectFile.id_for(year, subject),
+                                                          version=version)
+        except AggregateNotFoundError:
+            msg = f"{subject} has no file in cycle {year} (is scoring open?)"
+            raise NotFound(msg, rule="subject.file-exists", field="subject") from None
+        return file
+
+    def _scheme(self, cycle: Cycle) -> Scheme:
+        if cycle.scheme is None:
+            msg = f"cycle {cycle.year} has no scheme yet"
+            raise Conflict(msg, rule="cycle.scheme-set")
+        return cycle.scheme
+
+    def _save(self, aggregate: Any, after_append: AfterAppend | None) -> Written:
+        try:
+            return save(self.store, aggregate, after_append=after_append, stream_id=aggregate.id)
+        except IntegrityError as exc:
+            if is_version_conflict(exc):
+                msg = "the record changed concurrently; read it again and retry"
+                raise Conflict(msg, rule="concurrent-change") from None
+            raise
+
+    # --- set-up -----------------------------------------------------------------------
+
+    def open_cycle(self, principal: Principal, year: int,
+                   after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = Cycle(year=year, actor=principal.id)
+        try:
+            return save(self.store, cycle, after_append=after_append, stream_id=cycle.id)
+        except IntegrityError as exc:
+            if is_version_conflict(exc):
+                msg = f"cycle {year} already exists"
+                raise Conflict(msg, rule="cycle.unique", field="year") from None
+            raise
+
+    def set_scheme(self, principal: Principal, year: int, scheme: Scheme,
+                   after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.set_scheme(scheme, principal.id)
+        return self._save(cycle, after_append)
+
+    def set_roster(self, principal: Principal, year: int, entries: list[RosterEntry],
+                   after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.set_roster(entries, principal.id)
+        return self._save(cycle, after_append)
+
+    def roster_from(self, units: list[Any], cadres: list[Any]) -> list[RosterEntry]:
+        """Every unit's team and every cadre in post, each in their unit's category's pool."""
+        category = {u.code: u.category for u in units}
+        entries = [RosterEntry(team_subject(u.code), u.code, u.name, SubjectKind.TEAM,
+                               u.category, u.code) for u in units]
+        entries += [RosterEntry(cadre_subject(c.code), c.code, c.name,
+                                ROSTER_KINDS[PostRole(c.role)], category[c.unit_code],
+                                c.unit_code)
+                    for c in cadres if c.unit_code in category]
+        return entries
+
+    def freeze(self, principal: Principal, year: int,
+               after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.freeze(principal.id)
+        return self._save(cycle, after_append)
+
+    def amend(self, principal: Principal, year: int, scheme: Scheme, reason: str,
+              authority: str, after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.amend(scheme, reason, authority, principal.id)
+        return self._save(cycle, after_append)
+
+    def open_scoring(self, principal: Principal, year: int,
+                     after_append: AfterAppend | None = None) -> Written:
+        """Open scoring and every subject's file, in one transaction."""
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.open_scoring(principal.id)
+        files = [SubjectFile(year=year, subject=e.subject, code=e.code, kind=e.kind.value,
+                             group=e.group, actor=principal.id) for e in cycle.roster]
+        return save(self.store, cycle, *files, after_append=after_append, stream_id=cycle.id)
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def _input(self, year: int, subject: str, *phases: Phase) -> tuple[Cycle, RosterEntry,
+                                                                        SubjectFile]:
+        cycle = self.cycle(year)
+        cycle.require_phase(*(phases or (Phase.SCORING,)))
+        entry = cycle.entry(subject)
+        return cycle, entry, self.file(year, subject)
+
+    def _identity(self, principal: Principal, *kinds: IdentityKind) -> Identity:
+        acts = principal.acts_as
+        if acts is None or acts.kind not in kinds:
+            allowed = " or ".join(k.value for k in kinds)
+            msg = f"this input must come from a principal acting as {allowed}"
+            raise Forbidden(msg, rule="rater.identity")
+        return acts
+
+    def _check_leader_assignment(self, principal: Principal, cycle: Cycle,
+                                 entry: RosterEntry) -> str:
+        require_role(principal, Role.LEADER)
+        identity = self._identity(principal, IdentityKind.LEADER, IdentityKind.CADRE)
+        ident = identity.id
+        if identity.kind == IdentityKind.LEADER:
+            if not self.reference.leader_exists(ident):
+                msg = f"leader {ident} is not registered"
+                raise Forbidden(msg, rule="rater.registered-leader")
+            if entry.kind == SubjectKind.DEPUTY:
+                msg = "city leaders score leadership teams and principals; deputies are " \
+                      "scored by their unit's principal"
+                raise Forbidden(msg, rule="rater.leader-scores-teams-and-principals")
+            return f"leader:{ident}"
+        if entry.subject == cadre_subject(ident):
+            msg = "no one scores themselves"
+            raise Forbidden(msg, rule="rater.self")
+        rater = cycle.entry(cadre_subject(ident))
+        if rater.kind != SubjectKind.PRINCIPAL or entry.kind != SubjectKind.DEPUTY or (
+                entry.unit_code != rater.unit_code):
+            msg = "a principal scores only the deputies of their own unit"
+            raise Forbidden(msg, rule="rater.principal-scores-own-deputies")
+        return f"cadre:{ident}"
+
+    def leader_score(self, principal: Principal, year: int, subject: str, *, score: Decimal,
+                     comment: str, revision_of: int | None = None,
+                     after_append: AfterAppend | None = None) -> Written:
+        """A leader's 0–100 score; a second one is a revision and must name the file version
+        it revises (If-Match), so two sheets cannot race."""
+        cycle, entry, file = self._input(year, subject)
+        rater = self._check_leader_assignment(principal, cycle, entry)
+        check_score(score, "score")
+        if rater in file.leader_scores and revision_of is None:
+            msg = f"{rater} has already scored {subject}; revise it with If-Match"
+            raise Conflict(msg, rule="leader-review.once-then-revise", field="score")
+        if revision_of is not None and revision_of != file.version:
+            msg = f"the file is at version {file.version}, not {revision_of}"
+            raise StaleVersion(msg, current=file.version)
+        file.score_by_leader(rater, score, comment, principal.id)
+        return self._save(file, after_append)
+
+    def indicator_score(self, principal: Principal, year: int, subject: str, *, indicator: str,
+                        value: str, score: Decimal | None, evidence: str,
+                        after_append: AfterAppend | None = None) -> Written:
+        cycle, entry, file = self._input(year, subject)
+        require_role(principal, Role.DEPARTMENT)
+        department = self._identity(principal, IdentityKind.DEPARTMENT).id
+        definition = self._scheme(cycle).indicator(indicator)
+        if definition.owner != department:
+            msg = f"indicator {indicator} is owned by department {definition.owner}"
+            raise Forbidden(msg, rule="indicator.owner")
+        if entry.group not in definition.groups or entry.kind not in definition.kinds:
+            msg = f"indicator {indicator} does not apply to {subject} ({entry.group})"
+            raise Forbidden(msg, rule="indicator.scope")
+        if entry.unit_code == department:
+            msg = "a department does not verify its own unit"
+            raise Forbidden(msg, rule="rater.own-unit")
+        if score is not None:
+            check_score(score, "score")
+        file.score_indicator(indicator, department, value, score, evidence, principal.id)
+        return self._save(file, after_append)
+
+    def inspection_score(self, principal: Principal, year: int, subject: str, *,
+                         score: Decimal, after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject)
+        require_role(principal, Role.ASSESSMENT_TEAM)
+        file.score_inspection(check_score(score, "score"), principal.id)
+        return self._save(file, after_append)
+
+    def inspection_note(self, principal: Principal, year: int, subject: str, *, activity: str,
+                        notes: str, after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject)
+        require_role(principal, Role.ASSESSMENT_TEAM)
+        file.note_inspection(activity, notes, principal.id)
+        return self._save(file, after_append)
+
+    def analysis_score(self, principal: Principal, year: int, subject: str, *, dimension: str,
+                       score: Decimal, rationale: str,
+                       after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject)
+        require_role(principal, Role.ASSESSMENT_TEAM)
+        file.score_analysis(dimension, check_score(score, "score"), rationale, principal.id)
+        return self._save(file, after_append)
+
+    def publish_targets(self, principal: Principal, year: int, subject: str, *,
+                        targets: list[str], after_append: AfterAppend | None = None) -> Written:
+        _, entry, file = self._input(year, subject)
+        require_role(principal, Role.ORGANIZER)
+        if entry.kind != SubjectKind.TEAM:
+            msg = "targets are committed by units (their leadership teams)"
+            raise InvalidInput(msg, rule="commitment.team-only", field="subject")
+        if file.targets:
+            msg = "the targets were already published; they are not edited"
+            raise Conflict(msg, rule="commitment.published-once", field="targets")
+        if not targets or len(set(targets)) != len(targets):
+            msg = "targets must be a non-empty list of distinct items"
+            raise InvalidInput(msg, rule="commitment.targets", field="targets")
+        file.publish_targets(targets, principal.id)
+        return self._save(file, after_append)
+
+    def assess_target(self, principal: Principal, year: int, subject: str, *, target: str,
+                      achieved: bool, evidence: str,
+                      after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject)
+        require_role(principal, Role.ASSESSMENT_TEAM, Role.ORGANIZER)
+        file.assess_target(target, achieved, evidence, principal.id)
+        return self._save(file, after_append)
+
+    def record_evaluation(self, principal: Principal, year: int, subject: str, *, session: str,
+                          democratic: Decimal | None, satisfaction: Decimal | None,
+                          after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject)
+        require_role(principal, Role.ORGANIZER)
+        if democratic is not None:
+            check_score(democratic, "democratic")
+        if satisfaction is not None:
+            check_share(satisfaction, "satisfaction")
+        file.record_evaluation(session, democratic, satisfaction, principal.id)
+        return self._save(file, after_append)
+
+    def record_sanction(self, principal: Principal, year: int, subject: str, *, code: str,
+                        decided_on: str, source: str,
+                        after_append: AfterAppend | None = None) -> Written:
+        cycle, _, file = self._input(year, subject, Phase.SCORING, Phase.SEALED)
+        require_role(principal, Role.ORGANIZER)
+        self._scheme(cycle).veto(code)
+        file.record_sanction(code, decided_on, source, principal.id)
+        return self._save(file, after_append)
+
+    def lift_sanction(self, principal: Principal, year: int, subject: str, *, code: str,
+                      reason: str, after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject, Phase.SCORING, Phase.SEALED, Phase.PUBLISHED)
+        require_role(principal, Role.ORGANIZER)
+        file.lift_sanction(code, reason, principal.id)
+        return self._save(file, after_append)
+
+    def propose_adjustment(self, principal: Principal, year: int, subject: str, *,
+                           adjustment: str, delta: Decimal, component: Component | None,
+                           reason: str, basis: str, evidence: str,
+                           after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject)
+        require_role(principal, Role.ORGANIZER, Role.ASSESSMENT_TEAM)
+        if not delta.is_finite() or delta == 0 or abs(delta) > 100:
+            msg = "delta must be a non-zero number within ±100"
+            raise InvalidInput(msg, rule="adjustment.delta", field="delta")
+        file.propose_adjustment(adjustment, delta, component, reason, basis, evidence,
+                                principal.id)
+        return self._save(file, after_append)
+
+    def approve_adjustment(self, principal: Principal, year: int, subject: str, *,
+                           adjustment: str, after_append: AfterAppend | None = None) -> Written:
+        _, _, file = self._input(year, subject)
+        require_role(principal, Role.ORGANIZER)
+        file.approve_adjustment(adjustment, principal.id)
+        return self._save(file, after_append)
+
+    # --- sealing, grading, publication -------------------------------------------------
+
+    def heads(self, cycle: Cycle, head_of: Any) -> list[StreamHead]:
+        ids = [SubjectFile.id_for(cycle.year, e.subject) for e in cycle.roster]
+        return [StreamHead(str(sid), version, digest.hex())
+                for sid, (version, digest) in zip(ids, head_of(ids), strict=True)]
+
+    def seal(self, principal: Principal, year: int, head_of: Any,
+             after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.SCORING)
+        incomplete = [r.subject for pool in self.pools(cycle) for r in pool.results if r.missing]
+        if incomplete:
+            msg = (f"{len(incomplete)} subject(s) lack inputs, e.g. {incomplete[0]}; every "
+                   "weighted component needs a score or an explicit not-applicable")
+            raise Conflict(msg, rule="seal.inputs-complete")
+        cycle.seal(self.heads(cycle, head_of), principal.id)
+        return self._save(cycle, after_append)
+
+    def pools(self, cycle: Cycle, *, previous: dict[str, int] | None = None) -> list[PoolResult]:
+        scheme = self._scheme(cycle)
+        keys = sorted({(e.group, e.kind) for e in cycle.roster})
+        return [self.pool(cycle, scheme, group, kind, previous or {}) for group, kind in keys]
+
+    def pool(self, cycle: Cycle, scheme: Scheme, group: str, kind: SubjectKind,
+             previous: dict[str, int]) -> PoolResult:
+        files = [self.file(cycle.year, e.subject) for e in cycle.pool(group, kind)]
+        evidence = PoolEvidence(group=group, kind=kind,
+                                subjects=[f.evidence(scheme) for f in files],
+                                previous_ranks={k: v for k, v in previous.items()
+                                                if any(f.subject == k for f in files)})
+        return score_pool(scheme, evidence)
+
+    def previous_ranks(self, year: int) -> dict[str, int]:
+        """Ranks published for the previous cycle (位次进退 is measured against them)."""
+        try:
+            cycle = self.cycle(year - 1)
+        except NotFound:
+            return {}
+        if cycle.phase != Phase.PUBLISHED:
+            return {}
+        return {r.subject: r.rank for pool in self.pools(cycle) for r in pool.results}
+
+    def decide(self, principal: Principal, year: int, subject: str, *, grade: str,
+               reason: str, minutes_ref: str,
+               after_append: AfterAppend | None = None) -> Written:
+        """A committee decision; the pool's quota is re-checked with it before it is stored."""
+        require_role(principal, Role.COMMITTEE)
+        cycle, entry, file = self._input(year, subject, Phase.SEALED)
+        if not reason.strip() or not minutes_ref.strip():
+            msg = "a committee decision needs a reason and a minutes reference"
+            raise InvalidInput(msg, rule="committee.reason-and-minutes", field="reason")
+        self._change_grade(cycle, entry, file, grade,
+                           lambda: file.decide(grade, reason, minutes_ref, principal.id))
+        return self._save(file, after_append)
+
+    def _change_grade(self, cycle: Cycle, entry: RosterEntry, file: SubjectFile, grade: str,
+                      apply: Callable[[], None]) -> None:
+        """Check a grade change against the grades, the vetoes and (after it) the quota."""
+        subject = entry.subject
+        scheme = self._scheme(cycle)
+        rule = scheme.rule_for(entry.group, entry.kind)
+        if grade not in grades_of(rule):
+            msg = f"{grade!r} is not a grade of this pool: {', '.join(grades_of(rule))}"
+            raise InvalidInput(msg, rule="grade.valid", field="grade")
+        current = self.pool(cycle, scheme, entry.group, entry.kind, {}).for_subject(subject)
+        if current.no_grade_reason is not None:
+            msg = (f"{subject} gets no grade ({current.no_grade_reason}) while its sanction or "
+                   "case is in force; record the case outcome first")
+            raise Conflict(msg, rule="grade.no-grade-in-force")
+        capped = [scheme.veto(v) for v in current.vetoes_applied if scheme.veto(v).cap_at]
+        grades = grades_of(rule)
+        for veto in capped:
+            if veto.cap_at and grades.index(grade) < grades.index(veto.cap_at):
+                msg = f"{veto.code} allows at best {veto.cap_at}"
+                raise Conflict(msg, rule="grade.veto-cap")
+        apply()
+        after = self._pool_with(cycle, scheme, entry, file)
+        if after.quota_violations:
+            msg = f"that decision would exceed the quota ({'; '.join(after.quota_violations)})"
+            raise Conflict(msg, rule="quota.exceeded", field="grade")
+
+    def _pool_with(self, cycle: Cycle, scheme: Scheme, entry: RosterEntry,
+                   changed: SubjectFile) -> PoolResult:
+        files = [changed if e.subject == changed.subject else self.file(cycle.year, e.subject)
+                 for e in cycle.pool(entry.group, entry.kind)]
+        return score_pool(scheme, PoolEvidence(group=entry.group, kind=entry.kind,
+                                               subjects=[f.evidence(scheme) for f in files]))
+
+    def publish(self, principal: Principal, year: int, head_of: Any, *, notified_on: str,
+                after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.SEALED)
+        results = self.pools(cycle, previous=self.previous_ranks(year))
+        digest = results_fingerprint(results)
+        cycle.publish(self.heads(cycle, head_of), digest, SCORE_FUNCTION_VERSION,
+                      notified_on, principal.id)
+        return self._save(cycle, after_append)
+
+    def request_review(self, principal: Principal, year: int, subject: str, *, kind: str,
+                       reason: str, after_append: AfterAppend | None = None) -> Written:
+        """复核 within review_days of notification; 申诉 within appeal_days of the review
+        decision, or direct_appeal_days of notification (scheme deadlines, local time)."""
+        cycle, _, file = self._input(year, subject, Phase.PUBLISHED)
+        identity = self._identity(principal, IdentityKind.CADRE, IdentityKind.UNIT)
+        own = (cadre_subject(identity.id) if identity.kind == IdentityKind.CADRE
+               else team_subject(identity.id))
+        if own != subject:
+            msg = "only the subject itself may ask for a review or appeal of its result"
+            raise Forbidden(msg, rule="review.own-result")
+        scheme = self._scheme(cycle)
+        today = self.clock.now().astimezone(self.tz).date()
+        notified = date.fromisoformat(cycle.published_on or today.isoformat())
+        days = scheme.review_days if kind == "review" else scheme.direct_appeal_days
+        if kind not in {"review", "appeal"}:
+            msg = "kind is review (复核) or appeal (申诉)"
+            raise InvalidInput(msg, rule="review.kind", field="kind")
+        if kind in file.requests:
+            msg = f"a {kind} was already filed on {file.requests[kind]}"
+            raise Conflict(msg, rule="review.once", field="kind")
+        if today > notified + timedelta(days=days):
+            msg = (f"the {kind} window closed on {notified + timedelta(days=days)} "
+                   f"({days} days after notification on {notified})")
+            raise InvalidInput(msg, rule="review.deadline", field="kind")
+        file.request_review(kind, today.isoformat(), reason, principal.id)
+        return self._save(file, after_append)
+
+    def decide_review(self, principal: Principal, year: int, subject: str, *, kind: str,
+                      grade: str | None, reason: str,
+                      after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.COMMITTEE)
+        cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
+        if kind not in file.requests:
+            msg = f"no {kind} was filed for {subject}"
+            raise InvalidInput(msg, rule="review.filed", field="kind")
+        if grade is None:
+            file.decide_review(kind, "upheld", None, reason, principal.id)
+        else:
+            self._change_grade(cycle, entry, file, grade, lambda: file.decide_review(
+                kind, "changed", grade, reason, principal.id))
+        return self._save(file, after_append)
+
+    def now_local(self) -> datetime:
+        return self.clock.now().astimezone(self.tz)
+
+
+def results_fingerprint(results: list[PoolResult]) -> str:
+    return hashlib.sha256(msgspec.json.encode(results, order="sorted")).hexdigest()

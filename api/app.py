@@ -14,8 +14,11 @@ from api.auth import authenticate
 from api.middleware import RequestContext
 from api.openapi import openapi_config
 from api.problems import exception_handlers
+from api.routes.cycles import CycleController
 from api.routes.health import health, ready
+from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
+from api.routes.people import CadreController, ImportController, LeaderController
 from api.routes.units import UnitController
 from service.logging import configure_logging
 from service.runtime import Services
@@ -52,8 +55,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             if own:
                 svc.close()
 
-    api_v1 = Router(path="/api/v1", route_handlers=[LedgerController, UnitController],
-                    guards=[authenticate])
+    api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
+        CycleController, InputController, UnitController, CadreController, LeaderController,
+        ImportController, LedgerController])
     return KaopingApp(
         route_handlers=[health, ready, api_v1],
         lifespan=[lifespan],

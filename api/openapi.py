@@ -26,7 +26,20 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 TAGS = [
-    Tag(name="units", description="Units (单位): townships and city departments"),
+    Tag(name="cycles", description="考核周期: the year's cycle, its scheme, roster and phases"),
+    Tag(name="units", description="Units (单位): townships and city departments; bulk import"),
+    Tag(name="cadres", description="领导干部 in their posts, and city leaders (市领导)"),
+    Tag(name="commitments", description="责任承诺考实: committed targets and their achievement"),
+    Tag(name="leader-reviews", description="领导把关考评: leaders' 0–100 scores"),
+    Tag(name="evaluations", description="民主测评 / 民意调查 results of closed sessions"),
+    Tag(name="indicators", description="部门核对考证: department-verified indicators"),
+    Tag(name="inspections", description="组织系统考核: the assessment team's score and notes"),
+    Tag(name="analysis", description="实绩分析评估: performance dimensions"),
+    Tag(name="sanctions", description="Sanctions and open cases that cap or suppress grades"),
+    Tag(name="adjustments", description="加减分: proposed and approved score adjustments"),
+    Tag(name="grading", description="综合确认评档: seal, committee decisions, publication"),
+    Tag(name="appeals", description="复核 and 申诉 within their deadlines"),
+    Tag(name="results", description="Composites, ranks, rank change and grades"),
     Tag(name="ledger", description="The public tamper-evident log: checkpoints, proofs"),
     Tag(name="operations", description="Liveness and readiness"),
 ]

@@ -7,6 +7,7 @@ errors as plain JSON (stack-notes §1.4), so the handlers here are our own.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -103,19 +104,20 @@ def msgspec_field_error(exc: msgspec.DecodeError, where: str = "body") -> FieldE
     return FieldError(field=field, rule=_rule_for(msg), message=msg)
 
 
+_RULES: tuple[tuple[Callable[[str], bool], str], ...] = (  # first match wins
+    (lambda m: "missing required" in m, "required"),
+    (lambda m: "unknown field" in m, "unknown-field"),
+    (lambda m: m.startswith("Expected `") and "got" in m, "type"),
+    (lambda m: m.startswith("Expected"), "constraint"),
+    (lambda m: m.startswith("Invalid enum value"), "enum"),
+    (lambda m: m.startswith("Invalid "), "format"),  # decimal string, UUID, RFC 3339 …
+)
+
+
 def _rule_for(message: str) -> str:
     """The rule a msgspec (or Litestar parameter) message names, as a stable word."""
-    if "missing required" in message:
-        return "required"
-    if "unknown field" in message:
-        return "unknown-field"
-    if message.startswith("Expected `") and "got" in message:
-        return "type"
-    if message.startswith("Expected"):
-        return "constraint"
-    if message.startswith("Invalid enum value"):
-        return "enum"
-    return "syntax"
+    return next((rule for test, rule in _RULES if test(message)), "syntax")
+
 
 class BodyValidationError(Exception):
     def __init__(self, error: FieldError) -> None:

@@ -1,0 +1,38 @@
+"""What every write route returns: the stream written, its new version (ETag) and the receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response
+
+from api.auth import current_principal
+from api.mechanisms import ReceiptItem, etag, perform, receipt
+from service.principals import Principal
+from service.store import AfterAppend
+from service.writes import Written
+
+
+class WriteOut(msgspec.Struct, kw_only=True):
+    stream_id: UUID
+    version: int
+    receipt: list[ReceiptItem]
+
+
+async def write(request: Request[Any, Any, Any], status: int,
+                command: Callable[[Principal, AfterAppend | None], Written],
+                ) -> Response[WriteOut]:
+    """Run ``command`` for the caller, once per Idempotency-Key; answer with the receipt."""
+    services = request.app.state.services
+    principal = current_principal(request)
+    status, written, replayed = await perform(
+        request, services, principal, status, lambda after: command(principal, after))
+    headers = {"ETag": etag(written.version)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(WriteOut(stream_id=written.stream_id, version=written.version,
+                             receipt=receipt(written.leaves)), status_code=status,
+                    headers=headers)

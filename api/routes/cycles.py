@@ -1,0 +1,252 @@
+"""/api/v1/cycles — the assessment cycle: scheme, roster, phases, grading, results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from anyio import to_thread
+from litestar import Controller, Request, Response, get, post, put
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from api.auth import SECURITY, optional_principal
+from api.mechanisms import etag, expected_version, strict_body, wait_for_projection
+from api.openapi import problems
+from api.routes.common import WriteOut, write
+from domain.cycle import Phase, RosterEntry
+from domain.errors import Conflict, Forbidden, StaleVersion
+from domain.scheme import Scheme, SubjectKind
+from domain.scoring import PoolResult, SubjectResult
+from projections.cadres import CadresView, list_cadres
+from projections.follower import head_position
+from projections.units import UnitsView, list_units
+from service.principals import Role
+
+Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+class OpenCycle(msgspec.Struct, forbid_unknown_fields=True):
+    year: Year
+
+
+class Amendment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    scheme: Scheme
+    reason: Text
+    authority: Text
+
+
+class Publication(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    notified_on: IsoDate
+
+
+class Empty(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class CycleOut(msgspec.Struct, kw_only=True):
+    year: int
+    phase: Phase
+    scheme_fingerprint: str | None
+    subjects: int
+    version: int
+
+
+class SchemeOut(msgspec.Struct, kw_only=True):
+    scheme: Scheme | None
+    fingerprint: str | None
+
+
+class ResultsOut(msgspec.Struct, kw_only=True):
+    year: int
+    phase: Phase
+    pools: list[PoolResult]
+
+
+PRIVILEGED = {Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR}
+
+
+def _services(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.services
+
+
+def _check_if_match(request: Request[Any, Any, Any], version: int) -> None:
+    expected = expected_version(request)
+    if expected != version:
+        msg = f"the cycle is at version {version}, not {expected}"
+        raise StaleVersion(msg, current=version)
+
+
+class CycleController(Controller):
+    path = "/cycles"
+    tags = ["cycles"]  # noqa: RUF012 -- Litestar's own attribute
+
+    @post("/", status_code=201, security=SECURITY, before_request=strict_body(OpenCycle),
+          summary="Open a cycle", responses=problems(400, 401, 403, 409))
+    async def open(self, request: Request[Any, Any, Any],
+                   data: JSONBody[OpenCycle]) -> Response[WriteOut]:
+        """Open the assessment cycle (考核周期) of a year (organizer)."""
+        return await write(request, 201, lambda p, after: _services(request).evaluation
+                           .open_cycle(p, data.year, after_append=after))
+
+    @get("/{year:int}", opt={"public": True}, summary="Read a cycle", responses=problems(404))
+    async def read(self, state: State, year: FromPath[int]) -> Response[CycleOut]:
+        """The cycle's phase, scheme fingerprint and size; the ETag guards scheme changes."""
+        c = await to_thread.run_sync(state.services.evaluation.cycle, year)
+        return Response(CycleOut(year=c.year, phase=c.phase,
+                                 scheme_fingerprint=c.scheme_fingerprint,
+                                 subjects=len(c.roster), version=c.version),
+                        headers={"ETag": etag(c.version)})
+
+    @put("/{year:int}/scheme", security=SECURITY, before_request=strict_body(Scheme),
+         summary="Set the scheme", responses=problems(400, 401, 403, 404, 409, 412, 422, 428))
+    async def set_scheme(self, request: Request[Any, Any, Any], year: FromPath[int],
+                         data: JSONBody[Scheme]) -> Response[WriteOut]:
+        """Set the scheme (考核方案) while the cycle is in set-up; needs If-Match (the cycle's
+        ETag). Weights must sum to 1 per pool; bands best first, the last from 0."""
+        services = _services(request)
+        cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+        _check_if_match(request, cycle.version)
+        return await write(request, 200, lambda p, after: services.evaluation
+                           .set_scheme(p, year, data, after_append=after))
+
+    @get("/{year:int}/scheme", opt={"public": True}, summary="Read the scheme",
+         responses=problems(404))
+    async def scheme(self, state: State, year: FromPath[int]) -> SchemeOut:
+        """The scheme in force and its fingerprint (published when frozen)."""
+        c = await to_thread.run_sync(state.services.evaluation.cycle, year)
+        return SchemeOut(scheme=c.scheme, fingerprint=c.scheme_fingerprint)
+
+    @post("/{year:int}/roster", status_code=201, security=SECURITY,
+          before_request=strict_body(Empty), summary="Build the roster",
+          responses=problems(400, 401, 403, 404, 409, 422))
+    async def roster(self, request: Request[Any, Any, Any],
+                     year: FromPath[int], data: JSONBody[Empty]) -> Response[WriteOut]:
+        """Every unit's team and every cadre in post become subjects, each in the pool of its
+        unit's category. Read from the reference data as of this request."""
+        services = _services(request)
+        head = await to_thread.run_sync(_head, services)
+        for view in (UnitsView.name, CadresView.name):
+            await wait_for_projection(services, view, head)
+
+        def entries() -> list[RosterEntry]:
+            with services.db.read() as cur:
+                units = list_units(cur, after_code=None, limit=1_000_000)
+                cadres = list_cadres(cur, after_code=None, limit=1_000_000)
+            return list(services.evaluation.roster_from(units, cadres))
+
+        built = await to_thread.run_sync(entries)
+        return await write(request, 201, lambda p, after: services.evaluation
+                           .set_roster(p, year, built, after_append=after))
+
+    @get("/{year:int}/roster", opt={"public": True}, summary="The roster",
+         responses=problems(404))
+    async def read_roster(self, state: State, year: FromPath[int],
+                          group: Annotated[str | None, QueryParameter()] = None,
+                          ) -> list[RosterEntry]:
+        """The subjects (被考核对象) of the cycle, optionally of one comparison group."""
+        c = await to_thread.run_sync(state.services.evaluation.cycle, year)
+        return [e for e in c.roster if group is None or e.group == group]
+
+    @post("/{year:int}/freeze", status_code=201, security=SECURITY,
+          before_request=strict_body(Empty), summary="Freeze the scheme",
+          responses=problems(400, 401, 403, 404, 409))
+    async def freeze(self, request: Request[Any, Any, Any], year: FromPath[int],
+                     data: JSONBody[Empty]) -> Response[WriteOut]:
+        """Freeze scheme and roster; the fingerprint is published. Later changes only as
+        amendments with reason and authority, before scoring opens."""
+        return await write(request, 201, lambda p, after: _services(request).evaluation
+                           .freeze(p, year, after_append=after))
+
+    @post("/{year:int}/amendments", status_code=201, security=SECURITY,
+          before_request=strict_body(Amendment), summary="Amend the frozen scheme",
+          responses=problems(400, 401, 403, 404, 409, 422))
+    async def amend(self, request: Request[Any, Any, Any], year: FromPath[int],
+                    data: JSONBody[Amendment]) -> Response[WriteOut]:
+        """Replace the frozen scheme before scoring opens, with a reason and an authority."""
+        return await write(request, 201, lambda p, after: _services(request).evaluation
+                           .amend(p, year, data.scheme, data.reason, data.authority,
+                                  after_append=after))
+
+    @post("/{year:int}/scoring", status_code=201, security=SECURITY,
+          before_request=strict_body(Empty), summary="Open scoring",
+          responses=problems(400, 401, 403, 404, 409))
+    async def open_scoring(self, request: Request[Any, Any, Any], year: FromPath[int],
+                           data: JSONBody[Empty]) -> Response[WriteOut]:
+        """Open scoring: every subject's file is opened and inputs are accepted."""
+        return await write(request, 201, lambda p, after: _services(request).evaluation
+                           .open_scoring(p, year, after_append=after))
+
+    @post("/{year:int}/seal", status_code=201, security=SECURITY,
+          before_request=strict_body(Empty), summary="Seal the inputs",
+          responses=problems(400, 401, 403, 404, 409), tags=["grading"])
+    async def seal(self, request: Request[Any, Any, Any], year: FromPath[int],
+                   data: JSONBody[Empty]) -> Response[WriteOut]:
+        """Close the scoring inputs; records the head of every subject's evidence stream.
+        Refused while any subject lacks a weighted component."""
+        services = _services(request)
+        return await write(request, 201, lambda p, after: services.evaluation
+                           .seal(p, year, services.stream_heads, after_append=after))
+
+    @post("/{year:int}/publication", status_code=201, security=SECURITY,
+          before_request=strict_body(Publication), summary="Publish the results",
+          responses=problems(400, 401, 403, 404, 409), tags=["grading"])
+    async def publish(self, request: Request[Any, Any, Any], year: FromPath[int],
+                      data: JSONBody[Publication]) -> Response[WriteOut]:
+        """Publish: records the results' fingerprint, the score function's version, the
+        evidence heads, and the date of the written notification (review windows start)."""
+        services = _services(request)
+        return await write(request, 201, lambda p, after: services.evaluation
+                           .publish(p, year, services.stream_heads,
+                                    notified_on=data.notified_on, after_append=after))
+
+    @get("/{year:int}/results", opt={"public": True}, security=SECURITY, tags=["results"],
+         summary="Results by comparison group", responses=problems(401, 403, 404, 409))
+    async def results(self, request: Request[Any, Any, Any], state: State,
+                      year: FromPath[int],
+                      group: Annotated[str | None, QueryParameter()] = None,
+                      kind: Annotated[SubjectKind | None, QueryParameter()] = None,
+                      ) -> ResultsOut:
+        """Composites, ranks (with 位次进退), proposed and final grades per pool. Public after
+        publication; before it, for the organizer, the committee and supervisors."""
+        return await _results(request, state, year, group, kind)
+
+    @get("/{year:int}/subjects/{subject:str}/result", opt={"public": True}, security=SECURITY,
+         tags=["results"], summary="One subject's result", responses=problems(401, 403, 404))
+    async def subject_result(self, request: Request[Any, Any, Any], state: State,
+                             year: FromPath[int], subject: FromPath[str]) -> SubjectResult:
+        """The subject's score card within its pool (same visibility as the results)."""
+        entry = await to_thread.run_sync(
+            lambda: state.services.evaluation.cycle(year).entry(subject))
+        resp = await _results(request, state, year, entry.group, entry.kind)
+        return resp.pools[0].for_subject(subject)
+
+
+def _head(services: Any) -> int:
+    with services.db.read() as cur:
+        return head_position(cur)
+
+
+async def _results(request: Request[Any, Any, Any], state: State, year: int,
+                   group: str | None, kind: SubjectKind | None) -> ResultsOut:
+    services = state.services
+    cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+    principal = optional_principal(request)
+    if cycle.phase != Phase.PUBLISHED and (principal is None
+                                           or principal.role not in PRIVILEGED):
+        msg = "results are public once published; until then only for the organizer, " \
+              "the committee and supervisors"
+        raise Forbidden(msg, rule="results.published")
+    if cycle.scheme is None or cycle.phase in (Phase.SETUP, Phase.FROZEN):
+        msg = f"cycle {year} has no results before scoring opens"
+        raise Conflict(msg, rule="results.scoring-open")
+
+    def compute() -> list[PoolResult]:
+        previous = services.evaluation.previous_ranks(year)
+        keys = sorted({(e.group, e.kind) for e in cycle.roster
+                       if (group is None or e.group == group) and (kind is None or e.kind == kind)})
+        return [services.evaluation.pool(cycle, cycle.scheme, g, k, previous) for g, k in keys]
+
+    return ResultsOut(year=year, phase=cycle.phase, pools=await to_thread.run_sync(compute))

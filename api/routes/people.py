@@ -1,0 +1,182 @@
+"""/api/v1/cadres, /api/v1/leaders, /api/v1/imports — people and bulk reference data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from anyio import to_thread
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from api.auth import SECURITY
+from api.mechanisms import (
+    decode_cursor,
+    encode_cursor,
+    etag,
+    expected_version,
+    next_link,
+    strict_body,
+    wait_for_projection,
+)
+from api.openapi import problems
+from api.routes.common import WriteOut, write
+from domain.people import PostRole
+from domain.units import UnitKind
+from projections.cadres import CadreRow, CadresView, list_cadres
+
+Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$",
+                                   examples=["C-0001"])]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2025-01-01"])]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class RegisterCadre(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: Code
+    name: Name
+    unit_code: Code
+    role: PostRole
+    since: IsoDate
+
+
+class ChangePost(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    unit_code: Code
+    role: PostRole
+    since: IsoDate
+    reason: Text
+
+
+class CadreOut(msgspec.Struct, kw_only=True):
+    code: str
+    name: str
+    unit_code: str
+    role: PostRole
+    since: str
+    version: int
+
+
+class CadrePage(msgspec.Struct, kw_only=True):
+    items: list[CadreOut]
+    next_cursor: str | None
+
+
+class RegisterLeader(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: Code
+    name: Name
+
+
+class UnitRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: str
+    name: str
+    kind: UnitKind
+    category: str
+
+
+class CadreImportRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: str
+    name: str
+    unit_code: str
+    role: str
+    since: str
+
+
+class ImportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    units: list[UnitRow] = []
+    cadres: list[CadreImportRow] = []
+
+
+def _cadre_out(row: CadreRow) -> CadreOut:
+    return CadreOut(code=row.code, name=row.name, unit_code=row.unit_code,
+                    role=PostRole(row.role), since=row.since, version=row.version)
+
+
+class CadreController(Controller):
+    path = "/cadres"
+    tags = ["cadres"]  # noqa: RUF012 -- Litestar's own attribute
+
+    @post("/", status_code=201, security=SECURITY, before_request=strict_body(RegisterCadre),
+          summary="Register a cadre in a post", responses=problems(400, 401, 403, 404, 409, 422))
+    async def register(self, request: Request[Any, Any, Any],
+                       data: JSONBody[RegisterCadre]) -> Response[WriteOut]:
+        """Register a cadre (领导干部) as principal or deputy of a unit (organizer)."""
+        return await write(request, 201, lambda p, after: request.app.state.services.reference
+                           .register_cadre(p, code=data.code, name=data.name,
+                                           unit_code=data.unit_code, role=data.role,
+                                           since=data.since, after_append=after))
+
+    @patch("/{code:str}", security=SECURITY, before_request=strict_body(ChangePost),
+           summary="Move a cadre to another post", responses=problems(400, 401, 403, 404, 412,
+                                                                      422, 428))
+    async def change_post(self, request: Request[Any, Any, Any], code: FromPath[str],
+                          data: JSONBody[ChangePost]) -> Response[WriteOut]:
+        """A new post (unit and role) from a date, with a reason; needs If-Match."""
+        version = expected_version(request)
+        return await write(request, 200, lambda p, after: request.app.state.services.reference
+                           .change_post(p, code, unit_code=data.unit_code, role=data.role,
+                                        since=data.since, reason=data.reason,
+                                        expected_version=version, after_append=after))
+
+    @get("/{code:str}", opt={"public": True}, summary="Read a cadre", responses=problems(404))
+    async def read(self, state: State, code: FromPath[str]) -> Response[CadreOut]:
+        """A cadre in their current post; the ETag is the cadre's version."""
+        c = await to_thread.run_sync(state.services.reference.cadre, code)
+        return Response(CadreOut(code=c.code, name=c.name, unit_code=c.unit_code, role=c.role,
+                                 since=c.since, version=c.version),
+                        headers={"ETag": etag(c.version)})
+
+    @get("/", opt={"public": True}, summary="List cadres", responses=problems(400, 503))
+    async def list(self, request: Request[Any, Any, Any], state: State,
+                   cursor: Annotated[str | None, QueryParameter()] = None,
+                   limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+                   unit_code: Annotated[str | None, QueryParameter()] = None,
+                   min_position: Annotated[int | None, QueryParameter(ge=0)] = None,
+                   ) -> Response[CadrePage]:
+        """Cadres ordered by code; filter by unit; follow ``Link: rel="next"``."""
+        services = state.services
+        query = {"unit_code": unit_code}
+        after = decode_cursor(cursor, query)
+        await wait_for_projection(services, CadresView.name, min_position)
+
+        def page() -> list[CadreRow]:
+            with services.db.read() as cur:
+                return list_cadres(cur, after_code=after, limit=limit + 1, unit_code=unit_code)
+
+        rows = await to_thread.run_sync(page)
+        items = [_cadre_out(r) for r in rows[:limit]]
+        headers, nxt = {}, None
+        if len(rows) > limit:
+            nxt = encode_cursor(items[-1].code, query)
+            headers["Link"] = next_link(request, nxt, limit, query)
+        return Response(CadrePage(items=items, next_cursor=nxt), headers=headers)
+
+
+class LeaderController(Controller):
+    path = "/leaders"
+    tags = ["cadres"]  # noqa: RUF012 -- Litestar's own attribute
+
+    @post("/", status_code=201, security=SECURITY, before_request=strict_body(RegisterLeader),
+          summary="Register a city leader", responses=problems(400, 401, 403, 409))
+    async def register(self, request: Request[Any, Any, Any],
+                       data: JSONBody[RegisterLeader]) -> Response[WriteOut]:
+        """Register a city leader (市领导), who scores teams and principals."""
+        return await write(request, 201, lambda p, after: request.app.state.services.reference
+                           .register_leader(p, code=data.code, name=data.name,
+                                            after_append=after))
+
+
+class ImportController(Controller):
+    path = "/imports"
+    tags = ["units"]  # noqa: RUF012 -- Litestar's own attribute
+
+    @post("/", status_code=201, security=SECURITY, before_request=strict_body(ImportBody),
+          summary="Import units and cadres", responses=problems(400, 401, 403, 409, 422))
+    async def run(self, request: Request[Any, Any, Any],
+                  data: JSONBody[ImportBody]) -> Response[WriteOut]:
+        """Register many units and cadres at once: all or nothing. A refusal lists every bad
+        row (``errors[].field`` is e.g. ``cadres[3].unit_code``, with its rule)."""
+        units = [msgspec.structs.asdict(u) | {"kind": u.kind.value} for u in data.units]
+        cadres = [msgspec.structs.asdict(c) for c in data.cadres]
+        return await write(request, 201, lambda p, after: request.app.state.services.reference
+                           .import_rows(p, units=units, cadres=cadres, after_append=after))

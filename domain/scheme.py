@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -54,7 +54,7 @@ class Quota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     grade: str
     share: Share
     rounding: Rounding = "floor"
-    hard_cap: int | None = None
+    hard_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class Veto(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -102,7 +102,7 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     satisfaction_threshold: Share = Decimal("0.6")  # checked by validate_scheme
     gated_components: list[Component] = msgspec.field(
         default_factory=lambda: [Component.COMMITMENTS, Component.ANALYSIS])
-    composite_places: int = 2
+    composite_places: Annotated[int, msgspec.Meta(ge=0, le=6)] = 2
     review_days: int = 30  # 复核: within 30 days of notification (公务员法)
     appeal_days: int = 15  # 申诉: within 15 days of the review decision
     direct_appeal_days: int = 30  # 申诉 without review: within 30 days of notification
@@ -121,8 +121,12 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         msg = f"the scheme defines no indicator {code!r}"
         raise InvalidInput(msg, rule="scheme.indicator-defined", field="indicator")
 
-    def indicators_for(self, group: str, kind: SubjectKind) -> list[IndicatorDef]:
-        return [i for i in self.indicators if group in i.groups and kind in i.kinds]
+    def indicators_for(self, group: str, kind: SubjectKind,
+                       unit_code: str | None = None) -> list[IndicatorDef]:
+        """The indicators that apply to a subject: a department's own indicator never applies
+        to its own unit (it does not verify itself)."""
+        return [i for i in self.indicators
+                if group in i.groups and kind in i.kinds and i.owner != unit_code]
 
     def veto(self, code: str) -> Veto:
         for veto in self.vetoes:
@@ -176,6 +180,10 @@ def _validate_pool(where: str, rule: PoolRule) -> None:
         if quota.grade not in grades_of(rule):
             msg = f"{where}.quotas: {quota.grade!r} is not a grade of this pool"
             raise InvalidInput(msg, rule="scheme.quota-grade", field=f"{where}.quotas")
+        if quota.grade == grades_of(rule)[-1]:
+            msg = f"{where}.quotas: the lowest grade {quota.grade!r} cannot have a quota " \
+                  "(no one can be demoted below it)"
+            raise InvalidInput(msg, rule="scheme.quota-lowest-grade", field=f"{where}.quotas")
 
 
 def validate_scheme(scheme: Scheme) -> None:
@@ -196,8 +204,9 @@ def validate_scheme(scheme: Scheme) -> None:
         msg = "indicator codes must be unique"
         raise InvalidInput(msg, rule="scheme.indicator-unique", field="indicators")
     for veto in scheme.vetoes:
-        if veto.effect == "cap" and not veto.cap_at:
-            msg = f"veto {veto.code!r}: a cap needs cap_at"
+        all_grades = {g for rule in scheme.pools for g in grades_of(rule)}
+        if veto.effect == "cap" and veto.cap_at not in all_grades:
+            msg = f"veto {veto.code!r}: a cap needs cap_at, a grade of some pool"
             raise InvalidInput(msg, rule="scheme.veto-cap", field="vetoes")
         if veto.effect == "no-grade" and not veto.reason_code:
             msg = f"veto {veto.code!r}: no-grade needs an A1517 reason_code"

@@ -7,8 +7,9 @@ its version is recorded with every published result. Pure: no I/O, no clock.
 Order of work (docs/scoring.md has the arithmetic):
 1. normalise each component to 0–100 and apply approved component adjustments (clamped);
 2. the satisfaction gate: below the scheme's threshold the gated components count zero;
-3. composite = Σ weight × component (missing components count zero and are listed) plus
-   approved total adjustments, rounded half-up to the scheme's places;
+3. composite = Σ weight × component (missing components count zero and are listed; the
+   weights of components formally not applicable are shared out pro rata) plus approved
+   total adjustments, rounded half-up to the scheme's places;
 4. rank within the pool: equal composites share a rank (1, 2, 2, 4);
 5. grade by bands, then vetoes in severity order (no-grade > force-lowest > cap);
 6. quotas, best grade first: over-quota candidates are demoted one grade, lowest in the pool
@@ -64,6 +65,9 @@ class SubjectEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     vetoes: list[str] = []
     adjustments: list[Adjustment] = []
     committee: CommitteeDecision | None = None
+    # Components formally not applicable to this subject (e.g. no indicator applies to a
+    # department that owns the only one): their weight is shared out among the others.
+    not_applicable: list[Component] = []
 
 
 class PoolEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -147,15 +151,22 @@ class _Scored(msgspec.Struct, kw_only=True):
 
 def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence) -> _Scored:
     raw = normalise(evidence)
-    for adj in evidence.adjustments:
-        if adj.component is not None and raw.get(adj.component) is not None:
-            raw[adj.component] = _clamp(raw[adj.component] + adj.delta)  # type: ignore[operator]
+    deltas: dict[Component, Decimal] = {}
+    for adj in evidence.adjustments:  # summed first, clamped once: order does not matter
+        if adj.component is not None:
+            deltas[adj.component] = deltas.get(adj.component, Decimal(0)) + adj.delta
+    for component, delta in deltas.items():
+        value = raw.get(component)
+        if value is not None:
+            raw[component] = _clamp(value + delta)
     satisfaction = evidence.survey_satisfaction
     gate_failed = satisfaction is not None and satisfaction < scheme.satisfaction_threshold
     components: dict[Component, Decimal] = {}
     missing: list[Component] = []
     total = Decimal(0)
-    for component, weight in sorted(rule.weights.items()):
+    weights = {c: w for c, w in rule.weights.items() if c not in evidence.not_applicable}
+    share = sum(weights.values(), Decimal(0))
+    for component, weight in sorted(weights.items()):
         value = raw.get(component)
         if value is None:
             missing.append(component)
@@ -163,7 +174,7 @@ def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence) ->
         if gate_failed and component in scheme.gated_components:
             value = Decimal(0)
         components[component] = value
-        total += weight * value
+        total += weight / share * value if share else Decimal(0)
     total += sum((a.delta for a in evidence.adjustments if a.component is None), Decimal(0))
     places = Decimal(1).scaleb(-scheme.composite_places)
     composite = max(total, Decimal(0)).quantize(places, rounding=ROUND_HALF_UP)
@@ -206,6 +217,11 @@ def score_pool(scheme: Scheme, pool: PoolEvidence) -> PoolResult:
     """The pool's results: components, composites, ranks, grades under vetoes and quotas."""
     rule = scheme.rule_for(pool.group, pool.kind)
     grades = grades_of(rule)
+    for attr in ("subject", "code"):
+        values = [getattr(e, attr) for e in pool.subjects]
+        if len(values) != len(set(values)):
+            msg = f"a {attr} appears twice in pool {pool.group}/{pool.kind.value}"
+            raise ValueError(msg)
     scored = sorted((_score_subject(scheme, rule, e) for e in pool.subjects), key=_order_key)
     ranks: dict[str, int] = {}
     for position, s in enumerate(scored):

@@ -303,8 +303,13 @@ class SubjectFile(Aggregate):
                        if self.targets and len(achieved) == len(self.targets) else None)
         indicators = [
             IndicatorScore(indicator=d.code, weight=d.weight, score=self.indicators[d.code])
-            for d in scheme.indicators_for(self.group, self.kind) if d.code in self.indicators
+            for d in scheme.indicators_for(self.group, self.kind, self.code)
+            if d.code in self.indicators
         ]
+        rule = scheme.rule_for(self.group, self.kind)
+        not_applicable = [Component.INDICATORS] if (
+            Component.INDICATORS in rule.weights
+            and not scheme.indicators_for(self.group, self.kind, self.code)) else []
         return SubjectEvidence(
             subject=self.subject, code=self.code, commitments=commitments,
             leader_scores=[self.leader_scores[k] for k in sorted(self.leader_scores)],
@@ -312,4 +317,4 @@ class SubjectFile(Aggregate):
             indicators=indicators, inspection=self.inspection,
             analysis=[self.analysis[k] for k in sorted(self.analysis)],
             vetoes=sorted(self.sanctions), adjustments=list(self.approved),
-            committee=self.committee)
+            committee=self.committee, not_applicable=not_applicable)

@@ -131,6 +131,21 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from service.demo import DemoCity  # noqa: PLC0415
+
+    services = _services(settings)
+    try:
+        city = DemoCity(services, units=args.units, cadres=args.cadres, seed=args.seed)
+        city.run()
+        services.follower.catch_up()
+        services.signer.sign(services.db, services.clock.now())
+    finally:
+        services.close()
+    print(f"demo city loaded: {city.progress.done} steps; cycles 2024 and 2025 published")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     project = sub.add_parser("project", help="follow the log into the read models (worker)")
     project.add_argument("--once", action="store_true", help="catch up, then exit")
     project.set_defaults(func=cmd_project)
+    demo = sub.add_parser("demo", help="load the demo city and run two cycles to publication")
+    demo.add_argument("--units", type=int, default=121, help="units (15 are townships)")
+    demo.add_argument("--cadres", type=int, default=1000)
+    demo.add_argument("--seed", type=int, default=2025)
+    demo.set_defaults(func=cmd_demo)
     roles = [r.value for r in Role]
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
     create = keys.add_parser("create", help="create an API key for a system (printed once)")

@@ -4,6 +4,7 @@ service half; ``api.create_app`` adds HTTP on top, the CLI uses it directly)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -12,10 +13,11 @@ import structlog
 
 from projections.cadres import CadresView
 from projections.event_counts import EventCounts
-from projections.follower import Follower, Projection
+from projections.follower import Follower, Projection, head_position
 from projections.units import UnitsView
 from service.clock import Clock, SystemClock
 from service.db import Database, open_database
+from service.demo import DemoCity, Progress
 from service.evaluation import Evaluation
 from service.idempotency import IdempotencyStore
 from service.keys import load_or_create_ed25519
@@ -60,16 +62,33 @@ class Services:
         self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.demo_progress = Progress()
 
     def start(self) -> None:
         """Run the background work in this process (embedded default: the API process)."""
         if self._threads:
             return
-        for name, target in (("kaoping-follower", self.follower.run),
-                             ("kaoping-signer", self.run_signer)):
+        work: list[tuple[str, Callable[[threading.Event], None]]] = [
+            ("kaoping-follower", self.follower.run), ("kaoping-signer", self.run_signer)]
+        if self.settings.demo and self._log_is_empty():
+            work.append(("kaoping-demo", self.load_demo))
+        for name, target in work:
             thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _log_is_empty(self) -> bool:
+        with self.db.read() as cur:
+            return head_position(cur) < 0
+
+    def load_demo(self, _stop: threading.Event) -> None:
+        """First start of an empty embedded store: load the demo city in the background."""
+        try:
+            DemoCity(self, progress=self.demo_progress).run()
+            log.info("demo.loaded", events=self.demo_progress.done)
+        except Exception as exc:
+            self.demo_progress.state, self.demo_progress.error = "failed", type(exc).__name__
+            log.exception("demo.failed")
 
     def run_signer(self, stop: threading.Event) -> None:
         """Sign a checkpoint every few seconds while the log grows."""

@@ -20,6 +20,13 @@ class Health(msgspec.Struct, frozen=True):
     status: str
 
 
+class DemoStatus(msgspec.Struct, frozen=True, kw_only=True):
+    state: str  # idle | loading | done | failed
+    step: str
+    done: int
+    total: int
+
+
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     ready: bool
     store: str
@@ -27,6 +34,7 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     head_position: int
     projection_lag: dict[str, int]
     problems: list[str]
+    demo: DemoStatus
 
 
 @get("/health", opt={"public": True}, tags=["operations"], summary="Process is alive")
@@ -51,8 +59,10 @@ def _readiness(services: Services) -> Readiness:
     except Exception as exc:  # noqa: BLE001 -- readiness reports any store failure, never raises
         store = "unreachable"
         problems.append(f"store: {type(exc).__name__}")
+    p = services.demo_progress
+    demo = DemoStatus(state=p.state, step=p.step, done=p.done, total=p.total)
     return Readiness(ready=not problems, store=store, migrations_pending=pending,
-                     head_position=head, projection_lag=lags, problems=problems)
+                     head_position=head, projection_lag=lags, problems=problems, demo=demo)
 
 
 @get("/ready", opt={"public": True}, tags=["operations"], summary="Ready to serve")

@@ -96,6 +96,7 @@ def _server_env(tmp: Path) -> dict[str, str]:
             "KAOPING_TOKEN_KEY_PATH": str(tmp / "token.key"),
             "KAOPING_CHECKPOINT_INTERVAL_SECONDS": "0.5",
             "KAOPING_HOST": HOST,
+            "KAOPING_DEMO": "false",  # an empty log: this test writes its own events
         }
     )
     # Put the checkout's own modules first. `.venv/bin/kaoping` otherwise resolves them through

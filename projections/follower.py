@@ -93,6 +93,9 @@ class Follower:
         self.db, self.mapper, self.page_size = db, mapper, page_size
         self.projections = list(projections)
         self._wake = threading.Event()
+        # One page at a time per process: the background thread and an explicit catch_up()
+        # (the demo loader, tests) must not race each other's positions.
+        self._step_lock = threading.Lock()
         self._ensure_tracking()
 
     def _ensure_tracking(self) -> None:
@@ -105,7 +108,7 @@ class Follower:
 
     def step(self, projection: Projection) -> int:
         """Apply one page to one projection; return how many events it applied."""
-        with self.db.write() as cur:
+        with self._step_lock, self.db.write() as cur:
             at = tracked_position(cur, projection.name)
             page = read_page(cur, at, self.page_size, self.mapper)
             if not page:

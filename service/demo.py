@@ -182,7 +182,7 @@ class DemoCity:
         cadres = self._cadres(units, rng)
         subjects = len(units) + len(cadres)
         with self.progress.lock:
-            self.progress.state, self.progress.total = "loading", 2 + len(YEARS) * (subjects + 6)
+            self.progress.state, self.progress.total = "loading", 2 + len(YEARS) * (subjects + 7)
         ref = self.s.reference
         self._step("reference data", lambda: ref.import_rows(self.org, units=units,
                                                              cadres=cadres))

@@ -1,0 +1,50 @@
+"""The demo city: built through the use cases, run to publication twice, reproducible."""
+
+from __future__ import annotations
+
+from domain.cycle import Cycle, Phase
+from service.demo import DemoCity
+from service.runtime import Services
+
+
+def _published(services: Services, year: int) -> Cycle.Published:
+    events = [e for e in services.store.events.get(Cycle.id_for(year))
+              if isinstance(e, Cycle.Published)]
+    assert len(events) == 1
+    return events[0]
+
+
+def test_a_small_demo_city_runs_two_cycles_to_publication(services: Services) -> None:
+    city = DemoCity(services, units=22, cadres=66, seed=7)
+    city.run()
+    assert city.progress.state == "done"
+    assert city.progress.done == city.progress.total
+    for year in (2024, 2025):
+        assert services.evaluation.cycle(year).phase == Phase.PUBLISHED
+    cycle = services.evaluation.cycle(2025)
+    pools = services.evaluation.pools(cycle, previous=services.evaluation.previous_ranks(2025))
+    results = [r for pool in pools for r in pool.results]
+    assert len(results) == len(cycle.roster) == 22 + 66
+    assert any(r.rank_change not in (None, 0) for r in results)  # 位次进退 against 2024
+    assert {r.final_grade for r in results} - {None} <= {"好", "较好", "一般", "较差", "优秀",
+                                                         "称职", "基本称职", "不称职"}
+    published = _published(services, 2025)
+    assert published.score_version == "kaoping-score/1"
+    assert len(published.heads) == len(cycle.roster)
+
+
+def test_the_same_seed_gives_the_same_results(services: Services, tmp_path: object) -> None:
+    DemoCity(services, units=18, cadres=36, seed=11).run()
+    first = _published(services, 2025).results_fingerprint
+    from service.migrate import migrate  # noqa: PLC0415
+    from service.settings import Settings  # noqa: PLC0415
+
+    other = Settings(database_url=f"sqlite:///{tmp_path}/again.db",
+                     token_key_path=f"{tmp_path}/t.key", signing_key_path=f"{tmp_path}/l.key")
+    migrate(other)
+    again = Services(other)
+    try:
+        DemoCity(again, units=18, cadres=36, seed=11).run()
+        assert _published(again, 2025).results_fingerprint == first
+    finally:
+        again.close()

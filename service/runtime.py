@@ -14,6 +14,7 @@ import structlog
 from projections.cadres import CadresView
 from projections.event_counts import EventCounts
 from projections.follower import Follower, Projection, head_position
+from projections.results import ResultsView
 from projections.units import UnitsView
 from service.clock import Clock, SystemClock
 from service.db import Database, open_database
@@ -30,13 +31,15 @@ from service.store import EventStore, open_event_store
 from service.units import Units
 
 if TYPE_CHECKING:
+    from eventsourcing.persistence import Mapper
+
     from service.settings import Settings
 
 log = structlog.get_logger("kaoping.runtime")
 
 
-def all_projections() -> list[Projection]:
-    return [EventCounts(), UnitsView(), CadresView()]
+def all_projections(mapper: Mapper[UUID]) -> list[Projection]:
+    return [EventCounts(), UnitsView(), CadresView(), ResultsView(mapper)]
 
 
 class Services:
@@ -47,7 +50,7 @@ class Services:
         self.clock: Clock = clock or SystemClock()
         self.db: Database = open_database(settings)
         self.store: EventStore = open_event_store(settings)
-        self.projections = all_projections()
+        self.projections = all_projections(self.store.mapper)
         self.follower = Follower(self.db, self.store.mapper, self.projections,
                                  page_size=settings.projection_page_size)
         self.tokens = TokenIssuer(

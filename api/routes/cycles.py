@@ -11,15 +11,24 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, optional_principal
-from api.mechanisms import etag, expected_version, strict_body, wait_for_projection
+from api.mechanisms import (
+    decode_cursor,
+    encode_cursor,
+    etag,
+    expected_version,
+    next_link,
+    strict_body,
+    wait_for_projection,
+)
 from api.openapi import problems
 from api.routes.common import WriteOut, write
-from domain.cycle import Phase, RosterEntry
-from domain.errors import Conflict, Forbidden, StaleVersion
+from domain.cycle import Cycle, Phase, RosterEntry
+from domain.errors import Conflict, Forbidden, NotFound, StaleVersion
 from domain.scheme import Scheme, SubjectKind
-from domain.scoring import PoolResult, SubjectResult
+from domain.scoring import SubjectResult
 from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
+from projections.results import ResultsView, read_result, read_results
 from projections.units import UnitsView, list_units
 from service.principals import Role
 
@@ -59,10 +68,17 @@ class SchemeOut(msgspec.Struct, kw_only=True):
     fingerprint: str | None
 
 
-class ResultsOut(msgspec.Struct, kw_only=True):
+class ResultItem(msgspec.Struct, kw_only=True):
+    group: str
+    kind: SubjectKind
+    result: SubjectResult
+
+
+class ResultsPage(msgspec.Struct, kw_only=True):
     year: int
     phase: Phase
-    pools: list[PoolResult]
+    items: list[ResultItem]
+    next_cursor: str | None
 
 
 PRIVILEGED = {Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR}
@@ -203,25 +219,67 @@ class CycleController(Controller):
                                     notified_on=data.notified_on, after_append=after))
 
     @get("/{year:int}/results", opt={"public": True}, security=SECURITY, tags=["results"],
-         summary="Results by comparison group", responses=problems(401, 403, 404, 409))
+         summary="Results by comparison group", responses=problems(400, 401, 403, 404, 409,
+                                                                  503))
     async def results(self, request: Request[Any, Any, Any], state: State,
                       year: FromPath[int],
                       group: Annotated[str | None, QueryParameter()] = None,
                       kind: Annotated[SubjectKind | None, QueryParameter()] = None,
-                      ) -> ResultsOut:
-        """Composites, ranks (with 位次进退), proposed and final grades per pool. Public after
+                      cursor: Annotated[str | None, QueryParameter()] = None,
+                      limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
+                      min_position: Annotated[int | None, QueryParameter(ge=0)] = None,
+                      ) -> Response[ResultsPage]:
+        """Every subject's score card in pool order (group, kind, then rank with the tie
+        rule): components, composite, rank and 位次进退, proposed and final grade. Public after
         publication; before it, for the organizer, the committee and supervisors."""
-        return await _results(request, state, year, group, kind)
+        services = state.services
+        cycle = await _visible_cycle(request, services, year)
+        query = {"group": group, "kind": kind.value if kind else None}
+        after = decode_cursor(cursor, query)
+        key = None
+        if after:
+            g, k, q = msgspec.json.decode(after, type=tuple[str, str, int])
+            key = (g, k, q)
+        await wait_for_projection(services, ResultsView.name, min_position)
+
+        def page() -> list[tuple[str, str, int, SubjectResult]]:
+            with services.db.read() as cur:
+                return read_results(cur, year, group=group, kind=query["kind"], after=key,
+                                    limit=limit + 1)
+
+        rows = await to_thread.run_sync(page)
+        items = [ResultItem(group=g, kind=SubjectKind(k), result=r) for g, k, _, r in
+                 rows[:limit]]
+        headers, nxt = {}, None
+        if len(rows) > limit:
+            g, k, q, _ = rows[limit - 1]
+            nxt = encode_cursor(msgspec.json.encode((g, k, q)).decode(), query)
+            headers["Link"] = next_link(request, nxt, limit, query)
+        return Response(ResultsPage(year=year, phase=cycle.phase, items=items,
+                                    next_cursor=nxt), headers=headers)
 
     @get("/{year:int}/subjects/{subject:str}/result", opt={"public": True}, security=SECURITY,
-         tags=["results"], summary="One subject's result", responses=problems(401, 403, 404))
+         tags=["results"], summary="One subject's result", responses=problems(401, 403, 404,
+                                                                              503))
     async def subject_result(self, request: Request[Any, Any, Any], state: State,
-                             year: FromPath[int], subject: FromPath[str]) -> SubjectResult:
-        """The subject's score card within its pool (same visibility as the results)."""
-        entry = await to_thread.run_sync(
-            lambda: state.services.evaluation.cycle(year).entry(subject))
-        resp = await _results(request, state, year, entry.group, entry.kind)
-        return resp.pools[0].for_subject(subject)
+                             year: FromPath[int], subject: FromPath[str],
+                             min_position: Annotated[int | None, QueryParameter(ge=0)] = None,
+                             ) -> SubjectResult:
+        """One subject's score card (same visibility as the results)."""
+        services = state.services
+        cycle = await _visible_cycle(request, services, year)
+        cycle.entry(subject)
+        await wait_for_projection(services, ResultsView.name, min_position)
+
+        def read() -> SubjectResult | None:
+            with services.db.read() as cur:
+                return read_result(cur, year, subject)
+
+        found = await to_thread.run_sync(read)
+        if found is None:
+            msg = f"{subject} has no result yet (its files open when scoring opens)"
+            raise NotFound(msg, rule="results.subject", field="subject")
+        return found
 
 
 def _head(services: Any) -> int:
@@ -229,24 +287,15 @@ def _head(services: Any) -> int:
         return head_position(cur)
 
 
-async def _results(request: Request[Any, Any, Any], state: State, year: int,
-                   group: str | None, kind: SubjectKind | None) -> ResultsOut:
-    services = state.services
-    cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+async def _visible_cycle(request: Request[Any, Any, Any], services: Any, year: int) -> Cycle:
+    cycle: Cycle = await to_thread.run_sync(services.evaluation.cycle, year)
     principal = optional_principal(request)
     if cycle.phase != Phase.PUBLISHED and (principal is None
                                            or principal.role not in PRIVILEGED):
         msg = "results are public once published; until then only for the organizer, " \
               "the committee and supervisors"
         raise Forbidden(msg, rule="results.published")
-    if cycle.scheme is None or cycle.phase in (Phase.SETUP, Phase.FROZEN):
+    if cycle.phase in (Phase.SETUP, Phase.FROZEN):
         msg = f"cycle {year} has no results before scoring opens"
         raise Conflict(msg, rule="results.scoring-open")
-
-    def compute() -> list[PoolResult]:
-        previous = services.evaluation.previous_ranks(year)
-        keys = sorted({(e.group, e.kind) for e in cycle.roster
-                       if (group is None or e.group == group) and (kind is None or e.kind == kind)})
-        return [services.evaluation.pool(cycle, cycle.scheme, g, k, previous) for g, k in keys]
-
-    return ResultsOut(year=year, phase=cycle.phase, pools=await to_thread.run_sync(compute))
+    return cycle

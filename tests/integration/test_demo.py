@@ -48,3 +48,19 @@ def test_the_same_seed_gives_the_same_results(services: Services, tmp_path: obje
         assert _published(again, 2025).results_fingerprint == first
     finally:
         again.close()
+
+
+def test_the_results_read_model_equals_the_score_function(services: Services) -> None:
+    from projections.results import read_results  # noqa: PLC0415
+
+    DemoCity(services, units=20, cadres=40, seed=3).run()
+    services.follower.catch_up()
+    for year in (2024, 2025):
+        cycle = services.evaluation.cycle(year)
+        live = [r for pool in services.evaluation.pools(
+            cycle, previous=services.evaluation.previous_ranks(year)) for r in pool.results]
+        with services.db.read() as cur:
+            projected = [r for _, _, _, r in read_results(cur, year, group=None, kind=None,
+                                                          after=None, limit=10_000)]
+        assert sorted(projected, key=lambda r: r.subject) == sorted(live,
+                                                                    key=lambda r: r.subject)

@@ -1,0 +1,168 @@
+"""Results (score cards, rankings with 位次进退, proposed and final grades) per comparison pool.
+
+On each page of events, the pools the page touched are recomputed with the one score function
+from the evidence streams as of the page's last position (a subject file's events, the cycle's
+scheme and roster, the previous cycle's published ranks). Reads are then one indexed query;
+the use cases (committee decisions, as-of replays) compute from the streams themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import project_aggregate
+from eventsourcing.persistence import StoredEvent
+
+from domain.cycle import Cycle, Phase
+from domain.scheme import SubjectKind
+from domain.scoring import PoolEvidence, SubjectResult, score_pool
+from domain.subject_file import SubjectFile
+from service.db import as_uuid, events_row_id
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Mapper
+
+    from projections.follower import LoggedEvent
+    from service.db import Cursor
+
+_CYCLE_TOPICS = {Cycle.SchemeSet.TOPIC, Cycle.RosterSet.TOPIC, Cycle.SchemeAmended.TOPIC,
+                 Cycle.SchemeFrozen.TOPIC, Cycle.ScoringOpened.TOPIC, Cycle.Sealed.TOPIC,
+                 Cycle.Published.TOPIC, Cycle.Opened.TOPIC}
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder = msgspec.json.Decoder(SubjectResult)
+
+Pool = tuple[int, str, str]  # year, group, kind
+
+
+def load_stream(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID,
+                up_to: int) -> list[Any]:
+    """The stream's events whose log position is at most ``up_to``, decoded."""
+    rid = events_row_id(cur.engine)
+    cur.execute(
+        "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM kaoping_events e "  # noqa: S608
+        f"JOIN kaoping_ledger l ON l.notification_id = e.{rid} WHERE e.originator_id = %s "
+        "AND l.position <= %s ORDER BY e.originator_version", (stream_id, up_to))
+    return [mapper.to_domain_event(StoredEvent(as_uuid(o), int(v), str(t), bytes(s)))
+            for o, v, t, s in cur.fetchall()]
+
+
+def replay(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID, up_to: int) -> Any:
+    """The aggregate as of log position ``up_to`` (None if it did not exist yet)."""
+    events: list[Any] = load_stream(cur, mapper, stream_id, up_to)
+    return project_aggregate(None, events) if events else None
+
+
+class ResultsView:
+    name: str = "results.v1"
+    tables: tuple[str, ...] = ("rm_results", "rm_cycles", "rm_subject_files")
+
+    def __init__(self, mapper: Mapper[UUID]) -> None:
+        self.mapper = mapper
+
+    def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
+        up_to = events[-1].position
+        pools: set[Pool] = set()
+        years: set[int] = set()
+        for e in events:
+            if e.topic == SubjectFile.Opened.TOPIC:
+                ev = e.event
+                cur.execute("INSERT INTO rm_subject_files (stream_id, year, subject, grp, kind) "
+                            "VALUES (%s, %s, %s, %s, %s)",
+                            (e.stream_id, ev.year, ev.subject, ev.group, ev.kind))
+                pools.add((ev.year, ev.group, ev.kind))
+            elif e.topic.startswith("kaoping/SubjectFile."):
+                pools |= self._pool_of(cur, e.stream_id)
+            elif e.topic in _CYCLE_TOPICS:
+                years.add(self._track_cycle(cur, e, up_to))
+        for year in sorted(years):
+            pools |= self._pools_of_year(cur, year)
+            if self._phase(cur, year) == Phase.PUBLISHED.value:  # next year's rank change
+                pools |= self._pools_of_year(cur, year + 1)
+        for pool in sorted(pools):
+            self._recompute(cur, pool, up_to)
+
+    def _pool_of(self, cur: Cursor, stream_id: UUID) -> set[Pool]:
+        cur.execute("SELECT year, grp, kind FROM rm_subject_files WHERE stream_id = %s",
+                    (stream_id,))
+        return {(int(y), str(g), str(k)) for y, g, k in cur.fetchall()}
+
+    def _pools_of_year(self, cur: Cursor, year: int) -> set[Pool]:
+        cur.execute("SELECT DISTINCT year, grp, kind FROM rm_subject_files WHERE year = %s",
+                    (year,))
+        return {(int(y), str(g), str(k)) for y, g, k in cur.fetchall()}
+
+    def _phase(self, cur: Cursor, year: int) -> str | None:
+        cur.execute("SELECT phase FROM rm_cycles WHERE year = %s", (year,))
+        row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def _track_cycle(self, cur: Cursor, e: LoggedEvent, up_to: int) -> int:
+        cycle = replay(cur, self.mapper, e.stream_id, up_to)
+        if not isinstance(cycle, Cycle):
+            msg = f"stream {e.stream_id} is not a cycle"
+            raise TypeError(msg)
+        cur.execute("DELETE FROM rm_cycles WHERE year = %s", (cycle.year,))
+        cur.execute("INSERT INTO rm_cycles (year, phase, version, position) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (cycle.year, cycle.phase.value, cycle.version, e.position))
+        return cycle.year
+
+    def _previous_ranks(self, cur: Cursor, year: int, group: str, kind: str) -> dict[str, int]:
+        if self._phase(cur, year - 1) != Phase.PUBLISHED.value:
+            return {}
+        cur.execute("SELECT subject, rank FROM rm_results WHERE year = %s AND grp = %s "
+                    "AND kind = %s", (year - 1, group, kind))
+        return {str(s): int(r) for s, r in cur.fetchall()}
+
+    def _recompute(self, cur: Cursor, pool: Pool, up_to: int) -> None:
+        year, group, kind = pool
+        cycle = replay(cur, self.mapper, Cycle.id_for(year), up_to)
+        if not isinstance(cycle, Cycle) or cycle.scheme is None:
+            return
+        cur.execute("SELECT stream_id FROM rm_subject_files WHERE year = %s AND grp = %s AND "
+                    "kind = %s", (year, group, kind))
+        ids = [as_uuid(sid) for (sid,) in cur.fetchall()]
+        files = [f for sid in ids
+                 if isinstance(f := replay(cur, self.mapper, sid, up_to), SubjectFile)]
+        evidence = PoolEvidence(group=group, kind=SubjectKind(kind),
+                                subjects=[f.evidence(cycle.scheme) for f in files],
+                                previous_ranks=self._previous_ranks(cur, year, group, kind))
+        result = score_pool(cycle.scheme, evidence)
+        cur.execute("DELETE FROM rm_results WHERE year = %s AND grp = %s AND kind = %s",
+                    (year, group, kind))
+        cur.executemany(
+            "INSERT INTO rm_results (year, subject, grp, kind, code, seq, rank, composite, "
+            "final_grade, result, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(year, r.subject, group, kind, r.code, seq, r.rank, str(r.composite), r.final_grade,
+              _encoder.encode(r), up_to) for seq, r in enumerate(result.results)])
+
+
+def read_results(cur: Cursor, year: int, *, group: str | None, kind: str | None,
+                 after: tuple[str, str, int] | None, limit: int,
+                 ) -> list[tuple[str, str, int, SubjectResult]]:
+    """(group, kind, seq, result) in pool order, keyset-paged by (group, kind, seq)."""
+    sql = "SELECT grp, kind, seq, result FROM rm_results WHERE year = %s"
+    params: list[object] = [year]
+    if group is not None:
+        sql += " AND grp = %s"
+        params.append(group)
+    if kind is not None:
+        sql += " AND kind = %s"
+        params.append(kind)
+    if after is not None:
+        sql += " AND (grp > %s OR (grp = %s AND (kind > %s OR (kind = %s AND seq > %s))))"
+        g, k, q = after
+        params += [g, g, k, k, q]
+    cur.execute(sql + " ORDER BY grp, kind, seq LIMIT %s", [*params, limit])
+    return [(str(g), str(k), int(q), _decoder.decode(bytes(res)))
+            for g, k, q, res in cur.fetchall()]
+
+
+def read_result(cur: Cursor, year: int, subject: str) -> SubjectResult | None:
+    cur.execute("SELECT result FROM rm_results WHERE year = %s AND subject = %s",
+                (year, subject))
+    row = cur.fetchone()
+    return None if row is None else _decoder.decode(bytes(row[0]))

@@ -91,6 +91,18 @@ class Cycle(Aggregate):
         authority: str
         actor: str
 
+    class Announced(Aggregate.Event):
+        """考核公告: the public year-end announcement — subjects, team, dates, report hotline —
+        with the ledger checkpoint it was issued at, so anyone can later check the log."""
+
+        TOPIC = "kaoping/Cycle.Announced.v1"
+        team_members: list[str]
+        starts_on: str
+        ends_on: str
+        hotline: str
+        checkpoint: str
+        actor: str
+
     class ScoringOpened(Aggregate.Event):
         TOPIC = "kaoping/Cycle.ScoringOpened.v1"
         actor: str
@@ -125,6 +137,7 @@ class Cycle(Aggregate):
         self.roster: list[RosterEntry] = []
         self.sealed_heads: list[StreamHead] = []
         self.published_on: str | None = None
+        self.announcement: dict[str, object] | None = None
 
     def require_phase(self, *phases: Phase) -> None:
         if self.phase not in phases:
@@ -193,6 +206,21 @@ class Cycle(Aggregate):
     def _amended(self, scheme: Scheme, fingerprint: str, reason: str, authority: str,
                  actor: str) -> None:
         self.scheme, self.scheme_fingerprint = scheme, fingerprint
+
+    def announce(self, team_members: list[str], starts_on: str, ends_on: str, hotline: str,
+                 checkpoint: str, actor: str) -> None:
+        self.require_phase(Phase.FROZEN, Phase.SCORING)
+        if not team_members or not hotline.strip() or ends_on < starts_on:
+            msg = "an announcement names the team, a report hotline, and dates in order"
+            raise InvalidInput(msg, rule="announcement.complete", field="team_members")
+        self._announced(team_members=team_members, starts_on=starts_on, ends_on=ends_on,
+                        hotline=hotline, checkpoint=checkpoint, actor=actor)
+
+    @event(Announced)
+    def _announced(self, team_members: list[str], starts_on: str, ends_on: str, hotline: str,
+                   checkpoint: str, actor: str) -> None:
+        self.announcement = {"team_members": team_members, "starts_on": starts_on,
+                             "ends_on": ends_on, "hotline": hotline, "checkpoint": checkpoint}
 
     def open_scoring(self, actor: str) -> None:
         self.require_phase(Phase.FROZEN)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import getpass
 import os
 import signal
 import sys
@@ -146,6 +148,38 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv_rows(path: str | None) -> list[dict[str, str]]:
+    if not path:
+        return []
+    with open(path, encoding="utf-8-sig", newline="") as fh:  # noqa: PTH123
+        return [{k.strip(): (v or "").strip() for k, v in row.items()}
+                for row in csv.DictReader(fh)]
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Units (code,name,kind,category) and cadres (code,name,unit_code,role,since) from CSV:
+    all rows or none; every bad row is listed with its row number, field and rule."""
+    from domain.errors import DomainError  # noqa: PLC0415
+    from service.principals import Principal  # noqa: PLC0415
+
+    operator = Principal(id=f"operator:{getpass.getuser()}", name="operator",
+                         role=Role.ORGANIZER, via="cli")
+    services = _services(settings)
+    try:
+        written = services.reference.import_rows(
+            operator, units=_csv_rows(args.units), cadres=_csv_rows(args.cadres))
+    except DomainError as exc:
+        for field, rule, message in exc.errors or [(exc.field or "", exc.rule, exc.detail)]:
+            print(f"{field}: {message} [{rule}]", file=sys.stderr)
+        print(f"kaoping import: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    print(f"imported {len(written.leaves)} records (positions {written.leaves[0].position}"
+          f"..{written.leaves[-1].position})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cadres", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=2025)
     demo.set_defaults(func=cmd_demo)
+    imp = sub.add_parser("import", help="import units and cadres from CSV (all or nothing)")
+    imp.add_argument("--units", metavar="CSV", help="columns: code,name,kind,category")
+    imp.add_argument("--cadres", metavar="CSV", help="columns: code,name,unit_code,role,since")
+    imp.set_defaults(func=cmd_import)
     roles = [r.value for r in Role]
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
     create = keys.add_parser("create", help="create an API key for a system (printed once)")

@@ -208,6 +208,10 @@ class DemoCity:
                                     list_cadres(cur, after_code=None, limit=10**6))
         self._step(f"{year}: roster", lambda: ev.set_roster(self.org, year, roster))
         self._step(f"{year}: freeze", lambda: ev.freeze(self.org, year))
+        note = self.s.signer.sign(self.s.db, self.s.clock.now()).note.decode()
+        ev.announce(self.org, year, team_members=["考核组长 周建国", "组员 吴晓梅", "组员 郑磊"],
+                    starts_on=f"{year}-12-01", ends_on=f"{year + 1}-01-15",
+                    hotline="0371-12380", checkpoint=note)
         self._step(f"{year}: scoring open", lambda: ev.open_scoring(self.org, year))
         principal_of = {e.unit_code: e.code for e in roster if e.kind == SubjectKind.PRINCIPAL}
         strength = {u["code"]: rng.gauss(0, 4) for u in units}

@@ -129,6 +129,14 @@ class Evaluation:
         cycle.amend(scheme, reason, authority, principal.id)
         return self._save(cycle, after_append)
 
+    def announce(self, principal: Principal, year: int, *, team_members: list[str],
+                 starts_on: str, ends_on: str, hotline: str, checkpoint: str,
+                 after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.cycle(year)
+        cycle.announce(team_members, starts_on, ends_on, hotline, checkpoint, principal.id)
+        return self._save(cycle, after_append)
+
     def open_scoring(self, principal: Principal, year: int,
                      after_append: AfterAppend | None = None) -> Written:
         """Open scoring and every subject's file, in one transaction."""

@@ -47,6 +47,23 @@ class Amendment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     authority: Text
 
 
+class Announcement(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    team_members: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]]
+    starts_on: IsoDate
+    ends_on: IsoDate
+    hotline: Annotated[str, msgspec.Meta(min_length=3, max_length=100)]
+
+
+class AnnouncementOut(msgspec.Struct, kw_only=True):
+    year: int
+    subjects: list[RosterEntry]
+    team_members: list[str]
+    starts_on: str
+    ends_on: str
+    hotline: str
+    checkpoint: str  # the ledger checkpoint (signed note) the announcement was issued at
+
+
 class Publication(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     notified_on: IsoDate
 
@@ -185,6 +202,33 @@ class CycleController(Controller):
         return await write(request, 201, lambda p, after: _services(request).evaluation
                            .amend(p, year, data.scheme, data.reason, data.authority,
                                   after_append=after))
+
+    @post("/{year:int}/announcement", status_code=201, security=SECURITY, tags=["commitments"],
+          before_request=strict_body(Announcement), summary="Issue the year-end announcement",
+          responses=problems(400, 401, 403, 404, 409, 422))
+    async def announce(self, request: Request[Any, Any, Any], year: FromPath[int],
+                       data: JSONBody[Announcement]) -> Response[WriteOut]:
+        """考核公告: subjects, team members, dates and the report hotline, published with the
+        ledger checkpoint signed now, to be printed in the announcement."""
+        services = _services(request)
+        cp = await to_thread.run_sync(services.signer.sign, services.db, services.clock.now())
+        return await write(request, 201, lambda p, after: services.evaluation.announce(
+            p, year, team_members=data.team_members, starts_on=data.starts_on,
+            ends_on=data.ends_on, hotline=data.hotline, checkpoint=cp.note.decode(),
+            after_append=after))
+
+    @get("/{year:int}/announcement", opt={"public": True}, tags=["commitments"],
+         summary="The year-end announcement", responses=problems(404))
+    async def announcement(self, state: State, year: FromPath[int]) -> AnnouncementOut:
+        """The public announcement, with the checkpoint to verify the log against."""
+        c = await to_thread.run_sync(state.services.evaluation.cycle, year)
+        if c.announcement is None:
+            msg = f"cycle {year} has not been announced"
+            raise NotFound(msg, rule="announcement.exists", field="year")
+        a = c.announcement
+        return AnnouncementOut(year=year, subjects=c.roster, team_members=list(a["team_members"]),
+                               starts_on=str(a["starts_on"]), ends_on=str(a["ends_on"]),
+                               hotline=str(a["hotline"]), checkpoint=str(a["checkpoint"]))
 
     @post("/{year:int}/scoring", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Open scoring",

@@ -72,3 +72,28 @@ def test_migrate_reports_a_current_schema(settings: Settings, tmp_path: Path) ->
     out = _kaoping(settings, "migrate")
     assert out.returncode == 0, out.stderr
     assert "the schema is current" in out.stdout
+
+
+def test_csv_import_is_all_or_nothing(settings: Settings, services: Services,
+                                      tmp_path: Path) -> None:
+    units = tmp_path / "units.csv"
+    units.write_text("code,name,kind,category\nT01,城关镇,township,platform-1\n"
+                     "E01,发改局,department,economic-management\n", encoding="utf-8")
+    cadres = tmp_path / "cadres.csv"
+    cadres.write_text("code,name,unit_code,role,since\nC1,张三,T01,principal,2020-01-01\n"
+                      "C2,李四,X99,deputy,2021-01-01\nC3,王五,E01,boss,2021-01-01\n",
+                      encoding="utf-8")
+    bad = _kaoping(settings, "import", "--units", str(units), "--cadres", str(cadres))
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert lines[0].startswith("cadres[2].unit_code:")
+    assert "[cadre.unit-exists]" in lines[0]
+    assert lines[1].startswith("cadres[3]:")
+    with services.db.read() as cur:
+        cur.execute("SELECT count(*) FROM kaoping_ledger")
+        assert cur.fetchone() == (0,)
+    cadres.write_text("code,name,unit_code,role,since\nC1,张三,T01,principal,2020-01-01\n",
+                      encoding="utf-8")
+    good = _kaoping(settings, "import", "--units", str(units), "--cadres", str(cadres))
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.startswith("imported 3 records")

@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from domain.subject_file import SubjectFile
 from service.clock import FixedClock
+from service.ledger.checkpoint import open_checkpoint
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.conftest import bearer
@@ -106,6 +107,9 @@ def setup_cycle(client: Client, services: Services, who: People) -> None:
     services.follower.catch_up()
     ok(client.post(f"{BASE}/roster", json={}, headers=who.org))
     ok(client.post(f"{BASE}/freeze", json={}, headers=who.org))
+    ok(client.post(f"{BASE}/announcement", json={
+        "team_members": ["考核组长 周某", "组员 吴某"], "starts_on": "2025-12-01",
+        "ends_on": "2026-01-10", "hotline": "0371-12380"}, headers=who.org))
     ok(client.post(f"{BASE}/scoring", json={}, headers=who.org))
 
 
@@ -148,6 +152,11 @@ def test_a_complete_cycle_matches_the_hand_computed_table(client: Client, servic
                                                           clock: FixedClock) -> None:
     who = People(services)
     setup_cycle(client, services, who)
+    announcement = ok(client.get(f"{BASE}/announcement"), 200)  # public, with a checkpoint
+    assert announcement["hotline"] == "0371-12380"
+    assert {s["subject"] for s in announcement["subjects"]} >= {"team:E1", "cadre:P1"}
+    checkpoint = open_checkpoint(announcement["checkpoint"].encode(), [services.signer.vkey])
+    assert checkpoint.size > 0
     score_everything(client, who)
     refused(client.get(f"{BASE}/results"), 403, "results.published")  # not public yet
     ok(client.post(f"{BASE}/seal", json={}, headers=who.org))

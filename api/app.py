@@ -19,7 +19,9 @@ from api.routes.health import health, ready
 from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
 from api.routes.people import CadreController, ImportController, LeaderController
+from api.routes.sessions import SessionController
 from api.routes.units import UnitController
+from api.routes.vote import ballot_page
 from service.logging import configure_logging
 from service.runtime import Services
 from service.settings import Settings, load_settings
@@ -57,9 +59,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
 
     api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
         CycleController, InputController, UnitController, CadreController, LeaderController,
-        ImportController, LedgerController])
+        ImportController, LedgerController, SessionController])
     return KaopingApp(
-        route_handlers=[health, ready, api_v1],
+        route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(version("kaoping")),

@@ -120,6 +120,16 @@ class IdempotencyStore:
 
         return complete
 
+    def mark_done(self, principal: str, key: str, status: int, stream_id: UUID,
+                  version: int) -> None:
+        """Complete a key whose response is never replayed (credential codes are shown once)."""
+        with self.db.write() as cur:
+            cur.execute(
+                "UPDATE kaoping_idempotency SET state = 'done', response_status = %s, "
+                "stream_id = %s, stream_version = %s, positions = '[]' "
+                "WHERE principal = %s AND idem_key = %s",
+                (status, str(stream_id), version, principal, key))
+
     def release(self, principal: str, key: str) -> None:
         with self.db.write() as cur:
             cur.execute(

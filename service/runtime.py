@@ -16,6 +16,7 @@ from projections.event_counts import EventCounts
 from projections.follower import Follower, Projection, head_position
 from projections.results import ResultsView
 from projections.units import UnitsView
+from service.ballots import Sessions
 from service.clock import Clock, SystemClock
 from service.db import Database, open_database
 from service.demo import DemoCity, Progress
@@ -63,6 +64,7 @@ class Services:
         self.units = Units(self.store)
         self.reference = Reference(self.store)
         self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone)
+        self.sessions = Sessions(self.store, self.db, self.clock, self.evaluation)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.demo_progress = Progress()
@@ -118,5 +120,6 @@ class Services:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self.sessions.close_writer()
         self.store.close()
         self.db.close()

@@ -1,0 +1,254 @@
+"""/api/v1/sessions — 民主测评 and 民意调查: sessions, credentials, casting, the public board."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Annotated, Any
+
+import msgspec
+import segno
+from anyio import to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath, JSONBody
+
+from api.auth import SECURITY, current_principal
+from api.mechanisms import ReceiptItem, receipt, strict_body
+from api.openapi import problems
+from api.ratelimit import FailureLimiter
+from api.routes.common import WriteOut, write
+from domain.ballots import SessionDefinition, SessionResult, SessionState
+from domain.errors import Conflict, InvalidInput
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+limiter = FailureLimiter()
+
+
+class IssueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    rater_class: str
+    count: Annotated[int, msgspec.Meta(ge=1, le=5000)]
+
+
+class IssuedOut(msgspec.Struct, kw_only=True):
+    rater_class: str
+    codes: list[str]  # shown once; only their hashes are stored
+    vote_urls: list[str]  # what each printed QR code opens (the code rides in the #fragment)
+    sheet_svg: str  # a printable sheet of QR codes
+    receipt: list[ReceiptItem]
+
+
+class RevokeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    credential_hash: str
+    reason: Text
+
+
+class VoidIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Text
+    authority: Text
+
+
+class Empty(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class CastIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    credential: Annotated[str, msgspec.Meta(min_length=16, max_length=64)]
+    answers: dict[str, dict[str, str]]  # subject -> item -> option code
+
+
+class CastOut(msgspec.Struct, kw_only=True):
+    session: str
+    position: int  # the ballot's place in the public log
+    tracker: str  # base64 leaf hash: check it against a checkpoint with the inclusion proof
+
+
+class SessionOut(msgspec.Struct, kw_only=True):
+    definition: SessionDefinition
+    state: SessionState
+    fingerprint: str | None
+    issued: dict[str, int]
+    cut_position: int | None
+    version: int
+
+
+class BoardOut(msgspec.Struct, kw_only=True):
+    session: str
+    fingerprint: str | None
+    state: SessionState
+    cut_position: int
+    trackers: list[str]  # leaf hashes of the ballots counted, in sorted order
+    result: SessionResult
+
+
+def _sheet(urls: list[str], codes: list[str]) -> str:
+    """An A4-proportioned SVG page: one QR code and its code per slip."""
+    cols, cell = 3, 240
+    rows = (len(urls) + cols - 1) // cols
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{cols * cell}" '
+             f'height="{rows * cell}" viewBox="0 0 {cols * cell} {rows * cell}">']
+    for i, (url, code) in enumerate(zip(urls, codes, strict=True)):
+        x, y = (i % cols) * cell, (i // cols) * cell
+        inline = segno.make(url, error="m").svg_inline(scale=4, border=2)
+        path = re.search(r"<path[^>]*/>", inline)
+        parts.append(f'<g transform="translate({x + 20},{y + 10})">{path.group(0) if path else ""}'
+                     f'</g><text x="{x + 20}" y="{y + cell - 16}" font-size="11" '
+                     f'font-family="monospace">{code}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _client(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "?"
+
+
+class SessionController(Controller):
+    path = "/sessions"
+    tags = ["evaluations"]  # noqa: RUF012 -- Litestar's own attribute
+
+    @post("/", status_code=201, security=SECURITY,
+          before_request=strict_body(SessionDefinition), summary="Define a session",
+          responses=problems(400, 401, 403, 409, 422))
+    async def define(self, request: Request[Any, Any, Any],
+                     data: JSONBody[SessionDefinition]) -> Response[WriteOut]:
+        """Subjects, items, options with their values, rater classes with weights and eligible
+        counts, and the rules (quorum, k, per-ballot limits, granularity). Organizer."""
+        return await write(request, 201, lambda p, after: request.app.state.services.sessions
+                           .define(p, data, after_append=after))
+
+    @get("/{code:str}", opt={"public": True}, summary="Read a session",
+         responses=problems(404))
+    async def read(self, state: State, code: FromPath[str]) -> SessionOut:
+        """The definition, its fingerprint once frozen, the state and credentials issued per
+        class (counts only)."""
+        s = await to_thread.run_sync(state.services.sessions.session, code)
+        issued: dict[str, int] = {}
+        for rater_class in s.credentials.values():
+            issued[rater_class] = issued.get(rater_class, 0) + 1
+        return SessionOut(definition=s.definition, state=s.state, fingerprint=s.fingerprint,
+                          issued=issued, cut_position=s.cut_position, version=s.version)
+
+    @post("/{code:str}/freeze", status_code=201, security=SECURITY,
+          before_request=strict_body(Empty), summary="Freeze a session",
+          responses=problems(400, 401, 403, 404, 409))
+    async def freeze(self, request: Request[Any, Any, Any], code: FromPath[str],
+                     data: JSONBody[Empty]) -> Response[WriteOut]:
+        """Freeze the definition; its fingerprint (SHA-256) goes on the public board."""
+        return await write(request, 201, lambda p, after: request.app.state.services.sessions
+                           .freeze(p, code, after_append=after))
+
+    @post("/{code:str}/credentials", status_code=201, security=SECURITY,
+          before_request=strict_body(IssueIn), summary="Issue one-time credentials",
+          responses=problems(400, 401, 403, 404, 409, 422))
+    async def issue(self, request: Request[Any, Any, Any], code: FromPath[str],
+                    data: JSONBody[IssueIn]) -> Response[IssuedOut]:
+        """N codes of 128 bits for one rater class, returned once (with a printable sheet of QR
+        codes) and never stored: only their hashes are. Exempt from Idempotency-Key: a retry
+        with a key already used answers 409 and issues nothing."""
+        services = request.app.state.services
+        principal = current_principal(request)
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            digest = f"credentials:{code}".encode()
+            first = await to_thread.run_sync(services.idempotency.reserve, principal.id, key,
+                                             digest, services.clock.now())
+            if first is not None:
+                msg = "these credentials were issued already and are never shown again"
+                raise Conflict(msg, rule="credentials.shown-once", field="Idempotency-Key")
+        try:
+            written, codes = await to_thread.run_sync(
+                lambda: services.sessions.issue(principal, code, data.rater_class, data.count))
+        except BaseException:
+            if key is not None:
+                await to_thread.run_sync(services.idempotency.release, principal.id, key)
+            raise
+        if key is not None:
+            await to_thread.run_sync(services.idempotency.mark_done, principal.id, key, 201,
+                                     written.stream_id, written.version)
+        base = str(request.base_url).rstrip("/")
+        urls = [f"{base}/vote/{code}#c={c}" for c in codes]
+        return Response(IssuedOut(rater_class=data.rater_class, codes=codes, vote_urls=urls,
+                                  sheet_svg=_sheet(urls, codes), receipt=receipt(written.leaves)),
+                        status_code=201, headers={"Cache-Control": "no-store"})
+
+    @post("/{code:str}/credentials/revocations", status_code=201, security=SECURITY,
+          before_request=strict_body(RevokeIn), summary="Revoke a credential",
+          responses=problems(400, 401, 403, 404, 409, 422))
+    async def revoke(self, request: Request[Any, Any, Any], code: FromPath[str],
+                     data: JSONBody[RevokeIn]) -> Response[WriteOut]:
+        """Revoke a credential by its hash, with a reason (e.g. a lost slip)."""
+        return await write(request, 201, lambda p, after: request.app.state.services.sessions
+                           .revoke(p, code, data.credential_hash, data.reason,
+                                   after_append=after))
+
+    @post("/{code:str}/open", status_code=201, security=SECURITY,
+          before_request=strict_body(Empty), summary="Open for ballots",
+          responses=problems(400, 401, 403, 404, 409))
+    async def open(self, request: Request[Any, Any, Any], code: FromPath[str],
+                   data: JSONBody[Empty]) -> Response[WriteOut]:
+        """Open the session for ballots."""
+        return await write(request, 201, lambda p, after: request.app.state.services.sessions
+                           .open(p, code, after_append=after))
+
+    @post("/{code:str}/close", status_code=201, security=SECURITY,
+          before_request=strict_body(Empty), summary="Close and tally",
+          responses=problems(400, 401, 403, 404, 409))
+    async def close(self, request: Request[Any, Any, Any], code: FromPath[str],
+                    data: JSONBody[Empty]) -> Response[WriteOut]:
+        """Cut at the log's head (later ballots are kept, marked late, not counted), check each
+        class's quorum, tally, and record each subject's score in its file."""
+        return await write(request, 201, lambda p, after: request.app.state.services.sessions
+                           .close(p, code, after_append=after))
+
+    @post("/{code:str}/void", status_code=201, security=SECURITY,
+          before_request=strict_body(VoidIn), summary="Void a session",
+          responses=problems(400, 401, 403, 404, 409))
+    async def void(self, request: Request[Any, Any, Any], code: FromPath[str],
+                   data: JSONBody[VoidIn]) -> Response[WriteOut]:
+        """Void the session (e.g. evidence of 拉票) with reason and authority; ballots are
+        never edited or deleted."""
+        return await write(request, 201, lambda p, after: request.app.state.services.sessions
+                           .void(p, code, data.reason, data.authority, after_append=after))
+
+    @post("/{code:str}/ballots", status_code=201, opt={"public": True},
+          before_request=strict_body(CastIn), summary="Cast a ballot (no login)",
+          tags=["ballots"], responses=problems(400, 409, 415, 422, 429))
+    async def cast(self, request: Request[Any, Any, Any], state: State, code: FromPath[str],
+                   data: JSONBody[CastIn]) -> CastOut:
+        """One ballot per credential. A retry of the same ballot gets the same receipt; another
+        ballot with a used credential is refused (unless the session allows revoting). The
+        tracker is the ballot's leaf hash. Refused guesses are throttled (429)."""
+        client = _client(request)
+        wait = limiter.retry_after(client, code)
+        if wait is not None:
+            raise HTTPException(status_code=429, headers={"Retry-After": str(wait)},
+                                detail="too many refused credentials; try again later")
+        try:
+            leaf = await to_thread.run_sync(state.services.sessions.cast, code,
+                                            data.credential, data.answers)
+        except InvalidInput as exc:
+            if exc.rule.startswith("credential."):
+                limiter.failed(client, code)
+            raise
+        return CastOut(session=code, position=leaf.position,
+                       tracker=base64.b64encode(leaf.leaf_hash).decode())
+
+    @get("/{code:str}/board", opt={"public": True}, summary="The public bulletin board",
+         responses=problems(404, 409))
+    async def board(self, request: Request[Any, Any, Any], state: State,
+                    code: FromPath[str]) -> BoardOut:
+        """After close: the fingerprint, issued/used/valid counts per class, every counted
+        ballot's tracker in sorted order, and the tallies (withheld below k)."""
+        services = state.services
+        s = await to_thread.run_sync(services.sessions.session, code)
+        if s.state not in (SessionState.CLOSED, SessionState.VOIDED) or s.result is None:
+            msg = "the board is published when the session closes"
+            raise Conflict(msg, rule="board.after-close")
+        pairs = await to_thread.run_sync(services.sessions.ballots, s)
+        cut = s.cut_position if s.cut_position is not None else -1
+        trackers = sorted(base64.b64encode(leaf.leaf_hash).decode()
+                          for _, leaf in pairs if leaf.position <= cut)
+        return BoardOut(session=code, fingerprint=s.fingerprint, state=s.state,
+                        cut_position=cut, trackers=trackers, result=s.result)
+

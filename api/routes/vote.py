@@ -1,0 +1,105 @@
+"""GET /vote/{session} — the ballot page a printed QR code opens.
+
+Plain, accessible HTML for a phone: no login, no third-party assets, one inline script. The
+credential travels in the URL fragment (``#c=…``), which browsers never send to the server, so
+it appears in no request line or log; the script posts it with the answers to the casting
+endpoint and shows the tracker.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from anyio import to_thread
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.params import FromPath
+
+from domain.ballots import EvaluationSession
+
+TEXT = {
+    "zh": {"title": "测评", "submit": "提交", "missing": "未找到凭证：请扫描纸质凭条上的二维码。",
+           "done": "已提交。您的回执（追踪码）：", "position": "日志位置", "check": (
+               "会议结束后，可在公告板上核对追踪码，并用包含证明对照签名检查点验证。"),
+           "error": "提交失败：", "closed": "本次测评当前不接受投票。"},
+    "en": {"title": "Evaluation", "submit": "Submit", "missing": (
+               "No credential found: scan the QR code on your paper slip."),
+           "done": "Submitted. Your receipt (tracker):", "position": "log position", "check": (
+               "After the session closes, find your tracker on the board and verify its "
+               "inclusion proof against a signed checkpoint."),
+           "error": "Not accepted: ", "closed": "This session is not accepting ballots."},
+}
+
+SCRIPT = """
+const form = document.getElementById('ballot');
+const out = document.getElementById('result');
+const code = new URLSearchParams(location.hash.slice(1)).get('c');
+if (!code) { out.textContent = form.dataset.missing; form.hidden = true; }
+form.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const answers = {};
+  for (const el of form.querySelectorAll('input[type=radio]:checked')) {
+    (answers[el.dataset.subject] ??= {})[el.dataset.item] = el.value;
+  }
+  form.querySelector('button').disabled = true;
+  const resp = await fetch(form.action, {method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: JSON.stringify({credential: code, answers})});
+  const body = await resp.json();
+  if (resp.ok) {
+    form.hidden = true;
+    out.innerHTML = '';
+    const p = document.createElement('p'); p.textContent = form.dataset.done;
+    const t = document.createElement('code'); t.id = 'tracker'; t.textContent = body.tracker;
+    const n = document.createElement('p');
+    n.textContent = form.dataset.position + ': ' + body.position;
+    n.id = 'position';
+    const c = document.createElement('p'); c.textContent = form.dataset.check;
+    out.append(p, t, n, c);
+  } else {
+    form.querySelector('button').disabled = false;
+    out.textContent = form.dataset.error + (body.detail || resp.status);
+  }
+});
+"""
+
+
+def _page(session: EvaluationSession, lang: str) -> str:
+    t, d = TEXT[lang], session.definition
+    e = html.escape
+    rows = []
+    for subject in d.subjects:
+        fields = []
+        for item in d.items:
+            choices = "".join(
+                f'<label><input type="radio" required name="{e(subject)}|{e(item.code)}" '
+                f'data-subject="{e(subject)}" data-item="{e(item.code)}" value="{e(o.code)}"> '
+                f"{e(o.label)}</label>" for o in d.options)
+            fields.append(f"<fieldset><legend>{e(item.label)}</legend>{choices}</fieldset>")
+        rows.append(f"<section><h2>{e(subject)}</h2>{''.join(fields)}</section>")
+    closed = "" if session.state.value == "open" else f"<p role='alert'>{e(t['closed'])}</p>"
+    return f"""<!doctype html>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(d.title)} · {e(t['title'])}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:1rem}}
+fieldset{{border:1px solid #ccc;margin:.5rem 0}}label{{display:inline-block;margin:.25rem .75rem
+.25rem 0;padding:.25rem}}button{{font-size:1.1rem;padding:.6rem 1.4rem}}code{{word-break:break-all}}
+</style></head><body><main><h1>{e(d.title)}</h1>{closed}
+<form id="ballot" action="/api/v1/sessions/{e(d.code)}/ballots" data-missing="{e(t['missing'])}"
+ data-done="{e(t['done'])}" data-position="{e(t['position'])}" data-check="{e(t['check'])}"
+ data-error="{e(t['error'])}">{''.join(rows)}
+<button type="submit">{e(t['submit'])}</button></form>
+<div id="result" aria-live="polite"></div></main><script>{SCRIPT}</script></body></html>"""
+
+
+@get("/vote/{code:str}", opt={"public": True}, include_in_schema=False, media_type="text/html")
+async def ballot_page(request: Request[Any, Any, Any], state: State,
+                      code: FromPath[str]) -> Response[str]:
+    session = await to_thread.run_sync(state.services.sessions.session, code)
+    lang = "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
+    return Response(_page(session, lang), media_type="text/html", headers={
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+                                   "style-src 'unsafe-inline'"})

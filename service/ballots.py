@@ -1,0 +1,257 @@
+"""Use cases of evaluation sessions: define, freeze, issue credentials, open, cast, close, void.
+
+Casting needs no login: the credential is the key, and its hash is the ballot's stream. Nothing
+about the caster is stored or logged (no principal, address, agent or precise time).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from domain.ballots import (
+    Ballot,
+    CountedBallot,
+    EvaluationSession,
+    SessionDefinition,
+    SessionKind,
+    SessionState,
+    ballot_id,
+    cast_event,
+    credential_hash,
+    replaced_event,
+    tally,
+    validate_definition,
+)
+from domain.cycle import Phase
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.subject_file import SubjectFile
+from projections.follower import head_position
+from service.group_commit import GroupCommitter, VersionTaken
+from service.ledger.reads import read_leaves
+from service.policy import require_role
+from service.principals import Principal, Role
+from service.writes import Written, is_version_conflict, save
+
+if TYPE_CHECKING:
+    from service.clock import Clock
+    from service.db import Database
+    from service.evaluation import Evaluation
+    from service.store import AfterAppend, EventStore, Leaf
+
+
+def coarse(now: datetime, seconds: int) -> datetime:
+    """Round a time down to the session's granularity: a ballot's time says no more."""
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
+
+
+class Sessions:
+    def __init__(self, store: EventStore, db: Database, clock: Clock,
+                 evaluation: Evaluation) -> None:
+        self.store, self.db, self.clock, self.evaluation = store, db, clock, evaluation
+        self._writer: GroupCommitter | None = None
+        self._cache: dict[str, tuple[int, EvaluationSession]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def writer(self) -> GroupCommitter:
+        with self._lock:
+            if self._writer is None:
+                self._writer = GroupCommitter(self.store)
+            return self._writer
+
+    def close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    # --- loading --------------------------------------------------------------------------
+
+    def session(self, code: str) -> EvaluationSession:
+        try:
+            found: EvaluationSession = self.store.repository.get(EvaluationSession.id_for(code))
+        except AggregateNotFoundError:
+            msg = f"no evaluation session {code}"
+            raise NotFound(msg, rule="session.exists", field="session") from None
+        return found
+
+    def _session_for_casting(self, code: str) -> EvaluationSession:
+        """Sessions hold every credential hash; re-read one only when it has changed."""
+        sid = EvaluationSession.id_for(code)
+        with self.db.read() as cur:
+            cur.execute("SELECT max(stream_version) FROM kaoping_ledger WHERE stream_id = %s",
+                        (sid,))
+            row = cur.fetchone()
+        version = int(row[0]) if row and row[0] is not None else 0
+        cached = self._cache.get(code)
+        if cached is None or cached[0] != version:
+            cached = (version, self.session(code))
+            self._cache[code] = cached
+        return cached[1]
+
+    def _save(self, aggregate: Any, after_append: AfterAppend | None) -> Written:
+        return save(self.store, aggregate, after_append=after_append, stream_id=aggregate.id)
+
+    # --- organiser --------------------------------------------------------------------------
+
+    def define(self, principal: Principal, definition: SessionDefinition,
+               after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        validate_definition(definition)
+        session = EvaluationSession(definition=definition, actor=principal.id)
+        try:
+            return self._save(session, after_append)
+        except IntegrityError as exc:
+            if is_version_conflict(exc):
+                msg = f"session {definition.code} already exists"
+                raise Conflict(msg, rule="session.unique", field="code") from None
+            raise
+
+    def freeze(self, principal: Principal, code: str,
+               after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        session = self.session(code)
+        session.freeze(principal.id)
+        return self._save(session, after_append)
+
+    def issue(self, principal: Principal, code: str, rater_class: str,
+              count: int) -> tuple[Written, list[str]]:
+        """N one-time codes (128 bits each); they are returned here once and never stored."""
+        require_role(principal, Role.ORGANIZER)
+        if not 1 <= count <= 5000:
+            msg = "count must be from 1 to 5000"
+            raise InvalidInput(msg, rule="credentials.count", field="count")
+        session = self.session(code)
+        codes = [secrets.token_urlsafe(16) for _ in range(count)]
+        session.issue(rater_class, [credential_hash(code, c) for c in codes], principal.id)
+        return self._save(session, None), codes
+
+    def revoke(self, principal: Principal, code: str, credential: str, reason: str,
+               after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        session = self.session(code)
+        session.revoke(credential, reason, principal.id)
+        return self._save(session, after_append)
+
+    def open(self, principal: Principal, code: str,
+             after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        session = self.session(code)
+        session.open(principal.id)
+        return self._save(session, after_append)
+
+    def void(self, principal: Principal, code: str, reason: str, authority: str,
+             after_append: AfterAppend | None = None) -> Written:
+        require_role(principal, Role.ORGANIZER)
+        session = self.session(code)
+        session.void(reason, authority, principal.id)
+        return self._save(session, after_append)
+
+    # --- voters -----------------------------------------------------------------------------
+
+    def cast(self, code: str, credential: str, answers: dict[str, dict[str, str]]) -> Leaf:
+        """Store a ballot; a retry of the same ballot gets the same receipt."""
+        session = self._session_for_casting(code)
+        if session.state != SessionState.OPEN:
+            msg = f"session {code} is not open for ballots ({session.state.value})"
+            raise Conflict(msg, rule="ballot.session-open")
+        digest = credential_hash(code, credential)
+        rater_class = session.class_of(digest)
+        stream = ballot_id(code, digest)
+        at = coarse(self.clock.now(), session.definition.rules.granularity_seconds)
+        cast = cast_event(stream, at, code, rater_class, digest, answers)
+        try:
+            return self.writer.submit(cast).result(timeout=30)
+        except VersionTaken:
+            return self._already_cast(session, stream, answers, at)
+
+    def _already_cast(self, session: EvaluationSession, stream: Any,
+                      answers: dict[str, dict[str, str]], at: datetime) -> Leaf:
+        ballot: Ballot = self.store.repository.get(stream)
+        if ballot.answers == answers:  # a retry (double click, lost response): same receipt
+            with self.db.read() as cur:
+                cur.execute("SELECT position FROM kaoping_ledger WHERE stream_id = %s AND "
+                            "stream_version = %s", (stream, ballot.version))
+                row = cur.fetchone()
+            if row is not None:
+                return read_leaves(self.db, [int(row[0])])[0]
+        if not session.definition.rules.revote:
+            msg = "this credential has already been used"
+            raise Conflict(msg, rule="ballot.credential-used", field="credential")
+        replaced = replaced_event(stream, ballot.version + 1, at, answers)
+        try:
+            return self.writer.submit(replaced).result(timeout=30)
+        except VersionTaken:
+            msg = "this credential was used again at the same moment; retry"
+            raise Conflict(msg, rule="ballot.concurrent-revote", field="credential") from None
+
+    # --- closing --------------------------------------------------------------------------
+
+    def ballots(self, session: EvaluationSession) -> list[tuple[CountedBallot, Leaf]]:
+        """Every ballot of the session with its last event's leaf (its tracker)."""
+        from service.db import as_uuid  # noqa: PLC0415
+
+        ids = [ballot_id(session.definition.code, h) for h in session.credentials]
+        out: list[tuple[CountedBallot, Leaf]] = []
+        for i in range(0, len(ids), 400):
+            chunk = ids[i:i + 400]
+            with self.db.read() as cur:
+                marks = ", ".join(["%s"] * len(chunk))
+                cur.execute(
+                    "SELECT l.position FROM kaoping_ledger l WHERE l.stream_id IN "  # noqa: S608
+                    f"({marks}) AND l.stream_version = (SELECT max(m.stream_version) FROM "
+                    "kaoping_ledger m WHERE m.stream_id = l.stream_id)", chunk)
+                positions = [int(p) for (p,) in cur.fetchall()]
+            for leaf in read_leaves(self.db, positions):
+                ballot: Ballot = self.store.repository.get(as_uuid(leaf.stream_id))
+                out.append((CountedBallot(ballot.rater_class, ballot.answers, leaf.position),
+                            leaf))
+        return sorted(out, key=lambda pair: pair[1].position)
+
+    def close(self, principal: Principal, code: str,
+              after_append: AfterAppend | None = None) -> Written:
+        """Cut at the log's head: ballots committed after it are kept but late. The tally goes
+        into the close event; where the session belongs to a cycle in scoring, each subject's
+        score is recorded in its file in the same transaction."""
+        require_role(principal, Role.ORGANIZER)
+        session = self.session(code)
+        session.require(SessionState.OPEN)
+        with self.db.read() as cur:
+            cut = head_position(cur)
+        counted = [b for b, _ in self.ballots(session)]
+        issued: dict[str, int] = {}
+        for rater_class in session.credentials.values():
+            issued[rater_class] = issued.get(rater_class, 0) + 1
+        result = tally(session.definition, issued, counted, cut)
+        session.close(cut, result, principal.id)
+        files = self._record_in_files(principal, session)
+        return save(self.store, session, *files, after_append=after_append,
+                    stream_id=session.id)
+
+    def _record_in_files(self, principal: Principal, session: EvaluationSession) -> list[Any]:
+        d, result = session.definition, session.result
+        try:
+            cycle = self.evaluation.cycle(d.year)
+        except NotFound:
+            return []
+        if cycle.phase != Phase.SCORING or result is None:
+            return []
+        files = []
+        for subject in result.subjects:
+            if subject.score is None:
+                continue
+            try:
+                file: SubjectFile = self.evaluation.file(d.year, subject.subject)
+            except NotFound:
+                continue  # a session may cover subjects outside the cycle's roster
+            if d.kind == SessionKind.DEMOCRATIC:
+                file.record_evaluation(d.code, subject.score, None, principal.id)
+            else:
+                file.record_evaluation(d.code, None, subject.score / 100, principal.id)
+            files.append(file)
+        return files

@@ -157,6 +157,7 @@ class EvaluationSession(Aggregate):
         TOPIC = "kaoping/EvaluationSession.Closed.v1"
         cut_position: int
         result: SessionResult
+        trackers: list[str]  # the board: hex leaf hashes of the ballots counted, sorted
         actor: str
 
     class Voided(Aggregate.Event):
@@ -182,6 +183,7 @@ class EvaluationSession(Aggregate):
         self.revoked: set[str] = set()
         self.cut_position: int | None = None
         self.result: SessionResult | None = None
+        self.trackers: list[str] = []
 
     def require(self, *states: SessionState) -> None:
         if self.state not in states:
@@ -233,13 +235,17 @@ class EvaluationSession(Aggregate):
     def _opened(self, actor: str) -> None:
         self.state = SessionState.OPEN
 
-    def close(self, cut_position: int, result: SessionResult, actor: str) -> None:
+    def close(self, cut_position: int, result: SessionResult, trackers: list[str],
+              actor: str) -> None:
         self.require(SessionState.OPEN)
-        self._closed(cut_position=cut_position, result=result, actor=actor)
+        self._closed(cut_position=cut_position, result=result, trackers=sorted(trackers),
+                     actor=actor)
 
     @event(Closed)
-    def _closed(self, cut_position: int, result: SessionResult, actor: str) -> None:
+    def _closed(self, cut_position: int, result: SessionResult, trackers: list[str],
+                actor: str) -> None:
         self.state, self.cut_position, self.result = SessionState.CLOSED, cut_position, result
+        self.trackers = trackers
 
     def void(self, reason: str, authority: str, actor: str) -> None:
         self.require(SessionState.FROZEN, SessionState.OPEN, SessionState.CLOSED)

@@ -223,12 +223,13 @@ class Sessions:
         session.require(SessionState.OPEN)
         with self.db.read() as cur:
             cut = head_position(cur)
-        counted = [b for b, _ in self.ballots(session)]
+        pairs = self.ballots(session)
         issued: dict[str, int] = {}
         for rater_class in session.credentials.values():
             issued[rater_class] = issued.get(rater_class, 0) + 1
-        result = tally(session.definition, issued, counted, cut)
-        session.close(cut, result, principal.id)
+        result = tally(session.definition, issued, [b for b, _ in pairs], cut)
+        trackers = [leaf.leaf_hash.hex() for _, leaf in pairs if leaf.position <= cut]
+        session.close(cut, result, trackers, principal.id)
         files = self._record_in_files(principal, session)
         return save(self.store, session, *files, after_append=after_append,
                     stream_id=session.id)

@@ -317,3 +317,44 @@ def test_concurrent_ballots_on_postgres(pg_services: Services) -> None:
     assert errors == []
     assert len(set(receipts)) == 201  # 200 voters + one ballot for the shared credential
     assert len(_ballot_rows(pg_services)) == 201
+
+
+def test_revoting_when_allowed_counts_the_last_ballot(client: Client, services: Services) -> None:
+    definition = json.loads(json.dumps(DEFINITION))
+    definition["rules"] |= {"revote": True, "min_valid": 1, "quorum": "0"}
+    org = bearer(services, Role.ORGANIZER, IdentityKind.STAFF, "org-1")
+    ok(client.post("/api/v1/sessions", json=definition, headers=org))
+    ok(client.post(f"/api/v1/sessions/{S}/freeze", json={}, headers=org))
+    [code] = ok(client.post(f"/api/v1/sessions/{S}/credentials",
+                            json={"rater_class": "cadres", "count": 1}, headers=org))["codes"]
+    ok(client.post(f"/api/v1/sessions/{S}/open", json={}, headers=org))
+    cast = f"/api/v1/sessions/{S}/ballots"
+    first = ok(client.post(cast, json={"credential": code,
+                                       "answers": _answers(("poor", "poor"), ("fair", "good"))}))
+    second = ok(client.post(cast, json={
+        "credential": code, "answers": _answers(("good", "good"), ("fair", "good"))}))
+    assert second["position"] > first["position"]
+    ok(client.post(f"/api/v1/sessions/{S}/close", json={}, headers=org))
+    board = ok(client.get(f"/api/v1/sessions/{S}/board"), 200)
+    e1 = next(s for s in board["result"]["subjects"] if s["subject"] == "team:E1")
+    assert e1["counts"] == {"de": {"good": 1}, "ji": {"good": 1}}  # only the last counts
+    assert board["trackers"] == [second["tracker"]]
+
+
+def test_a_ballot_committed_after_the_cut_is_late(box: Box, services: Services) -> None:
+    from domain.ballots import tally  # noqa: PLC0415
+    from projections.follower import head_position  # noqa: PLC0415
+
+    box.open()
+    answers = _answers(("good", "fair"), ("good", "good"))
+    for code in box.cadres[:3]:
+        ok(box.cast(code, answers))
+    with services.db.read() as cur:
+        cut = head_position(cur)  # the close's cut, taken while a ballot is still in flight
+    ok(box.cast(box.cadres[3], answers))
+    session = services.sessions.session(S)
+    counted = [b for b, _ in services.sessions.ballots(session)]
+    result = tally(session.definition, {"cadres": 8}, counted, cut)
+    cadres = next(c for c in result.classes if c.rater_class == "cadres")
+    assert (cadres.used, cadres.late) == (3, 1)
+    assert len(_ballot_rows(services)) == 4  # kept, never dropped

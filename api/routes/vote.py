@@ -42,11 +42,19 @@ form.addEventListener('submit', async (ev) => {
   for (const el of form.querySelectorAll('input[type=radio]:checked')) {
     (answers[el.dataset.subject] ??= {})[el.dataset.item] = el.value;
   }
-  form.querySelector('button').disabled = true;
-  const resp = await fetch(form.action, {method: 'POST',
-    headers: {'content-type': 'application/json'},
-    body: JSON.stringify({credential: code, answers})});
-  const body = await resp.json();
+  const button = form.querySelector('button');
+  button.disabled = true;
+  let resp, body;
+  try {
+    resp = await fetch(form.action, {method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({credential: code, answers})});
+    body = await resp.json();
+  } catch (err) {  // network failure or a non-JSON answer: let the voter retry
+    button.disabled = false;
+    out.textContent = form.dataset.error + (resp ? resp.status : err.message);
+    return;
+  }
   if (resp.ok) {
     form.hidden = true;
     out.innerHTML = '';
@@ -58,7 +66,7 @@ form.addEventListener('submit', async (ev) => {
     const c = document.createElement('p'); c.textContent = form.dataset.check;
     out.append(p, t, n, c);
   } else {
-    form.querySelector('button').disabled = false;
+    button.disabled = false;
     out.textContent = form.dataset.error + (body.detail || resp.status);
   }
 });

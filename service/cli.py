@@ -180,6 +180,31 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence(settings: Settings, args: argparse.Namespace) -> int:
+    from service.evidence import build_bundle, encode_bundle  # noqa: PLC0415
+
+    services = _services(settings)
+    try:
+        data = encode_bundle(build_bundle(services, args.cycle, args.subject, args.since))
+    finally:
+        services.close()
+    out = args.output or f"evidence-{args.cycle}-{args.subject.replace(':', '-')}.json"
+    with open(out, "wb") as fh:  # noqa: PTH123
+        fh.write(data)
+    print(f"wrote {out} ({len(data):,} bytes); check it with: kaoping verify {out} --key "
+          "\"$(kaoping keys ledger-public)\"")
+    return 0
+
+
+def cmd_verify(_: Settings, args: argparse.Namespace) -> int:
+    from service.verify import main as verify_main  # noqa: PLC0415
+
+    argv = [args.bundle, *[x for key in args.key for x in ("--key", key)]]
+    if args.trusted:
+        argv += ["--trusted", args.trusted]
+    return verify_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--units", metavar="CSV", help="columns: code,name,kind,category")
     imp.add_argument("--cadres", metavar="CSV", help="columns: code,name,unit_code,role,since")
     imp.set_defaults(func=cmd_import)
+    evidence = sub.add_parser("evidence", help="write the evidence bundle of a published result")
+    evidence.add_argument("subject", help="e.g. team:T02 or cadre:C00017")
+    evidence.add_argument("--cycle", type=int, required=True)
+    evidence.add_argument("--since", type=int, help="include a consistency proof from this size")
+    evidence.add_argument("-o", "--output")
+    evidence.set_defaults(func=cmd_evidence)
+    check = sub.add_parser("verify", help="verify an evidence bundle offline")
+    check.add_argument("bundle")
+    check.add_argument("--key", action="append", required=True)
+    check.add_argument("--trusted")
+    check.set_defaults(func=cmd_verify)
     roles = [r.value for r in Role]
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
     create = keys.add_parser("create", help="create an API key for a system (printed once)")

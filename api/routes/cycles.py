@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.auth import SECURITY, optional_principal
+from api.auth import SECURITY, current_principal, optional_principal
 from api.mechanisms import (
     decode_cursor,
     encode_cursor,
@@ -30,6 +30,7 @@ from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
 from projections.results import ResultsView, read_result, read_results
 from projections.units import UnitsView, list_units
+from service.evidence import build_bundle, encode_bundle
 from service.principals import Role
 
 Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
@@ -302,6 +303,27 @@ class CycleController(Controller):
         return Response(ResultsPage(year=year, phase=cycle.phase, items=items,
                                     next_cursor=nxt), headers=headers)
 
+    @get("/{year:int}/subjects/{subject:str}/evidence", security=SECURITY, tags=["results"],
+         summary="Evidence bundle for offline verification",
+         responses=problems(401, 403, 404, 409))
+    async def evidence(self, request: Request[Any, Any, Any], state: State,
+                       year: FromPath[int], subject: FromPath[str],
+                       since: Annotated[int | None, QueryParameter(ge=1)] = None,
+                       ) -> Response[bytes]:
+        """One self-contained JSON file with the evidence of the subject's whole pool, to be
+        checked offline with ``kaoping verify BUNDLE --key KEY [--trusted CHECKPOINT]``.
+        ``since``: include a consistency proof from that tree size (default: the checkpoint
+        printed in the year-end announcement)."""
+        principal = current_principal(request)
+        if principal.role not in EVIDENCE_READERS:
+            msg = "evidence bundles are for supervisors, investigators and the organizer"
+            raise Forbidden(msg, rule="evidence.reader")
+        services = state.services
+        bundle = await to_thread.run_sync(build_bundle, services, year, subject, since)
+        name = f"evidence-{year}-{subject.replace(':', '-')}.json"
+        return Response(encode_bundle(bundle), media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="{name}"'})
+
     @get("/{year:int}/subjects/{subject:str}/result", opt={"public": True}, security=SECURITY,
          tags=["results"], summary="One subject's result", responses=problems(401, 403, 404,
                                                                               503))
@@ -324,6 +346,9 @@ class CycleController(Controller):
             msg = f"{subject} has no result yet (its files open when scoring opens)"
             raise NotFound(msg, rule="results.subject", field="subject")
         return found
+
+
+EVIDENCE_READERS = {Role.SUPERVISOR, Role.INVESTIGATOR, Role.ORGANIZER, Role.COMMITTEE}
 
 
 def _head(services: Any) -> int:

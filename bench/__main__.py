@@ -11,11 +11,12 @@ import logging
 import sys
 from collections.abc import Callable
 
-from bench import ledger
+from bench import ballots, ledger
 from service.logging import configure_logging
 
 BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
     "ledger": (ledger.run, {"single": 200, "batched": 2000, "events": 5000, "samples": 50}),
+    "ballots": (ballots.run, {"requests": 400, "repeats": 1, "warmup": 100, "time_limit": 60}),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from service.policy import require_role
 from service.principals import Principal, Role
 from service.writes import Written, is_version_conflict, save
 
+REFRESH = 0.5  # seconds between checks that a cached session is current
+
 if TYPE_CHECKING:
     from service.clock import Clock
     from service.db import Database
@@ -57,6 +60,7 @@ class Sessions:
         self.store, self.db, self.clock, self.evaluation = store, db, clock, evaluation
         self._writer: GroupCommitter | None = None
         self._cache: dict[str, tuple[int, EvaluationSession]] = {}
+        self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @property
@@ -81,7 +85,14 @@ class Sessions:
         return found
 
     def _session_for_casting(self, code: str) -> EvaluationSession:
-        """Sessions hold every credential hash; re-read one only when it has changed."""
+        """Sessions hold every credential hash; re-read one only when it has changed, and look
+        at most every REFRESH seconds. A ballot accepted just after a close is still safe: it
+        lands after the close's cut and is counted late; a revocation applies within REFRESH."""
+        cached = self._cache.get(code)
+        now = time.monotonic()
+        if cached is not None and now - self._checked.get(code, 0.0) < REFRESH:
+            return cached[1]
+        self._checked[code] = now
         sid = EvaluationSession.id_for(code)
         with self.db.read() as cur:
             cur.execute("SELECT max(stream_version) FROM kaoping_ledger WHERE stream_id = %s",
@@ -95,7 +106,10 @@ class Sessions:
         return cached[1]
 
     def _save(self, aggregate: Any, after_append: AfterAppend | None) -> Written:
-        return save(self.store, aggregate, after_append=after_append, stream_id=aggregate.id)
+        written = save(self.store, aggregate, after_append=after_append, stream_id=aggregate.id)
+        if isinstance(aggregate, EvaluationSession):  # this process sees its own changes now
+            self._checked.pop(aggregate.definition.code, None)
+        return written
 
     # --- organiser --------------------------------------------------------------------------
 
@@ -153,6 +167,25 @@ class Sessions:
         return self._save(session, after_append)
 
     # --- voters -----------------------------------------------------------------------------
+
+    def prepare(self, code: str, credential: str,
+                answers: dict[str, dict[str, str]]) -> tuple[Any, EvaluationSession, datetime]:
+        """Check the credential and build the ballot event (no I/O while the session is
+        cached, so the API calls it on its event loop)."""
+        session = self._session_for_casting(code)
+        if session.state != SessionState.OPEN:
+            msg = f"session {code} is not open for ballots ({session.state.value})"
+            raise Conflict(msg, rule="ballot.session-open")
+        digest = credential_hash(code, credential)
+        rater_class = session.class_of(digest)
+        at = coarse(self.clock.now(), session.definition.rules.granularity_seconds)
+        return cast_event(ballot_id(code, digest), at, code, rater_class, digest, answers), \
+            session, at
+
+    def settle_used(self, session: EvaluationSession, event: Any,
+                    answers: dict[str, dict[str, str]], at: datetime) -> Leaf:
+        """The credential's stream existed: a retry gets its receipt, else refuse or revote."""
+        return self._already_cast(session, event.originator_id, answers, at)
 
     def cast(self, code: str, credential: str, answers: dict[str, dict[str, str]]) -> Leaf:
         """Store a ballot; a retry of the same ballot gets the same receipt."""
@@ -231,8 +264,10 @@ class Sessions:
         trackers = [leaf.leaf_hash.hex() for _, leaf in pairs if leaf.position <= cut]
         session.close(cut, result, trackers, principal.id)
         files = self._record_in_files(principal, session)
-        return save(self.store, session, *files, after_append=after_append,
-                    stream_id=session.id)
+        written = save(self.store, session, *files, after_append=after_append,
+                       stream_id=session.id)
+        self._checked.pop(code, None)
+        return written
 
     def _record_in_files(self, principal: Principal, session: EvaluationSession) -> list[Any]:
         d, result = session.definition, session.result

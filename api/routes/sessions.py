@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from api.ratelimit import FailureLimiter
 from api.routes.common import WriteOut, write
 from domain.ballots import SessionDefinition, SessionResult, SessionState
 from domain.errors import Conflict, InvalidInput
+from service.group_commit import VersionTaken
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 limiter = FailureLimiter()
@@ -224,13 +226,20 @@ class SessionController(Controller):
         if wait is not None:
             raise HTTPException(status_code=429, headers={"Retry-After": str(wait)},
                                 detail="too many refused credentials; try again later")
+        sessions = state.services.sessions
         try:
-            leaf = await to_thread.run_sync(state.services.sessions.cast, code,
-                                            data.credential, data.answers)
+            # Validation runs on the loop (the session is cached); only the commit waits, and it
+            # waits without holding a worker thread: the writer resolves the future.
+            ballot, session, at = sessions.prepare(code, data.credential, data.answers)
         except InvalidInput as exc:
             if exc.rule.startswith("credential."):
                 limiter.failed(client, code)
             raise
+        try:
+            leaf = await asyncio.wrap_future(sessions.writer.submit(ballot))
+        except VersionTaken:
+            leaf = await to_thread.run_sync(sessions.settle_used, session, ballot,
+                                            data.answers, at)
         return CastOut(session=code, position=leaf.position,
                        tracker=base64.b64encode(leaf.leaf_hash).decode())
 

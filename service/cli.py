@@ -7,11 +7,15 @@ import csv
 import getpass
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import psycopg.errors
+
+from domain.errors import DomainError
 from service.logging import configure_logging
 from service.principals import PrincipalError, Role, create_api_key, parse_identity
 from service.settings import Settings, SettingsError, load_settings
@@ -205,17 +209,21 @@ def cmd_verify(_: Settings, args: argparse.Namespace) -> int:
     return verify_main(argv)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(func=cmd_migrate)
-    serve = sub.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.set_defaults(func=cmd_serve)
-    project = sub.add_parser("project", help="follow the log into the read models (worker)")
-    project.add_argument("--once", action="store_true", help="catch up, then exit")
-    project.set_defaults(func=cmd_project)
+def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
+    from service.explain import explain, render  # noqa: PLC0415
+
+    services = _services(settings)
+    try:
+        with services.db.read() as cur:
+            card = explain(cur, services.store.mapper, args.cycle, args.subject, args.as_of,
+                           restricted_ok=True)
+    finally:
+        services.close()
+    print(render(card))
+    return 0
+
+
+def _evaluation_commands(sub: Any) -> None:
     demo = sub.add_parser("demo", help="load the demo city and run two cycles to publication")
     demo.add_argument("--units", type=int, default=121, help="units (15 are townships)")
     demo.add_argument("--cadres", type=int, default=1000)
@@ -231,11 +239,30 @@ def build_parser() -> argparse.ArgumentParser:
     evidence.add_argument("--since", type=int, help="include a consistency proof from this size")
     evidence.add_argument("-o", "--output")
     evidence.set_defaults(func=cmd_evidence)
+    why = sub.add_parser("explain", help="a score card down to its events")
+    why.add_argument("subject")
+    why.add_argument("--cycle", type=int, required=True)
+    why.add_argument("--as-of", dest="as_of", help="a log position or an ISO time with zone")
+    why.set_defaults(func=cmd_explain)
     check = sub.add_parser("verify", help="verify an evidence bundle offline")
     check.add_argument("bundle")
     check.add_argument("--key", action="append", required=True)
     check.add_argument("--trusted")
     check.set_defaults(func=cmd_verify)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(func=cmd_migrate)
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    project = sub.add_parser("project", help="follow the log into the read models (worker)")
+    project.add_argument("--once", action="store_true", help="catch up, then exit")
+    project.set_defaults(func=cmd_project)
+    _evaluation_commands(sub)
     roles = [r.value for r in Role]
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
     create = keys.add_parser("create", help="create an API key for a system (printed once)")
@@ -278,6 +305,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrincipalError as exc:
         print(f"kaoping: {exc}", file=sys.stderr)
         return 2
+    except DomainError as exc:
+        print(f"kaoping: {exc.detail} [{exc.rule}]", file=sys.stderr)
+        return 1
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable) as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            print(f"kaoping: the store at {settings.database_url} is not migrated; run "
+                  "`kaoping migrate` first", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

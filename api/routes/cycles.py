@@ -31,6 +31,7 @@ from projections.follower import head_position
 from projections.results import ResultsView, read_result, read_results
 from projections.units import UnitsView, list_units
 from service.evidence import build_bundle, encode_bundle
+from service.explain import Change, ScoreCard, explain, history, render
 from service.principals import Role
 
 Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
@@ -302,6 +303,55 @@ class CycleController(Controller):
             headers["Link"] = next_link(request, nxt, limit, query)
         return Response(ResultsPage(year=year, phase=cycle.phase, items=items,
                                     next_cursor=nxt), headers=headers)
+
+    @get("/{year:int}/subjects/{subject:str}/explain", security=SECURITY, tags=["results"],
+         summary="Explain a score card down to its events",
+         responses=problems(400, 401, 403, 404))
+    async def explain(self, request: Request[Any, Any, Any], state: State,
+                      year: FromPath[int], subject: FromPath[str],
+                      as_of: Annotated[str | None, QueryParameter(
+                          description="a log position or an ISO time with zone")] = None,
+                      format: Annotated[str | None, QueryParameter()] = None,  # noqa: A002
+                      ) -> Response[Any]:
+        """Every number of the score card with the events behind it (position, leaf hash,
+        actor, time, facts), replayed through the score function as of ``as_of`` (default:
+        now). ``format=text`` for a terminal. Interview notes only for the assessment team and
+        supervisors."""
+        principal = current_principal(request)
+        if principal.role not in EVIDENCE_READERS:
+            msg = "explanations are for supervisors, investigators and the organizer"
+            raise Forbidden(msg, rule="explain.reader")
+        services = state.services
+        restricted_ok = principal.role in {Role.SUPERVISOR, Role.ASSESSMENT_TEAM}
+
+        def run() -> ScoreCard:
+            with services.db.read() as cur:
+                return explain(cur, services.store.mapper, year, subject, as_of,
+                               restricted_ok=restricted_ok)
+
+        card = await to_thread.run_sync(run)
+        if format == "text":
+            return Response(render(card), media_type="text/plain")
+        return Response(card)
+
+    @get("/{year:int}/subjects/{subject:str}/history", security=SECURITY, tags=["results"],
+         summary="How the score card changed, event by event",
+         responses=problems(401, 403, 404))
+    async def history(self, request: Request[Any, Any, Any], state: State,
+                      year: FromPath[int], subject: FromPath[str]) -> list[Change]:
+        """Each event of the subject's file, with what it changed (composite, rank, proposed
+        and final grade, no-grade reason) from what to what, by whom, when."""
+        principal = current_principal(request)
+        if principal.role not in EVIDENCE_READERS:
+            msg = "histories are for supervisors, investigators and the organizer"
+            raise Forbidden(msg, rule="explain.reader")
+        services = state.services
+
+        def run() -> list[Change]:
+            with services.db.read() as cur:
+                return history(cur, services.store.mapper, year, subject)
+
+        return await to_thread.run_sync(run)
 
     @get("/{year:int}/subjects/{subject:str}/evidence", security=SECURITY, tags=["results"],
          summary="Evidence bundle for offline verification",

@@ -1,0 +1,208 @@
+"""Explain, history and time travel: every number of a score card back to its events.
+
+Everything here replays the evidence streams through the one score function (never the read
+models), so it answers for any past log position as well as for now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import StoredEvent
+
+from domain.cycle import Cycle
+from domain.errors import BadArgument, NotFound
+from domain.scheme import Component
+from domain.scoring import PoolEvidence, PoolResult, SubjectResult, score_pool
+from domain.subject_file import SubjectFile
+from service.evidence import published_position, ranks_of, replay_as_of, stream_rows
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Mapper
+
+    from service.db import Cursor
+
+COMPONENT_OF = {
+    SubjectFile.TargetsPublished.TOPIC: Component.COMMITMENTS.value,
+    SubjectFile.TargetAssessed.TOPIC: Component.COMMITMENTS.value,
+    SubjectFile.LeaderScored.TOPIC: Component.LEADER_REVIEW.value,
+    SubjectFile.IndicatorScored.TOPIC: Component.INDICATORS.value,
+    SubjectFile.InspectionScored.TOPIC: Component.INSPECTION.value,
+    SubjectFile.InspectionNoted.TOPIC: Component.INSPECTION.value,
+    SubjectFile.AnalysisScored.TOPIC: Component.ANALYSIS.value,
+    SubjectFile.EvaluationRecorded.TOPIC: "democratic/survey",
+    SubjectFile.SanctionRecorded.TOPIC: "vetoes",
+    SubjectFile.SanctionLifted.TOPIC: "vetoes",
+    SubjectFile.AdjustmentProposed.TOPIC: "adjustments",
+    SubjectFile.AdjustmentApproved.TOPIC: "adjustments",
+    SubjectFile.CommitteeDecided.TOPIC: "grading",
+    SubjectFile.ReviewRequested.TOPIC: "appeals",
+    SubjectFile.ReviewDecided.TOPIC: "appeals",
+    SubjectFile.Opened.TOPIC: "file",
+}
+_SKIP = {"originator_id", "originator_version", "originator_topic", "timestamp", "actor"}
+
+
+class InputLine(msgspec.Struct, kw_only=True):
+    """One event behind a number: where it is in the log, who, when, what."""
+
+    position: int
+    leaf_hash: str
+    version: int
+    topic: str
+    part: str  # the component (or vetoes, adjustments, grading, appeals) it feeds
+    actor: str
+    time: str
+    facts: dict[str, Any]  # the event's own fields (restricted notes withheld)
+
+
+class ScoreCard(msgspec.Struct, kw_only=True):
+    year: int
+    subject: str
+    as_of: int  # the log position the card is computed at
+    result: SubjectResult
+    weights: dict[str, Decimal]
+    inputs: list[InputLine]
+
+
+class Change(msgspec.Struct, kw_only=True):
+    position: int
+    topic: str
+    actor: str
+    time: str
+    changed: dict[str, list[Any]]  # field -> [before, after]
+
+
+def head(cur: Cursor) -> int:
+    cur.execute("SELECT max(position) FROM kaoping_ledger")
+    row = cur.fetchone()
+    return -1 if row is None or row[0] is None else int(row[0])
+
+
+def position_for(cur: Cursor, as_of: str | None) -> int:
+    """A log position, given as one or as an ISO time (the last checkpoint signed by then)."""
+    if as_of is None or as_of == "":
+        return head(cur)
+    if as_of.isdigit():
+        return min(int(as_of), head(cur))
+    try:
+        at = datetime.fromisoformat(as_of)
+    except ValueError:
+        msg = "as_of is a log position or an ISO 8601 time with a zone"
+        raise BadArgument(msg, rule="as-of.format", field="as_of") from None
+    if at.tzinfo is None:
+        msg = "as_of needs a time zone (e.g. 2026-01-20T09:00:00+08:00)"
+        raise BadArgument(msg, rule="as-of.format", field="as_of")
+    cur.execute("SELECT size, signed_at FROM kaoping_checkpoints ORDER BY size")
+    best = -1
+    for size, signed_at in cur.fetchall():
+        when = datetime.fromisoformat(signed_at) if isinstance(signed_at, str) else signed_at
+        if when <= at:
+            best = int(size) - 1
+    return best
+
+
+def pool_as_of(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str,
+               position: int) -> tuple[PoolResult, Cycle]:
+    cycle = replay_as_of(cur, mapper, Cycle.id_for(year), position)
+    if not isinstance(cycle, Cycle) or cycle.scheme is None:
+        msg = f"cycle {year} had no scheme at position {position}"
+        raise NotFound(msg, rule="as-of.cycle", field="as_of")
+    entry = cycle.entry(subject)
+    files = [f for e in cycle.pool(entry.group, entry.kind)
+             if isinstance(f := replay_as_of(cur, mapper, SubjectFile.id_for(year, e.subject),
+                                             position), SubjectFile)]
+    if not any(f.subject == subject for f in files):
+        msg = f"{subject} had no file at position {position}"
+        raise NotFound(msg, rule="as-of.file", field="as_of")
+    previous: dict[str, int] = {}
+    before = published_position(cur, year - 1)
+    if before is not None and before <= position:
+        from service.evidence import pools_as_of  # noqa: PLC0415
+
+        previous = ranks_of(pools_as_of(cur, mapper, year - 1, before - 1, {}))
+    evidence = PoolEvidence(group=entry.group, kind=entry.kind,
+                            subjects=[f.evidence(cycle.scheme) for f in files],
+                            previous_ranks={f.subject: previous[f.subject] for f in files
+                                            if f.subject in previous})
+    return score_pool(cycle.scheme, evidence), cycle
+
+
+def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position: int,
+           restricted_ok: bool) -> list[InputLine]:
+    sid = SubjectFile.id_for(year, subject)
+    out = []
+    for pos, version, topic, state, leaf in stream_rows(cur, sid, position + 1):
+        ev: Any = mapper.to_domain_event(StoredEvent(sid, int(version), str(topic),
+                                                      bytes(state)))
+        facts = {k: v for k, v in vars(ev).items() if k not in _SKIP}
+        if topic == SubjectFile.InspectionNoted.TOPIC and not restricted_ok:
+            facts = {"activity": facts.get("activity"), "notes": "(restricted)"}
+        out.append(InputLine(position=int(pos), leaf_hash=bytes(leaf).hex(),
+                             version=int(version), topic=str(topic),
+                             part=COMPONENT_OF.get(str(topic), "other"),
+                             actor=str(getattr(ev, "actor", "")),
+                             time=ev.timestamp.isoformat(), facts=facts))
+    return out
+
+
+def explain(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, as_of: str | None,
+            *, restricted_ok: bool) -> ScoreCard:
+    position = position_for(cur, as_of)
+    pool, cycle = pool_as_of(cur, mapper, year, subject, position)
+    entry = cycle.entry(subject)
+    assert cycle.scheme is not None  # noqa: S101 -- pool_as_of checked it
+    rule = cycle.scheme.rule_for(entry.group, entry.kind)
+    return ScoreCard(year=year, subject=subject, as_of=position,
+                     result=pool.for_subject(subject),
+                     weights={c.value: w for c, w in rule.weights.items()},
+                     inputs=_lines(cur, mapper, year, subject, position, restricted_ok))
+
+
+def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[Change]:
+    """Every event of the subject's file, with what it changed on the score card."""
+    lines = _lines(cur, mapper, year, subject, head(cur), restricted_ok=False)
+    fields = ("composite", "rank", "proposed_grade", "final_grade", "no_grade_reason")
+    before: dict[str, Any] = dict.fromkeys(fields)
+    changes = []
+    for line in lines:
+        pool, _ = pool_as_of(cur, mapper, year, subject, line.position)
+        now = pool.for_subject(subject)
+        after = {f: getattr(now, f) for f in fields}
+        changes.append(Change(position=line.position, topic=line.topic, actor=line.actor,
+                              time=line.time, changed={
+                                  f: [before[f], after[f]] for f in fields
+                                  if before[f] != after[f]}))
+        before = after
+    return changes
+
+
+def render(card: ScoreCard) -> str:
+    """The score card as plain text, for a terminal."""
+    r = card.result
+    out = [f"{card.subject} — cycle {card.year}, as of log position {card.as_of}",
+           f"composite {r.composite}   rank {r.rank}"
+           + (f" (last year {r.previous_rank}, change {r.rank_change:+d})"
+              if r.rank_change is not None else "")
+           + f"   grade {r.final_grade or '—'}"
+           + (f" (no grade: {r.no_grade_reason})" if r.no_grade_reason else "")
+           + ("  [committee]" if r.decided_by_committee else ""), ""]
+    for component, value in r.components.items():
+        weight = card.weights.get(component.value, Decimal(0))
+        out.append(f"  {component.value:<14} {value:>7.2f} × {weight}"
+                   + ("   (missing)" if component in r.missing else ""))
+    if r.gate_failed:
+        out.append("  satisfaction gate failed: gated components count zero")
+    if r.vetoes_applied:
+        out.append(f"  vetoes: {', '.join(r.vetoes_applied)}")
+    out += ["", "events:"]
+    for line in card.inputs:
+        facts = ", ".join(f"{k}={v}" for k, v in line.facts.items())
+        out.append(f"  #{line.position:<7} v{line.version:<3} {line.part:<16} {line.time[:19]}"
+                   f"  {line.actor}  {line.topic.split('/')[-1]}  {facts}")
+        out.append(f"           leaf {line.leaf_hash}")
+    return "\n".join(out)

@@ -76,7 +76,9 @@ def test_history_says_what_each_event_changed(client: Client, services: Services
     who = People(services)
     setup_cycle(client, services, who)
     score_everything(client, who)
-    changes = ok(client.get(f"{BASE}/subjects/team:E3/history", headers=who.org), 200)
+    resp = client.get(f"{BASE}/subjects/team:E3/history", headers=who.org)
+    assert resp.status_code == 200, resp.text
+    changes: list[dict[str, Any]] = resp.json()
     approval = next(c for c in changes if c["topic"] == SubjectFile.AdjustmentApproved.TOPIC)
     assert approval["changed"]["composite"] == ["84.10", "86.10"]
     assert approval["actor"] == "person:staff:org-2"

@@ -18,6 +18,7 @@ from api.routes.cycles import CycleController
 from api.routes.health import health, ready
 from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
+from api.routes.operations import rebuild_check
 from api.routes.people import CadreController, ImportController, LeaderController
 from api.routes.sessions import SessionController
 from api.routes.units import UnitController
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
 
     api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
         CycleController, InputController, UnitController, CadreController, LeaderController,
-        ImportController, LedgerController, SessionController])
+        ImportController, LedgerController, SessionController, rebuild_check])
     return KaopingApp(
         route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],

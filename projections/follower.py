@@ -56,13 +56,14 @@ class Projection(Protocol):
     def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None: ...
 
 
-def read_page(cur: Cursor, after: int, limit: int, mapper: Mapper[UUID]) -> list[LoggedEvent]:
+def read_page(cur: Cursor, after: int, limit: int, mapper: Mapper[UUID],
+              stop_at: int | None = None) -> list[LoggedEvent]:
     rid = events_row_id(cur.engine)
     cur.execute(
         "SELECT l.position, l.leaf_hash, e.originator_id, e.originator_version, e.topic, e.state "  # noqa: S608 -- rid is a column name from code
         f"FROM kaoping_ledger l JOIN kaoping_events e ON e.{rid} = l.notification_id "
-        "WHERE l.position > %s ORDER BY l.position LIMIT %s",
-        (after, limit),
+        "WHERE l.position > %s AND l.position <= %s ORDER BY l.position LIMIT %s",
+        (after, 2**62 if stop_at is None else stop_at, limit),
     )
     return [
         LoggedEvent(int(p), bytes(h), as_uuid(sid), int(v), str(t), bytes(s),
@@ -106,11 +107,11 @@ class Follower:
                         "INSERT INTO kaoping_projection_tracking (name, position) "
                         "VALUES (%s, -1) ON CONFLICT (name) DO NOTHING", (p.name,))
 
-    def step(self, projection: Projection) -> int:
-        """Apply one page to one projection; return how many events it applied."""
+    def step(self, projection: Projection, stop_at: int | None = None) -> int:
+        """Apply one page to one projection (up to ``stop_at``); return how many it applied."""
         with self._step_lock, self.db.write() as cur:
             at = tracked_position(cur, projection.name)
-            page = read_page(cur, at, self.page_size, self.mapper)
+            page = read_page(cur, at, self.page_size, self.mapper, stop_at)
             if not page:
                 return 0
             projection.apply(cur, page)

@@ -209,6 +209,29 @@ def cmd_verify(_: Settings, args: argparse.Namespace) -> int:
     return verify_main(argv)
 
 
+def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from service.rebuild import check  # noqa: PLC0415
+
+    if not args.check:
+        print("kaoping rebuild: only --check is supported (rebuild beside the live models "
+              "and compare)", file=sys.stderr)
+        return 2
+    services = _services(settings)
+    try:
+        report = check(services)
+    finally:
+        services.close()
+    for table in report.tables:
+        state = "ok  " if not table.differences else "DIFF"
+        print(f"{state} {table.table:<20} live {table.live_rows:>7}  rebuilt "
+              f"{table.rebuilt_rows:>7}  {table.rebuilt_digest[:16]}")
+        for key in table.differences:
+            print(f"       differs: {key}")
+    print(f"{'ok' if report.ok else 'FAILED'}: read models rebuilt from the log up to "
+          f"{report.positions} (checkpoint {report.checkpoint_size})")
+    return 0 if report.ok else 1
+
+
 def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     from service.explain import explain, render  # noqa: PLC0415
 
@@ -239,6 +262,11 @@ def _evaluation_commands(sub: Any) -> None:
     evidence.add_argument("--since", type=int, help="include a consistency proof from this size")
     evidence.add_argument("-o", "--output")
     evidence.set_defaults(func=cmd_evidence)
+    rebuild = sub.add_parser("rebuild", help="rebuild the read models from the log")
+    rebuild.add_argument("--check", action="store_true",
+                         help="rebuild beside the live ones and compare (the service keeps "
+                              "serving); exit 1 on any difference")
+    rebuild.set_defaults(func=cmd_rebuild)
     why = sub.add_parser("explain", help="a score card down to its events")
     why.add_argument("subject")
     why.add_argument("--cycle", type=int, required=True)

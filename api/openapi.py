@@ -41,6 +41,7 @@ TAGS = [
     Tag(name="grading", description="综合确认评档: seal, committee decisions, publication"),
     Tag(name="appeals", description="复核 and 申诉 within their deadlines"),
     Tag(name="results", description="Composites, ranks, rank change and grades"),
+    Tag(name="cases", description="举报: report-line cases, and the record of restricted reads"),
     Tag(name="ledger", description="The public tamper-evident log: checkpoints, proofs"),
     Tag(name="operations", description="Liveness and readiness"),
 ]

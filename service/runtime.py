@@ -12,11 +12,13 @@ from uuid import UUID
 import structlog
 
 from projections.cadres import CadresView
+from projections.cases import CasesView
 from projections.event_counts import EventCounts
 from projections.follower import Follower, Projection, head_position
 from projections.results import ResultsView
 from projections.units import UnitsView
 from service.ballots import Sessions
+from service.cases import Cases
 from service.clock import Clock, SystemClock
 from service.db import Database, open_database
 from service.demo import DemoCity, Progress
@@ -40,7 +42,7 @@ log = structlog.get_logger("kaoping.runtime")
 
 
 def all_projections(mapper: Mapper[UUID]) -> list[Projection]:
-    return [EventCounts(), UnitsView(), CadresView(), ResultsView(mapper)]
+    return [EventCounts(), UnitsView(), CadresView(), ResultsView(mapper), CasesView()]
 
 
 class Services:
@@ -65,6 +67,7 @@ class Services:
         self.reference = Reference(self.store)
         self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone)
         self.sessions = Sessions(self.store, self.db, self.clock, self.evaluation)
+        self.cases = Cases(self.store, self.db)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.demo_progress = Progress()

@@ -322,7 +322,9 @@ class CycleController(Controller):
             msg = "explanations are for supervisors, investigators and the organizer"
             raise Forbidden(msg, rule="explain.reader")
         services = state.services
-        restricted_ok = principal.role in {Role.SUPERVISOR, Role.ASSESSMENT_TEAM}
+        restricted_ok = principal.role in {Role.SUPERVISOR, Role.INVESTIGATOR} and (
+            await to_thread.run_sync(services.cases.gate, principal, "explain-notes", year,
+                                     subject))
 
         def run() -> ScoreCard:
             with services.db.read() as cur:
@@ -369,6 +371,11 @@ class CycleController(Controller):
             msg = "evidence bundles are for supervisors, investigators and the organizer"
             raise Forbidden(msg, rule="evidence.reader")
         services = state.services
+        if principal.role == Role.INVESTIGATOR:
+            await to_thread.run_sync(services.cases.gate, principal, "evidence", year, subject)
+        else:
+            await to_thread.run_sync(services.cases.record, principal, "evidence", year,
+                                     subject, None, True, "evidence.reader")
         bundle = await to_thread.run_sync(build_bundle, services, year, subject, since)
         name = f"evidence-{year}-{subject.replace(':', '-')}.json"
         return Response(encode_bundle(bundle), media_type="application/json", headers={

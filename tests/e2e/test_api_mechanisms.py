@@ -64,7 +64,8 @@ def test_ready_reports_store_migrations_and_lag(client: Client, services: Servic
     body = client.get("/ready").json()
     assert body["head_position"] == 0
     assert set(body["projection_lag"].values()) == {1}
-    assert {"event_counts.v1", "units.v1", "cadres.v1", "results.v1"} == set(body["projection_lag"])
+    assert {"event_counts.v1", "units.v1", "cadres.v1", "results.v1", "cases.v1"} == set(
+        body["projection_lag"])
     services.follower.catch_up()
     assert set(client.get("/ready").json()["projection_lag"].values()) == {0}
 

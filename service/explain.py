@@ -163,6 +163,26 @@ def explain(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, as_of: s
                      inputs=_lines(cur, mapper, year, subject, position, restricted_ok))
 
 
+class Diff(msgspec.Struct, kw_only=True):
+    year: int
+    subject: str
+    from_position: int
+    to_position: int
+    changed: dict[str, list[Any]]  # score-card field -> [at from, at to]
+
+
+def diff(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, start: str,
+         end: str) -> Diff:
+    """What differs on a score card between two as-of points."""
+    a, b = position_for(cur, start), position_for(cur, end)
+    before = pool_as_of(cur, mapper, year, subject, a)[0].for_subject(subject)
+    after = pool_as_of(cur, mapper, year, subject, b)[0].for_subject(subject)
+    fields = [f for f in SubjectResult.__struct_fields__ if f not in ("subject", "code")]
+    changed = {f: [getattr(before, f), getattr(after, f)] for f in fields
+               if getattr(before, f) != getattr(after, f)}
+    return Diff(year=year, subject=subject, from_position=a, to_position=b, changed=changed)
+
+
 def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[Change]:
     """Every event of the subject's file, with what it changed on the score card."""
     lines = _lines(cur, mapper, year, subject, head(cur), restricted_ok=False)

@@ -31,7 +31,7 @@ from projections.follower import head_position
 from projections.results import ResultsView, read_result, read_results
 from projections.units import UnitsView, list_units
 from service.evidence import build_bundle, encode_bundle
-from service.explain import Change, ScoreCard, explain, history, render
+from service.explain import Change, Diff, ScoreCard, diff, explain, history, render
 from service.principals import Role
 
 Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
@@ -335,6 +335,27 @@ class CycleController(Controller):
         if format == "text":
             return Response(render(card), media_type="text/plain")
         return Response(card)
+
+    @get("/{year:int}/subjects/{subject:str}/diff", security=SECURITY, tags=["results"],
+         summary="What changed between two points in time", responses=problems(400, 401, 403,
+                                                                              404))
+    async def diff(self, request: Request[Any, Any, Any], state: State, year: FromPath[int],
+                   subject: FromPath[str],
+                   from_: Annotated[str, QueryParameter(name="from")],
+                   to: Annotated[str, QueryParameter()]) -> Diff:
+        """The score card's fields that differ between two as-of points (log positions or ISO
+        times with zone), each as [before, after]."""
+        principal = current_principal(request)
+        if principal.role not in EVIDENCE_READERS:
+            msg = "diffs are for supervisors, investigators and the organizer"
+            raise Forbidden(msg, rule="explain.reader")
+        services = state.services
+
+        def run() -> Diff:
+            with services.db.read() as cur:
+                return diff(cur, services.store.mapper, year, subject, from_, to)
+
+        return await to_thread.run_sync(run)
 
     @get("/{year:int}/subjects/{subject:str}/history", security=SECURITY, tags=["results"],
          summary="How the score card changed, event by event",

@@ -84,3 +84,16 @@ def test_history_says_what_each_event_changed(client: Client, services: Services
     assert approval["actor"] == "person:staff:org-2"
     proposal = next(c for c in changes if c["topic"] == SubjectFile.AdjustmentProposed.TOPIC)
     assert "composite" not in proposal["changed"]  # a proposal alone changes nothing
+
+
+def test_a_diff_between_two_points(client: Client, services: Services) -> None:
+    who = People(services)
+    setup_cycle(client, services, who)
+    score_everything(client, who)
+    approved = _approval_position(services)
+    body = ok(client.get(f"{BASE}/subjects/team:E3/diff?from={approved - 1}&to={approved}",
+                         headers=who.org), 200)
+    assert body["changed"]["composite"] == ["84.10", "86.10"]
+    assert (body["from_position"], body["to_position"]) == (approved - 1, approved)
+    assert set(body["changed"]) <= {"composite", "components", "rank", "banded_grade",
+                                    "proposed_grade", "final_grade", "quota_demoted"}

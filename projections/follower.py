@@ -112,9 +112,16 @@ class Follower:
         with self._step_lock, self.db.write() as cur:
             at = tracked_position(cur, projection.name)
             page = read_page(cur, at, self.page_size, self.mapper, stop_at)
+            settle = getattr(projection, "settle", None)
             if not page:
+                if settle is not None:  # a backlog's last page may have been a full one
+                    settle(cur, at)
                 return 0
             projection.apply(cur, page)
+            if settle is not None and len(page) < self.page_size:
+                # All there was has been read: work deferred across full pages (a backlog
+                # being caught up) is done now, once, in the same transaction.
+                settle(cur, page[-1].position)
             cur.execute(
                 "UPDATE kaoping_projection_tracking SET position = %s "
                 "WHERE name = %s AND position = %s",

@@ -49,6 +49,34 @@ def load_stream(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID,
             for o, v, t, s in cur.fetchall()]
 
 
+def load_streams(cur: Cursor, mapper: Mapper[UUID], stream_ids: Sequence[UUID],
+                 up_to: int) -> dict[UUID, list[Any]]:
+    """Many streams' events up to ``up_to``, in one query per 400 streams."""
+    rid = events_row_id(cur.engine)
+    out: dict[UUID, list[Any]] = {sid: [] for sid in stream_ids}
+    for i in range(0, len(stream_ids), 400):
+        chunk = list(stream_ids[i:i + 400])
+        marks = ", ".join(["%s"] * len(chunk))
+        cur.execute(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM "  # noqa: S608
+            f"kaoping_events e JOIN kaoping_ledger l ON l.notification_id = e.{rid} WHERE "
+            f"e.originator_id IN ({marks}) AND l.position <= %s "
+            "ORDER BY e.originator_id, e.originator_version", [*chunk, up_to])
+        for o, v, t, s in cur.fetchall():
+            sid = as_uuid(o)
+            out[sid].append(mapper.to_domain_event(StoredEvent(sid, int(v), str(t), bytes(s))))
+    return out
+
+
+def _project(events: list[Any]) -> Any:
+    return project_aggregate(None, events) if events else None
+
+
+def dirty_pools(cur: Cursor, year: int) -> set[tuple[str, str]]:
+    cur.execute("SELECT grp, kind FROM rm_dirty_pools WHERE year = %s", (year,))
+    return {(str(g), str(k)) for g, k in cur.fetchall()}
+
+
 def replay(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID, up_to: int) -> Any:
     """The aggregate as of log position ``up_to`` (None if it did not exist yet)."""
     events: list[Any] = load_stream(cur, mapper, stream_id, up_to)
@@ -57,7 +85,7 @@ def replay(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID, up_to: int) -> An
 
 class ResultsView:
     name: str = "results.v1"
-    tables: tuple[str, ...] = ("rm_results", "rm_cycles", "rm_subject_files")
+    tables: tuple[str, ...] = ("rm_results", "rm_cycles", "rm_subject_files", "rm_dirty_pools")
 
     def __init__(self, mapper: Mapper[UUID]) -> None:
         self.mapper = mapper
@@ -81,8 +109,16 @@ class ResultsView:
             pools |= self._pools_of_year(cur, year)
             if self._phase(cur, year) == Phase.PUBLISHED.value:  # next year's rank change
                 pools |= self._pools_of_year(cur, year + 1)
-        for pool in sorted(pools):
-            self._recompute(cur, pool, up_to)
+        cur.executemany("INSERT INTO rm_dirty_pools (year, grp, kind) VALUES (%s, %s, %s) "
+                        "ON CONFLICT DO NOTHING", sorted(pools))
+
+    def settle(self, cur: Cursor, up_to: int) -> None:
+        """Recompute every dirty pool once (earlier years first: later ones read their
+        ranks), as of ``up_to``. The follower calls it when it has read all there was."""
+        cur.execute("SELECT year, grp, kind FROM rm_dirty_pools ORDER BY year, grp, kind")
+        for y, g, k in cur.fetchall():
+            self._recompute(cur, (int(y), str(g), str(k)), up_to)
+        cur.execute("DELETE FROM rm_dirty_pools")
 
     def _pool_of(self, cur: Cursor, stream_id: UUID) -> set[Pool]:
         cur.execute("SELECT year, grp, kind FROM rm_subject_files WHERE stream_id = %s",
@@ -110,11 +146,12 @@ class ResultsView:
                     (cycle.year, cycle.phase.value, cycle.version, e.position))
         return cycle.year
 
-    def _previous_ranks(self, cur: Cursor, year: int, group: str, kind: str) -> dict[str, int]:
+    def _previous_ranks(self, cur: Cursor, year: int) -> dict[str, int]:
+        """Last year's published ranks of every subject (位次进退 follows a subject even if
+        it changed pools, as the use cases compute it)."""
         if self._phase(cur, year - 1) != Phase.PUBLISHED.value:
             return {}
-        cur.execute("SELECT subject, rank FROM rm_results WHERE year = %s AND grp = %s "
-                    "AND kind = %s", (year - 1, group, kind))
+        cur.execute("SELECT subject, rank FROM rm_results WHERE year = %s", (year - 1,))
         return {str(s): int(r) for s, r in cur.fetchall()}
 
     def _recompute(self, cur: Cursor, pool: Pool, up_to: int) -> None:
@@ -125,11 +162,13 @@ class ResultsView:
         cur.execute("SELECT stream_id FROM rm_subject_files WHERE year = %s AND grp = %s AND "
                     "kind = %s", (year, group, kind))
         ids = [as_uuid(sid) for (sid,) in cur.fetchall()]
-        files = [f for sid in ids
-                 if isinstance(f := replay(cur, self.mapper, sid, up_to), SubjectFile)]
+        streams = load_streams(cur, self.mapper, ids, up_to)
+        files = [f for sid in ids if isinstance(f := _project(streams[sid]), SubjectFile)]
+        previous = self._previous_ranks(cur, year)
         evidence = PoolEvidence(group=group, kind=SubjectKind(kind),
                                 subjects=[f.evidence(cycle.scheme) for f in files],
-                                previous_ranks=self._previous_ranks(cur, year, group, kind))
+                                previous_ranks={f.subject: previous[f.subject] for f in files
+                                                if f.subject in previous})
         result = score_pool(cycle.scheme, evidence)
         cur.execute("DELETE FROM rm_results WHERE year = %s AND grp = %s AND kind = %s",
                     (year, group, kind))

@@ -8,6 +8,7 @@ import msgspec
 from anyio import to_thread
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal, optional_principal
@@ -28,7 +29,7 @@ from domain.scheme import Scheme, SubjectKind
 from domain.scoring import SubjectResult
 from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
-from projections.results import ResultsView, read_result, read_results
+from projections.results import ResultsView, dirty_pools, read_result, read_results
 from projections.units import UnitsView, list_units
 from service.evidence import build_bundle, encode_bundle
 from service.explain import Change, Diff, ScoreCard, diff, explain, history, render
@@ -290,6 +291,7 @@ class CycleController(Controller):
 
         def page() -> list[tuple[str, str, int, SubjectResult]]:
             with services.db.read() as cur:
+                _not_dirty(cur, year, group, query["kind"])
                 return read_results(cur, year, group=group, kind=query["kind"], after=key,
                                     limit=limit + 1)
 
@@ -412,11 +414,13 @@ class CycleController(Controller):
         """One subject's score card (same visibility as the results)."""
         services = state.services
         cycle = await _visible_cycle(request, services, year)
-        cycle.entry(subject)
         await wait_for_projection(services, ResultsView.name, min_position)
+
+        entry = cycle.entry(subject)
 
         def read() -> SubjectResult | None:
             with services.db.read() as cur:
+                _not_dirty(cur, year, entry.group, entry.kind.value)
                 return read_result(cur, year, subject)
 
         found = await to_thread.run_sync(read)
@@ -427,6 +431,14 @@ class CycleController(Controller):
 
 
 EVIDENCE_READERS = {Role.SUPERVISOR, Role.INVESTIGATOR, Role.ORGANIZER, Role.COMMITTEE}
+
+
+def _not_dirty(cur: Any, year: int, group: str | None, kind: str | None) -> None:
+    """Results being recomputed (a backlog is being caught up) are not served stale."""
+    for g, k in dirty_pools(cur, year):
+        if (group is None or g == group) and (kind is None or k == kind):
+            raise HTTPException(status_code=503, headers={"Retry-After": "1"},
+                                detail="these results are being recomputed; retry shortly")
 
 
 def _head(services: Any) -> int:

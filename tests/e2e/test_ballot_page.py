@@ -13,11 +13,7 @@ import base64
 import json
 import os
 import re
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Request, ViewportSize, expect, sync_playwright
 
+from tests.e2e.live_server import Server, http, kaoping, serve
 from tests.e2e.test_ballots import DEFINITION
 
-REPO = Path(__file__).resolve().parents[2]
-KAOPING = REPO / ".venv" / "bin" / "kaoping"
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine's network is closed: these flags keep Chromium from trying to reach it.
 CHROMIUM_ARGS = [
@@ -43,8 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-HOST = "127.0.0.1"
-STARTUP_TIMEOUT = 30.0
 CHECKPOINT_TIMEOUT = 10.0
 UI_TIMEOUT_MS = 10_000
 PHONE = ViewportSize(width=390, height=844)
@@ -68,120 +61,10 @@ TRACKER = re.compile(r"^[A-Za-z0-9+/]{43}=$")  # base64 of a 32-byte leaf hash: 
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    workdir: Path
-    log: Path
-
-    @property
-    def netloc(self) -> str:
-        return urlsplit(self.url).netloc
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _server_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAOPING_")}
-    env.update(
-        {
-            "KAOPING_DATABASE_URL": f"sqlite:///{tmp / 'k.db'}",
-            "KAOPING_SIGNING_KEY_PATH": str(tmp / "ledger.key"),
-            "KAOPING_TOKEN_KEY_PATH": str(tmp / "token.key"),
-            "KAOPING_CHECKPOINT_INTERVAL_SECONDS": "0.5",
-            "KAOPING_HOST": HOST,
-            "KAOPING_DEMO": "false",  # an empty log: this test writes its own events
-        }
-    )
-    # The checkout's own modules first (see test_outside_verifier.py: a stale editable finder).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _kaoping(server_env: dict[str, str], cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(KAOPING), *args],
-        env=server_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"kaoping {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def _http(
-    method: str, url: str, body: object = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    hdrs = {"content-type": "application/json"} if body is not None else {}
-    hdrs.update(headers or {})
-    request = urllib.request.Request(url, data=data, method=method, headers=hdrs)  # noqa: S310
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=10) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            status, raw = err.code, err.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("kaoping-ballot-page")
-    env = _server_env(tmp)
-    _kaoping(env, tmp, "migrate")
-    port = _free_port()
-    srv = Server(url=f"http://{HOST}:{port}", env=env, workdir=tmp, log=tmp / "serve.log")
-    with srv.log.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(KAOPING), "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"kaoping serve exited with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                status, _ = _http("GET", f"{srv.url}/health")
-            except (urllib.error.URLError, OSError):
-                status = 0
-            if status == 200:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"/health not ready after {STARTUP_TIMEOUT}s:\n{srv.log_tail()}")
-            time.sleep(0.1)
+    with serve(tmp_path_factory.mktemp("kaoping-ballot-page")) as srv:
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @dataclass
@@ -191,7 +74,7 @@ class OpenSession:
 
 
 def _organizer(server: Server, method: str, path: str, key: str, body: object) -> Any:
-    status, answer = _http(method, f"{server.url}{path}", body, {"X-API-Key": key})
+    status, answer = http(method, f"{server.url}{path}", body, {"X-API-Key": key})
     assert status == 201, f"{method} {path}: {status} {answer}\n{server.log_tail()}"
     return answer
 
@@ -199,7 +82,7 @@ def _organizer(server: Server, method: str, path: str, key: str, body: object) -
 @pytest.fixture(scope="module")
 def session(server: Server) -> OpenSession:
     """As the organizer: define, freeze, issue credentials, open."""
-    out = _kaoping(
+    out = kaoping(
         server.env, server.workdir, "keys", "create", "--role", "organizer", "--name", "t"
     )
     lines = [line for line in out.splitlines() if line.strip()]
@@ -283,7 +166,7 @@ def _label(option_code: str) -> str:
 def _wait_for_checkpoint(server: Server, size: int) -> None:
     deadline = time.monotonic() + CHECKPOINT_TIMEOUT
     while True:
-        status, note = _http("GET", f"{server.url}/api/v1/ledger/checkpoint")
+        status, note = http("GET", f"{server.url}/api/v1/ledger/checkpoint")
         if status == 200:
             text = note.decode() if isinstance(note, bytes) else str(note)
             if int(text.split("\n")[1]) >= size:
@@ -356,14 +239,14 @@ def test_a_voter_casts_a_ballot_on_a_phone(session: OpenSession, phone: Phone) -
 
     # The tracker is the ballot's leaf hash as the public log serves it...
     _wait_for_checkpoint(server, position + 1)
-    status, leaves = _http(
+    status, leaves = http(
         "GET", f"{server.url}/api/v1/ledger/leaves?start={position}&end={position + 1}"
     )
     assert status == 200, leaves
     assert leaves[0]["index"] == position
     assert leaves[0]["leaf_hash"] == tracker
     # ...and a retry of the same ballot through the API gets the same receipt.
-    status, again = _http(
+    status, again = http(
         "POST",
         f"{server.url}/api/v1/sessions/{S}/ballots",
         {"credential": credential, "answers": CHOICES},

@@ -9,14 +9,9 @@ project. The server is started as a subprocess (``kaoping migrate``, ``kaoping s
 from __future__ import annotations
 
 import base64
-import json
-import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,12 +43,9 @@ from tests.e2e.independent_verifier import (
     verify_inclusion,
     verify_server,
 )
+from tests.e2e.live_server import Server, http, kaoping, serve
 
-REPO = Path(__file__).resolve().parents[2]
-KAOPING = REPO / ".venv" / "bin" / "kaoping"
 VERIFIER_SCRIPT = Path(__file__).with_name("independent_verifier.py")
-HOST = "127.0.0.1"
-STARTUP_TIMEOUT = 60.0
 CHECKPOINT_TIMEOUT = 20.0
 # More than one page of /ledger/leaves (1000), so that the Link: rel="next" walk is exercised.
 BULK_UNITS = 1000
@@ -66,119 +58,10 @@ Receipt = dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    workdir: Path
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _server_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAOPING_")}
-    env.update(
-        {
-            "KAOPING_DATABASE_URL": f"sqlite:///{tmp / 'k.db'}",
-            "KAOPING_SIGNING_KEY_PATH": str(tmp / "ledger.key"),
-            "KAOPING_TOKEN_KEY_PATH": str(tmp / "token.key"),
-            "KAOPING_CHECKPOINT_INTERVAL_SECONDS": "0.5",
-            "KAOPING_HOST": HOST,
-            "KAOPING_DEMO": "false",  # an empty log: this test writes its own events
-        }
-    )
-    # Put the checkout's own modules first. `.venv/bin/kaoping` otherwise resolves them through
-    # the finder that `pip install -e` generated; that finder goes stale when a package gains an
-    # __init__.py after installation (until `make` reinstalls), and `kaoping serve` then dies
-    # with "cannot import name 'create_app' from 'api' (unknown location)". Same code either way.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _kaoping(server_env: dict[str, str], cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(KAOPING), *args],
-        env=server_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"kaoping {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def _http(
-    method: str, url: str, body: object = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    hdrs = {"content-type": "application/json"} if body is not None else {}
-    hdrs.update(headers or {})
-    request = urllib.request.Request(url, data=data, method=method, headers=hdrs)  # noqa: S310
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=10) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            status, raw = err.code, err.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("kaoping-outside")
-    env = _server_env(tmp)
-    _kaoping(env, tmp, "migrate")
-    port = _free_port()
-    srv = Server(url=f"http://{HOST}:{port}", env=env, workdir=tmp, log=tmp / "serve.log")
-    with srv.log.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(KAOPING), "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"kaoping serve exited with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                status, _ = _http("GET", f"{srv.url}/health")
-            except (urllib.error.URLError, OSError):
-                status = 0
-            if status == 200:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"/health not ready after {STARTUP_TIMEOUT}s:\n{srv.log_tail()}")
-            time.sleep(0.1)
+    with serve(tmp_path_factory.mktemp("kaoping-outside")) as srv:
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +81,7 @@ class Scenario:
 
 
 def _api_key(server: Server, role: str, name: str) -> str:
-    out = _kaoping(server.env, server.workdir, "keys", "create", "--role", role, "--name", name)
+    out = kaoping(server.env, server.workdir, "keys", "create", "--role", role, "--name", name)
     lines = [line for line in out.splitlines() if line.strip()]
     assert lines, "kaoping keys create printed nothing"
     return lines[-1].strip()
@@ -206,7 +89,7 @@ def _api_key(server: Server, role: str, name: str) -> str:
 
 def _register(server: Server, key: str, code: str, name: str, kind: str, cat: str) -> Receipt:
     body = {"code": code, "name": name, "kind": kind, "category": cat}
-    status, answer = _http(
+    status, answer = http(
         "POST",
         f"{server.url}/api/v1/units",
         body,
@@ -219,7 +102,7 @@ def _register(server: Server, key: str, code: str, name: str, kind: str, cat: st
 
 
 def _rename(server: Server, key: str, unit_id: str, version: int, name: str) -> Receipt:
-    status, answer = _http(
+    status, answer = http(
         "PATCH",
         f"{server.url}/api/v1/units/{unit_id}",
         {"name": name, "reason": "auditor test: a second event in the stream"},
@@ -256,7 +139,7 @@ def scenario(server: Server) -> Scenario:
     organizer = _api_key(server, "organizer", "auditor-test")
     supervisor = _api_key(server, "supervisor", "auditor-supervisor")
     # The key, fetched once and then pinned, as if published out of band.
-    status, vkey_raw = _http("GET", f"{server.url}/api/v1/ledger/key")
+    status, vkey_raw = http("GET", f"{server.url}/api/v1/ledger/key")
     assert status == 200
     vkey = (vkey_raw.decode() if isinstance(vkey_raw, bytes) else str(vkey_raw)).strip()
     parse_verifier_key(vkey)

@@ -16,6 +16,7 @@ from api.openapi import openapi_config
 from api.problems import exception_handlers
 from api.routes.cases import CaseController, audit_access, report_status
 from api.routes.cycles import CycleController
+from api.routes.events import EventController
 from api.routes.health import health, ready
 from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
-        audit_access, report_status])
+        audit_access, report_status, EventController])
     return KaopingApp(
         route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],

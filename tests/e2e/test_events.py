@@ -1,0 +1,115 @@
+"""The event feed: CloudEvents in log order, role-filtered, nothing confidential; SSE resume."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar.testing import TestClient
+
+from service.principals import IdentityKind, Role
+from service.runtime import Services
+from tests.conftest import bearer
+from tests.e2e.test_ballots import DEFINITION, S
+from tests.e2e.test_cycle_scenario import BASE, People, ok, score_everything, setup_cycle
+
+Client = TestClient[Any]
+HIDDEN = ("kaoping.ballot.", "kaoping.case.", "kaoping.accessrecord.",
+          "kaoping.subjectfile.inspectionnoted", "kaoping.evaluationsession.credentials")
+
+
+def _all(client: Client, headers: dict[str, str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after = -1
+    for _ in range(100):
+        body = ok(client.get(f"/api/v1/events?after={after}&limit=50", headers=headers), 200)
+        items += body["items"]
+        if body["next_after"] == after:
+            return items
+        after = body["next_after"]
+    raise AssertionError("the feed did not end")
+
+
+def _busy_log(client: Client, services: Services) -> People:
+    who = People(services)
+    setup_cycle(client, services, who)
+    score_everything(client, who)
+    ok(client.post(f"{BASE}/subjects/team:E1/inspections/notes",
+                   json={"activity": "interview", "notes": "保密"}, headers=who.team))
+    ok(client.post("/api/v1/sessions", json=DEFINITION, headers=who.org))
+    ok(client.post(f"/api/v1/sessions/{S}/freeze", json={}, headers=who.org))
+    codes = ok(client.post(f"/api/v1/sessions/{S}/credentials",
+                           json={"rater_class": "cadres", "count": 2}, headers=who.org))["codes"]
+    ok(client.post(f"/api/v1/sessions/{S}/open", json={}, headers=who.org))
+    answers = {s: {"de": "good", "ji": "fair"} for s in DEFINITION["subjects"]}
+    ok(client.post(f"/api/v1/sessions/{S}/ballots", json={"credential": codes[0],
+                                                          "answers": answers}))
+    intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf")
+    ok(client.post("/api/v1/cases", json={"channel": "hotline", "year": 2025,
+                                           "subjects": ["team:E1"], "summary": "x"},
+                   headers=intake))
+    return who
+
+
+def test_the_feed_is_the_log_as_cloudevents_minus_what_is_confidential(
+        client: Client, services: Services) -> None:
+    who = _busy_log(client, services)
+    events = _all(client, who.org)
+    positions = [e["position"] for e in events]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    types = {e["type"] for e in events}
+    assert "kaoping.unit.registered.v1" in types
+    assert "kaoping.subjectfile.leaderscored.v1" in types
+    assert not [t for t in types if t.startswith(HIDDEN)]
+    first = events[0]
+    assert first["specversion"] == "1.0"
+    assert first["id"] == f"{services.settings.ledger_origin}/{first['position']}"
+    assert first["dataschema"] == f"/api/v1/events/schemas/{first['type']}"
+    with services.db.read() as cur:
+        cur.execute("SELECT leaf_hash FROM kaoping_ledger WHERE position = %s",
+                    (first["position"],))
+        row = cur.fetchone()
+    assert row is not None
+    assert bytes(row[0]).hex() == first["leafhash"]
+    unit = next(e for e in events if e["type"] == "kaoping.unit.registered.v1")
+    assert unit["data"]["code"] == "E1"
+    # Another role sees less: a department system gets no scores of the subjects' files.
+    department = bearer(services, Role.DEPARTMENT, IdentityKind.DEPARTMENT, "F1")
+    seen = {e["type"] for e in _all(client, department)}
+    assert "kaoping.unit.registered.v1" in seen
+    assert not [t for t in seen if t.startswith("kaoping.subjectfile.")
+                and t != "kaoping.subjectfile.opened.v1"]
+    assert client.get("/api/v1/events").status_code == 401
+
+
+def test_the_stream_resumes_from_last_event_id(client: Client, services: Services) -> None:
+    who = _busy_log(client, services)
+    events = _all(client, who.org)
+
+    def stream(headers: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        with client.stream("GET", "/api/v1/events/stream?limit=3", headers=headers) as resp:
+            assert resp.status_code == 200
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            ident = ""
+            for line in resp.iter_lines():
+                if line.startswith("id:"):
+                    ident = line[3:].strip()
+                elif line.startswith("data:"):
+                    out.append((ident, json.loads(line[5:].strip())))
+        return out
+
+    first = stream(who.org)
+    assert [int(i) for i, _ in first] == [e["position"] for e in events[:3]]
+    resumed = stream({**who.org, "Last-Event-ID": first[-1][0]})
+    assert [d["position"] for _, d in resumed] == [e["position"] for e in events[3:6]]
+
+
+def test_every_published_type_has_a_schema(client: Client) -> None:
+    catalogue = ok(client.get("/api/v1/events/catalogue"), 200)
+    assert "kaoping.unit.registered.v1" in catalogue
+    assert not [t for t in catalogue if t.startswith(HIDDEN)]
+    schema = ok(client.get("/api/v1/events/schemas/kaoping.unit.registered.v1"), 200)
+    text = json.dumps(schema)
+    assert "code" in text and "category" in text
+    assert client.get("/api/v1/events/schemas/kaoping.ballot.cast.v1").status_code == 404

@@ -11,12 +11,14 @@ import logging
 import sys
 from collections.abc import Callable
 
-from bench import ballots, ledger
+from bench import ballots, ledger, replay
 from service.logging import configure_logging
 
 BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
     "ledger": (ledger.run, {"single": 200, "batched": 2000, "events": 5000, "samples": 50}),
     "ballots": (ballots.run, {"requests": 400, "repeats": 1, "warmup": 100, "time_limit": 60}),
+    "replay": (replay.run, {"units": 16, "cadres": 48, "events": 20_000, "runner_events": 1000,
+                            "samples": 24}),
 }
 
 

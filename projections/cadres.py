@@ -22,21 +22,26 @@ class CadresView:
     tables: tuple[str, ...] = ("rm_cadres",)
 
     def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
+        # Batched like the units view: registrations first, then post changes in log order.
+        inserts, updates = [], []
         for e in events:
             if e.topic not in _TOPICS:
                 continue
             ev = e.event
             if isinstance(ev, Cadre.Registered):
-                cur.execute(
-                    "INSERT INTO rm_cadres (cadre_id, code, name, unit_code, role, since, "
-                    "version, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    (e.stream_id, ev.code, ev.name, ev.unit_code, ev.role, ev.since, e.version,
-                     e.position))
+                inserts.append((e.stream_id, ev.code, ev.name, ev.unit_code, ev.role, ev.since,
+                                e.version, e.position))
             elif isinstance(ev, Cadre.PostChanged):
-                cur.execute(
-                    "UPDATE rm_cadres SET unit_code = %s, role = %s, since = %s, version = %s, "
-                    "position = %s WHERE cadre_id = %s",
-                    (ev.unit_code, ev.role, ev.since, e.version, e.position, e.stream_id))
+                updates.append((ev.unit_code, ev.role, ev.since, e.version, e.position,
+                                e.stream_id))
+        if inserts:
+            cur.executemany(
+                "INSERT INTO rm_cadres (cadre_id, code, name, unit_code, role, since, "
+                "version, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", inserts)
+        if updates:
+            cur.executemany(
+                "UPDATE rm_cadres SET unit_code = %s, role = %s, since = %s, version = %s, "
+                "position = %s WHERE cadre_id = %s", updates)
 
 
 class CadreRow:

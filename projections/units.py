@@ -22,22 +22,25 @@ class UnitsView:
     tables: tuple[str, ...] = ("rm_units",)
 
     def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
+        # Batched: every registration of the page, then every rename in log order (a unit is
+        # always registered before it is renamed, so the last rename wins as it should).
+        inserts, updates = [], []
         for e in events:
             if e.topic not in _TOPICS:
                 continue
             ev = e.event
             if isinstance(ev, Unit.Registered):
-                cur.execute(
-                    "INSERT INTO rm_units (unit_id, code, name, kind, category, version, position)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (e.stream_id, ev.code, ev.name, ev.kind, ev.category, e.version, e.position),
-                )
+                inserts.append((e.stream_id, ev.code, ev.name, ev.kind, ev.category, e.version,
+                                e.position))
             elif isinstance(ev, Unit.Renamed):
-                cur.execute(
-                    "UPDATE rm_units SET name = %s, version = %s, position = %s "
-                    "WHERE unit_id = %s",
-                    (ev.name, e.version, e.position, e.stream_id),
-                )
+                updates.append((ev.name, e.version, e.position, e.stream_id))
+        if inserts:
+            cur.executemany(
+                "INSERT INTO rm_units (unit_id, code, name, kind, category, version, position)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)", inserts)
+        if updates:
+            cur.executemany("UPDATE rm_units SET name = %s, version = %s, position = %s "
+                            "WHERE unit_id = %s", updates)
 
 
 class UnitRow:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
 from domain.cycle import Cycle
@@ -19,7 +20,14 @@ from domain.errors import BadArgument, NotFound
 from domain.scheme import Component
 from domain.scoring import PoolEvidence, PoolResult, SubjectResult, score_pool
 from domain.subject_file import SubjectFile
-from service.evidence import published_position, ranks_of, replay_as_of, stream_rows
+from projections.results import load_streams
+from service.evidence import (
+    pools_as_of,
+    published_position,
+    ranks_of,
+    replay_as_of,
+    stream_rows,
+)
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Mapper
@@ -113,23 +121,46 @@ def pool_as_of(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str,
         msg = f"cycle {year} had no scheme at position {position}"
         raise NotFound(msg, rule="as-of.cycle", field="as_of")
     entry = cycle.entry(subject)
-    files = [f for e in cycle.pool(entry.group, entry.kind)
-             if isinstance(f := replay_as_of(cur, mapper, SubjectFile.id_for(year, e.subject),
-                                             position), SubjectFile)]
+    ids = [SubjectFile.id_for(year, e.subject) for e in cycle.pool(entry.group, entry.kind)]
+    streams = load_streams(cur, mapper, ids, position)  # one query for the pool
+    files: list[SubjectFile] = []
+    for sid in ids:
+        if streams[sid]:
+            aggregate: Any = project_aggregate(None, streams[sid])
+            if isinstance(aggregate, SubjectFile):
+                files.append(aggregate)
     if not any(f.subject == subject for f in files):
         msg = f"{subject} had no file at position {position}"
         raise NotFound(msg, rule="as-of.file", field="as_of")
     previous: dict[str, int] = {}
     before = published_position(cur, year - 1)
     if before is not None and before <= position:
-        from service.evidence import pools_as_of  # noqa: PLC0415
-
-        previous = ranks_of(pools_as_of(cur, mapper, year - 1, before - 1, {}))
+        previous = _published_ranks(cur, mapper, year - 1, before)
     evidence = PoolEvidence(group=entry.group, kind=entry.kind,
                             subjects=[f.evidence(cycle.scheme) for f in files],
                             previous_ranks={f.subject: previous[f.subject] for f in files
                                             if f.subject in previous})
     return score_pool(cycle.scheme, evidence), cycle
+
+
+_RANKS: dict[tuple[str, int, int], dict[str, int]] = {}
+
+
+def _published_ranks(cur: Cursor, mapper: Mapper[UUID], year: int,
+                     published_at: int) -> dict[str, int]:
+    """A published cycle's ranks. The log is append-only and the publication's position is
+    fixed, so they never change: computed once per store and kept (keyed by both)."""
+    key = (cur.engine + ":" + _store_id(cur), year, published_at)
+    if key not in _RANKS:
+        _RANKS[key] = ranks_of(pools_as_of(cur, mapper, year, published_at - 1, {}))
+    return _RANKS[key]
+
+
+def _store_id(cur: Cursor) -> str:
+    """Tells stores apart in one process (tests run many): the log's first leaf hash."""
+    cur.execute("SELECT leaf_hash FROM kaoping_ledger WHERE position = 0")
+    row = cur.fetchone()
+    return "" if row is None else bytes(row[0]).hex()
 
 
 def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position: int,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from litestar import Litestar, Router
 
 from api.auth import authenticate
+from api.contract import install as install_contract
 from api.middleware import RequestContext
 from api.openapi import openapi_config
 from api.problems import exception_handlers
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, EventController])
-    return KaopingApp(
+    app = KaopingApp(
         route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
@@ -72,3 +73,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         debug=False,
         logging_config=None,  # service.logging owns logging; Litestar must not reconfigure it
     )
+    install_contract(app)
+    return app

@@ -15,8 +15,8 @@ from anyio import to_thread
 from litestar.exceptions import HTTPException
 
 from api.problems import BodyValidationError, FieldError, msgspec_field_error
-from domain.errors import InvalidInput
-from projections.follower import tracked_position
+from domain.errors import BadArgument, InvalidInput
+from projections.follower import head_position, tracked_position
 from service.idempotency import check_key, fingerprint
 from service.ledger.reads import read_leaves
 from service.writes import Written
@@ -133,17 +133,22 @@ async def wait_for_projection(services: Services, name: str, position: int | Non
         return
     deadline = time.monotonic() + timeout
 
-    def current() -> int:
+    def current() -> tuple[int, int]:
         with services.db.read() as cur:
-            return tracked_position(cur, name)
+            return tracked_position(cur, name), head_position(cur)
 
-    while await to_thread.run_sync(current) < position:
+    tracked, head = await to_thread.run_sync(current)
+    if position > head:  # not a position of this log (yet): waiting would not help
+        msg = f"min_position {position} is beyond the log's head ({head})"
+        raise BadArgument(msg, rule="min-position.beyond-head", field="min_position")
+    while tracked < position:
         if time.monotonic() > deadline:
             raise HTTPException(status_code=503, headers={"Retry-After": "1"},
                                 detail=f"the {name} read model has not reached position "
                                        f"{position} yet; retry shortly")
         services.written()
         await anyio.sleep(0.01)
+        tracked, _ = await to_thread.run_sync(current)
 
 
 # --- writes with Idempotency-Key -------------------------------------------------------------

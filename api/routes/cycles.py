@@ -178,13 +178,25 @@ class CycleController(Controller):
                            .set_roster(p, year, built, after_append=after))
 
     @get("/{year:int}/roster", opt={"public": True}, summary="The roster",
-         responses=problems(404))
-    async def read_roster(self, state: State, year: FromPath[int],
+         responses=problems(400, 404))
+    async def read_roster(self, request: Request[Any, Any, Any], state: State,
+                          year: FromPath[int],
                           group: Annotated[str | None, QueryParameter()] = None,
-                          ) -> list[RosterEntry]:
-        """The subjects (被考核对象) of the cycle, optionally of one comparison group."""
+                          cursor: Annotated[str | None, QueryParameter()] = None,
+                          limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500,
+                          ) -> Response[list[RosterEntry]]:
+        """The subjects (被考核对象) of the cycle by subject id, optionally of one comparison
+        group; ``Link: rel="next"`` continues."""
         c = await to_thread.run_sync(state.services.evaluation.cycle, year)
-        return [e for e in c.roster if group is None or e.group == group]
+        query = {"group": group}
+        after = decode_cursor(cursor, query) or ""
+        entries = sorted((e for e in c.roster if (group is None or e.group == group)
+                          and e.subject > after), key=lambda e: e.subject)
+        headers = {}
+        if len(entries) > limit:
+            nxt = encode_cursor(entries[limit - 1].subject, query)
+            headers["Link"] = next_link(request, nxt, limit, query)
+        return Response(entries[:limit], headers=headers)
 
     @post("/{year:int}/freeze", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Freeze the scheme",

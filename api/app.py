@@ -18,6 +18,7 @@ from api.problems import exception_handlers
 from api.routes.cases import CaseController, audit_access, report_status
 from api.routes.cycles import CycleController
 from api.routes.events import EventController
+from api.routes.exports import export_results
 from api.routes.health import health, ready
 from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
@@ -64,13 +65,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
-        audit_access, report_status, EventController])
+        audit_access, report_status, EventController, export_results])
     app = KaopingApp(
         route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(version("kaoping")),
         debug=False,
+        request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # service.logging owns logging; Litestar must not reconfigure it
     )
     install_contract(app)

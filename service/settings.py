@@ -99,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     projections: Literal["inprocess", "external"] = "inprocess"
     projection_page_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
     timezone: str = "Asia/Shanghai"
+    # Larger request bodies are refused with 413 (a bulk import of a city fits well within).
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_000_000
     demo: bool = True
 
     @property

@@ -407,3 +407,33 @@ def test_bulk_import_reports_every_bad_row_and_stores_nothing(client: Client,
         ("units[5].code", "unit.code-unique"), ("units[6].category", "unit.category"),
         ("cadres[5].unit_code", "cadre.unit-exists"), ("cadres[6].since", "date.iso")]
     assert _events(services) == 0
+
+
+def test_published_results_export_with_a1517_codes(client: Client, services: Services,
+                                                   clock: FixedClock) -> None:
+    who = People(services)
+    setup_cycle(client, services, who)
+    score_everything(client, who)
+    ok(client.post(f"{BASE}/subjects/cadre:P1/sanctions", json={
+        "code": "open-case", "decided_on": "2025-09-01", "source": "监委"}, headers=who.org))
+    refused(client.get(f"{BASE}/exports/results", headers=who.org), 409, "export.published")
+    ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+    ok(client.post(f"{BASE}/publication", json={"notified_on": "2026-01-20"}, headers=who.org))
+    services.follower.catch_up()
+    resp = client.get(f"{BASE}/exports/results", headers=who.org)
+    assert resp.status_code == 200
+    rows = {r["subject"]: r for r in resp.json()}
+    assert (rows["cadre:P2"]["final_grade"], rows["cadre:P2"]["a1517"]) == ("称职", "2")
+    assert (rows["cadre:P1"]["final_grade"], rows["cadre:P1"]["a1517"]) == (None, "5B")
+    assert rows["team:E1"]["a1517"] is None  # A1517 codes individuals, not teams
+    assert rows["team:E1"]["name"] == "发改局"
+    csv_resp = client.get(f"{BASE}/exports/results?format=csv", headers=who.org)
+    assert csv_resp.headers["content-type"].startswith("text/csv")
+    lines = csv_resp.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("year,subject,code,name")
+    assert any(line.startswith("2025,cadre:P1,P1,张一") and ",5B," in line for line in lines)
+    assert client.get(f"{BASE}/exports/results", headers=who.l1).status_code == 403
+    too_big = client.post("/api/v1/units", content=b"{" + b" " * 5_000_000 + b"}",
+                          headers={**who.org, "content-type": "application/json"})
+    assert too_big.status_code == 413
+    assert too_big.headers["content-type"].startswith("application/problem+json")

@@ -124,6 +124,15 @@ def next_link(request: Request[Any, Any, Any], cursor: str, limit: int,
     return f'<{request.url.path}?{urlencode(params)}>; rel="next"'
 
 
+def next_page(request: Request[Any, Any, Any], fetched: int, limit: int, last_key: str,
+              query: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
+    """Given ``limit + 1`` rows fetched, the next cursor and its Link header (or none)."""
+    if fetched <= limit:
+        return None, {}
+    cursor = encode_cursor(last_key, query)
+    return cursor, {"Link": next_link(request, cursor, limit, query)}
+
+
 # --- read-your-writes ------------------------------------------------------------------------
 
 async def wait_for_projection(services: Services, name: str, position: int | None,

@@ -14,10 +14,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.auth import SECURITY, current_principal, optional_principal
 from api.mechanisms import (
     decode_cursor,
-    encode_cursor,
     etag,
     expected_version,
-    next_link,
+    next_page,
     strict_body,
     wait_for_projection,
 )
@@ -192,11 +191,10 @@ class CycleController(Controller):
         after = decode_cursor(cursor, query) or ""
         entries = sorted((e for e in c.roster if (group is None or e.group == group)
                           and e.subject > after), key=lambda e: e.subject)
-        headers = {}
-        if len(entries) > limit:
-            nxt = encode_cursor(entries[limit - 1].subject, query)
-            headers["Link"] = next_link(request, nxt, limit, query)
-        return Response(entries[:limit], headers=headers)
+        page = entries[:limit]
+        _, headers = next_page(request, len(entries), limit,
+                               page[-1].subject if page else "", query)
+        return Response(page, headers=headers)
 
     @post("/{year:int}/freeze", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Freeze the scheme",
@@ -310,11 +308,9 @@ class CycleController(Controller):
         rows = await to_thread.run_sync(page)
         items = [ResultItem(group=g, kind=SubjectKind(k), result=r) for g, k, _, r in
                  rows[:limit]]
-        headers, nxt = {}, None
-        if len(rows) > limit:
-            g, k, q, _ = rows[limit - 1]
-            nxt = encode_cursor(msgspec.json.encode((g, k, q)).decode(), query)
-            headers["Link"] = next_link(request, nxt, limit, query)
+        last = rows[min(limit, len(rows)) - 1][:3] if rows else ("", "", 0)
+        nxt, headers = next_page(request, len(rows), limit,
+                                 msgspec.json.encode(last).decode(), query)
         return Response(ResultsPage(year=year, phase=cycle.phase, items=items,
                                     next_cursor=nxt), headers=headers)
 

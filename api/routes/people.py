@@ -13,10 +13,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.auth import SECURITY
 from api.mechanisms import (
     decode_cursor,
-    encode_cursor,
     etag,
     expected_version,
-    next_link,
+    next_page,
     strict_body,
     wait_for_projection,
 )
@@ -145,10 +144,8 @@ class CadreController(Controller):
 
         rows = await to_thread.run_sync(page)
         items = [_cadre_out(r) for r in rows[:limit]]
-        headers, nxt = {}, None
-        if len(rows) > limit:
-            nxt = encode_cursor(items[-1].code, query)
-            headers["Link"] = next_link(request, nxt, limit, query)
+        nxt, headers = next_page(request, len(rows), limit, items[-1].code if items else "",
+                                 query)
         return Response(CadrePage(items=items, next_cursor=nxt), headers=headers)
 
 

@@ -15,10 +15,9 @@ from api.auth import SECURITY, current_principal
 from api.mechanisms import (
     ReceiptItem,
     decode_cursor,
-    encode_cursor,
     etag,
     expected_version,
-    next_link,
+    next_page,
     perform,
     receipt,
     strict_body,
@@ -151,9 +150,6 @@ class UnitController(Controller):
 
         rows = await to_thread.run_sync(page)
         items = [_row_out(r) for r in rows[:limit]]
-        headers = {}
-        nxt = None
-        if len(rows) > limit:
-            nxt = encode_cursor(items[-1].code, query)
-            headers["Link"] = next_link(request, nxt, limit, query)
+        nxt, headers = next_page(request, len(rows), limit, items[-1].code if items else "",
+                                 query)
         return Response(UnitPage(items=items, next_cursor=nxt), headers=headers)

@@ -25,8 +25,6 @@ class Phase(StrEnum):
     PUBLISHED = "published"
 
 
-_ORDER = list(Phase)
-
 
 class RosterEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One subject (被考核对象) of the cycle, in its comparison group (比较组)."""
@@ -251,6 +249,3 @@ class Cycle(Aggregate):
         self.phase = Phase.PUBLISHED
         self.published_on = notified_on
         self.published_heads = list(heads)
-
-    def after(self, phase: Phase) -> bool:
-        return _ORDER.index(self.phase) > _ORDER.index(phase)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -464,8 +464,6 @@ class Evaluation:
                 kind, "changed", grade, reason, principal.id))
         return self._save(file, after_append)
 
-    def now_local(self) -> datetime:
-        return self.clock.now().astimezone(self.tz)
 
 
 def results_fingerprint(results: list[PoolResult]) -> str:

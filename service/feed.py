@@ -12,12 +12,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.utils import resolve_topic
 
 from domain.ballots import Ballot, EvaluationSession
 from domain.cases import AccessRecord, Case
@@ -131,14 +129,3 @@ def page(cur: Cursor, mapper: Mapper[UUID], role: Role, origin: str, after: int,
             if len(out) == limit:
                 break
     return out, last
-
-
-def known(type_name: str) -> str:
-    """The topic of a published event type (KeyError if there is none)."""
-    topic = catalogue()[type_name]["topic"]
-    resolve_topic(topic)
-    return str(topic)
-
-
-def visible_topics(role: Role, topics: Sequence[str]) -> list[str]:
-    return [t for t in topics if role in audience(t)]

@@ -27,6 +27,7 @@ from api.routes.people import CadreController, ImportController, LeaderControlle
 from api.routes.sessions import SessionController
 from api.routes.units import UnitController
 from api.routes.vote import ballot_page
+from api.routes.webhooks import WebhookController
 from service.logging import configure_logging
 from service.runtime import Services
 from service.settings import Settings, load_settings
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
-        audit_access, report_status, EventController, export_results])
+        audit_access, report_status, EventController, export_results, WebhookController])
     app = KaopingApp(
         route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],

@@ -44,6 +44,7 @@ TAGS = [
     Tag(name="cases", description="举报: report-line cases, and the record of restricted reads"),
     Tag(name="ledger", description="The public tamper-evident log: checkpoints, proofs"),
     Tag(name="events", description="The event feed (CloudEvents), its SSE stream, the catalogue"),
+    Tag(name="webhooks", description="Signed deliveries of the feed's events (Standard Webhooks)"),
     Tag(name="operations", description="Liveness and readiness"),
 ]
 

@@ -59,7 +59,7 @@ def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        services.start()  # the follower and the checkpoint signer
+        services.start()  # the follower, the checkpoint signer, the webhook deliverer
         while not stop.wait(1.0):
             pass
     finally:

@@ -32,6 +32,7 @@ from service.principals import TokenIssuer
 from service.reference import Reference
 from service.store import EventStore, open_event_store
 from service.units import Units
+from service.webhooks import Webhooks
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Mapper
@@ -68,6 +69,7 @@ class Services:
         self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone)
         self.sessions = Sessions(self.store, self.db, self.clock, self.evaluation)
         self.cases = Cases(self.store, self.db)
+        self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.demo_progress = Progress()
@@ -77,7 +79,8 @@ class Services:
         if self._threads:
             return
         work: list[tuple[str, Callable[[threading.Event], None]]] = [
-            ("kaoping-follower", self.follower.run), ("kaoping-signer", self.run_signer)]
+            ("kaoping-follower", self.follower.run), ("kaoping-signer", self.run_signer),
+            ("kaoping-webhooks", self.webhooks.run)]
         if self.settings.demo and self._log_is_empty():
             work.append(("kaoping-demo", self.load_demo))
         for name, target in work:
@@ -114,12 +117,14 @@ class Services:
         return stream_heads(self.db, stream_ids)
 
     def written(self) -> None:
-        """Called after a local write: wakes the in-process follower."""
+        """Called after a local write: wakes the in-process follower and deliverer."""
         self.follower.poke()
+        self.webhooks.poke()
 
     def close(self) -> None:
         self._stop.set()
         self.follower.poke()
+        self.webhooks.poke()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()

@@ -102,6 +102,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Larger request bodies are refused with 413 (a bulk import of a city fits well within).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_000_000
     demo: bool = True
+    # Webhooks (service/webhooks.py). Loopback and private targets are refused unless allowed:
+    # a subscription must not become a probe of internal networks.
+    webhook_allow_loopback: bool = False
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0
+    webhook_max_response_bytes: Annotated[int, msgspec.Meta(ge=0)] = 65536
+    # Retried with full-jitter backoff from the base up to the cap, for at most this long after
+    # the first attempt (3 days: Stripe's published retry window), then parked as failed.
+    webhook_retry_base_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    webhook_retry_cap_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
+    webhook_retry_for_seconds: Annotated[float, msgspec.Meta(gt=0)] = 259_200.0
+    webhook_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
 
     @property
     def engine(self) -> Literal["sqlite", "postgres"]:

@@ -1,0 +1,430 @@
+"""Webhooks: subscriptions per client, deliveries signed per Standard Webhooks, retried, logged.
+
+A deliverer loop (in-process for the embedded default, ``kaoping deliver`` in production) does
+two things, each in short transactions, so a restart loses nothing:
+
+1. *Queue*: for each active subscription, read the feed after the subscription's position *as
+   the subscriber's role* (the same filter as ``GET /api/v1/events``), insert one pending
+   delivery per matching event, and advance the position — in one transaction.
+2. *Deliver*: claim due deliveries (a lease: ``next_attempt_at`` is pushed past the timeout by a
+   conditional UPDATE, so two deliverers never send the same attempt), POST the CloudEvent, and
+   record the outcome. Failures are retried with exponential backoff and full jitter until
+   ``webhook_retry_for_seconds`` after the first attempt, then parked as ``failed``; a client can
+   ask for redelivery. A crash between sending and recording means the event is sent again with
+   the same ``webhook-id``: at-least-once, as Standard Webhooks expects receivers to handle.
+
+Signing (https://www.standardwebhooks.com/, written here in a few lines because the reference
+``standardwebhooks`` package is thinly maintained and the algorithm is one HMAC): the signed
+content is ``{webhook-id}.{webhook-timestamp}.{body}``, the key is the base64 part of the
+``whsec_`` secret, and the header is ``v1,<base64 HMAC-SHA256>``.
+
+Server-side request forgery: a subscription URL must be https (plain http only to loopback, and
+loopback only when ``webhook_allow_loopback`` is set — tests); every address the host resolves to
+must be public unless ``webhook_allow_private`` is set. The check runs at subscription time and
+again before every attempt (a DNS answer can change); redirects are not followed; responses are
+read up to ``webhook_max_response_bytes`` and a timeout bounds each attempt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+import structlog
+
+from domain.errors import InvalidInput, NotFound
+from projections.follower import head_position
+from service.feed import catalogue, page
+from service.principals import Principal, Role
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from eventsourcing.persistence import Mapper
+
+    from service.clock import Clock
+    from service.db import Cursor, Database
+    from service.settings import Settings
+
+log = structlog.get_logger("kaoping.webhooks")
+
+Resolver = Callable[[str, int], list[str]]
+
+
+def resolve(host: str, port: int) -> list[str]:
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port,
+                                                                   type=socket.SOCK_STREAM)})
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    allow_loopback: bool = False
+    allow_private: bool = False
+
+
+def _refuse(message: str, rule: str) -> InvalidInput:
+    return InvalidInput(message, rule=f"webhook.url.{rule}", field="url")
+
+
+def check_url(url: str, policy: UrlPolicy, resolver: Resolver = resolve) -> None:
+    """Refuse a URL that could reach anything but a public https endpoint (see module doc)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a malformed bracketed (IPv6) host
+        msg = "a webhook URL must be an absolute https:// URL"
+        raise _refuse(msg, "scheme") from None
+    if host is None or parts.scheme not in ("https", "http"):
+        msg = "a webhook URL must be an absolute https:// URL"
+        raise _refuse(msg, "scheme")
+    if parts.username or parts.password:
+        msg = "a webhook URL must not carry credentials; use the signing secret"
+        raise _refuse(msg, "credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        msg = "the webhook URL's port is not a number in 1-65535"
+        raise _refuse(msg, "port") from None
+    try:
+        addresses = resolver(host, port)
+    except (OSError, ValueError):  # ValueError: not encodable as a host name (IDNA, NUL)
+        msg = f"the webhook host {host!r} does not resolve"
+        raise _refuse(msg, "resolve") from None
+    if not addresses:
+        msg = f"the webhook host {host!r} does not resolve"
+        raise _refuse(msg, "resolve")
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%")[0])
+        if address.is_loopback:
+            if not policy.allow_loopback:
+                msg = f"{host} resolves to a loopback address ({address})"
+                raise _refuse(msg, "loopback")
+            continue
+        if parts.scheme != "https":
+            msg = "a webhook URL must use https (plain http is allowed only to loopback)"
+            raise _refuse(msg, "scheme")
+        if not address.is_global and not policy.allow_private:
+            msg = (f"{host} resolves to a private, link-local or reserved address "
+                   f"({address}); webhooks go only to public addresses")
+            raise _refuse(msg, "private")
+
+
+# --- signing (Standard Webhooks) --------------------------------------------------------------
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, *, now: int,
+           tolerance: int = 300) -> bool:
+    """What a receiver does: check the timestamp is recent and one v1 signature matches."""
+    timestamp = int(headers["webhook-timestamp"])
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(secret, headers["webhook-id"], timestamp, body).split(",", 1)[1]
+    return any(hmac.compare_digest(expected, sig.split(",", 1)[1])
+               for sig in headers["webhook-signature"].split() if sig.startswith("v1,"))
+
+
+# --- subscriptions and deliveries -------------------------------------------------------------
+
+class Subscription(msgspec.Struct, kw_only=True):
+    id: str
+    url: str
+    event_types: list[str]  # empty: every type the subscriber's role may see
+    after_position: int  # events up to this log position have been queued
+    active: bool
+    created_at: str
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    id: int
+    webhook_id: str
+    position: int
+    event_type: str
+    state: str  # pending | delivered | failed
+    attempts: int
+    next_attempt_at: float | None  # seconds since the epoch, while pending
+    last_status: int | None
+    last_error: str | None
+    delivered_at: str | None
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(id=row[0], url=row[1], event_types=msgspec.json.decode(row[2]),
+                        after_position=row[3], active=bool(row[4]), created_at=row[5])
+
+
+def _delivery(row: Any) -> Delivery:
+    state = row[3]
+    return Delivery(id=row[0], webhook_id=f"{row[1]}.{row[2]}", position=row[2],
+                    event_type=row[4], state=state, attempts=row[5],
+                    next_attempt_at=row[6] if state == "pending" else None, last_status=row[7],
+                    last_error=row[8], delivered_at=row[9])
+
+
+
+
+class Webhooks:
+    def __init__(self, db: Database, mapper: Mapper[UUID], settings: Settings, clock: Clock,
+                 *, resolver: Resolver = resolve, rng: random.Random | None = None) -> None:
+        self.db, self.mapper, self.settings, self.clock = db, mapper, settings, clock
+        self.policy = UrlPolicy(settings.webhook_allow_loopback, settings.webhook_allow_private)
+        self.resolver = resolver
+        self.rng = rng or random.SystemRandom()
+        self._wake = threading.Event()
+
+    # -- the API side --
+
+    def subscribe(self, principal: Principal, url: str, event_types: list[str],
+                  after: int | None, key: str | None, fingerprint: str,
+                  ) -> tuple[Subscription, str, bool]:
+        """Create a subscription; return it, its secret, and whether this was a replay."""
+        known = catalogue()
+        for i, name in enumerate(event_types):
+            if name not in known or principal.role.value not in known[name]["audience"]:
+                msg = f"{name!r} is not an event type your role receives (see the catalogue)"
+                raise InvalidInput(msg, rule="webhook.event-type", field=f"event_types[{i}]")
+        check_url(url, self.policy, self.resolver)
+        with self.db.write() as cur:
+            if key is not None:
+                cur.execute("SELECT id, url, event_types, after_position, active, "
+                            "created_at, secret, fingerprint FROM "
+                            "kaoping_webhook_subscriptions WHERE owner = %s AND "
+                            "idempotency_key = %s", (principal.id, key))
+                row = cur.fetchone()
+                if row is not None:
+                    if row[7] != fingerprint:
+                        msg = "this Idempotency-Key was used with a different request"
+                        raise InvalidInput(msg, rule="idempotency-key.reused",
+                                           field="Idempotency-Key")
+                    return _subscription(row), row[6], True
+            head = head_position(cur)
+            start = head if after is None else min(after, head)
+            sub_id = "wh_" + secrets.token_hex(8)
+            secret = new_secret()
+            created = self.clock.now().isoformat()
+            cur.execute(
+                "INSERT INTO kaoping_webhook_subscriptions (id, owner, role, url, event_types, "
+                "secret, idempotency_key, fingerprint, after_position, active, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (sub_id, principal.id, principal.role.value, url,
+                 msgspec.json.encode(sorted(event_types)).decode(), secret, key, fingerprint,
+                 start, True, created))
+        self._wake.set()
+        return Subscription(id=sub_id, url=url, event_types=sorted(event_types),
+                            after_position=start, active=True, created_at=created), secret, False
+
+    def subscriptions(self, owner: str, after: str | None, limit: int) -> list[Subscription]:
+        with self.db.read() as cur:
+            cur.execute("SELECT id, url, event_types, after_position, active, created_at "
+                        "FROM kaoping_webhook_subscriptions "
+                        "WHERE owner = %s AND id > %s ORDER BY id LIMIT %s",
+                        (owner, after or "", limit))
+            return [_subscription(r) for r in cur.fetchall()]
+
+    def _own(self, cur: Cursor, owner: str, sub_id: str) -> None:
+        cur.execute("SELECT 1 FROM kaoping_webhook_subscriptions WHERE id = %s AND owner = %s",
+                    (sub_id, owner))
+        if cur.fetchone() is None:
+            msg = f"you have no webhook subscription {sub_id}"
+            raise NotFound(msg, rule="webhook.subscription.exists")
+
+    def deliveries(self, owner: str, sub_id: str, after: int, limit: int) -> list[Delivery]:
+        with self.db.read() as cur:
+            self._own(cur, owner, sub_id)
+            cur.execute("SELECT id, subscription_id, position, state, event_type, attempts, "
+                        "next_attempt_at, last_status, last_error, delivered_at "
+                        "FROM kaoping_webhook_deliveries "
+                        "WHERE subscription_id = %s AND id > %s ORDER BY id LIMIT %s",
+                        (sub_id, after, limit))
+            return [_delivery(r) for r in cur.fetchall()]
+
+    def redeliver(self, owner: str, sub_id: str, delivery_id: int, key: str | None) -> Delivery:
+        """Queue a delivery again now (whatever its state). The same Idempotency-Key twice
+        queues it once."""
+        now = time.time()
+        with self.db.write() as cur:
+            self._own(cur, owner, sub_id)
+            cur.execute("SELECT redeliver_key FROM kaoping_webhook_deliveries "
+                        "WHERE id = %s AND subscription_id = %s", (delivery_id, sub_id))
+            row = cur.fetchone()
+            if row is None:
+                msg = f"subscription {sub_id} has no delivery {delivery_id}"
+                raise NotFound(msg, rule="webhook.delivery.exists")
+            if key is None or row[0] != key:
+                cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'pending', "
+                            "attempts = 0, first_attempt_at = NULL, next_attempt_at = %s, "
+                            "redeliver_key = %s WHERE id = %s", (now, key, delivery_id))
+            cur.execute("SELECT id, subscription_id, position, state, event_type, attempts, "
+                        "next_attempt_at, last_status, last_error, delivered_at "
+                        "FROM kaoping_webhook_deliveries "
+                        "WHERE id = %s", (delivery_id,))
+            found = cur.fetchone()
+        self._wake.set()
+        assert found is not None  # noqa: S101 -- read back in the same transaction
+        return _delivery(found)
+
+    # -- the deliverer --
+
+    def queue(self, batch: int = 500) -> int:
+        """Queue deliveries of new events for every active subscription; return how many."""
+        with self.db.read() as cur:
+            cur.execute("SELECT id, role, event_types FROM kaoping_webhook_subscriptions "
+                        "WHERE active = %s", (True,))
+            subs = cur.fetchall()
+        queued = 0
+        now = time.time()
+        for sub_id, role, types in subs:
+            wanted = set(msgspec.json.decode(types))
+            with self.db.write() as cur:
+                cur.execute("SELECT after_position FROM kaoping_webhook_subscriptions "
+                            "WHERE id = %s", (sub_id,))
+                row = cur.fetchone()
+                assert row is not None  # noqa: S101 -- subscriptions are never deleted
+                events, last = page(cur, self.mapper, Role(role), self.settings.ledger_origin,
+                                    row[0], batch)
+                rows = [(sub_id, e.position, e.type, now) for e in events
+                        if not wanted or e.type in wanted]
+                if rows:
+                    cur.executemany(
+                        "INSERT INTO kaoping_webhook_deliveries (subscription_id, position, "
+                        "event_type, state, attempts, next_attempt_at) VALUES "
+                        "(%s, %s, %s, 'pending', 0, %s) "
+                        "ON CONFLICT (subscription_id, position) DO NOTHING", rows)
+                if last != row[0]:
+                    cur.execute("UPDATE kaoping_webhook_subscriptions SET after_position = %s "
+                                "WHERE id = %s", (last, sub_id))
+            queued += len(rows)
+        return queued
+
+    def _claim(self, limit: int) -> list[tuple[int, str, int, int, float | None, str, str, str]]:
+        now = time.time()
+        lease = now + self.settings.webhook_timeout_seconds * 2 + 5
+        with self.db.read() as cur:
+            cur.execute(
+                "SELECT d.id, d.subscription_id, d.position, d.attempts, d.first_attempt_at, "
+                "s.url, s.secret, s.role, d.next_attempt_at FROM kaoping_webhook_deliveries d "
+                "JOIN kaoping_webhook_subscriptions s ON s.id = d.subscription_id "
+                "WHERE d.state = 'pending' AND d.next_attempt_at <= %s "
+                "ORDER BY d.next_attempt_at, d.id LIMIT %s", (now, limit))
+            due = cur.fetchall()
+        claimed = []
+        for row in due:
+            with self.db.write() as cur:
+                cur.execute("UPDATE kaoping_webhook_deliveries SET next_attempt_at = %s "
+                            "WHERE id = %s AND state = 'pending' AND next_attempt_at = %s",
+                            (lease, row[0], row[8]))
+                if cur.rowcount == 1:
+                    claimed.append(tuple(row[:8]))
+        return claimed
+
+    def deliver_due(self, limit: int = 100) -> int:
+        """Attempt every due delivery once; return how many succeeded."""
+        ok = 0
+        with httpx.Client(timeout=self.settings.webhook_timeout_seconds,
+                          follow_redirects=False) as client:
+            for d_id, sub_id, position, attempts, first, url, secret, role in self._claim(limit):
+                status, error = self._attempt(client, sub_id, position, url, secret, role)
+                ok += self._record(d_id, attempts, first, status, error)
+        return ok
+
+    def _body(self, role: str, position: int) -> bytes | None:
+        with self.db.read() as cur:
+            events, _ = page(cur, self.mapper, Role(role), self.settings.ledger_origin,
+                             position - 1, 1)
+        if not events or events[0].position != position:
+            return None
+        return msgspec.json.encode(events[0])
+
+    def _attempt(self, client: httpx.Client, sub_id: str, position: int, url: str, secret: str,
+                 role: str) -> tuple[int | None, str | None]:
+        try:
+            check_url(url, self.policy, self.resolver)
+        except InvalidInput as exc:
+            return None, str(exc)
+        body = self._body(role, position)
+        if body is None:  # the role no longer sees this type: nothing to send
+            return None, "the event is no longer visible to the subscriber's role"
+        msg_id, timestamp = f"{sub_id}.{position}", int(self.clock.now().timestamp())
+        headers = {"content-type": "application/json", "webhook-id": msg_id,
+                   "webhook-timestamp": str(timestamp),
+                   "webhook-signature": sign(secret, msg_id, timestamp, body),
+                   "user-agent": "kaoping-webhooks/1"}
+        try:
+            with client.stream("POST", url, content=body, headers=headers) as resp:
+                read = 0
+                for chunk in resp.iter_bytes():
+                    read += len(chunk)
+                    if read > self.settings.webhook_max_response_bytes:
+                        break  # the status is what counts; the rest is not read
+                status = resp.status_code
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        if 200 <= status < 300:
+            return status, None
+        return status, f"HTTP {status}"
+
+    def _record(self, d_id: int, attempts: int, first: float | None, status: int | None,
+                error: str | None) -> int:
+        now = time.time()
+        first = first if first is not None else now
+        with self.db.write() as cur:
+            if error is None:
+                cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'delivered', "
+                            "attempts = %s, first_attempt_at = %s, last_status = %s, "
+                            "last_error = NULL, delivered_at = %s WHERE id = %s",
+                            (attempts + 1, first, status, self.clock.now().isoformat(), d_id))
+                return 1
+            delay = self.backoff(attempts + 1)
+            expired = now + delay - first > self.settings.webhook_retry_for_seconds
+            cur.execute("UPDATE kaoping_webhook_deliveries SET state = %s, attempts = %s, "
+                        "first_attempt_at = %s, next_attempt_at = %s, last_status = %s, "
+                        "last_error = %s WHERE id = %s",
+                        ("failed" if expired else "pending", attempts + 1, first, now + delay,
+                         status, error, d_id))
+        log.warning("webhook.attempt_failed", delivery=d_id, status=status, error=error,
+                    parked=expired)
+        return 0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter (AWS Architecture Blog, 2015): a uniform draw
+        in [0, min(cap, base * 2^(attempt-1))], never under a tenth of the base."""
+        base = self.settings.webhook_retry_base_seconds
+        ceiling = min(self.settings.webhook_retry_cap_seconds, base * 2 ** (attempt - 1))
+        return max(base / 10, self.rng.uniform(0, ceiling))
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """The deliverer loop (see module doc)."""
+        while not stop.is_set():
+            try:
+                busy = self.queue() + self.deliver_due()
+            except Exception:
+                log.exception("webhook.loop_failed")
+                busy = 0
+            if not busy:
+                self._wake.wait(self.settings.webhook_poll_seconds)
+                self._wake.clear()
+

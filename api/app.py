@@ -15,6 +15,7 @@ from api.contract import install as install_contract
 from api.middleware import RequestContext
 from api.openapi import openapi_config
 from api.problems import exception_handlers
+from api.ratelimit import PrincipalLimiter
 from api.routes.cases import CaseController, audit_access, report_status
 from api.routes.cycles import CycleController
 from api.routes.events import EventController
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         own = services is None
         svc = services or Services(settings, clock=clock)
         app.state.services = svc
+        app.state.limiter = PrincipalLimiter(rate=settings.rate_limit_per_second,
+                                             burst=settings.rate_limit_burst)
         if settings.projections == "inprocess":
             svc.start()
         try:

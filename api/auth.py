@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException
 
 from service.principals import Principal, principal_for_api_key
 
@@ -47,6 +47,11 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
     connection.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
     if principal is not None:
         connection.scope["state"]["principal_id"] = principal.id
+        wait = connection.app.state.limiter.take(principal.id)
+        if wait is not None:
+            msg = (f"{principal.id} is over its request rate; retry after {wait} s "
+                   "(KAOPING_RATE_LIMIT_PER_SECOND)")
+            raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg)
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

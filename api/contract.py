@@ -56,6 +56,9 @@ def annotate(openapi: OpenAPI) -> OpenAPI:
     for path, item in (openapi.paths or {}).items():
         for op in (item.get, item.post, item.put, item.patch, item.delete):
             if isinstance(op, Operation):
+                if path.startswith("/api/v1/") and "429" not in (op.responses or {}):
+                    op.responses = {**(op.responses or {}), "429": OpenAPIResponse(
+                        description="Over the caller's request rate (see Retry-After)")}
                 _problems_only(op)
         for operation, header in ((item.post, IDEMPOTENCY), (item.put, IF_MATCH),
                                   (item.patch, IF_MATCH)):

@@ -1,4 +1,4 @@
-"""Throttling credential guessing: refused casts are counted per client and per session.
+"""Throttling: refused ballot casts per client and session; every request per principal.
 
 Written by hand because Litestar's RateLimitMiddleware counts every request (valid ballots
 included) and keys on the client address in a store; here only *refusals* count, and the
@@ -7,9 +7,11 @@ client address lives in memory for the window alone — it is never logged or st
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 
 class FailureLimiter:
@@ -43,3 +45,33 @@ class FailureLimiter:
         with self._lock:
             for key in (f"c:{client}:{session}", f"s:{session}"):
                 self._hits.setdefault(key, deque()).append(now)
+
+
+class PrincipalLimiter:
+    """A token bucket per authenticated principal (API key or person): ``rate`` requests a
+    second on average, bursts up to ``burst``. In memory, per process: a deployment of N API
+    processes allows N times the rate, which the operations guide states. Hand-written for the
+    same reason as above: Litestar's RateLimitMiddleware keys on the client address, not on
+    the principal the guard resolves after it.
+    """
+
+    def __init__(self, *, rate: float, burst: int,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.monotonic = rate, burst, monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, principal: str) -> int | None:
+        """Spend a token; return None, or the whole seconds to wait when the bucket is empty."""
+        now = self.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(principal, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+            if tokens < 1:
+                self._buckets[principal] = (tokens, now)
+                return max(1, math.ceil((1 - tokens) / self.rate))
+            self._buckets[principal] = (tokens - 1, now)
+            if len(self._buckets) > 100_000:  # forget idle principals (full buckets)
+                self._buckets = {k: v for k, v in self._buckets.items()
+                                 if v[0] + (now - v[1]) * self.rate < self.burst}
+            return None

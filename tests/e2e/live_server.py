@@ -61,6 +61,8 @@ def server_env(tmp: Path) -> dict[str, str]:
             "KAOPING_CHECKPOINT_INTERVAL_SECONDS": "0.5",
             "KAOPING_HOST": HOST,
             "KAOPING_DEMO": "false",  # an empty log: this test writes its own events
+            # The tests load a city over HTTP as fast as they can: no per-principal limit.
+            "KAOPING_RATE_LIMIT_PER_SECOND": "1000000",
         }
     )
     # Put the checkout's own modules first. `.venv/bin/kaoping` otherwise resolves them through

@@ -342,3 +342,40 @@ def test_min_position_waits_for_the_read_model(client: Client, services: Service
         services.follower.poke()
         worker.join()
     assert [u["code"] for u in items] == ["XZ-01"]
+
+
+# --- per-principal rate limits -----------------------------------------------------------
+
+def test_each_principal_has_its_own_request_rate(settings: Settings, services: Services) -> None:
+    tight = settings.with_overrides(rate_limit_burst=3, rate_limit_per_second=0.01)
+    first = bearer(services, Role.ORGANIZER, IdentityKind.STAFF, "busy")
+    second = bearer(services, Role.ORGANIZER, IdentityKind.STAFF, "calm")
+    with TestClient(app=create_app(tight, services=services)) as client:
+        for _ in range(3):
+            assert client.get("/api/v1/units", headers=first).status_code == 200
+        body = _problem(client.get("/api/v1/units", headers=first), 429)
+        assert "person:staff:busy" in body["detail"]
+        refused = client.post("/api/v1/units", json=UNIT, headers=first)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert client.get("/api/v1/units", headers=second).status_code == 200  # unaffected
+        assert client.get("/health").status_code == 200  # unauthenticated: not counted
+    with services.db.read() as cur:  # the refused write wrote nothing
+        cur.execute("SELECT count(*) FROM kaoping_events")
+        row = cur.fetchone()
+        assert row is not None
+        assert row[0] == 0
+
+
+def test_the_bucket_refills_at_the_configured_rate() -> None:
+    from api.ratelimit import PrincipalLimiter  # noqa: PLC0415
+
+    now = [0.0]
+    limiter = PrincipalLimiter(rate=2.0, burst=2, monotonic=lambda: now[0])
+    assert limiter.take("a") is None
+    assert limiter.take("a") is None
+    assert limiter.take("a") == 1
+    now[0] += 0.5  # one token back at 2/s
+    assert limiter.take("a") is None
+    assert limiter.take("a") == 1
+    assert limiter.take("b") is None

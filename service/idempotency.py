@@ -130,6 +130,14 @@ class IdempotencyStore:
                 "WHERE principal = %s AND idem_key = %s",
                 (status, str(stream_id), version, principal, key))
 
+    def purge(self, now: datetime) -> int:
+        """Forget keys older than the retention (a housekeeping job runs this); return how many.
+        An expired key is also replaced when it is reused, so this only bounds the table."""
+        with self.db.write() as cur:
+            cur.execute("DELETE FROM kaoping_idempotency WHERE created_at < %s RETURNING 1",
+                        (self._ts(now - RETENTION),))
+            return len(cur.fetchall())
+
     def release(self, principal: str, key: str) -> None:
         with self.db.write() as cur:
             cur.execute(

@@ -80,7 +80,7 @@ class Services:
             return
         work: list[tuple[str, Callable[[threading.Event], None]]] = [
             ("kaoping-follower", self.follower.run), ("kaoping-signer", self.run_signer),
-            ("kaoping-webhooks", self.webhooks.run)]
+            ("kaoping-webhooks", self.webhooks.run), ("kaoping-housekeeping", self.housekeep)]
         if self.settings.demo and self._log_is_empty():
             work.append(("kaoping-demo", self.load_demo))
         for name, target in work:
@@ -112,6 +112,17 @@ class Services:
             except Exception:
                 log.exception("ledger.sign_failed")
             stop.wait(self.settings.checkpoint_interval_seconds)
+
+    def housekeep(self, stop: threading.Event) -> None:
+        """Periodic clean-up of operational state (never of the log or the ledger)."""
+        while not stop.is_set():
+            try:
+                purged = self.idempotency.purge(self.clock.now())
+                if purged:
+                    log.info("idempotency.purged", keys=purged)
+            except Exception:
+                log.exception("housekeeping.failed")
+            stop.wait(self.settings.housekeeping_interval_seconds)
 
     def stream_heads(self, stream_ids: list[UUID]) -> list[tuple[int, bytes]]:
         return stream_heads(self.db, stream_ids)

@@ -102,6 +102,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Larger request bodies are refused with 413 (a bulk import of a city fits well within).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_000_000
     demo: bool = True
+    # How often housekeeping runs (expired Idempotency-Keys are forgotten).
+    housekeeping_interval_seconds: Annotated[float, msgspec.Meta(ge=1)] = 3600.0
     # Per-principal request rate (token bucket, per API process): 429 + Retry-After beyond it.
     # Sized far above a person's use and above a system's bulk sync (one request per import).
     rate_limit_per_second: Annotated[float, msgspec.Meta(gt=0)] = 50.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -235,6 +236,28 @@ def test_a_refused_command_releases_its_key(client: Client, services: Services,
     with services.db.read() as cur:
         cur.execute("SELECT count(*) FROM kaoping_idempotency")
         assert cur.fetchone() == (0,)
+
+
+def test_keys_expire_after_the_retention(client: Client, services: Services, clock: Any) -> None:
+    from service.idempotency import RETENTION  # noqa: PLC0415
+
+    def org(key: str) -> dict[str, str]:  # a fresh token each time: the clock moves by hours
+        return {**bearer(services, Role.ORGANIZER, IdentityKind.STAFF, "org-1"),
+                "Idempotency-Key": key}
+
+    assert client.post("/api/v1/units", json=UNIT, headers=org("old")).status_code == 201
+    clock.advance(RETENTION / 2)
+    client.post("/api/v1/units", json={**UNIT, "code": "XZ-09"}, headers=org("new"))
+    assert services.idempotency.purge(clock.now()) == 0  # both still within the retention
+    replay = client.post("/api/v1/units", json=UNIT, headers=org("old"))
+    assert replay.headers["idempotent-replayed"] == "true"
+    clock.advance(RETENTION / 2 + timedelta(seconds=1))
+    assert services.idempotency.purge(clock.now()) == 1  # "old" only
+    with services.db.read() as cur:
+        cur.execute("SELECT idem_key FROM kaoping_idempotency")
+        assert [tuple(r) for r in cur.fetchall()] == [("new",)]
+    # Forgotten: the same key now runs the command afresh (here refused: the code exists).
+    assert _problem(client.post("/api/v1/units", json=UNIT, headers=org("old")), 409)
 
 
 def test_concurrent_identical_requests_store_one_event(client: Client, services: Services,

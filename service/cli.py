@@ -13,11 +13,20 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import psycopg.errors
 
 from domain.errors import DomainError
 from service.logging import configure_logging
-from service.principals import PrincipalError, Role, create_api_key, parse_identity
+from service.principals import (
+    PrincipalError,
+    Role,
+    create_api_key,
+    list_api_keys,
+    parse_identity,
+    revoke_api_key,
+    rotate_api_key,
+)
 from service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -78,6 +87,38 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     print(f"# API key {key_id} for {args.name!r} (role {args.role}); shown once, store it now",
           file=sys.stderr)
     print(key)
+    return 0
+
+
+def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        for info in list_api_keys(services.db):
+            print(msgspec.json.encode(info).decode())
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        key_id, key = rotate_api_key(services.db, args.key_id, services.clock.now())
+    finally:
+        services.close()
+    print(f"# API key {key_id} replaces {args.key_id} (same principal); shown once, store it "
+          f"now, then: kaoping keys revoke {args.key_id}", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        revoke_api_key(services.db, args.key_id, services.clock.now())
+    finally:
+        services.close()
+    print(f"API key {args.key_id} revoked", file=sys.stderr)
     return 0
 
 
@@ -298,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--as", dest="acts_as", metavar="KIND:ID")
     create.set_defaults(func=cmd_keys_create)
+    keys.add_parser("list", help="every API key (ids, principals, states; never the keys)"
+                    ).set_defaults(func=cmd_keys_list)
+    rotate = keys.add_parser("rotate", help="a new key for the same principal (printed once)")
+    rotate.add_argument("key_id")
+    rotate.set_defaults(func=cmd_keys_rotate)
+    revoke = keys.add_parser("revoke", help="refuse an API key from now on")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
     keys.add_parser("ledger-public", help="print the ledger's C2SP verifier key").set_defaults(
         func=cmd_ledger_public)
     ledger = sub.add_parser("ledger", help="the tamper-evident ledger").add_subparsers(

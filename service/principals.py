@@ -83,25 +83,68 @@ def _hash(key: str) -> bytes:
 
 
 def create_api_key(db: Database, *, role: Role, name: str, acts_as: Identity | None,
-                   now: datetime) -> tuple[str, str]:
+                   now: datetime, principal_key_id: str | None = None) -> tuple[str, str]:
     """Create a key; return (key id, the key itself — shown once, never stored)."""
     key_id = secrets.token_hex(6)
     key = f"kp_{key_id}_{secrets.token_urlsafe(32)}"
     with db.write() as cur:
         cur.execute(
-            "INSERT INTO kaoping_api_keys (key_id, key_hash, name, role, acts_as, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO kaoping_api_keys (key_id, key_hash, name, role, acts_as, created_at, "
+            "principal_key_id) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (key_id, _hash(key), name, role.value, str(acts_as) if acts_as else None,
-             now.isoformat() if db.engine == "sqlite" else now),
+             now.isoformat() if db.engine == "sqlite" else now, principal_key_id),
         )
     return key_id, key
+
+
+class ApiKeyInfo(msgspec.Struct, kw_only=True):
+    key_id: str
+    principal: str
+    name: str
+    role: str
+    acts_as: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+def list_api_keys(db: Database) -> list[ApiKeyInfo]:
+    with db.read() as cur:
+        cur.execute("SELECT key_id, COALESCE(principal_key_id, key_id), name, role, acts_as, "
+                    "created_at, revoked_at FROM kaoping_api_keys ORDER BY created_at, key_id")
+        return [ApiKeyInfo(key_id=r[0], principal=f"key:{r[1]}", name=r[2], role=r[3],
+                           acts_as=r[4], created_at=str(r[5]),
+                           revoked_at=None if r[6] is None else str(r[6]))
+                for r in cur.fetchall()]
+
+
+def rotate_api_key(db: Database, key_id: str, now: datetime) -> tuple[str, str]:
+    """A new key acting as the same principal (same name, role, identity); the old key keeps
+    working until it is revoked, so a system can switch without downtime."""
+    old = next((k for k in list_api_keys(db) if k.key_id == key_id), None)
+    if old is None or old.revoked_at is not None:
+        msg = f"no active API key {key_id}"
+        raise PrincipalError(msg)
+    return create_api_key(db, role=Role(old.role), name=old.name,
+                          acts_as=parse_identity(old.acts_as) if old.acts_as else None, now=now,
+                          principal_key_id=old.principal.removeprefix("key:"))
+
+
+def revoke_api_key(db: Database, key_id: str, now: datetime) -> None:
+    """Refuse the key from now on (the row stays: who held it is part of the audit trail)."""
+    with db.write() as cur:
+        cur.execute("UPDATE kaoping_api_keys SET revoked_at = %s WHERE key_id = %s AND "
+                    "revoked_at IS NULL RETURNING 1",
+                    (now.isoformat() if db.engine == "sqlite" else now, key_id))
+        if not cur.fetchall():
+            msg = f"no active API key {key_id}"
+            raise PrincipalError(msg)
 
 
 def principal_for_api_key(db: Database, key: str) -> Principal:
     with db.read() as cur:
         cur.execute(
-            "SELECT key_id, name, role, acts_as, revoked_at FROM kaoping_api_keys "
-            "WHERE key_hash = %s",
+            "SELECT COALESCE(principal_key_id, key_id), name, role, acts_as, revoked_at "
+            "FROM kaoping_api_keys WHERE key_hash = %s",
             (_hash(key),),
         )
         row = cur.fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,39 @@ def test_csv_import_is_all_or_nothing(settings: Settings, services: Services,
     good = _kaoping(settings, "import", "--units", str(units), "--cadres", str(cadres))
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith("imported 3 records")
+
+
+def test_a_rotated_key_is_the_same_principal_and_a_revoked_key_is_refused(
+        settings: Settings, services: Services) -> None:
+    old = _kaoping(settings, "keys", "create", "--role", "organizer", "--name", "HR system")
+    assert old.returncode == 0, old.stderr
+    old_key = old.stdout.strip()
+    old_id = old_key.split("_")[1]
+    rotated = _kaoping(settings, "keys", "rotate", old_id)
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = rotated.stdout.strip()
+    assert new_key != old_key
+    assert f"kaoping keys revoke {old_id}" in rotated.stderr
+    listed = [json.loads(line) for line in
+              _kaoping(settings, "keys", "list").stdout.splitlines()]
+    assert {k["principal"] for k in listed} == {f"key:{old_id}"}
+    assert len(listed) == 2
+    assert all(k["revoked_at"] is None for k in listed)
+    app = create_app(settings, services=services)
+    with TestClient[Any](app=app) as client:
+        # Both keys work during the switch, as one principal: an Idempotency-Key carries over.
+        headers = {"Idempotency-Key": "sync-1"}
+        first = client.post("/api/v1/units", json=UNIT, headers={**headers, "X-API-Key": old_key})
+        assert first.status_code == 201, first.text
+        again = client.post("/api/v1/units", json=UNIT, headers={**headers, "X-API-Key": new_key})
+        assert again.status_code == 201
+        assert again.headers["idempotent-replayed"] == "true"
+        revoked = _kaoping(settings, "keys", "revoke", old_id)
+        assert revoked.returncode == 0, revoked.stderr
+        refused = client.get("/api/v1/events", headers={"X-API-Key": old_key})
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "API key revoked"
+        assert client.get("/api/v1/events", headers={"X-API-Key": new_key}).status_code == 200
+    twice = _kaoping(settings, "keys", "revoke", old_id)
+    assert twice.returncode != 0
+    assert f"no active API key {old_id}" in twice.stderr

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from bench import ballots, ledger, replay
+from bench import ballots, ledger, replay, webhooks
 from service.logging import configure_logging
 
 BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
@@ -19,6 +19,7 @@ BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
     "ballots": (ballots.run, {"requests": 400, "repeats": 1, "warmup": 100, "time_limit": 60}),
     "replay": (replay.run, {"units": 16, "cadres": 48, "events": 20_000, "runner_events": 1000,
                             "samples": 24}),
+    "webhooks": (webhooks.run, {"events": 200}),
 }
 
 

@@ -105,13 +105,13 @@ def _data(event: Any) -> dict[str, Any]:
 
 
 def page(cur: Cursor, mapper: Mapper[UUID], role: Role, origin: str, after: int,
-         limit: int) -> tuple[list[CloudEvent], int]:
+         limit: int, *, batch: int = 500) -> tuple[list[CloudEvent], int]:
     """Up to ``limit`` visible events after position ``after``; and the position read up to
     (the next cursor: invisible events are skipped, never hidden gaps in the cursor)."""
     out: list[CloudEvent] = []
     last = after
     while len(out) < limit:
-        rows = read_page(cur, last, 500, mapper)
+        rows = read_page(cur, last, batch, mapper)
         if not rows:
             break
         for row in rows:

@@ -329,12 +329,12 @@ class Webhooks:
                 "ORDER BY d.next_attempt_at, d.id LIMIT %s", (now, limit))
             due = cur.fetchall()
         claimed = []
-        for row in due:
-            with self.db.write() as cur:
+        with self.db.write() as cur:  # one transaction for the batch's leases
+            for row in due:
                 cur.execute("UPDATE kaoping_webhook_deliveries SET next_attempt_at = %s "
-                            "WHERE id = %s AND state = 'pending' AND next_attempt_at = %s",
-                            (lease, row[0], row[8]))
-                if cur.rowcount == 1:
+                            "WHERE id = %s AND state = 'pending' AND next_attempt_at = %s "
+                            "RETURNING 1", (lease, row[0], row[8]))
+                if cur.fetchall():
                     claimed.append(tuple(row[:8]))
         return claimed
 
@@ -351,7 +351,7 @@ class Webhooks:
     def _body(self, role: str, position: int) -> bytes | None:
         with self.db.read() as cur:
             events, _ = page(cur, self.mapper, Role(role), self.settings.ledger_origin,
-                             position - 1, 1)
+                             position - 1, 1, batch=1)
         if not events or events[0].position != position:
             return None
         return msgspec.json.encode(events[0])

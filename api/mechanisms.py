@@ -162,16 +162,21 @@ async def wait_for_projection(services: Services, name: str, position: int | Non
 
 # --- writes with Idempotency-Key -------------------------------------------------------------
 
+def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
+    """The request's Idempotency-Key, checked; None when it sent none."""
+    header = request.headers.get("idempotency-key")
+    return None if header is None else check_key(header)
+
+
 async def perform(request: Request[Any, Any, Any], services: Services, principal: Principal,
                   status: int, command: Callable[[AfterAppend | None], Written],
                   ) -> tuple[int, Written, bool]:
     """Run a command once per Idempotency-Key; return (status, what was written, replayed?)."""
-    header = request.headers.get("idempotency-key")
-    if header is None:
+    key = idempotency_key(request)
+    if key is None:
         written = await to_thread.run_sync(command, None)
         services.written()
         return status, written, False
-    key = check_key(header)
     digest = fingerprint(request.method, request.url.path, await request.body())
     now = services.clock.now()
     idem = services.idempotency

@@ -12,6 +12,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
@@ -42,6 +43,11 @@ def _sqlite_param(value: Any) -> Any:
 
 def _sqlite_sql(sql: str) -> str:
     return sql.replace("%s", "?")
+
+
+def db_time(engine: str, at: datetime) -> datetime | str:
+    """A timestamp parameter: ``timestamptz`` on PostgreSQL, ISO 8601 text on SQLite."""
+    return at.isoformat() if engine == "sqlite" else at
 
 
 def as_uuid(value: UUID | str) -> UUID:

@@ -19,6 +19,7 @@ from uuid import UUID
 import msgspec
 
 from domain.errors import Conflict, InvalidInput
+from service.db import db_time
 
 if TYPE_CHECKING:
     from service.db import Cursor, Database
@@ -57,7 +58,7 @@ class IdempotencyStore:
         self.db = db
 
     def _ts(self, at: datetime) -> object:
-        return at.isoformat() if self.db.engine == "sqlite" else at
+        return db_time(self.db.engine, at)
 
     def reserve(self, principal: str, key: str, digest: bytes, now: datetime) -> Completed | None:
         """Reserve ``key``; return None when the command should run, or the first result."""

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import jwt
 import msgspec
 
+from service.db import db_time
+
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -92,7 +94,7 @@ def create_api_key(db: Database, *, role: Role, name: str, acts_as: Identity | N
             "INSERT INTO kaoping_api_keys (key_id, key_hash, name, role, acts_as, created_at, "
             "principal_key_id) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (key_id, _hash(key), name, role.value, str(acts_as) if acts_as else None,
-             now.isoformat() if db.engine == "sqlite" else now, principal_key_id),
+             db_time(db.engine, now), principal_key_id),
         )
     return key_id, key
 
@@ -134,7 +136,7 @@ def revoke_api_key(db: Database, key_id: str, now: datetime) -> None:
     with db.write() as cur:
         cur.execute("UPDATE kaoping_api_keys SET revoked_at = %s WHERE key_id = %s AND "
                     "revoked_at IS NULL RETURNING 1",
-                    (now.isoformat() if db.engine == "sqlite" else now, key_id))
+                    (db_time(db.engine, now), key_id))
         if not cur.fetchall():
             msg = f"no active API key {key_id}"
             raise PrincipalError(msg)

@@ -20,7 +20,7 @@ import msgspec
 import psycopg
 
 from projections.follower import Follower, Projection, tracked_position
-from service.db import Cursor, Engine, PostgresCursor, SQLiteCursor
+from service.db import Cursor, Engine, PostgresCursor, SQLiteCursor, db_time
 
 if TYPE_CHECKING:
     from service.runtime import Services
@@ -159,8 +159,7 @@ def check(services: Services) -> CheckReport:
     with services.db.write() as cur:
         cur.execute("INSERT INTO kaoping_rebuild_checks (checked_at, checkpoint_size, "
                     "checkpoint, ok, report) VALUES (%s, %s, %s, %s, %s)",
-                    (services.clock.now().isoformat() if cur.engine == "sqlite"
-                     else services.clock.now(), cp.size, cp.note, report.ok,
+                    (db_time(cur.engine, services.clock.now()), cp.size, cp.note, report.ok,
                      msgspec.json.encode(report)))
     return report
 

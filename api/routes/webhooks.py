@@ -11,9 +11,9 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import decode_cursor, next_page, strict_body
+from api.mechanisms import decode_cursor, idempotency_key, next_page, strict_body
 from api.openapi import problems
-from service.idempotency import check_key, fingerprint
+from service.idempotency import fingerprint
 from service.webhooks import Delivery, Subscription
 
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
@@ -54,8 +54,7 @@ class WebhookController(Controller):
         ``url``, signed per Standard Webhooks with the returned secret. The URL must be public
         https. ``after`` replays history from a log position."""
         principal = current_principal(request)
-        header = request.headers.get("idempotency-key")
-        key = check_key(header) if header is not None else None
+        key = idempotency_key(request)
         digest = fingerprint(request.method, request.url.path, await request.body()).hex()
         sub, secret, replayed = await to_thread.run_sync(
             state.services.webhooks.subscribe, principal, data.url, data.event_types, data.after,
@@ -106,7 +105,6 @@ class WebhookController(Controller):
         """Queue the delivery again now, whatever its state (for example after it was parked
         as failed). Retrying with the same Idempotency-Key queues it once."""
         principal = current_principal(request)
-        header = request.headers.get("idempotency-key")
-        key = check_key(header) if header is not None else None
+        key = idempotency_key(request)
         return await to_thread.run_sync(state.services.webhooks.redeliver, principal.id,
                                         subscription_id, delivery_id, key)

@@ -162,6 +162,11 @@ async def wait_for_projection(services: Services, name: str, position: int | Non
 
 # --- writes with Idempotency-Key -------------------------------------------------------------
 
+# The largest integer both stores hold (SQLite INTEGER, PostgreSQL bigint): the upper bound of
+# every integer query parameter, so an absurd value is a 400, never a storage overflow.
+INT64 = 2**63 - 1
+
+
 def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
     """The request's Idempotency-Key, checked; None when it sent none."""
     header = request.headers.get("idempotency-key")

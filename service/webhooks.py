@@ -263,6 +263,9 @@ class Webhooks:
         """Queue a delivery again now (whatever its state). The same Idempotency-Key twice
         queues it once."""
         now = time.time()
+        if not 0 < delivery_id < 2**63:  # beyond any stored id (and any SQLite INTEGER)
+            msg = f"subscription {sub_id} has no delivery {delivery_id}"
+            raise NotFound(msg, rule="webhook.delivery.exists")
         with self.db.write() as cur:
             self._own(cur, owner, sub_id)
             cur.execute("SELECT redeliver_key FROM kaoping_webhook_deliveries "

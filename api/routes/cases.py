@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import ReceiptItem, receipt, strict_body, wait_for_projection
+from api.mechanisms import INT64, ReceiptItem, receipt, strict_body, wait_for_projection
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.cases import CaseState, Channel
@@ -181,9 +181,9 @@ async def report_status(state: State, code: Annotated[str, QueryParameter(
      responses=problems(401, 403, 503))
 async def audit_access(request: Request[Any, Any, Any], state: State,
                        subject: Annotated[str | None, QueryParameter()] = None,
-                       after: Annotated[int, QueryParameter(ge=-1)] = -1,
+                       after: Annotated[int, QueryParameter(ge=-1, le=INT64)] = -1,
                        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
-                       min_position: Annotated[int | None, QueryParameter(ge=0)] = None,
+                       min_position: Annotated[int | None, QueryParameter(ge=0, le=INT64)] = None,
                        ) -> list[AccessEntry]:
     """Who read which restricted material (notes, case files, evidence), when, under which
     case, allowed or refused (supervisors). Page with ``after`` = the last position seen."""

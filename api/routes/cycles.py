@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal, optional_principal
 from api.mechanisms import (
+    INT64,
     decode_cursor,
     etag,
     expected_version,
@@ -284,7 +285,7 @@ class CycleController(Controller):
                       kind: Annotated[SubjectKind | None, QueryParameter()] = None,
                       cursor: Annotated[str | None, QueryParameter()] = None,
                       limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
-                      min_position: Annotated[int | None, QueryParameter(ge=0)] = None,
+                      min_position: Annotated[int | None, QueryParameter(ge=0, le=INT64)] = None,
                       ) -> Response[ResultsPage]:
         """Every subject's score card in pool order (group, kind, then rank with the tie
         rule): components, composite, rank and 位次进退, proposed and final grade. Public after
@@ -391,7 +392,7 @@ class CycleController(Controller):
          responses=problems(401, 403, 404, 409))
     async def evidence(self, request: Request[Any, Any, Any], state: State,
                        year: FromPath[int], subject: FromPath[str],
-                       since: Annotated[int | None, QueryParameter(ge=1)] = None,
+                       since: Annotated[int | None, QueryParameter(ge=1, le=INT64)] = None,
                        ) -> Response[bytes]:
         """One self-contained JSON file with the evidence of the subject's whole pool, to be
         checked offline with ``kaoping verify BUNDLE --key KEY [--trusted CHECKPOINT]``.
@@ -417,7 +418,8 @@ class CycleController(Controller):
                                                                               503))
     async def subject_result(self, request: Request[Any, Any, Any], state: State,
                              year: FromPath[int], subject: FromPath[str],
-                             min_position: Annotated[int | None, QueryParameter(ge=0)] = None,
+                             min_position: Annotated[int | None, QueryParameter(
+                                 ge=0, le=INT64)] = None,
                              ) -> SubjectResult:
         """One subject's score card (same visibility as the results)."""
         services = state.services

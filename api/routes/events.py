@@ -14,6 +14,7 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import SECURITY, current_principal
+from api.mechanisms import INT64
 from api.openapi import problems
 from domain.errors import NotFound
 from service.feed import CloudEvent, catalogue, page
@@ -30,7 +31,7 @@ class EventController(Controller):
 
     @get("/", security=SECURITY, summary="The event feed", responses=problems(400, 401))
     async def feed(self, request: Request[Any, Any, Any], state: State,
-                   after: Annotated[int, QueryParameter(ge=-1)] = -1,
+                   after: Annotated[int, QueryParameter(ge=-1, le=INT64)] = -1,
                    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
                    ) -> Response[FeedPage]:
         """Events after log position ``after``, in log order, as CloudEvents 1.0 with their
@@ -55,8 +56,8 @@ class EventController(Controller):
     async def stream(self, request: Request[Any, Any, Any], state: State,
                      last_event_id: Annotated[int | None, HeaderParameter(
                          name="Last-Event-ID")] = None,
-                     after: Annotated[int, QueryParameter(ge=-1)] = -1,
-                     limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+                     after: Annotated[int, QueryParameter(ge=-1, le=INT64)] = -1,
+                     limit: Annotated[int | None, QueryParameter(ge=1, le=INT64)] = None,
                      ) -> ServerSentEvent:
         """The same events as Server-Sent Events (``id`` = position, ``event`` = type, ``data``
         = the CloudEvent). Resume with ``Last-Event-ID``; ``limit`` closes after that many."""

@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from api.auth import optional_principal
+from api.mechanisms import INT64
 from api.openapi import problems
 from service.ledger.log import MAX_LEAVES
 from service.principals import Role
@@ -54,7 +55,7 @@ class LedgerController(Controller):
     @get("/checkpoint", opt={"public": True}, media_type=TEXT, summary="A signed checkpoint",
          responses=problems(400, 404))
     async def checkpoint(self, state: State,
-                         size: Annotated[int | None, QueryParameter(ge=0)] = None,
+                         size: Annotated[int | None, QueryParameter(ge=0, le=INT64)] = None,
                          ) -> Response[bytes]:
         """The latest checkpoint (or the one signed at ``size``), as the exact C2SP signed-note
         bytes: origin, tree size, base64 root hash, blank line, Ed25519 signature line."""

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY
 from api.mechanisms import (
+    INT64,
     decode_cursor,
     etag,
     expected_version,
@@ -130,7 +131,7 @@ class CadreController(Controller):
                    cursor: Annotated[str | None, QueryParameter()] = None,
                    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
                    unit_code: Annotated[str | None, QueryParameter()] = None,
-                   min_position: Annotated[int | None, QueryParameter(ge=0)] = None,
+                   min_position: Annotated[int | None, QueryParameter(ge=0, le=INT64)] = None,
                    ) -> Response[CadrePage]:
         """Cadres ordered by code; filter by unit; follow ``Link: rel="next"``."""
         services = state.services

@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import decode_cursor, idempotency_key, next_page, strict_body
+from api.mechanisms import INT64, decode_cursor, idempotency_key, next_page, strict_body
 from api.openapi import problems
 from service.idempotency import fingerprint
 from service.webhooks import Delivery, Subscription
@@ -84,7 +84,7 @@ class WebhookController(Controller):
          responses=problems(400, 401, 404))
     async def deliveries(self, request: Request[Any, Any, Any], state: State,
                          subscription_id: FromPath[str],
-                         after: Annotated[int, QueryParameter(ge=0)] = 0,
+                         after: Annotated[int, QueryParameter(ge=0, le=INT64)] = 0,
                          limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
                          ) -> Response[DeliveryPage]:
         """Every delivery of the subscription: state, attempts, last status and error."""

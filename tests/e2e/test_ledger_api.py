@@ -112,3 +112,10 @@ def test_cli_ledger_commands(settings: Settings, services: Services) -> None:
                      extra={"KAOPING_SIGNING_KEY_PATH": settings.signing_key_path})
     assert other.returncode == 1
     assert "checkpoint at size 3" in other.stderr
+
+
+def test_an_absurd_size_is_a_clear_400_not_a_storage_overflow(client: Client) -> None:
+    resp = client.get("/api/v1/ledger/checkpoint?size=1052272391840375373824")
+    assert resp.status_code == 400, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert "size" in resp.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from domain.people import Cadre
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from projections.follower import LoggedEvent
     from service.db import Cursor
 
-_TOPICS = frozenset({Cadre.Registered.TOPIC, Cadre.PostChanged.TOPIC})
+_REGISTERED, _POST_CHANGED = Cadre.Registered.TOPIC, Cadre.PostChanged.TOPIC
+_COLUMNS = ("cadre_id", "code", "name", "unit_code", "role", "since", "version", "position")
 
 
 class CadresView:
@@ -23,26 +24,24 @@ class CadresView:
 
     def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
         # Batched like the units view: registrations first, then post changes in log order.
-        inserts, updates = [], []
-        for e in events:
-            if e.topic not in _TOPICS:
-                continue
-            ev = e.event
-            if isinstance(ev, Cadre.Registered):
-                inserts.append((e.stream_id, ev.code, ev.name, ev.unit_code, ev.role, ev.since,
-                                e.version, e.position))
-            elif isinstance(ev, Cadre.PostChanged):
-                updates.append((ev.unit_code, ev.role, ev.since, e.version, e.position,
-                                e.stream_id))
-        if inserts:
-            cur.executemany(
-                "INSERT INTO rm_cadres (cadre_id, code, name, unit_code, role, since, "
-                "version, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", inserts)
+        updates: list[tuple[Any, ...]] = []
+
+        def registrations() -> Iterator[tuple[Any, ...]]:
+            for e in events:
+                if e.topic == _REGISTERED:
+                    ev = e.event
+                    yield (e.stream_id, ev.code, ev.name, ev.unit_code, ev.role, ev.since,
+                           e.version, e.position)
+                elif e.topic == _POST_CHANGED:
+                    ev = e.event
+                    updates.append((ev.unit_code, ev.role, ev.since, e.version, e.position,
+                                    e.stream_id))
+
+        cur.insert_rows("rm_cadres", _COLUMNS, registrations())
         if updates:
             cur.executemany(
                 "UPDATE rm_cadres SET unit_code = %s, role = %s, since = %s, version = %s, "
                 "position = %s WHERE cadre_id = %s", updates)
-
 
 class CadreRow:
     __slots__ = ("cadre_id", "code", "name", "role", "since", "unit_code", "version")

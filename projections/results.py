@@ -94,6 +94,7 @@ class ResultsView:
         up_to = events[-1].position
         pools: set[Pool] = set()
         years: set[int] = set()
+        touched: set[UUID] = set()  # subject files with new evidence on this page
         for e in events:
             if e.topic == SubjectFile.Opened.TOPIC:
                 ev = e.event
@@ -102,9 +103,10 @@ class ResultsView:
                             (e.stream_id, ev.year, ev.subject, ev.group, ev.kind))
                 pools.add((ev.year, ev.group, ev.kind))
             elif e.topic.startswith("kaoping/SubjectFile."):
-                pools |= self._pool_of(cur, e.stream_id)
+                touched.add(e.stream_id)
             elif e.topic in _CYCLE_TOPICS:
                 years.add(self._track_cycle(cur, e, up_to))
+        pools |= self._pools_of(cur, sorted(touched))
         for year in sorted(years):
             pools |= self._pools_of_year(cur, year)
             if self._phase(cur, year) == Phase.PUBLISHED.value:  # next year's rank change
@@ -120,10 +122,15 @@ class ResultsView:
             self._recompute(cur, (int(y), str(g), str(k)), up_to)
         cur.execute("DELETE FROM rm_dirty_pools")
 
-    def _pool_of(self, cur: Cursor, stream_id: UUID) -> set[Pool]:
-        cur.execute("SELECT year, grp, kind FROM rm_subject_files WHERE stream_id = %s",
-                    (stream_id,))
-        return {(int(y), str(g), str(k)) for y, g, k in cur.fetchall()}
+    def _pools_of(self, cur: Cursor, stream_ids: Sequence[UUID]) -> set[Pool]:
+        pools: set[Pool] = set()
+        for i in range(0, len(stream_ids), 400):
+            chunk = stream_ids[i:i + 400]
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute("SELECT DISTINCT year, grp, kind FROM rm_subject_files "  # noqa: S608
+                        f"WHERE stream_id IN ({marks})", chunk)
+            pools |= {(int(y), str(g), str(k)) for y, g, k in cur.fetchall()}
+        return pools
 
     def _pools_of_year(self, cur: Cursor, year: int) -> set[Pool]:
         cur.execute("SELECT DISTINCT year, grp, kind FROM rm_subject_files WHERE year = %s",

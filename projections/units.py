@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from domain.units import Unit
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from projections.follower import LoggedEvent
     from service.db import Cursor
 
-_TOPICS = frozenset({Unit.Registered.TOPIC, Unit.Renamed.TOPIC})
+_REGISTERED, _RENAMED = Unit.Registered.TOPIC, Unit.Renamed.TOPIC
+_COLUMNS = ("unit_id", "code", "name", "kind", "category", "version", "position")
 
 
 class UnitsView:
@@ -22,26 +23,25 @@ class UnitsView:
     tables: tuple[str, ...] = ("rm_units",)
 
     def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
-        # Batched: every registration of the page, then every rename in log order (a unit is
-        # always registered before it is renamed, so the last rename wins as it should).
-        inserts, updates = [], []
-        for e in events:
-            if e.topic not in _TOPICS:
-                continue
-            ev = e.event
-            if isinstance(ev, Unit.Registered):
-                inserts.append((e.stream_id, ev.code, ev.name, ev.kind, ev.category, e.version,
-                                e.position))
-            elif isinstance(ev, Unit.Renamed):
-                updates.append((ev.name, e.version, e.position, e.stream_id))
-        if inserts:
-            cur.executemany(
-                "INSERT INTO rm_units (unit_id, code, name, kind, category, version, position)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)", inserts)
+        # Batched: every registration of the page (streamed into one COPY as it is decoded),
+        # then every rename in log order (a unit is always registered before it is renamed,
+        # so the last rename wins as it should).
+        updates: list[tuple[Any, ...]] = []
+
+        def registrations() -> Iterator[tuple[Any, ...]]:
+            for e in events:
+                if e.topic == _REGISTERED:
+                    ev = e.event
+                    yield (e.stream_id, ev.code, ev.name, ev.kind, ev.category, e.version,
+                           e.position)
+                elif e.topic == _RENAMED:
+                    ev = e.event
+                    updates.append((ev.name, e.version, e.position, e.stream_id))
+
+        cur.insert_rows("rm_units", _COLUMNS, registrations())
         if updates:
             cur.executemany("UPDATE rm_units SET name = %s, version = %s, position = %s "
                             "WHERE unit_id = %s", updates)
-
 
 class UnitRow:
     __slots__ = ("category", "code", "kind", "name", "position", "unit_id", "version")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
@@ -31,6 +31,8 @@ class Cursor(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def insert_rows(self, table: str, columns: Sequence[str],
+                    rows: Iterable[Sequence[Any]]) -> None: ...
     def fetchone(self) -> Row | None: ...
     def fetchall(self) -> list[Row]: ...
     @property
@@ -70,6 +72,13 @@ class SQLiteCursor:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._raw.executemany(_sqlite_sql(sql), [[_sqlite_param(p) for p in r] for r in rows])
 
+    def insert_rows(self, table: str, columns: Sequence[str],
+                    rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk insert (table and column names come from code, never from input)."""
+        marks = ", ".join(["%s"] * len(columns))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+        self.executemany(sql, list(rows))
+
     def fetchone(self) -> Row | None:
         row = self._raw.fetchone()
         return None if row is None else tuple(row)
@@ -95,6 +104,23 @@ class PostgresCursor:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._raw.executemany(sql, rows)
+
+    def insert_rows(self, table: str, columns: Sequence[str],
+                    rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk insert with COPY: several times the rate of a pipelined ``executemany`` for a
+        rebuild's hundreds of thousands of rows (table and column names come from code).
+
+        ``rows`` may be a generator: rows are sent as they come, so PostgreSQL inserts the
+        first ones while the caller is still producing the rest.
+        """
+        it = iter(rows)
+        first = next(it, None)
+        if first is None:
+            return
+        with self._raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            copy.write_row(first)
+            for row in it:
+                copy.write_row(row)
 
     def _row(self, row: Any) -> Row:
         return tuple(row.values()) if isinstance(row, dict) else tuple(row)

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+import msgspec.structs
 from eventsourcing.persistence import (
     Mapper,
     MapperDeserialisationError,
@@ -64,6 +65,14 @@ def _build_decoder(cls: type[Any]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(state)
 
 
+_CLASSES: dict[str, type[Any]] = {}
+
+
+def _where(stored_event: StoredEvent) -> str:
+    return (f"topic {stored_event.topic!r}, stream {stored_event.originator_id}, "
+            f"version {stored_event.originator_version}")
+
+
 class MsgspecMapper(Mapper[UUID]):
     """Stores an event's fields as sorted-key JSON; decodes them strictly by the event's type."""
 
@@ -81,24 +90,23 @@ class MsgspecMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        where = (
-            f"topic {stored_event.topic!r}, stream {stored_event.originator_id}, "
-            f"version {stored_event.originator_version}"
-        )
+        # The hot path of every replay and rebuild: one dict lookup for the class, one strict
+        # msgspec decode; the error message is only formatted when there is an error.
+        topic = stored_event.topic
+        cls = _CLASSES.get(topic)
+        if cls is None:
+            try:
+                cls = _CLASSES.setdefault(topic, resolve_topic(topic))
+            except Exception as exc:
+                msg = f"unknown event type at {_where(stored_event)}: {exc}"
+                raise MapperDeserialisationError(msg) from exc
         try:
-            cls = resolve_topic(stored_event.topic)
-        except Exception as exc:
-            msg = f"unknown event type at {where}: {exc}"
-            raise MapperDeserialisationError(msg) from exc
-        class_version = getattr(cls, "class_version", 1)
-        try:
-            if class_version > 1:
+            if getattr(cls, "class_version", 1) > 1:
                 state = self._upcast(cls, stored_event.state)
             else:
-                decoded = _decoder(cls).decode(stored_event.state)
-                state = {name: getattr(decoded, name) for name in _fields(cls)}
+                state = msgspec.structs.asdict(_decoder(cls).decode(stored_event.state))
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
-            msg = f"cannot decode payload at {where}: {exc}"
+            msg = f"cannot decode payload at {_where(stored_event)}: {exc}"
             raise MapperDeserialisationError(msg) from exc
         oid = stored_event.originator_id
         state["originator_id"] = oid if isinstance(oid, UUID) else UUID(oid)

@@ -145,10 +145,9 @@ def check(services: Services) -> CheckReport:
             live = {t: _rows(cur, live_prefix + t, t) for t in tables}
         _make_temp(db, tables)
         follower = Follower(db, services.store.mapper,
-                            services.projections, page_size=services.settings.projection_page_size)
-        for projection in services.projections:
-            while follower.step(projection, stop_at=positions[projection.name]):
-                pass
+                            services.projections, page_size=services.settings.projection_page_size,
+                            read_ahead=False)  # one connection: its temp tables are its own
+        follower.catch_up(stops=positions)
         with db.write() as cur:
             rebuilt = {t: _rows(cur, temp_prefix + t, t) for t in tables}
     finally:

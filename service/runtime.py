@@ -140,5 +140,6 @@ class Services:
             thread.join(timeout=10)
         self._threads.clear()
         self.sessions.close_writer()
+        self.follower.close()
         self.store.close()
         self.db.close()

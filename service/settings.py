@@ -97,7 +97,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # "inprocess": the API process follows the log itself (embedded default);
     # "external": a separate `kaoping project` worker does (production).
     projections: Literal["inprocess", "external"] = "inprocess"
-    projection_page_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    # Events read per page and applied to every read model in one transaction. 2000 was the
+    # fastest of 1000/2000/4000 for a 1M-event rebuild (bench/replay.py; docs/operations.md).
+    projection_page_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
     timezone: str = "Asia/Shanghai"
     # Larger request bodies are refused with 413 (a bulk import of a city fits well within).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_000_000

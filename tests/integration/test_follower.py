@@ -101,3 +101,57 @@ def test_reset_rebuilds_the_same_rows(services: Services) -> None:
     assert _counts(services) == {}
     services.follower.catch_up()
     assert _counts(services) == before
+
+
+class Recording(EventCounts):
+    """Counts, and remembers the positions of every page it was given."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pages: list[list[int]] = []
+
+    def apply(self, cur: object, events: object) -> None:
+        self.pages.append([e.position for e in events])  # type: ignore[attr-defined]
+
+
+def test_one_read_pass_serves_projections_at_different_positions(services: Services) -> None:
+    # 34 events. One projection is at the head, one is 10 behind, one starts from zero: each
+    # must get exactly the events after its own position, once, in log order.
+    _write(services, 25)
+    ahead, behind, fresh = Recording("ahead.v1"), Recording("behind.v1"), Recording("fresh.v1")
+    setup = Follower(services.db, services.store.mapper, [ahead, behind, fresh], page_size=5)
+    setup.catch_up(stops={"ahead.v1": 33, "behind.v1": 23, "fresh.v1": -1})
+    assert [p for page in ahead.pages for p in page] == list(range(34))
+    assert [p for page in behind.pages for p in page] == list(range(24))
+    assert fresh.pages == []
+    ahead.pages.clear()
+    behind.pages.clear()
+    _write(services, 2, start=100)  # 36 events now
+    follower = Follower(services.db, services.store.mapper, [ahead, behind, fresh], page_size=5)
+    applied = follower.catch_up()
+    assert [p for page in ahead.pages for p in page] == [34, 35]
+    assert [p for page in behind.pages for p in page] == list(range(24, 36))
+    assert [p for page in fresh.pages for p in page] == list(range(36))
+    assert applied == 2 + 12 + 36
+    assert all(len(page) <= 5 for page in fresh.pages)
+    with services.db.read() as cur:
+        assert {tracked_position(cur, n) for n in ("ahead.v1", "behind.v1", "fresh.v1")} == {35}
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_read_ahead_never_skips_or_repeats_an_event(services: Services, read_ahead: bool) -> None:
+    # Full pages are read ahead on another connection; the last, short page is read inside
+    # the applying transaction; events written between two catch-ups are picked up after.
+    _write(services, 30)
+    seen = Recording("seen.v1")
+    follower = Follower(services.db, services.store.mapper, [seen], page_size=4,
+                        read_ahead=read_ahead)
+    try:
+        follower.catch_up()
+        _write(services, 3, start=200)
+        follower.catch_up()
+    finally:
+        follower.close()
+    positions = [p for page in seen.pages for p in page]
+    assert positions == list(range(30 + 10 + 3 + 1))  # 30 + 10 renames, then 3 + 1 rename
+    assert all(len(page) <= 4 for page in seen.pages)

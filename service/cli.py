@@ -31,6 +31,7 @@ from service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from service.runtime import Services
+    from service.tokens import TokenKeys
 
 
 def _services(settings: Settings) -> Services:
@@ -131,6 +132,40 @@ def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         services.close()
     print(token)
+    return 0
+
+
+def _token_keys(settings: Settings) -> TokenKeys:
+    from service.tokens import TokenKeys  # noqa: PLC0415
+
+    return TokenKeys(settings.token_key_path, jwks_path=settings.token_jwks_path)
+
+
+def cmd_token_keys_list(settings: Settings, _: argparse.Namespace) -> int:
+    for info in _token_keys(settings).describe():
+        print(msgspec.json.encode(info).decode())
+    return 0
+
+
+def cmd_token_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from service.clock import SystemClock  # noqa: PLC0415
+
+    old, new = _token_keys(settings).rotate(SystemClock().now(), revoke_old=args.revoke_old)
+    state = "revoked: its tokens are refused now" if args.revoke_old else (
+        f"retired: its tokens stay valid until they expire (at most "
+        f"{settings.token_ttl_seconds} s); revoke it early with: "
+        f"kaoping keys revoke-token-key {old}")
+    print(f"token signing key {new} is current; {old} is {state}", file=sys.stderr)
+    print(new)
+    return 0
+
+
+def cmd_token_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from service.clock import SystemClock  # noqa: PLC0415
+
+    _token_keys(settings).revoke(args.kid, SystemClock().now())
+    print(f"token signing key {args.kid} revoked: every token it signed is refused now",
+          file=sys.stderr)
     return 0
 
 
@@ -333,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     project.set_defaults(func=cmd_project)
     _evaluation_commands(sub)
     roles = [r.value for r in Role]
-    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
+    keys = sub.add_parser("keys", help="API keys and signing keys").add_subparsers(
+        dest="keys", required=True)
     create = keys.add_parser("create", help="create an API key for a system (printed once)")
     create.add_argument("--role", required=True, choices=roles)
     create.add_argument("--name", required=True)
@@ -349,6 +385,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_keys_revoke)
     keys.add_parser("ledger-public", help="print the ledger's C2SP verifier key").set_defaults(
         func=cmd_ledger_public)
+    keys.add_parser("token-keys", help="the token signing keys (kid, status; never a key)"
+                    ).set_defaults(func=cmd_token_keys_list)
+    rotate_token = keys.add_parser("rotate-token-key",
+                                   help="a new token signing key; the old one is retired")
+    rotate_token.add_argument("--revoke-old", action="store_true",
+                              help="refuse the old key's tokens at once (it may have leaked)")
+    rotate_token.set_defaults(func=cmd_token_key_rotate)
+    revoke_token = keys.add_parser("revoke-token-key",
+                                   help="refuse every token signed by a retired key")
+    revoke_token.add_argument("kid")
+    revoke_token.set_defaults(func=cmd_token_key_revoke)
     ledger = sub.add_parser("ledger", help="the tamper-evident ledger").add_subparsers(
         dest="ledger", required=True)
     ledger.add_parser("checkpoint", help="sign a checkpoint of the log now").set_defaults(

@@ -17,6 +17,7 @@ import msgspec
 import psycopg.errors
 
 from domain.errors import DomainError
+from service.ledger.signer import RotationPending, SignerRefused
 from service.logging import configure_logging
 from service.principals import (
     PrincipalError,
@@ -176,6 +177,36 @@ def cmd_ledger_public(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_keys(settings: Settings, _: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        for info in services.signer.keys(services.db):
+            print(msgspec.json.encode(info).decode())
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_ledger_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from service.ledger.rotation import rotate_ledger_key  # noqa: PLC0415
+
+    services = _services(settings)
+    try:
+        handover = rotate_ledger_key(
+            services.signer, services.store, services.db, services.clock.now(),
+            reason=args.reason, authority=args.authority,
+            actor=f"operator:{getpass.getuser()}")
+    finally:
+        services.close()
+    print(f"the ledger key {handover.retired.split('+')[1]} is retired; "
+          f"{handover.successor.split('+')[1]} signs from now on. Publish the new verifier key "
+          "(stdout) beside the old one. The handover checkpoint, signed by both:",
+          file=sys.stderr)
+    sys.stderr.write(handover.checkpoint.note.decode())
+    print(handover.successor)
+    return 0
+
+
 def cmd_ledger_checkpoint(settings: Settings, _: argparse.Namespace) -> int:
     services = _services(settings)
     try:
@@ -193,7 +224,8 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     from service.ledger.signer import LedgerSigner  # noqa: PLC0415
     from service.ledger.verify_log import verify_log  # noqa: PLC0415
 
-    vkeys = args.key or [LedgerSigner(settings.signing_key_path, settings.ledger_origin).vkey]
+    vkeys = args.key or LedgerSigner(settings.signing_key_path,
+                                     settings.ledger_origin).trusted_vkeys()
     db = open_database(settings)
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
@@ -385,6 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_keys_revoke)
     keys.add_parser("ledger-public", help="print the ledger's C2SP verifier key").set_defaults(
         func=cmd_ledger_public)
+    keys.add_parser("ledger-keys", help="every ledger key: status, checkpoints signed"
+                    ).set_defaults(func=cmd_ledger_keys)
+    rotate_ledger = keys.add_parser(
+        "rotate-ledger-key", help="a new ledger signing key; the handover checkpoint is "
+                                  "signed by both keys and the rotation recorded in the log")
+    rotate_ledger.add_argument("--reason", required=True)
+    rotate_ledger.add_argument("--authority", required=True,
+                               help="who decided it, e.g. the body and its decision's minutes")
+    rotate_ledger.set_defaults(func=cmd_ledger_key_rotate)
     keys.add_parser("token-keys", help="the token signing keys (kid, status; never a key)"
                     ).set_defaults(func=cmd_token_keys_list)
     rotate_token = keys.add_parser("rotate-token-key",
@@ -429,6 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrincipalError as exc:
         print(f"kaoping: {exc}", file=sys.stderr)
         return 2
+    except (SignerRefused, RotationPending) as exc:
+        print(f"kaoping: {exc}", file=sys.stderr)
+        return 1
     except DomainError as exc:
         print(f"kaoping: {exc.detail} [{exc.rule}]", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ from service.evaluation import Evaluation
 from service.idempotency import IdempotencyStore
 from service.ledger.log import LedgerLog
 from service.ledger.reads import stream_heads
-from service.ledger.signer import LedgerSigner, SignerRefused
+from service.ledger.signer import LedgerSigner, RotationPending, SignerRefused
 from service.reference import Reference
 from service.store import EventStore, open_event_store
 from service.tokens import TokenIssuer, TokenKeys
@@ -105,6 +105,8 @@ class Services:
         while not stop.is_set():
             try:
                 self.signer.sign(self.db, self.clock.now())
+            except RotationPending:
+                log.warning("ledger.rotation_pending", key=str(self.signer.next_path))
             except SignerRefused:
                 log.critical("ledger.signer_refused", exc_info=True)
                 return  # an operator must look: never sign a forked log

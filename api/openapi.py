@@ -46,6 +46,7 @@ TAGS = [
     Tag(name="events", description="The event feed (CloudEvents), its SSE stream, the catalogue"),
     Tag(name="webhooks", description="Signed deliveries of the feed's events (Standard Webhooks)"),
     Tag(name="operations", description="Liveness and readiness"),
+    Tag(name="auth", description="Keys that verify people's bearer tokens (JWKS)"),
 ]
 
 

@@ -17,6 +17,7 @@ import msgspec
 import psycopg.errors
 
 from domain.errors import DomainError
+from service.ledger.signer import RotationPending, SignerRefused
 from service.logging import configure_logging
 from service.principals import (
     PrincipalError,
@@ -31,6 +32,7 @@ from service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from service.runtime import Services
+    from service.tokens import TokenKeys
 
 
 def _services(settings: Settings) -> Services:
@@ -134,10 +136,74 @@ def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_keys(settings: Settings) -> TokenKeys:
+    from service.tokens import TokenKeys  # noqa: PLC0415
+
+    return TokenKeys(settings.token_key_path, jwks_path=settings.token_jwks_path)
+
+
+def cmd_token_keys_list(settings: Settings, _: argparse.Namespace) -> int:
+    for info in _token_keys(settings).describe():
+        print(msgspec.json.encode(info).decode())
+    return 0
+
+
+def cmd_token_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from service.clock import SystemClock  # noqa: PLC0415
+
+    old, new = _token_keys(settings).rotate(SystemClock().now(), revoke_old=args.revoke_old)
+    state = "revoked: its tokens are refused now" if args.revoke_old else (
+        f"retired: its tokens stay valid until they expire (at most "
+        f"{settings.token_ttl_seconds} s); revoke it early with: "
+        f"kaoping keys revoke-token-key {old}")
+    print(f"token signing key {new} is current; {old} is {state}", file=sys.stderr)
+    print(new)
+    return 0
+
+
+def cmd_token_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from service.clock import SystemClock  # noqa: PLC0415
+
+    _token_keys(settings).revoke(args.kid, SystemClock().now())
+    print(f"token signing key {args.kid} revoked: every token it signed is refused now",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_ledger_public(settings: Settings, _: argparse.Namespace) -> int:
     from service.ledger.signer import LedgerSigner  # noqa: PLC0415
 
     print(LedgerSigner(settings.signing_key_path, settings.ledger_origin).vkey)
+    return 0
+
+
+def cmd_ledger_keys(settings: Settings, _: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        for info in services.signer.keys(services.db):
+            print(msgspec.json.encode(info).decode())
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_ledger_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from service.ledger.rotation import rotate_ledger_key  # noqa: PLC0415
+
+    services = _services(settings)
+    try:
+        handover = rotate_ledger_key(
+            services.signer, services.store, services.db, services.clock.now(),
+            reason=args.reason, authority=args.authority,
+            actor=f"operator:{getpass.getuser()}")
+    finally:
+        services.close()
+    print(f"the ledger key {handover.retired.split('+')[1]} is retired; "
+          f"{handover.successor.split('+')[1]} signs from now on. Publish the new verifier key "
+          "(stdout) beside the old one. The handover checkpoint, signed by both:",
+          file=sys.stderr)
+    sys.stderr.write(handover.checkpoint.note.decode())
+    print(handover.successor)
     return 0
 
 
@@ -158,7 +224,8 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     from service.ledger.signer import LedgerSigner  # noqa: PLC0415
     from service.ledger.verify_log import verify_log  # noqa: PLC0415
 
-    vkeys = args.key or [LedgerSigner(settings.signing_key_path, settings.ledger_origin).vkey]
+    vkeys = args.key or LedgerSigner(settings.signing_key_path,
+                                     settings.ledger_origin).trusted_vkeys()
     db = open_database(settings)
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
@@ -333,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     project.set_defaults(func=cmd_project)
     _evaluation_commands(sub)
     roles = [r.value for r in Role]
-    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
+    keys = sub.add_parser("keys", help="API keys and signing keys").add_subparsers(
+        dest="keys", required=True)
     create = keys.add_parser("create", help="create an API key for a system (printed once)")
     create.add_argument("--role", required=True, choices=roles)
     create.add_argument("--name", required=True)
@@ -349,6 +417,26 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_keys_revoke)
     keys.add_parser("ledger-public", help="print the ledger's C2SP verifier key").set_defaults(
         func=cmd_ledger_public)
+    keys.add_parser("ledger-keys", help="every ledger key: status, checkpoints signed"
+                    ).set_defaults(func=cmd_ledger_keys)
+    rotate_ledger = keys.add_parser(
+        "rotate-ledger-key", help="a new ledger signing key; the handover checkpoint is "
+                                  "signed by both keys and the rotation recorded in the log")
+    rotate_ledger.add_argument("--reason", required=True)
+    rotate_ledger.add_argument("--authority", required=True,
+                               help="who decided it, e.g. the body and its decision's minutes")
+    rotate_ledger.set_defaults(func=cmd_ledger_key_rotate)
+    keys.add_parser("token-keys", help="the token signing keys (kid, status; never a key)"
+                    ).set_defaults(func=cmd_token_keys_list)
+    rotate_token = keys.add_parser("rotate-token-key",
+                                   help="a new token signing key; the old one is retired")
+    rotate_token.add_argument("--revoke-old", action="store_true",
+                              help="refuse the old key's tokens at once (it may have leaked)")
+    rotate_token.set_defaults(func=cmd_token_key_rotate)
+    revoke_token = keys.add_parser("revoke-token-key",
+                                   help="refuse every token signed by a retired key")
+    revoke_token.add_argument("kid")
+    revoke_token.set_defaults(func=cmd_token_key_revoke)
     ledger = sub.add_parser("ledger", help="the tamper-evident ledger").add_subparsers(
         dest="ledger", required=True)
     ledger.add_parser("checkpoint", help="sign a checkpoint of the log now").set_defaults(
@@ -382,6 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrincipalError as exc:
         print(f"kaoping: {exc}", file=sys.stderr)
         return 2
+    except (SignerRefused, RotationPending) as exc:
+        print(f"kaoping: {exc}", file=sys.stderr)
+        return 1
     except DomainError as exc:
         print(f"kaoping: {exc.detail} [{exc.rule}]", file=sys.stderr)
         return 1

@@ -23,12 +23,14 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.cycle import Cycle, Phase
 from domain.errors import Conflict
+from domain.ledger_keys import LedgerKeys
 from domain.scheme import SubjectKind
 from domain.scoring import PoolEvidence, PoolResult, score_pool
 from domain.subject_file import SubjectFile
 from service.db import as_uuid, events_row_id
 from service.ledger import merkle
 from service.ledger.checkpoint import Checkpoint
+from service.ledger.envelope import ZERO_HASH
 from service.ledger.tree import node_reader
 
 if TYPE_CHECKING:
@@ -57,6 +59,18 @@ class Consistency(msgspec.Struct, frozen=True, kw_only=True):
     proof: list[str]  # hex RFC 9162 consistency proof from from_size to the checkpoint's size
 
 
+class KeyHandover(msgspec.Struct, frozen=True, kw_only=True):
+    """A ledger key rotation: the checkpoint signed by the retired key and its successor, the
+    rotation event (with its inclusion proof against that checkpoint) naming both keys, and a
+    consistency proof from that checkpoint to the bundle's. A verifier that trusts either key
+    learns the other from it."""
+
+    checkpoint: str  # the handover note, both signature lines
+    event: BundleEvent
+    previous_leaf: str  # hex: the leaf of the rotation event's stream predecessor
+    consistency: list[str]  # hex, from the handover's size to the bundle checkpoint's
+
+
 class Bundle(msgspec.Struct, kw_only=True):
     format: str
     origin: str
@@ -70,6 +84,7 @@ class Bundle(msgspec.Struct, kw_only=True):
     events: list[BundleEvent]
     results: list[PoolResult]  # every pool, as published
     previous_results: list[PoolResult] | None  # the previous cycle's, as published
+    handovers: list[KeyHandover] = []  # every ledger key rotation up to the checkpoint
 
 
 def stream_rows(cur: Cursor, stream_id: UUID, below: int) -> list[tuple[Any, ...]]:
@@ -142,6 +157,31 @@ def _proofs(cur: Cursor, positions: list[int], size: int) -> dict[int, list[byte
     return {p: [merkle.range_hash(a, b, nodes) for a, b in rs] for p, rs in ranges.items()}
 
 
+def key_handovers(cur: Cursor, origin: str, size: int) -> list[KeyHandover]:
+    """Each rotation of the ledger key within the tree of ``size`` leaves, with the first
+    checkpoint after it (the handover, signed by both keys: no other is signed in between)."""
+    out = []
+    previous = ZERO_HASH
+    for position, version, topic, state, leaf in stream_rows(cur, LedgerKeys.id_for(origin), size):
+        cur.execute("SELECT size, note FROM kaoping_checkpoints WHERE size > %s ORDER BY size "
+                    "LIMIT 1", (int(position),))
+        row = cur.fetchone()
+        if str(topic) == LedgerKeys.Rotated.TOPIC and row is not None and int(row[0]) <= size:
+            at, stored = int(row[0]), bytes(state)
+            out.append(KeyHandover(
+                checkpoint=bytes(row[1]).decode(), previous_leaf=previous.hex(),
+                event=BundleEvent(
+                    position=int(position), stream_id=str(LedgerKeys.id_for(origin)),
+                    version=int(version), topic=str(topic), payload=_b64(stored),
+                    payload_hash=hashlib.sha256(stored).hexdigest(),
+                    leaf_hash=bytes(leaf).hex(),
+                    proof=[h.hex() for h in _proofs(cur, [int(position)], at)[int(position)]]),
+                consistency=[h.hex() for h in merkle.consistency_proof(at, size,
+                                                                       node_reader(cur))]))
+        previous = bytes(leaf)
+    return out
+
+
 def build_bundle(services: Services, year: int, subject: str,
                  since: int | None = None) -> Bundle:
     cycle = services.evaluation.cycle(year)
@@ -160,6 +200,7 @@ def build_bundle(services: Services, year: int, subject: str,
         rows = [(sid, row) for sid in streams for row in stream_rows(cur, sid, cp.size)]
         proofs = _proofs(cur, [int(r[0]) for _, r in rows], cp.size)
         results, previous = published_results(cur, mapper, year)
+        handovers = key_handovers(cur, opened.origin, cp.size)
         if since is None and cycle.announcement is not None:
             note = str(cycle.announcement["checkpoint"]).encode()
             since = Checkpoint.parse_body(note.split(b"\n\n")[0] + b"\n").size
@@ -179,7 +220,8 @@ def build_bundle(services: Services, year: int, subject: str,
     return Bundle(format=FORMAT, origin=opened.origin, checkpoint=cp.note.decode(),
                   consistency=consistency, year=year, subject=subject, group=entry.group,
                   kind=entry.kind, score_version=results[0].version if results else "",
-                  events=events, results=results, previous_results=previous)
+                  events=events, results=results, previous_results=previous,
+                  handovers=handovers)
 
 
 def _b64(data: bytes) -> str:

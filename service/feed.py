@@ -20,6 +20,7 @@ import msgspec
 from domain.ballots import Ballot, EvaluationSession
 from domain.cases import AccessRecord, Case
 from domain.cycle import Cycle
+from domain.ledger_keys import LedgerKeys
 from domain.people import Cadre, Leader
 from domain.subject_file import SubjectFile
 from domain.units import Unit
@@ -41,7 +42,7 @@ NEVER = frozenset({
 })
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)
-AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, EvaluationSession)
+AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, EvaluationSession, LedgerKeys)
 
 
 def audience(topic: str) -> frozenset[Role]:

@@ -1,4 +1,4 @@
-"""Principals: people (short-lived signed bearer tokens) and systems (API keys).
+"""Principals: people (short-lived signed bearer tokens, service/tokens.py) and systems (API keys).
 
 A person's principal is linked to who they are in the domain (``acts_as``: a cadre, a city
 leader, a department, an assessment-team member), which is what assignment rules check.
@@ -11,18 +11,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import jwt
 import msgspec
 
 from service.db import db_time
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from service.db import Database
 
 
@@ -159,49 +156,3 @@ def principal_for_api_key(db: Database, key: str) -> Principal:
         raise PrincipalError(msg)
     return Principal(id=f"key:{key_id}", name=name, role=Role(role),
                      acts_as=parse_identity(acts_as) if acts_as else None, via="api-key")
-
-
-class TokenIssuer:
-    """Signs and checks people's bearer tokens: EdDSA JWTs with issuer, audience and expiry.
-
-    Verification needs only the public key, so an external identity provider that signs with
-    its own key can be plugged in by configuring its key, issuer and audience.
-    """
-
-    def __init__(self, key: Ed25519PrivateKey, *, issuer: str, audience: str,
-                 ttl: timedelta) -> None:
-        self._key = key
-        self._public = key.public_key()
-        self.issuer, self.audience, self.ttl = issuer, audience, ttl
-
-    def issue(self, *, role: Role, acts_as: Identity, name: str, now: datetime) -> str:
-        claims: dict[str, Any] = {
-            "iss": self.issuer,
-            "aud": self.audience,
-            "sub": str(acts_as),
-            "name": name,
-            "role": role.value,
-            "iat": int(now.timestamp()),
-            "exp": int((now + self.ttl).timestamp()),
-            "jti": secrets.token_hex(8),
-        }
-        return jwt.encode(claims, self._key, algorithm="EdDSA")
-
-    def verify(self, token: str, *, now: datetime) -> Principal:
-        # Expiry is checked against the injected clock, not PyJWT's own time.time().
-        try:
-            claims = jwt.decode(token, self._public, algorithms=["EdDSA"],
-                                audience=self.audience, issuer=self.issuer,
-                                options={"require": ["exp", "iat", "sub", "iss", "aud"],
-                                         "verify_exp": False, "verify_iat": False})
-            identity = parse_identity(str(claims["sub"]))
-            role = Role(claims["role"])
-            expires = int(claims["exp"])
-        except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
-            msg = f"invalid bearer token: {exc}"
-            raise PrincipalError(msg) from exc
-        if expires <= now.timestamp():
-            msg = "bearer token expired"
-            raise PrincipalError(msg)
-        return Principal(id=f"person:{identity}", name=str(claims.get("name", identity)),
-                         role=role, acts_as=identity, via="token")

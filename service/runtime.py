@@ -24,13 +24,12 @@ from service.db import Database, open_database
 from service.demo import DemoCity, Progress
 from service.evaluation import Evaluation
 from service.idempotency import IdempotencyStore
-from service.keys import load_or_create_ed25519
 from service.ledger.log import LedgerLog
 from service.ledger.reads import stream_heads
-from service.ledger.signer import LedgerSigner, SignerRefused
-from service.principals import TokenIssuer
+from service.ledger.signer import LedgerSigner, RotationPending, SignerRefused
 from service.reference import Reference
 from service.store import EventStore, open_event_store
+from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
 from service.webhooks import Webhooks
 
@@ -58,7 +57,7 @@ class Services:
         self.follower = Follower(self.db, self.store.mapper, self.projections,
                                  page_size=settings.projection_page_size)
         self.tokens = TokenIssuer(
-            load_or_create_ed25519(settings.token_key_path),
+            TokenKeys(settings.token_key_path, jwks_path=settings.token_jwks_path),
             issuer=settings.token_issuer, audience=settings.token_audience,
             ttl=timedelta(seconds=settings.token_ttl_seconds))
         self.idempotency = IdempotencyStore(self.db)
@@ -106,6 +105,8 @@ class Services:
         while not stop.is_set():
             try:
                 self.signer.sign(self.db, self.clock.now())
+            except RotationPending:
+                log.warning("ledger.rotation_pending", key=str(self.signer.next_path))
             except SignerRefused:
                 log.critical("ledger.signer_refused", exc_info=True)
                 return  # an operator must look: never sign a forked log

@@ -91,6 +91,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=86400)] = 900
     token_issuer: str = "kaoping"  # noqa: S105 -- JWT iss claim
     token_audience: str = "kaoping-api"  # noqa: S105 -- JWT aud claim
+    # An external identity provider's JWKS (public keys), trusted beside our own token keys.
+    token_jwks_path: str | None = None
     ledger_origin: Annotated[str, msgspec.Meta(pattern=r"^[^\s+]+$")] = "kaoping.example/demo-city"
     # A checkpoint is signed at most this often while the log grows (and on demand).
     checkpoint_interval_seconds: Annotated[float, msgspec.Meta(ge=0.2, le=3600)] = 5.0

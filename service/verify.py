@@ -4,7 +4,9 @@ No server, database or network: only the bundle, the published verifier key and 
 a checkpoint the investigator already holds. Checks, in order, failing with a message that
 names what failed:
 
-1. the checkpoint's signature, by the given key;
+1. the checkpoint's signature, by the given key — or by a key that the given key handed over to
+   or received from (each ledger key rotation in the bundle: a checkpoint signed by both keys
+   whose tree contains the rotation event naming them, consistent with the bundle's);
 2. with ``--trusted``: the consistency proof from that checkpoint to the bundle's (a log
    rewritten and re-signed since then fails here);
 3. every event: its payload hash, its leaf hash rebuilt from the envelope fields and the
@@ -36,12 +38,13 @@ from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
 from domain.cycle import Cycle
+from domain.ledger_keys import LedgerKeys
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolEvidence, PoolResult, score_pool
 from domain.subject_file import SubjectFile
 from service.evaluation import results_fingerprint
-from service.evidence import FORMAT, Bundle, BundleEvent
+from service.evidence import FORMAT, Bundle, BundleEvent, KeyHandover
 from service.ledger import merkle
-from service.ledger.checkpoint import CheckpointError, open_checkpoint
+from service.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from service.ledger.envelope import ZERO_HASH, Envelope
 from service.mapper import MsgspecMapper, NoTranscoder
 
@@ -54,8 +57,52 @@ def _fail(message: str) -> VerifyError:
     return VerifyError(message)
 
 
-def _check_checkpoints(bundle: Bundle, vkeys: Sequence[str],
+def _handover(bundle: Bundle, h: KeyHandover) -> tuple[Checkpoint, str, str]:
+    """The handover's checkpoint (signed by both keys it names) and (retired, successor)."""
+    ev = h.event
+    if ev.topic != LedgerKeys.Rotated.TOPIC or ev.stream_id != str(
+            LedgerKeys.id_for(bundle.origin)) or ev.payload is None:
+        raise _fail(f"key handover at position {ev.position}: not this log's key rotation")
+    stored = base64.b64decode(ev.payload)
+    rotated: LedgerKeys.Rotated = MsgspecMapper(transcoder=NoTranscoder()).to_domain_event(
+        StoredEvent(UUID(ev.stream_id), ev.version, ev.topic, stored))
+    note = h.checkpoint.encode()
+    try:
+        cp = open_checkpoint(note, [rotated.retired_key], origin=bundle.origin)
+        if open_checkpoint(note, [rotated.successor_key], origin=bundle.origin) != cp:
+            raise CheckpointError("the two signatures are over different checkpoints")
+    except CheckpointError as exc:
+        raise _fail(f"key handover at position {ev.position}: {exc}") from None
+    leaf = Envelope(ev.position, UUID(ev.stream_id), ev.version, ev.topic,
+                    hashlib.sha256(stored).digest(), bytes.fromhex(h.previous_leaf)).leaf_hash()
+    if not merkle.verify_inclusion(ev.position, cp.size, leaf,
+                                   [bytes.fromhex(p) for p in ev.proof], cp.root):
+        raise _fail(f"key handover at position {ev.position}: the rotation event is not in "
+                    "the tree both keys signed")
+    return cp, rotated.retired_key, rotated.successor_key
+
+
+Linked = list[tuple[Checkpoint, KeyHandover]]
+
+
+def _keys_with_handovers(bundle: Bundle, vkeys: Sequence[str]) -> tuple[list[str], Linked]:
+    """The given keys, plus every key linked to one of them by a chain of handovers."""
+    keys, used = set(vkeys), Linked()
+    pending = list(bundle.handovers)
+    while True:
+        linked = [(h, *_handover(bundle, h)) for h in pending]
+        found = [(h, cp, r, s) for h, cp, r, s in linked if r in keys or s in keys]
+        if not found:
+            return sorted(keys), used
+        for h, cp, retired, successor in found:
+            keys |= {retired, successor}
+            used.append((cp, h))
+            pending.remove(h)
+
+
+def _check_checkpoints(bundle: Bundle, given: Sequence[str],
                        trusted: bytes | None) -> tuple[int, bytes]:
+    vkeys, handovers = _keys_with_handovers(bundle, given)
     try:
         cp = open_checkpoint(bundle.checkpoint.encode(), vkeys)
     except CheckpointError as exc:
@@ -75,6 +122,11 @@ def _check_checkpoints(bundle: Bundle, vkeys: Sequence[str],
         if not merkle.verify_consistency(old.size, cp.size, old.root, cp.root, hashes):
             raise _fail(f"the log at size {cp.size} is not an extension of the trusted "
                         f"checkpoint at size {old.size}: it was rewritten")
+    for handed, h in handovers:
+        if not merkle.verify_consistency(handed.size, cp.size, handed.root, cp.root,
+                                         [bytes.fromhex(p) for p in h.consistency]):
+            raise _fail(f"the key handover at size {handed.size} is not in the log the "
+                        f"bundle's checkpoint signs (size {cp.size})")
     return cp.size, cp.root
 
 

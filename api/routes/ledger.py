@@ -18,6 +18,7 @@ from litestar.params import QueryParameter
 from api.auth import optional_principal
 from api.mechanisms import INT64
 from api.openapi import problems
+from service.ledger.keyring import LedgerKeyInfo
 from service.ledger.log import MAX_LEAVES
 from service.principals import Role
 
@@ -48,6 +49,10 @@ class ConsistencyProof(msgspec.Struct, rename={"from_": "from"}):
     proof: list[str]
 
 
+class LedgerKeys(msgspec.Struct):
+    keys: list[LedgerKeyInfo]
+
+
 class LedgerController(Controller):
     path = "/ledger"
     tags = ["ledger"]  # noqa: RUF012 -- Litestar's own attribute
@@ -64,8 +69,18 @@ class LedgerController(Controller):
 
     @get("/key", opt={"public": True}, media_type=TEXT, summary="The verifier key")
     async def key(self, state: State) -> Response[str]:
-        """The C2SP verifier key: ``<name>+<hex key id>+<base64(0x01 || Ed25519 public key)>``."""
+        """The current C2SP verifier key: ``<name>+<hex key id>+<base64(0x01 || Ed25519 public
+        key)>``. After a rotation, earlier keys are listed by ``/ledger/keys``."""
         return Response(state.services.signer.vkey + "\n", media_type=TEXT)
+
+    @get("/keys", opt={"public": True}, summary="Every signing key, current and retired")
+    async def keys(self, state: State) -> LedgerKeys:
+        """Every verifier key of the log: the current one first, then retired ones, each with
+        the checkpoints it signed (count, first and last tree size). A retired key names its
+        successor and the handover checkpoint both signed (its size), and the recorded reason
+        and authority. Checkpoints signed by a retired key stay verifiable with it."""
+        services = state.services
+        return LedgerKeys(await to_thread.run_sync(services.signer.keys, services.db))
 
     @get("/leaves", opt={"public": True}, summary="Leaf hashes by index",
          responses=problems(400))

@@ -161,16 +161,19 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes, Ed25519PublicKey]:
 # --- notes -------------------------------------------------------------------------------------
 
 
-def sign_note(text: bytes, name: str, private_key: Ed25519PrivateKey) -> bytes:
-    """Sign ``text`` and return the whole signed note: text, blank line, one signature line."""
+def sign_note(text: bytes, name: str, private_key: Ed25519PrivateKey,
+              *cosigners: Ed25519PrivateKey) -> bytes:
+    """Sign ``text`` and return the whole signed note: text, blank line, one signature line per
+    key, in the order given (a key handover is signed by the retired key and its successor)."""
     _check_text(text)
     if not text.endswith(b"\n"):
         raise CheckpointError("note text must end with a newline")
-    raw_public = private_key.public_key().public_bytes_raw()
-    kid = key_id(name, raw_public)
-    signature = private_key.sign(text)
-    line = f"{_SIG_PREFIX}{name} {base64.b64encode(kid + signature).decode('ascii')}\n"
-    return text + b"\n" + line.encode()
+    lines = []
+    for key in (private_key, *cosigners):
+        kid = key_id(name, key.public_key().public_bytes_raw())
+        signature = key.sign(text)
+        lines.append(f"{_SIG_PREFIX}{name} {base64.b64encode(kid + signature).decode('ascii')}\n")
+    return text + b"\n" + "".join(lines).encode()
 
 
 def _trusted_keys(vkeys: Sequence[str]) -> dict[tuple[str, bytes], Ed25519PublicKey]:
@@ -316,9 +319,10 @@ class Checkpoint:
         return cls(origin, int(size_line), root, tuple(extensions))
 
 
-def sign_checkpoint(cp: Checkpoint, name: str, private_key: Ed25519PrivateKey) -> bytes:
-    """The checkpoint as a signed note with one signature by ``name``'s key."""
-    return sign_note(cp.body(), name, private_key)
+def sign_checkpoint(cp: Checkpoint, name: str, private_key: Ed25519PrivateKey,
+                    *cosigners: Ed25519PrivateKey) -> bytes:
+    """The checkpoint as a signed note, signed by ``name``'s key (and any co-signing keys)."""
+    return sign_note(cp.body(), name, private_key, *cosigners)
 
 
 def open_checkpoint(note: bytes, vkeys: Sequence[str], *, origin: str | None = None) -> Checkpoint:

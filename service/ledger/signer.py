@@ -5,17 +5,23 @@ Before signing size N it recomputes, from the database, the root at the size of 
 checkpoint: if the database is shorter (restored from an old backup) or has another root there
 (rewritten), it refuses. So a log cannot be rolled back or rewritten and silently re-signed with
 this key; doing it on purpose means deleting the state file, which is an act someone answers for.
+
+The key can be rotated (service/ledger/rotation.py): the state file carries over to the new key,
+and so does the refusal. Every process re-reads the key file when it changes, and no checkpoint
+is signed while a rotation is in progress (``<key>.next`` exists): the handover checkpoint, signed
+by both keys, must be the first one after the rotation event.
 """
 
 from __future__ import annotations
 
-import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.keys import load_or_create_ed25519
+from service.keys import exclusive_lock, file_stamp, load_or_create_ed25519, write_atomic
 from service.ledger import merkle
 from service.ledger.checkpoint import (
     Checkpoint,
@@ -24,9 +30,14 @@ from service.ledger.checkpoint import (
     sign_checkpoint,
     verifier_key,
 )
+from service.ledger.keyring import LedgerKeyInfo, describe, read_keyring
 from service.ledger.tree import extend_nodes, head_size, node_reader
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from service.db import Cursor, Database
 
 _ADVISORY_LOCK_KEY = 0x6B70636B7074  # serialises signers on PostgreSQL
@@ -34,6 +45,10 @@ _ADVISORY_LOCK_KEY = 0x6B70636B7074  # serialises signers on PostgreSQL
 
 class SignerRefused(RuntimeError):
     """The store is not an extension of the last checkpoint this signer signed."""
+
+
+class RotationPending(RuntimeError):
+    """A key rotation was started and not finished: nothing is signed until it is."""
 
 
 @dataclass(frozen=True)
@@ -58,27 +73,60 @@ def checkpoint_at(cur: Cursor, size: int) -> StoredCheckpoint | None:
 class LedgerSigner:
     def __init__(self, key_path: str | Path, origin: str) -> None:
         self.origin = origin
-        self._key = load_or_create_ed25519(key_path)
-        self.vkey = verifier_key(origin, self._key.public_key())
+        self.key_path = Path(key_path)
         self.state_path = Path(f"{key_path}.last-checkpoint")
+        self.next_path = Path(f"{key_path}.next")
+        self.keyring_path = Path(f"{key_path}.keyring.json")
+        self._lock_path = Path(f"{key_path}.lock")
+        self._guard = threading.Lock()
+        self._stamp: tuple[object, ...] = ()
+        self._load()
+
+    def _load(self) -> None:
+        key = load_or_create_ed25519(self.key_path)
+        self._key, self._vkey = key, verifier_key(self.origin, key.public_key())
+        self._stamp = file_stamp(self.key_path)
+
+    def refresh(self) -> None:
+        """Re-read the key if another process rotated it."""
+        if file_stamp(self.key_path) != self._stamp:
+            self._load()
+
+    @property
+    def vkey(self) -> str:
+        """The current verifier key (as on disk now)."""
+        self.refresh()
+        return self._vkey
+
+    def trusted_vkeys(self) -> list[str]:
+        """The current verifier key and every retired one (the keyring beside the key)."""
+        return [self.vkey, *(k.vkey for k in read_keyring(self.keyring_path))]
+
+    def keys(self, db: Database) -> list[LedgerKeyInfo]:
+        """Every key of the log with its status and the checkpoint sizes it signed."""
+        retired = read_keyring(self.keyring_path)
+        with db.read() as cur:
+            return describe(cur, self.vkey, retired)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Serialise signing and rotation across threads and processes sharing the key."""
+        with self._guard, exclusive_lock(self._lock_path):
+            self.refresh()
+            yield
 
     def last_signed(self) -> Checkpoint | None:
         if not self.state_path.exists():
             return None
         try:
-            return open_checkpoint(self.state_path.read_bytes(), [self.vkey], origin=self.origin)
+            return open_checkpoint(self.state_path.read_bytes(), self.trusted_vkeys(),
+                                   origin=self.origin)
         except CheckpointError as exc:
-            msg = f"{self.state_path} does not hold a checkpoint signed by this key: {exc}"
+            msg = f"{self.state_path} does not hold a checkpoint signed by this log's keys: {exc}"
             raise SignerRefused(msg) from exc
 
     def _remember(self, note: bytes) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(note)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.state_path)
+        write_atomic(self.state_path, note)
 
     def _check_extends(self, cur: Cursor, size: int) -> None:
         last = self.last_signed()
@@ -96,6 +144,17 @@ class LedgerSigner:
 
     def sign(self, db: Database, now: datetime) -> StoredCheckpoint:
         """Extend the tree to the head of the log and sign it (or return the current one)."""
+        with self.exclusive():
+            if self.next_path.exists():
+                msg = (f"a ledger key rotation is in progress ({self.next_path} exists); finish "
+                       "it with `kaoping keys rotate-ledger-key` before anything is signed")
+                raise RotationPending(msg)
+            return self.sign_locked(db, now)
+
+    def sign_locked(self, db: Database, now: datetime,
+                    successor: Ed25519PrivateKey | None = None) -> StoredCheckpoint:
+        """``sign`` for a caller holding ``exclusive()``; with ``successor``, the new tree is
+        signed by the current key and its successor (a key handover)."""
         with db.write() as cur:
             if cur.engine == "postgres":
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
@@ -108,12 +167,14 @@ class LedgerSigner:
             extend_nodes(cur, covered, size)
             self._check_extends(cur, size)
             root = merkle.tree_root(size, node_reader(cur))
-            note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self._key)
-            key_id = self.vkey.split("+")[1]
+            signers = [self._key, *([successor] if successor else [])]
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, *signers)
+            newest = verifier_key(self.origin, signers[-1].public_key())
             cur.execute(
                 "INSERT INTO kaoping_checkpoints (size, root, note, key_id, signed_at) "
                 "VALUES (%s, %s, %s, %s, %s)",
-                (size, root, note, key_id, now.isoformat() if cur.engine == "sqlite" else now))
+                (size, root, note, newest.split("+")[1],
+                 now.isoformat() if cur.engine == "sqlite" else now))
             # Remember before COMMIT: if the commit then fails, the next signing still
             # extends what is remembered (the same leaves are in the store or it refuses).
             self._remember(note)

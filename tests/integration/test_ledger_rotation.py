@@ -1,0 +1,187 @@
+"""Rotating the ledger's signing key on both stores: old checkpoints keep verifying with the
+retired key, new ones with the successor, the handover with both; the log only grew across it;
+the successor inherits the refusal to sign a truncated store; the rotation is in the log."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from domain.errors import InvalidInput
+from domain.ledger_keys import LedgerKeys
+from service.clock import FixedClock
+from service.ledger import merkle
+from service.ledger.checkpoint import CheckpointError, open_checkpoint, open_note
+from service.ledger.rotation import rotate_ledger_key
+from service.ledger.signer import RotationPending, SignerRefused
+from service.ledger.verify_log import verify_log
+from service.runtime import Services
+from service.settings import Settings
+from tests.integration.test_ledger import _add, _copy_store
+
+ORIGIN = Settings().ledger_origin
+
+
+def _rotate(services: Services, reason: str = "annual rotation") -> Any:
+    return rotate_ledger_key(services.signer, services.store, services.db, services.clock.now(),
+                             reason=reason, authority="Organization Dept. minutes 2026-07",
+                             actor="operator:test")
+
+
+def _signatures(note: bytes) -> int:
+    return note.decode().rsplit("\n\n", 1)[1].count("\u2014 ")
+
+
+def test_old_checkpoints_verify_with_the_retired_key_new_ones_with_the_successor(
+        services: Services) -> None:
+    _add(services, 6)
+    before = services.signer.sign(services.db, services.clock.now())
+    old = services.signer.vkey
+    handover = _rotate(services)
+    new = services.signer.vkey
+    assert (handover.retired, handover.successor) == (old, new) and old != new
+    _add(services, 3, start=10)
+    after = services.signer.sign(services.db, services.clock.now())
+
+    assert open_checkpoint(before.note, [old]).size == before.size
+    with pytest.raises(CheckpointError, match="no signature from a trusted key"):
+        open_checkpoint(before.note, [new])
+    assert open_checkpoint(after.note, [new]).size == after.size
+    with pytest.raises(CheckpointError, match="no signature from a trusted key"):
+        open_checkpoint(after.note, [old])
+    # The handover verifies with either key alone: two signature lines over one tree.
+    note = handover.checkpoint.note
+    assert _signatures(note) == 2
+    assert open_checkpoint(note, [old]) == open_checkpoint(note, [new])
+    assert before.size < handover.checkpoint.size < after.size
+
+    # The log only grew across the rotation: a proof from the old key's tree to the new one's.
+    proof = services.ledger.consistency(before.size, after.size)
+    assert merkle.verify_consistency(before.size, after.size, before.root, after.root, proof)
+    assert not merkle.verify_consistency(before.size, after.size, before.root,
+                                         handover.checkpoint.root, proof)
+    # verify-log checks every checkpoint with the keys it is given: all of the log's keys.
+    assert verify_log(services.db, services.signer.trusted_vkeys(), origin=ORIGIN).ok
+    only_new = verify_log(services.db, [new], origin=ORIGIN)
+    assert not only_new.ok
+    assert f"checkpoint at size {before.size}" in only_new.failures[0]
+
+
+def test_the_handover_tree_contains_the_recorded_rotation(services: Services) -> None:
+    _add(services, 3)
+    services.signer.sign(services.db, services.clock.now())
+    handover = _rotate(services, reason="the HSM is replaced")
+    keys: LedgerKeys = services.store.repository.get(LedgerKeys.id_for(ORIGIN))
+    assert keys.keys == [handover.retired, handover.successor]
+    assert keys.handovers == [(handover.retired, handover.successor, "the HSM is replaced",
+                               "Organization Dept. minutes 2026-07")]
+    with services.db.read() as cur:
+        cur.execute("SELECT position, leaf_hash FROM kaoping_ledger WHERE stream_id = %s "
+                    "ORDER BY stream_version", (LedgerKeys.id_for(ORIGIN),)
+                    if services.db.engine == "postgres" else
+                    (LedgerKeys.id_for(ORIGIN).hex,))
+        rows = cur.fetchall()
+    assert len(rows) == 2  # recorded (the key in use), then rotated
+    position, leaf = int(rows[-1][0]), bytes(rows[-1][1])
+    size = handover.checkpoint.size
+    assert position == size - 1  # the handover is the first tree containing the rotation
+    leaf_out, proof = services.ledger.inclusion(position, size)
+    assert leaf_out == leaf
+    assert merkle.verify_inclusion(position, size, leaf, proof, handover.checkpoint.root)
+
+
+def test_a_rotation_needs_a_reason_and_an_authority(services: Services) -> None:
+    _add(services, 1)
+    old = services.signer.vkey
+    with pytest.raises(InvalidInput, match="states its reason"):
+        _rotate(services, reason=" ")
+    # Refused before anything was recorded or signed; the pending key blocks signing until a
+    # complete rotation is run.
+    assert services.signer.vkey == old
+    with pytest.raises(RotationPending):
+        services.signer.sign(services.db, services.clock.now())
+    handover = _rotate(services)
+    assert handover.retired == old
+    assert not services.signer.next_path.exists()
+    services.signer.sign(services.db, services.clock.now())
+
+
+def test_the_successor_refuses_a_store_restored_from_before_the_rotation(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    live = Services(settings, clock=clock)
+    _add(live, 5)
+    live.signer.sign(live.db, clock.now())
+    live.close()
+    backup = _copy_store(settings, tmp_path)
+    live = Services(settings, clock=clock)
+    handover = _rotate(live)
+    live.close()
+
+    restored = Services(backup, clock=clock)  # the same key directory: the successor's key
+    try:
+        assert restored.signer.vkey == handover.successor
+        _add(restored, 1, start=101)  # fewer leaves than the handover covered
+        with pytest.raises(SignerRefused,
+                           match=f"already signed a tree of size {handover.checkpoint.size}"):
+            restored.signer.sign(restored.db, clock.now())
+    finally:
+        restored.close()
+
+
+def test_another_process_signs_with_the_successor_without_a_restart(
+        settings: Settings, services: Services, clock: FixedClock) -> None:
+    worker = Services(settings, clock=clock)  # e.g. `kaoping project`, started before
+    try:
+        _add(services, 2)
+        worker.signer.sign(worker.db, clock.now())
+        handover = _rotate(services)
+        _add(services, 2, start=10)
+        cp = worker.signer.sign(worker.db, clock.now())
+        assert worker.signer.vkey == handover.successor
+        assert open_checkpoint(cp.note, [handover.successor]).size == cp.size
+        with pytest.raises(CheckpointError):
+            open_checkpoint(cp.note, [handover.retired])
+    finally:
+        worker.close()
+
+
+def test_the_keys_are_published_with_the_checkpoints_each_signed(
+        client: TestClient[Any], services: Services) -> None:
+    _add(services, 2)
+    first = services.signer.sign(services.db, services.clock.now())
+    _add(services, 2, start=10)
+    second = services.signer.sign(services.db, services.clock.now())
+    handover = _rotate(services)
+    _add(services, 2, start=20)
+    third = services.signer.sign(services.db, services.clock.now())
+
+    assert client.get("/api/v1/ledger/key").text.strip() == handover.successor
+    resp = client.get("/api/v1/ledger/keys")
+    assert resp.status_code == 200
+    current, retired = resp.json()["keys"]
+    assert current == {"vkey": handover.successor, "key_id": handover.successor.split("+")[1],
+                       "status": "current", "checkpoints": 2,
+                       "first_size": handover.checkpoint.size, "last_size": third.size,
+                       "successor": None, "handover_size": None, "retired_at": None,
+                       "reason": None, "authority": None}
+    assert retired == {
+        "vkey": handover.retired, "key_id": handover.retired.split("+")[1],
+        "status": "retired", "checkpoints": 3, "first_size": first.size,
+        "last_size": handover.checkpoint.size, "successor": handover.successor,
+        "handover_size": handover.checkpoint.size, "retired_at": retired["retired_at"],
+        "reason": "annual rotation", "authority": "Organization Dept. minutes 2026-07"}
+    assert second.size < handover.checkpoint.size
+    # What is published is public: no private key material in the keyring or the answer.
+    keyring = Path(f"{services.settings.signing_key_path}.keyring.json").read_bytes()
+    assert b"PRIVATE" not in keyring and b"PRIVATE" not in resp.content
+    assert msgspec.json.decode(keyring)["retired"][0]["vkey"] == handover.retired
+    # Each published key opens its own checkpoints.
+    for size, vkey in ((first.size, handover.retired), (third.size, handover.successor)):
+        note = client.get(f"/api/v1/ledger/checkpoint?size={size}").content
+        assert open_note(note, [vkey])
+    assert base64.b64decode(handover.successor.split("+")[2])[0] == 1  # Ed25519 vkey

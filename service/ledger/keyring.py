@@ -69,14 +69,14 @@ def describe(cur: Cursor, current: str, retired: list[RetiredKey]) -> list[Ledge
     signed = {str(k): (int(n), int(lo), int(hi)) for k, n, lo, hi in cur.fetchall()}
     out = []
     for key in reversed(retired):
-        kid = key.vkey.split("+")[1]
+        kid = key.vkey.split("+", 2)[1]
         n, lo, hi = signed.get(kid, (0, key.handover_size, key.handover_size))
         out.append(LedgerKeyInfo(
             vkey=key.vkey, key_id=kid, status="retired", checkpoints=n + 1,
             first_size=min(lo, key.handover_size), last_size=max(hi, key.handover_size),
             successor=key.successor, handover_size=key.handover_size, retired_at=key.retired_at,
             reason=key.reason, authority=key.authority))
-    kid = current.split("+")[1]
+    kid = current.split("+", 2)[1]
     n, lo, hi = signed.get(kid, (0, -1, -1))
     first = LedgerKeyInfo(vkey=current, key_id=kid, status="current", checkpoints=n,
                           first_size=lo if n else None, last_size=hi if n else None)

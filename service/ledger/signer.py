@@ -173,7 +173,7 @@ class LedgerSigner:
             cur.execute(
                 "INSERT INTO kaoping_checkpoints (size, root, note, key_id, signed_at) "
                 "VALUES (%s, %s, %s, %s, %s)",
-                (size, root, note, newest.split("+")[1],
+                (size, root, note, newest.split("+", 2)[1],
                  now.isoformat() if cur.engine == "sqlite" else now))
             # Remember before COMMIT: if the commit then fails, the next signing still
             # extends what is remembered (the same leaves are in the store or it refuses).

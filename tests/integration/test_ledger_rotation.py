@@ -164,13 +164,13 @@ def test_the_keys_are_published_with_the_checkpoints_each_signed(
     resp = client.get("/api/v1/ledger/keys")
     assert resp.status_code == 200
     current, retired = resp.json()["keys"]
-    assert current == {"vkey": handover.successor, "key_id": handover.successor.split("+")[1],
+    assert current == {"vkey": handover.successor, "key_id": handover.successor.split("+", 2)[1],
                        "status": "current", "checkpoints": 2,
                        "first_size": handover.checkpoint.size, "last_size": third.size,
                        "successor": None, "handover_size": None, "retired_at": None,
                        "reason": None, "authority": None}
     assert retired == {
-        "vkey": handover.retired, "key_id": handover.retired.split("+")[1],
+        "vkey": handover.retired, "key_id": handover.retired.split("+", 2)[1],
         "status": "retired", "checkpoints": 3, "first_size": first.size,
         "last_size": handover.checkpoint.size, "successor": handover.successor,
         "handover_size": handover.checkpoint.size, "retired_at": retired["retired_at"],
@@ -184,4 +184,4 @@ def test_the_keys_are_published_with_the_checkpoints_each_signed(
     for size, vkey in ((first.size, handover.retired), (third.size, handover.successor)):
         note = client.get(f"/api/v1/ledger/checkpoint?size={size}").content
         assert open_note(note, [vkey])
-    assert base64.b64decode(handover.successor.split("+")[2])[0] == 1  # Ed25519 vkey
+    assert base64.b64decode(handover.successor.split("+", 2)[2])[0] == 1  # Ed25519 vkey

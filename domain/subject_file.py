@@ -10,6 +10,7 @@ appeal. Nothing is changed in place: a revision is a new event and the latest on
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -92,10 +93,20 @@ class SubjectFile(Aggregate):
         """The result of a closed 民主测评 / 民意调查 session for this subject."""
 
         TOPIC = "kaoping/SubjectFile.EvaluationRecorded.v1"
+        # v2 adds closed_version: the version of the session's Closed event when the score
+        # was recorded by closing a ballot session in this system (its ballots are then part
+        # of the evidence); None when an organiser entered the result of a count held
+        # elsewhere (a paper ballot). Stored v1 events read as None.
+        class_version = 2
         session: str
         democratic: Decimal | None
         satisfaction: Decimal | None
         actor: str
+        closed_version: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["closed_version"] = None
 
     class SanctionRecorded(Aggregate.Event):
         TOPIC = "kaoping/SubjectFile.SanctionRecorded.v1"
@@ -226,7 +237,8 @@ class SubjectFile(Aggregate):
 
     @event(EvaluationRecorded)
     def record_evaluation(self, session: str, democratic: Decimal | None,
-                          satisfaction: Decimal | None, actor: str) -> None:
+                          satisfaction: Decimal | None, actor: str,
+                          closed_version: int | None = None) -> None:
         if democratic is not None:
             self.democratic = democratic
         if satisfaction is not None:

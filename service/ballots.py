@@ -285,9 +285,10 @@ class Sessions:
                 file: SubjectFile = self.evaluation.file(d.year, subject.subject)
             except NotFound:
                 continue  # a session may cover subjects outside the cycle's roster
+            closed = session.version  # the Closed event's: the file names its source
             if d.kind == SessionKind.DEMOCRATIC:
-                file.record_evaluation(d.code, subject.score, None, principal.id)
+                file.record_evaluation(d.code, subject.score, None, principal.id, closed)
             else:
-                file.record_evaluation(d.code, None, subject.score / 100, principal.id)
+                file.record_evaluation(d.code, None, subject.score / 100, principal.id, closed)
             files.append(file)
         return files

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from domain.ballots import Item, Option, RaterClass, Rules, SessionDefinition, SessionKind
 from domain.cycle import RosterEntry
 from domain.people import PostRole
 from domain.scheme import (
@@ -182,7 +183,7 @@ class DemoCity:
         cadres = self._cadres(units, rng)
         subjects = len(units) + len(cadres)
         with self.progress.lock:
-            self.progress.state, self.progress.total = "loading", 2 + len(YEARS) * (subjects + 7)
+            self.progress.state, self.progress.total = "loading", 2 + len(YEARS) * (subjects + 8)
         ref = self.s.reference
         self._step("reference data", lambda: ref.import_rows(self.org, units=units,
                                                              cadres=cadres))
@@ -215,16 +216,57 @@ class DemoCity:
         self._step(f"{year}: scoring open", lambda: ev.open_scoring(self.org, year))
         principal_of = {e.unit_code: e.code for e in roster if e.kind == SubjectKind.PRINCIPAL}
         strength = {u["code"]: rng.gauss(0, 4) for u in units}
+        townships = {u["code"] for u in units if u["kind"] == UnitKind.TOWNSHIP.value}
+        balloted = [e for e in roster
+                    if e.kind == SubjectKind.TEAM and e.unit_code in townships]
         for entry in roster:
-            self._score(year, entry, rng, strength.get(entry.unit_code, 0.0), principal_of)
+            self._score(year, entry, rng, strength.get(entry.unit_code, 0.0), principal_of,
+                        balloted=entry in balloted)
             self.progress.advance(f"{year}: scoring {entry.subject}")
+        self._step(f"{year}: 民主测评 of the township teams", lambda: self._ballots(
+            year, balloted, strength, rng))
         self._step(f"{year}: seal", lambda: ev.seal(self.org, year, self.s.stream_heads))
         notified = f"{year + 1}-01-20"
         self._step(f"{year}: publication", lambda: ev.publish(
             self.org, year, self.s.stream_heads, notified_on=notified))
 
+    def _ballots(self, year: int, entries: list[RosterEntry], strength: dict[str, float],
+                 rng: random.Random) -> None:
+        """The township teams' 民主测评 as a real ballot session: credentials, anonymous
+        ballots (about 88% turnout), close; closing records each team's score in its file,
+        so their evidence bundles carry the ballots and the verifier recounts them."""
+        code = f"mzcp-{year}-xz"
+        definition = SessionDefinition(
+            code=code, year=year, kind=SessionKind.DEMOCRATIC,
+            title=f"{year}年度乡镇（街道）领导班子民主测评",
+            subjects=[e.subject for e in entries],
+            items=[Item("de", "德"), Item("neng", "能"), Item("qin", "勤"), Item("ji", "绩"),
+                   Item("lian", "廉")],
+            options=[Option("excellent", "好", Decimal(100)),
+                     Option("good", "较好", Decimal(80)), Option("fair", "一般", Decimal(60)),
+                     Option("poor", "差", Decimal(0)),
+                     Option("unknown", "不了解", Decimal(0), counted=False)],
+            classes=[RaterClass("cadres", "市直部门和乡镇干部", Decimal("0.6"), 40),
+                     RaterClass("public", "党代表、人大代表、政协委员和群众代表", Decimal("0.4"),
+                                30)],
+            rules=Rules(quorum=Decimal("0.5"), min_valid=5))
+        sessions = self.s.sessions
+        sessions.define(self.org, definition)
+        sessions.freeze(self.org, code)
+        credentials = [c for cls in definition.classes for c in
+                       sessions.issue(self.org, code, cls.code, cls.eligible)[1][
+                           :int(cls.eligible * 0.88)]]
+        sessions.open(self.org, code)
+        for credential in credentials:
+            answers = {}
+            for e in entries:
+                lean = strength.get(e.unit_code, 0.0) / 30
+                answers[e.subject] = {item.code: _choice(rng, lean) for item in definition.items}
+            sessions.cast(code, credential, answers)
+        sessions.close(self.org, code)
+
     def _score(self, year: int, entry: RosterEntry, rng: random.Random, strength: float,
-               principal_of: dict[str, str]) -> None:
+               principal_of: dict[str, str], *, balloted: bool = False) -> None:
         ev, subject = self.s.evaluation, entry.subject
 
         def score(base: float, spread: float = 4.0) -> Decimal:
@@ -240,8 +282,11 @@ class DemoCity:
             for code in rng.sample(self.leaders, 3):
                 ev.leader_score(_person(Role.LEADER, IdentityKind.LEADER, code), year, subject,
                                 score=score(85), comment="")
-        ev.record_evaluation(self.org, year, subject, session=f"mzcp-{year}",
-                             democratic=score(86, 3),
+        # The township teams' democratic score comes from a ballot session (_ballots); the
+        # others' and every satisfaction survey's from counts held elsewhere, entered here.
+        ev.record_evaluation(self.org, year, subject,
+                             session=f"myd-{year}" if balloted else f"mzcp-{year}",
+                             democratic=None if balloted else score(86, 3),
                              satisfaction=Decimal(str(round(min(0.99, max(0.45, rng.gauss(
                                  0.82 + strength / 100, 0.08))), 3))))
         dimensions = ("economy", "social-undertakings", "civilisation", "cadre-team",
@@ -280,3 +325,14 @@ class DemoCity:
                                   reason="专项工作加减分", basis="考核办法第十二条",
                                   evidence="市委督查通报")
             ev.approve_adjustment(self.org2, year, subject, adjustment=adjustment)
+
+
+def _choice(rng: random.Random, lean: float) -> str:
+    """One answer: a stronger team draws more 好 (excellent) and fewer 一般 (fair)."""
+    r = rng.random()
+    for option, share in (("excellent", 0.45 + lean), ("good", 0.38), ("fair", 0.11 - lean / 2),
+                          ("poor", 0.02)):
+        if r < share:
+            return option
+        r -= share
+    return "unknown"

@@ -198,6 +198,9 @@ def build_bundle(services: Services, year: int, subject: str,
         if published_position(cur, year - 1) is not None:
             streams.insert(0, Cycle.id_for(year - 1))
         rows = [(sid, row) for sid in streams for row in stream_rows(cur, sid, cp.size)]
+    ballots = _ballot_streams(services, rows, cp.size)
+    with services.db.read() as cur:
+        rows += [(sid, row) for sid, below in ballots for row in stream_rows(cur, sid, below)]
         proofs = _proofs(cur, [int(r[0]) for _, r in rows], cp.size)
         results, previous = published_results(cur, mapper, year)
         handovers = key_handovers(cur, opened.origin, cp.size)
@@ -222,6 +225,31 @@ def build_bundle(services: Services, year: int, subject: str,
                   kind=entry.kind, score_version=results[0].version if results else "",
                   events=events, results=results, previous_results=previous,
                   handovers=handovers)
+
+
+def _ballot_streams(services: Services, rows: list[tuple[UUID, tuple[Any, ...]]],
+                    size: int) -> list[tuple[UUID, int]]:
+    """The ballot sessions whose close recorded a score in one of these files' rows: each
+    session's stream, and every ballot on its board (each ballot's stream up to its counted
+    version), as (stream, read below this position) -- so the verifier can recount the tally
+    and match it to the scores the files recorded."""
+    mapper = services.store.mapper
+    codes: set[str] = set()
+    for sid, (_, version, topic, state, _) in rows:
+        if str(topic) == SubjectFile.EvaluationRecorded.TOPIC:
+            ev: Any = mapper.to_domain_event(StoredEvent(as_uuid(sid), int(version), str(topic),
+                                                         bytes(state)))
+            if ev.closed_version is not None:
+                codes.add(ev.session)
+    out: list[tuple[UUID, int]] = []
+    for code in sorted(codes):
+        session = services.sessions.session(code)
+        cut = session.cut_position if session.cut_position is not None else -1
+        out.append((session.id, size))
+        out += [(as_uuid(leaf.stream_id), leaf.position + 1)
+                for _, leaf in services.sessions.ballots(session)
+                if leaf.position <= cut]  # on the board; late ballots were not counted
+    return out
 
 
 def _b64(data: bytes) -> str:

@@ -16,7 +16,12 @@ names what failed:
    bundle, and every subject of the pool has its stream;
 6. the claimed results are the published ones (their fingerprint is the publication event's),
    and so are the previous cycle's;
-7. the pool's results recomputed with the score function from the events equal the claim.
+7. ballots: for every score a pool file recorded by closing a ballot session, the session's
+   stream up to its close, every ballot on the session's board (and none that is not), a
+   recount with the tally function equal to the tally the close recorded, and the recorded
+   score equal to the recount's (results entered by hand from a count held elsewhere are
+   reported as such);
+8. the pool's results recomputed with the score function from the events equal the claim.
 
 Also runnable as ``python -m service.verify``.
 """
@@ -27,6 +32,7 @@ import argparse
 import base64
 import hashlib
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +43,15 @@ import msgspec
 from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
+from domain.ballots import (
+    Ballot,
+    CountedBallot,
+    EvaluationSession,
+    SessionResult,
+    SessionState,
+    ballot_id,
+    tally,
+)
 from domain.cycle import Cycle
 from domain.ledger_keys import LedgerKeys
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolEvidence, PoolResult, score_pool
@@ -219,6 +234,81 @@ def _check_head(streams: dict[str, list[BundleEvent]], subject: str, sid: str,
                     "published")
 
 
+def _recount(streams: dict[str, list[BundleEvent]], code: str,
+             closed_version: int) -> tuple[SessionResult, int]:
+    """The session's tally recounted from the ballots on its board; (result, ballots)."""
+    sid = str(EvaluationSession.id_for(code))
+    if sid not in streams:
+        raise _fail(f"session {code}: its stream is omitted, though a recorded score came "
+                    "from its close")
+    session = _aggregate(streams[sid], closed_version)
+    if (not isinstance(session, EvaluationSession) or session.version != closed_version
+            or session.state != SessionState.CLOSED or session.cut_position is None):
+        raise _fail(f"session {code}: version {closed_version} of its stream is not its close")
+    board, found, ballots = set(session.trackers), set(), []
+    for digest, rater_class in session.credentials.items():
+        events = streams.get(str(ballot_id(code, digest)))
+        if not events:
+            continue  # a credential not used (or its ballot late): nothing on the board
+        last = events[-1]
+        if last.leaf_hash not in board:
+            raise _fail(f"session {code}: ballot stream {events[0].stream_id} is in the bundle "
+                        "but not on the board its close recorded")
+        ballot = _aggregate(events)
+        if (not isinstance(ballot, Ballot) or ballot.session != code
+                or ballot.credential_hash != digest or ballot.rater_class != rater_class):
+            raise _fail(f"session {code}: ballot stream {events[0].stream_id} does not belong "
+                        "to the credential it is filed under")
+        ballots.append(CountedBallot(ballot.rater_class, ballot.answers, last.position))
+        found.add(last.leaf_hash)
+    missing = sorted(board - found)
+    if missing:
+        raise _fail(f"session {code}: {len(missing)} ballot(s) on the board are missing from "
+                    f"the bundle (e.g. tracker {missing[0]})")
+    issued = dict(Counter(session.credentials.values()))
+    recount = tally(session.definition, issued, ballots, session.cut_position)
+    if recount != session.result:
+        raise _fail(f"session {code}: the recount of its {len(ballots)} ballots differs from "
+                    "the tally recorded at its close")
+    return recount, len(ballots)
+
+
+def _check_ballots(streams: dict[str, list[BundleEvent]],
+                   pool: list[tuple[str, str, int]]) -> list[str]:
+    """Every pool file's scores recorded from a ballot session match a recount of it."""
+    mapper = MsgspecMapper(transcoder=NoTranscoder())
+    recounts: dict[str, tuple[SessionResult, int]] = {}
+    by_hand = 0
+    for subject, sid, head in pool:
+        for ev in streams[sid]:
+            if (ev.version > head or ev.topic != SubjectFile.EvaluationRecorded.TOPIC
+                    or ev.payload is None):
+                continue
+            recorded: Any = mapper.to_domain_event(StoredEvent(
+                UUID(sid), ev.version, ev.topic, base64.b64decode(ev.payload)))
+            if recorded.closed_version is None:
+                by_hand += 1
+                continue
+            if recorded.session not in recounts:
+                recounts[recorded.session] = _recount(streams, recorded.session,
+                                                      recorded.closed_version)
+            result = recounts[recorded.session][0]
+            mine = next((t for t in result.subjects if t.subject == subject), None)
+            score = None if mine is None else mine.score
+            value = recorded.democratic if recorded.democratic is not None else (
+                None if recorded.satisfaction is None or score is None else
+                recorded.satisfaction * 100)
+            if score is None or value != score:
+                raise _fail(f"{subject}: its file recorded {value} from session "
+                            f"{recorded.session}; the recount gives {score}")
+    lines = [f"ballots: session {code}: {n} ballots on its board recounted; its tally and the "
+             "scores recorded from it match" for code, (_, n) in sorted(recounts.items())]
+    if by_hand:
+        lines.append(f"ballots: {by_hand} evaluation result(s) entered by hand from counts held "
+                     "elsewhere (no ballots in this system to recount)")
+    return lines
+
+
 def _recompute(bundle: Bundle, cycle: Cycle, files: list[Any],
                previous: dict[str, int]) -> PoolResult:
     assert cycle.scheme is not None  # noqa: S101 -- checked by the caller
@@ -259,13 +349,15 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
     if not isinstance(cycle, Cycle) or cycle.scheme is None:
         raise _fail("the cycle stream does not define a scheme")
     pool = cycle.pool(bundle.group, bundle.kind)
-    files = []
+    files, pool_streams = [], []
     for entry in pool:
         sid = str(SubjectFile.id_for(bundle.year, entry.subject))
         if sid not in heads:
             raise _fail(f"the publication recorded no evidence head for {entry.subject}")
         _check_head(streams, entry.subject, sid, heads[sid])
         files.append(_aggregate(streams[sid], heads[sid].version))
+        pool_streams.append((entry.subject, sid, heads[sid].version))
+    ballots = _check_ballots(streams, pool_streams)
     if results_fingerprint(bundle.results) != published.results_fingerprint:
         raise _fail("the claimed results are not the published ones (their fingerprint "
                     "differs from the publication event's)")
@@ -279,6 +371,7 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
         f"checkpoint: {size} leaves, signed",
         f"events: {len(bundle.events)} in {len(streams)} streams, each proven in the log",
         f"publication heads: all {len(files)} evidence streams of the pool complete",
+        *ballots,
         f"pool {bundle.group}/{bundle.kind.value}: {len(files)} subjects recomputed with "
         f"{SCORE_FUNCTION_VERSION}",
         f"{bundle.subject}: composite {mine_result.composite}, rank {mine_result.rank}, "

@@ -114,6 +114,62 @@ def test_drill_an_evaluation_result_dropped(city: Services) -> None:
     assert "is missing" in _verify(city, bundle)
 
 
+SESSION = "mzcp-2025-xz"  # the demo's township teams' 民主测评, a real ballot session
+
+
+def _ballot_events(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    streams: dict[str, list[dict[str, Any]]] = {}
+    for e in bundle["events"]:
+        if e["topic"].startswith("kaoping/Ballot."):
+            streams.setdefault(e["stream_id"], []).append(e)
+    return streams
+
+
+def test_ballots_travel_in_the_bundle_and_are_recounted(city: Services) -> None:
+    bundle = _bundle(city)
+    session = city.sessions.session(SESSION)
+    ballots = _ballot_events(bundle)
+    assert session.result is not None
+    assert len(ballots) == len(session.trackers) == sum(c.used for c in session.result.classes)
+    assert {e[-1]["leaf_hash"] for e in ballots.values()} == set(session.trackers)
+    lines = verify_bundle(json.dumps(bundle).encode(), [city.signer.vkey])
+    assert (f"ballots: session {SESSION}: {len(ballots)} ballots on its board recounted; its "
+            "tally and the scores recorded from it match") in lines
+    # The township teams' satisfaction surveys were counted elsewhere and entered by hand.
+    assert any("entered by hand" in line for line in lines)
+    tally = next(t for t in session.result.subjects if t.subject == SUBJECT)
+    assert city.evaluation.file(2025, SUBJECT).democratic == tally.score
+
+
+def test_drill_one_ballot_dropped_from_a_session(city: Services) -> None:
+    bundle = _bundle(city)
+    dropped = next(iter(_ballot_events(bundle).values()))
+    for event in dropped:
+        bundle["events"].remove(event)
+    message = _verify(city, bundle)
+    assert message == (f"session {SESSION}: 1 ballot(s) on the board are missing from the bundle "
+                       f"(e.g. tracker {dropped[-1]['leaf_hash']})")
+
+
+def test_drill_a_ballot_session_omitted(city: Services) -> None:
+    bundle = _bundle(city)
+    sid = str(city.sessions.session(SESSION).id)
+    bundle["events"] = [e for e in bundle["events"] if e["stream_id"] != sid]
+    assert _verify(city, bundle) == (f"session {SESSION}: its stream is omitted, though a "
+                                     "recorded score came from its close")
+
+
+def test_drill_a_ballot_altered(city: Services) -> None:
+    bundle = _bundle(city)
+    cast = next(iter(_ballot_events(bundle).values()))[0]
+    doc = json.loads(base64.b64decode(cast["payload"]))
+    doc["answers"][SUBJECT] = dict.fromkeys(doc["answers"][SUBJECT], "poor")
+    payload = json.dumps(doc).encode()
+    cast["payload"] = base64.b64encode(payload).decode()
+    cast["payload_hash"] = hashlib.sha256(payload).hexdigest()
+    assert "does not match its leaf hash" in _verify(city, bundle)
+
+
 def test_drill_the_scheme_swapped(city: Services) -> None:
     bundle = _bundle(city)
     cycle_sid = str(Cycle.id_for(2025))

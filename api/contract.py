@@ -3,7 +3,8 @@
 - the ``Idempotency-Key`` header on every POST that honours it (all but the exemptions:
   casting a ballot — the credential is its key — and issuing credentials or taking a report,
   whose codes are shown once);
-- the ``If-Match`` header on every update (PUT, PATCH);
+- the ``Idempotency-Key`` header on every PATCH (each honours it, api/mechanisms.py);
+- the ``If-Match`` header on every update (PUT, PATCH, DELETE);
 - the ``webhooks`` section: every event type other systems may receive, with its schema.
 
 Written by hand because the headers are read by shared mechanisms (api/mechanisms.py), not by
@@ -60,8 +61,9 @@ def annotate(openapi: OpenAPI) -> OpenAPI:
                     op.responses = {**(op.responses or {}), "429": OpenAPIResponse(
                         description="Over the caller's request rate (see Retry-After)")}
                 _problems_only(op)
-        for operation, header in ((item.post, IDEMPOTENCY), (item.put, IF_MATCH),
-                                  (item.patch, IF_MATCH)):
+        for operation, header in ((item.post, IDEMPOTENCY), (item.patch, IDEMPOTENCY),
+                                  (item.put, IF_MATCH), (item.patch, IF_MATCH),
+                                  (item.delete, IF_MATCH)):
             if not isinstance(operation, Operation):
                 continue
             if header is IDEMPOTENCY and _exempt(path):

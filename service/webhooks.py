@@ -13,6 +13,10 @@ two things, each in short transactions, so a restart loses nothing:
    ask for redelivery. A crash between sending and recording means the event is sent again with
    the same ``webhook-id``: at-least-once, as Standard Webhooks expects receivers to handle.
 
+A client can pause a subscription (its events are still queued, none is claimed for sending;
+on resume the backlog goes out in queue order, which is log order), and delete it: the row is
+deactivated, never removed, its pending deliveries are cancelled and its log stays readable.
+
 Signing (https://www.standardwebhooks.com/, written here in a few lines because the reference
 ``standardwebhooks`` package is thinly maintained and the algorithm is one HMAC): the signed
 content is ``{webhook-id}.{webhook-timestamp}.{body}``, the key is the base64 part of the

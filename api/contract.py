@@ -3,8 +3,11 @@
 - the ``Idempotency-Key`` header on every POST that honours it (all but the exemptions:
   casting a ballot — the credential is its key — and issuing credentials or taking a report,
   whose codes are shown once);
-- the ``If-Match`` header on every update (PUT, PATCH);
-- the ``webhooks`` section: every event type other systems may receive, with its schema.
+- the ``Idempotency-Key`` header on every PATCH (each honours it, api/mechanisms.py);
+- the ``If-Match`` header on every update (PUT, PATCH, DELETE);
+- the ``webhooks`` section: every event type other systems may receive, with its schema;
+- the examples of every operation (api/examples.py): request body, success response, and an
+  RFC 9457 problem for each refusal, with the ``type`` URIs the API really sends.
 
 Written by hand because the headers are read by shared mechanisms (api/mechanisms.py), not by
 each handler's signature, so Litestar cannot see them.
@@ -12,9 +15,12 @@ each handler's signature, so Litestar cannot see them.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from litestar.openapi.spec import (
+    Example,
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
@@ -26,6 +32,8 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
+from api.examples import CODES, OPERATIONS, PATH_VALUES, PROBLEMS, SPECIFIC_PROBLEMS
+from api.problems import KINDS, PROBLEM_JSON, TYPE_BASE
 from service.feed import catalogue
 
 if TYPE_CHECKING:
@@ -54,14 +62,17 @@ def _exempt(path: str) -> bool:
 
 def annotate(openapi: OpenAPI) -> OpenAPI:
     for path, item in (openapi.paths or {}).items():
-        for op in (item.get, item.post, item.put, item.patch, item.delete):
+        for method, op in (("GET", item.get), ("POST", item.post), ("PUT", item.put),
+                           ("PATCH", item.patch), ("DELETE", item.delete)):
             if isinstance(op, Operation):
                 if path.startswith("/api/v1/") and "429" not in (op.responses or {}):
                     op.responses = {**(op.responses or {}), "429": OpenAPIResponse(
                         description="Over the caller's request rate (see Retry-After)")}
                 _problems_only(op)
-        for operation, header in ((item.post, IDEMPOTENCY), (item.put, IF_MATCH),
-                                  (item.patch, IF_MATCH)):
+                _examples(f"{method} {path}", path, op)
+        for operation, header in ((item.post, IDEMPOTENCY), (item.patch, IDEMPOTENCY),
+                                  (item.put, IF_MATCH), (item.patch, IF_MATCH),
+                                  (item.delete, IF_MATCH)):
             if not isinstance(operation, Operation):
                 continue
             if header is IDEMPOTENCY and _exempt(path):
@@ -90,6 +101,83 @@ def _problems_only(operation: Operation) -> None:
             if "application/problem+json" not in content:
                 response.content = {"application/problem+json": OpenAPIMediaType(
                     schema=Reference(ref="#/components/schemas/Problem"))}
+
+
+def _examples(key: str, path: str, operation: Operation) -> None:
+    """Attach the operation's examples from api/examples.py (each media type object is
+    replaced, never edited, in case Litestar shares one between operations)."""
+    found = OPERATIONS.get(key)
+    body = operation.request_body
+    if found is not None and found.request is not None and isinstance(body, RequestBody):
+        body.content = {media: OpenAPIMediaType(schema=m.schema, examples={"example": Example(
+            summary=found.summary or operation.summary, value=_verbatim(found.request))})
+            for media, m in body.content.items()}
+    for status, response in (operation.responses or {}).items():
+        if not isinstance(response, OpenAPIResponse):
+            continue
+        if status.startswith("2") and found is not None:
+            response.content = {media: OpenAPIMediaType(schema=m.schema, examples={
+                "ok": Example(summary=found.summary or operation.summary,
+                              value=_verbatim(found.response))})
+                for media, m in (response.content or {}).items()}
+        elif status.startswith(("4", "5")) and status.isdigit():
+            problem = _problem(key, path, int(status), found.request if found else None,
+                               operation)
+            media = (response.content or {}).get(PROBLEM_JSON)
+            if problem is not None and media is not None:
+                example = Example(summary=problem["title"], value=_verbatim(problem))
+                response.content = {PROBLEM_JSON: OpenAPIMediaType(
+                    schema=media.schema, examples={problem.get("rule", "problem"): example})}
+
+
+def _verbatim(value: Any) -> msgspec.Raw:
+    """The example as JSON, kept as it is: Litestar drops every ``None`` inside a dict when it
+    renders the document, which would make ``"next_cursor": null`` vanish and the example
+    contradict its schema."""
+    return msgspec.Raw(msgspec.json.encode(value))
+
+
+def _problem(key: str, path: str, status: int, request: Any,
+             operation: Operation) -> dict[str, Any] | None:
+    """The problem document the refusal typically carries, for this operation's URL."""
+    known = SPECIFIC_PROBLEMS.get(key, {}).get(status) or PROBLEMS.get(status)
+    if known is None:
+        return None
+    kind, detail, rule, field = known
+    errors = None
+    if status == 400:  # name a field this operation really has
+        rule, field, message = _malformed(request, operation)
+        detail = f"{field}: {message}"
+        errors = [{"field": field, "rule": rule, "message": message}]
+    problem: dict[str, Any] = {
+        "type": TYPE_BASE + kind, "title": KINDS[kind][1], "status": status, "detail": detail,
+        "instance": _concrete(path), "request_id": "4f6c0e1d9a2b4c7e8d3f5a6b7c8d9e0f"}
+    extra = {"rule": rule, "field": field, "errors": errors,
+             "current_version": 2 if status == 412 else None}
+    problem.update({k: v for k, v in extra.items() if v is not None})
+    return problem
+
+
+def _malformed(request: Any, operation: Operation) -> tuple[str, str, str]:
+    if isinstance(request, dict) and request:
+        name, value = next(iter(request.items()))
+        wrong = "int" if isinstance(value, str) else "str"
+        right = {str: "str", bool: "bool", int: "int"}.get(type(value), "object")
+        return "type", name, f"Expected `{right}`, got `{wrong}`"
+    if isinstance(request, dict):
+        return "unknown-field", "reason", "Object contains unknown field `reason`"
+    for parameter in operation.parameters or []:
+        schema = getattr(parameter, "schema", None)
+        if isinstance(parameter, Parameter) and isinstance(schema, Schema) and (
+                schema.type == OpenAPIType.INTEGER):
+            return "type", parameter.name, "Expected `int`, got `str`"
+    return "syntax", "body", "JSON is malformed: invalid character (byte 0)"
+
+
+def _concrete(path: str) -> str:
+    """The template with the examples' values, as a problem's ``instance`` names it."""
+    code = next((v for marker, v in CODES.items() if marker in path), "XZ01-001")
+    return re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES.get(m.group(1), code), path)
 
 
 def _schema(json_schema: dict[str, Any]) -> Schema:

@@ -13,6 +13,10 @@ two things, each in short transactions, so a restart loses nothing:
    ask for redelivery. A crash between sending and recording means the event is sent again with
    the same ``webhook-id``: at-least-once, as Standard Webhooks expects receivers to handle.
 
+A client can pause a subscription (its events are still queued, none is claimed for sending;
+on resume the backlog goes out in queue order, which is log order), and delete it: the row is
+deactivated, never removed, its pending deliveries are cancelled and its log stays readable.
+
 Signing (https://www.standardwebhooks.com/, written here in a few lines because the reference
 ``standardwebhooks`` package is thinly maintained and the algorithm is one HMAC): the signed
 content is ``{webhook-id}.{webhook-timestamp}.{body}``, the key is the base64 part of the
@@ -45,7 +49,7 @@ import httpx
 import msgspec
 import structlog
 
-from domain.errors import InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, StaleVersion
 from projections.follower import head_position
 from service.feed import catalogue, page
 from service.principals import Principal, Role
@@ -152,8 +156,17 @@ class Subscription(msgspec.Struct, kw_only=True):
     url: str
     event_types: list[str]  # empty: every type the subscriber's role may see
     after_position: int  # events up to this log position have been queued
-    active: bool
+    active: bool  # false once deleted: nothing more is queued or sent
+    paused: bool  # events are queued but not sent until resumed
     created_at: str
+    deleted_at: str | None
+    version: int  # the ETag: If-Match on every change
+
+
+_SUB_COLUMNS = ("id, url, event_types, after_position, active, created_at, paused, deleted_at, "
+                "version")
+_DELIVERY_COLUMNS = ("id, subscription_id, position, state, event_type, attempts, "
+                     "next_attempt_at, last_status, last_error, delivered_at")
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -161,7 +174,7 @@ class Delivery(msgspec.Struct, kw_only=True):
     webhook_id: str
     position: int
     event_type: str
-    state: str  # pending | delivered | failed
+    state: str  # pending | delivered | failed | cancelled (its subscription was deleted)
     attempts: int
     next_attempt_at: float | None  # seconds since the epoch, while pending
     last_status: int | None
@@ -171,7 +184,8 @@ class Delivery(msgspec.Struct, kw_only=True):
 
 def _subscription(row: Any) -> Subscription:
     return Subscription(id=row[0], url=row[1], event_types=msgspec.json.decode(row[2]),
-                        after_position=row[3], active=bool(row[4]), created_at=row[5])
+                        after_position=row[3], active=bool(row[4]), created_at=row[5],
+                        paused=bool(row[6]), deleted_at=row[7], version=row[8])
 
 
 def _delivery(row: Any) -> Delivery:
@@ -182,6 +196,9 @@ def _delivery(row: Any) -> Delivery:
                     last_error=row[8], delivered_at=row[9])
 
 
+def _key_reused() -> InvalidInput:
+    msg = "this Idempotency-Key was used with a different request"
+    return InvalidInput(msg, rule="idempotency-key.reused", field="Idempotency-Key")
 
 
 class Webhooks:
@@ -207,17 +224,14 @@ class Webhooks:
         check_url(url, self.policy, self.resolver)
         with self.db.write() as cur:
             if key is not None:
-                cur.execute("SELECT id, url, event_types, after_position, active, "
-                            "created_at, secret, fingerprint FROM "
+                cur.execute(f"SELECT {_SUB_COLUMNS}, secret, fingerprint FROM "  # noqa: S608
                             "kaoping_webhook_subscriptions WHERE owner = %s AND "
                             "idempotency_key = %s", (principal.id, key))
                 row = cur.fetchone()
                 if row is not None:
-                    if row[7] != fingerprint:
-                        msg = "this Idempotency-Key was used with a different request"
-                        raise InvalidInput(msg, rule="idempotency-key.reused",
-                                           field="Idempotency-Key")
-                    return _subscription(row), row[6], True
+                    if row[10] != fingerprint:
+                        raise _key_reused()
+                    return _subscription(row), row[9], True
             head = head_position(cur)
             start = head if after is None else min(after, head)
             sub_id = "wh_" + secrets.token_hex(8)
@@ -232,29 +246,86 @@ class Webhooks:
                  start, True, created))
         self._wake.set()
         return Subscription(id=sub_id, url=url, event_types=sorted(event_types),
-                            after_position=start, active=True, created_at=created), secret, False
+                            after_position=start, active=True, paused=False,
+                            created_at=created, deleted_at=None, version=1), secret, False
 
     def subscriptions(self, owner: str, after: str | None, limit: int) -> list[Subscription]:
         with self.db.read() as cur:
-            cur.execute("SELECT id, url, event_types, after_position, active, created_at "
-                        "FROM kaoping_webhook_subscriptions "
+            cur.execute(f"SELECT {_SUB_COLUMNS} FROM kaoping_webhook_subscriptions "  # noqa: S608
                         "WHERE owner = %s AND id > %s ORDER BY id LIMIT %s",
                         (owner, after or "", limit))
             return [_subscription(r) for r in cur.fetchall()]
 
-    def _own(self, cur: Cursor, owner: str, sub_id: str) -> None:
-        cur.execute("SELECT 1 FROM kaoping_webhook_subscriptions WHERE id = %s AND owner = %s",
-                    (sub_id, owner))
-        if cur.fetchone() is None:
+    def _own(self, cur: Cursor, owner: str, sub_id: str) -> Subscription:
+        """The owner's subscription; another principal's is as absent as a missing one (404,
+        never 403: its existence is not revealed)."""
+        cur.execute(f"SELECT {_SUB_COLUMNS} FROM kaoping_webhook_subscriptions "  # noqa: S608
+                    "WHERE id = %s AND owner = %s", (sub_id, owner))
+        row = cur.fetchone()
+        if row is None:
             msg = f"you have no webhook subscription {sub_id}"
             raise NotFound(msg, rule="webhook.subscription.exists")
+        return _subscription(row)
+
+    def subscription(self, owner: str, sub_id: str) -> Subscription:
+        with self.db.read() as cur:
+            return self._own(cur, owner, sub_id)
+
+    def set_paused(self, owner: str, sub_id: str, *, paused: bool, expected_version: int,
+                   key: str | None, fingerprint: str) -> tuple[Subscription, bool]:
+        """Pause (events keep being queued, nothing is sent) or resume (the queued deliveries
+        go out in log order). Return the subscription and whether this was a replay of the
+        last change's Idempotency-Key."""
+        with self.db.write() as cur:
+            sub = self._own(cur, owner, sub_id)
+            cur.execute("SELECT change_key, change_fingerprint FROM "
+                        "kaoping_webhook_subscriptions WHERE id = %s", (sub_id,))
+            last = cur.fetchone()
+            if key is not None and last is not None and last[0] == key:
+                if last[1] != fingerprint:
+                    raise _key_reused()
+                return sub, True
+            if not sub.active:
+                msg = f"webhook subscription {sub_id} was deleted; subscribe again"
+                raise Conflict(msg, rule="webhook.subscription.deleted")
+            self._advance(cur, sub, expected_version, "paused = %s, change_key = %s, "
+                          "change_fingerprint = %s", (paused, key, fingerprint))
+            sub = self._own(cur, owner, sub_id)
+        self._wake.set()
+        return sub, False
+
+    def delete(self, owner: str, sub_id: str, *, expected_version: int) -> Subscription:
+        """Deactivate: nothing more is queued or sent, pending deliveries are cancelled; the
+        subscription and its delivery log stay readable (audit)."""
+        with self.db.write() as cur:
+            sub = self._own(cur, owner, sub_id)
+            if not sub.active and sub.version == expected_version:
+                return sub  # deleted already, and the caller saw it deleted
+            self._advance(cur, sub, expected_version, "active = %s, deleted_at = %s",
+                          (False, self.clock.now().isoformat()))
+            cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'cancelled' "
+                        "WHERE subscription_id = %s AND state = 'pending'", (sub_id,))
+            return self._own(cur, owner, sub_id)
+
+    @staticmethod
+    def _advance(cur: Cursor, sub: Subscription, expected: int, assignments: str,
+                 params: tuple[Any, ...]) -> None:
+        """Apply a change if the subscription is still at ``expected`` (If-Match)."""
+        cur.execute(f"UPDATE kaoping_webhook_subscriptions SET {assignments}, "  # noqa: S608
+                    "version = version + 1 WHERE id = %s AND version = %s RETURNING 1",
+                    (*params, sub.id, expected))
+        if not cur.fetchall():  # stale, or changed since it was read: report the version now
+            cur.execute("SELECT version FROM kaoping_webhook_subscriptions WHERE id = %s",
+                        (sub.id,))
+            row = cur.fetchone()
+            current = int(row[0]) if row else sub.version
+            msg = f"webhook subscription {sub.id} is at version {current}, not {expected}"
+            raise StaleVersion(msg, current=current)
 
     def deliveries(self, owner: str, sub_id: str, after: int, limit: int) -> list[Delivery]:
         with self.db.read() as cur:
             self._own(cur, owner, sub_id)
-            cur.execute("SELECT id, subscription_id, position, state, event_type, attempts, "
-                        "next_attempt_at, last_status, last_error, delivered_at "
-                        "FROM kaoping_webhook_deliveries "
+            cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM kaoping_webhook_deliveries "  # noqa: S608
                         "WHERE subscription_id = %s AND id > %s ORDER BY id LIMIT %s",
                         (sub_id, after, limit))
             return [_delivery(r) for r in cur.fetchall()]
@@ -267,7 +338,9 @@ class Webhooks:
             msg = f"subscription {sub_id} has no delivery {delivery_id}"
             raise NotFound(msg, rule="webhook.delivery.exists")
         with self.db.write() as cur:
-            self._own(cur, owner, sub_id)
+            if not self._own(cur, owner, sub_id).active:
+                msg = f"webhook subscription {sub_id} was deleted; its log is read-only"
+                raise Conflict(msg, rule="webhook.subscription.deleted")
             cur.execute("SELECT redeliver_key FROM kaoping_webhook_deliveries "
                         "WHERE id = %s AND subscription_id = %s", (delivery_id, sub_id))
             row = cur.fetchone()
@@ -278,9 +351,7 @@ class Webhooks:
                 cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'pending', "
                             "attempts = 0, first_attempt_at = NULL, next_attempt_at = %s, "
                             "redeliver_key = %s WHERE id = %s", (now, key, delivery_id))
-            cur.execute("SELECT id, subscription_id, position, state, event_type, attempts, "
-                        "next_attempt_at, last_status, last_error, delivered_at "
-                        "FROM kaoping_webhook_deliveries "
+            cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM kaoping_webhook_deliveries "  # noqa: S608
                         "WHERE id = %s", (delivery_id,))
             found = cur.fetchone()
         self._wake.set()
@@ -290,7 +361,8 @@ class Webhooks:
     # -- the deliverer --
 
     def queue(self, batch: int = 500) -> int:
-        """Queue deliveries of new events for every active subscription; return how many."""
+        """Queue deliveries of new events for every active subscription, paused ones included
+        (their deliveries wait for the resume); return how many."""
         with self.db.read() as cur:
             cur.execute("SELECT id, role, event_types FROM kaoping_webhook_subscriptions "
                         "WHERE active = %s", (True,))
@@ -329,7 +401,9 @@ class Webhooks:
                 "s.url, s.secret, s.role, d.next_attempt_at FROM kaoping_webhook_deliveries d "
                 "JOIN kaoping_webhook_subscriptions s ON s.id = d.subscription_id "
                 "WHERE d.state = 'pending' AND d.next_attempt_at <= %s "
-                "ORDER BY d.next_attempt_at, d.id LIMIT %s", (now, limit))
+                "AND s.active = %s AND s.paused = %s "
+                # Queued in log order, so a resumed subscription's backlog goes out in order.
+                "ORDER BY d.next_attempt_at, d.id LIMIT %s", (now, True, False, limit))
             due = cur.fetchall()
         claimed = []
         with self.db.write() as cur:  # one transaction for the batch's leases
@@ -400,9 +474,10 @@ class Webhooks:
                 return 1
             delay = self.backoff(attempts + 1)
             expired = now + delay - first > self.settings.webhook_retry_for_seconds
+            # Not over a cancellation made while the attempt was in flight.
             cur.execute("UPDATE kaoping_webhook_deliveries SET state = %s, attempts = %s, "
                         "first_attempt_at = %s, next_attempt_at = %s, last_status = %s, "
-                        "last_error = %s WHERE id = %s",
+                        "last_error = %s WHERE id = %s AND state = 'pending'",
                         ("failed" if expired else "pending", attempts + 1, first, now + delay,
                          status, error, d_id))
         log.warning("webhook.attempt_failed", delivery=d_id, status=status, error=error,

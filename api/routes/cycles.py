@@ -9,6 +9,7 @@ from anyio import to_thread
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal, optional_principal
@@ -31,7 +32,7 @@ from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
 from projections.results import ResultsView, dirty_pools, read_result, read_results
 from projections.units import UnitsView, list_units
-from service.evidence import build_bundle, encode_bundle
+from service.evidence import Bundle, build_bundle, encode_bundle
 from service.explain import Change, Diff, ScoreCard, diff, explain, history, render
 from service.principals import Role
 
@@ -389,7 +390,9 @@ class CycleController(Controller):
 
     @get("/{year:int}/subjects/{subject:str}/evidence", security=SECURITY, tags=["results"],
          summary="Evidence bundle for offline verification",
-         responses=problems(401, 403, 404, 409))
+         responses={**problems(401, 403, 404, 409), 200: ResponseSpec(
+             Bundle, description="The bundle, as a JSON file (docs/evidence.md)",
+             generate_examples=False)})
     async def evidence(self, request: Request[Any, Any, Any], state: State,
                        year: FromPath[int], subject: FromPath[str],
                        since: Annotated[int | None, QueryParameter(ge=1, le=INT64)] = None,

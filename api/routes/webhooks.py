@@ -6,12 +6,20 @@ from typing import Annotated, Any
 
 import msgspec
 from anyio import to_thread
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import INT64, decode_cursor, idempotency_key, next_page, strict_body
+from api.mechanisms import (
+    INT64,
+    decode_cursor,
+    etag,
+    expected_version,
+    idempotency_key,
+    next_page,
+    strict_body,
+)
 from api.openapi import problems
 from service.idempotency import fingerprint
 from service.webhooks import Delivery, Subscription
@@ -25,6 +33,11 @@ class SubscribeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     event_types: Annotated[list[EventType], msgspec.Meta(max_length=200)] = []
     # Deliver events after this log position (to catch up on history); default: from now on.
     after: Annotated[int, msgspec.Meta(ge=-1)] | None = None
+
+
+class SubscriptionChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # true: events keep being queued but nothing is sent; false: the backlog goes out in order
+    paused: bool
 
 
 class SubscriptionCreated(msgspec.Struct, kw_only=True):
@@ -99,7 +112,7 @@ class WebhookController(Controller):
         return Response(DeliveryPage(items=rows[:limit], next_after=nxt), headers=headers)
 
     @post("/{subscription_id:str}/deliveries/{delivery_id:int}/redelivery", status_code=202,
-          security=SECURITY, summary="Deliver again", responses=problems(400, 401, 404))
+          security=SECURITY, summary="Deliver again", responses=problems(400, 401, 404, 409))
     async def redeliver(self, request: Request[Any, Any, Any], state: State,
                         subscription_id: FromPath[str], delivery_id: FromPath[int]) -> Delivery:
         """Queue the delivery again now, whatever its state (for example after it was parked
@@ -108,3 +121,54 @@ class WebhookController(Controller):
         key = idempotency_key(request)
         return await to_thread.run_sync(state.services.webhooks.redeliver, principal.id,
                                         subscription_id, delivery_id, key)
+
+    @get("/{subscription_id:str}", security=SECURITY, summary="Read a subscription",
+         responses=problems(401, 404))
+    async def read(self, request: Request[Any, Any, Any], state: State,
+                   subscription_id: FromPath[str]) -> Response[Subscription]:
+        """One of your subscriptions (never its secret); the ETag guards changes."""
+        principal = current_principal(request)
+        sub = await to_thread.run_sync(state.services.webhooks.subscription, principal.id,
+                                       subscription_id)
+        return _with_etag(sub)
+
+    @patch("/{subscription_id:str}", security=SECURITY,
+           before_request=strict_body(SubscriptionChange), summary="Pause or resume",
+           responses=problems(400, 401, 404, 409, 412, 415, 422, 428))
+    async def change(self, request: Request[Any, Any, Any], state: State,
+                     subscription_id: FromPath[str],
+                     data: JSONBody[SubscriptionChange]) -> Response[Subscription]:
+        """``{"paused": true}``: events keep being queued, nothing is sent. ``{"paused":
+        false}``: the queued deliveries go out in log order, with their stable webhook-id.
+        Requires If-Match; a retry with the same Idempotency-Key replays the answer."""
+        principal = current_principal(request)
+        version = expected_version(request)
+        key = idempotency_key(request)
+        digest = fingerprint(request.method, request.url.path, await request.body()).hex()
+        sub, replayed = await to_thread.run_sync(
+            lambda: state.services.webhooks.set_paused(
+                principal.id, subscription_id, paused=data.paused, expected_version=version,
+                key=key, fingerprint=digest))
+        return _with_etag(sub, replayed=replayed)
+
+    @delete("/{subscription_id:str}", status_code=200, security=SECURITY,
+            summary="Delete (deactivate) a subscription",
+            responses=problems(400, 401, 404, 412, 428))
+    async def remove(self, request: Request[Any, Any, Any], state: State,
+                     subscription_id: FromPath[str]) -> Response[Subscription]:
+        """Nothing more is queued or sent; pending deliveries are cancelled. The subscription
+        and its delivery log stay readable. Requires If-Match; deleting a deleted subscription
+        at its current ETag answers the same again."""
+        principal = current_principal(request)
+        version = expected_version(request)
+        sub = await to_thread.run_sync(
+            lambda: state.services.webhooks.delete(principal.id, subscription_id,
+                                                   expected_version=version))
+        return _with_etag(sub)
+
+
+def _with_etag(sub: Subscription, *, replayed: bool = False) -> Response[Subscription]:
+    headers = {"ETag": etag(sub.version)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(sub, headers=headers)

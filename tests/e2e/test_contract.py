@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import re
 import threading
-from typing import Any
+from typing import Any, get_args, get_origin
 
+import jsonschema_rs
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from litestar import Response
 from litestar.testing import TestClient
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.contract import EXEMPT_FROM_IDEMPOTENCY
+from api.examples import OPERATIONS
+from api.problems import KINDS, PROBLEM_JSON, TYPE_BASE
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.conftest import bearer
@@ -47,17 +54,132 @@ def _returns_list(op: dict[str, Any]) -> bool:
 def test_the_document_is_openapi_3_1_and_every_operation_is_described(client: Client) -> None:
     doc = _doc(client)
     assert doc["openapi"].startswith("3.1.")
+    schemathesis.openapi.from_dict(doc).validate()  # against the OpenAPI 3.1 meta-schema
     assert doc["webhooks"]  # every event type other systems may receive
     for path, method, op in _operations(doc):
         where = f"{method.upper()} {path}"
         assert op.get("summary"), where
         assert op.get("tags"), where
+        assert set(op["tags"]) <= {t["name"] for t in doc["tags"]}, where
         refusals = [s for s in op["responses"] if s.startswith("4")]
         if path not in ("/health", "/ready", "/api/v1/ledger/key", "/api/v1/events/catalogue"):
             assert refusals, f"{where} documents no refusal"
+        if path.startswith("/api/v1/"):
+            assert "429" in refusals, f"{where} does not document its rate limit"
+        if op.get("security"):
+            assert "401" in refusals, f"{where} needs credentials but documents no 401"
+        if "requestBody" in op:
+            assert "400" in refusals, f"{where} takes a body but documents no 400"
+        if method in ("put", "patch", "delete"):
+            assert {"412", "428"} <= set(refusals), f"{where} updates without 412/428"
         for status in refusals:
             content = op["responses"][status].get("content", {})
             assert "application/problem+json" in content, f"{where} {status} is not a problem"
+
+
+def _examples(media: dict[str, Any]) -> list[Any]:
+    return [e["value"] for e in media.get("examples", {}).values()]
+
+
+def test_every_operation_has_examples(client: Client) -> None:
+    """A request example when it takes a body, a success example, a problem per refusal; and
+    nothing in the table of examples that is not an operation."""
+    doc = _doc(client)
+    keys = set()
+    for path, method, op in _operations(doc):
+        where = f"{method.upper()} {path}"
+        keys.add(where)
+        for media_type, media in op.get("requestBody", {}).get("content", {}).items():
+            assert _examples(media), f"{where}: no example of its {media_type} body"
+        for status, response in op["responses"].items():
+            for media_type, media in response.get("content", {}).items():
+                assert _examples(media), f"{where} {status}: no {media_type} example"
+        assert any(s.startswith("2") and r.get("content") for s, r in op["responses"].items()
+                   ), f"{where}: no success response with content"
+    assert set(OPERATIONS) == keys, set(OPERATIONS) ^ keys
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with ``unevaluatedProperties: false`` on every object that lists its
+    properties, so an example with a misspelt or invented field fails too."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out:
+        out["unevaluatedProperties"] = False
+    return out
+
+
+def test_every_example_is_valid_against_its_schema(client: Client) -> None:
+    doc = _doc(client)
+    components = _strict(copy.deepcopy(doc["components"]))
+    checked, failures = 0, []
+    for path, method, op in _operations(doc):
+        media_types = [("request", m) for m in op.get("requestBody", {}).get("content", {})
+                       .values()]
+        media_types += [(status, m) for status, r in op["responses"].items()
+                        for m in r.get("content", {}).values()]
+        for where, media in media_types:
+            validator = jsonschema_rs.Draft202012Validator(
+                {**_strict(media.get("schema", {})), "components": components})
+            for value in _examples(media):
+                checked += 1
+                failures += [f"{method.upper()} {path} {where}: {e.message} at "
+                             f"{'/'.join(map(str, e.instance_path))}"
+                             for e in validator.iter_errors(value)]
+    assert failures == [], "\n".join(failures)
+    assert checked > 3 * len(_operations(doc))
+
+
+def test_problem_examples_name_the_types_the_api_sends(client: Client) -> None:
+    doc = _doc(client)
+    for path, method, op in _operations(doc):
+        for status, response in op["responses"].items():
+            for problem in _examples(response.get("content", {}).get(PROBLEM_JSON, {})):
+                kind = problem["type"].removeprefix(TYPE_BASE)
+                where = f"{method.upper()} {path} {status}"
+                assert KINDS[kind][:2] == (int(status), problem["title"]), where
+                assert problem["status"] == int(status), where
+                template = re.escape(path).replace(r"\{", "{").replace(r"\}", "}")
+                pattern = re.sub(r"\{\w+\}", "[^/]+", template)
+                assert re.fullmatch(pattern, problem["instance"]), where
+
+
+def _handlers(client: Client) -> dict[str, Any]:
+    found = {}
+    for route in client.app.routes:
+        path = re.sub(r":\w+\}", "}", route.path)
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods:
+                found[f"{method} {path}"] = handler
+    return found
+
+
+def test_request_examples_pass_the_strict_decoders(client: Client) -> None:
+    """What the handler itself would accept: strict msgspec decoding into its body type (no
+    "1" for 1, no unknown field) — beyond what the document's schema can say; and each success
+    example decodes into the type the handler returns."""
+    handlers = _handlers(client)
+    decoded = responses = 0
+    for key, example in OPERATIONS.items():
+        data = handlers[key].parsed_fn_signature.parameters.get("data")
+        assert (data is None) == (example.request is None), key
+        if data is not None:
+            msgspec.json.decode(msgspec.json.encode(example.request), type=data.annotation,
+                                strict=True)
+            decoded += 1
+        returned = handlers[key].parsed_fn_signature.return_type.annotation
+        if get_origin(returned) is Response:
+            returned = get_args(returned)[0] if get_args(returned) else Any
+        text = isinstance(example.response, str)  # text/plain, text/event-stream
+        if not text and returned not in (Any, bytes):  # bytes: a file (the evidence bundle)
+            msgspec.json.decode(msgspec.json.encode(example.response), type=returned,
+                                strict=True)
+            responses += 1
+    assert decoded > 40
+    assert responses > 60
 
 
 def test_every_write_and_list_uses_the_shared_mechanisms(client: Client) -> None:
@@ -68,8 +190,10 @@ def test_every_write_and_list_uses_the_shared_mechanisms(client: Client) -> None
         names = {p["name"] for p in op.get("parameters", [])}
         if method == "post" and path not in exempt:
             assert "Idempotency-Key" in names, f"POST {path} ignores Idempotency-Key"
-        if method in ("put", "patch"):
+        if method in ("put", "patch", "delete"):
             assert "If-Match" in names, f"{method.upper()} {path} has no If-Match"
+        if method == "patch":
+            assert "Idempotency-Key" in names, f"PATCH {path} ignores Idempotency-Key"
         if method == "get" and _returns_list(op) and path not in bounded:
             assert names & PAGING, f"GET {path} returns a list without a cursor"
 

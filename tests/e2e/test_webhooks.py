@@ -267,3 +267,161 @@ def test_the_background_deliverer_sends_without_being_asked(
         worker.join(timeout=5)
     assert [json.loads(b)["type"] for _, b in receiver.received] == [
         "kaoping.unit.registered.v1"] * 2
+
+
+# --- lifecycle: read, pause, resume, delete ---------------------------------------------------
+
+def _read(client: Client, headers: dict[str, str], sub: str) -> tuple[dict[str, Any], str]:
+    resp = client.get(f"{SUBS}/{sub}", headers=headers)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body, resp.headers["etag"]
+
+
+def _pause(client: Client, headers: dict[str, str], sub: str, tag: str, *,
+           paused: bool) -> dict[str, Any]:
+    resp = client.patch(f"{SUBS}/{sub}", json={"paused": paused},
+                        headers={**headers, "If-Match": tag})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["etag"] == f'"{resp.json()["version"]}"'
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def test_a_paused_subscription_queues_and_its_resume_delivers_in_order(
+        client: Client, services: Services, hooks: Webhooks, receiver: Receiver,
+        organizer: dict[str, str]) -> None:
+    created = _subscribe(client, organizer, receiver.url)
+    sub = created["subscription"]["id"]
+    first, tag = _read(client, organizer, sub)
+    assert (first["paused"], first["active"], first["version"], tag) == (False, True, 1, '"1"')
+    paused = _pause(client, organizer, sub, tag, paused=True)
+    assert (paused["paused"], paused["version"]) == (True, 2)
+    _units(client, organizer, 4)
+    assert hooks.queue() == 4  # queued while paused ...
+    assert hooks.deliver_due() == 0  # ... but nothing sent
+    assert receiver.received == []
+    log = _deliveries(client, organizer, sub)
+    assert [d["state"] for d in log] == ["pending"] * 4
+    assert [d["attempts"] for d in log] == [0] * 4
+    resumed = _pause(client, organizer, sub, '"2"', paused=False)
+    assert (resumed["paused"], resumed["version"]) == (False, 3)
+    _units(client, organizer, 1, start=4)  # an event after the resume goes after the backlog
+    hooks.queue()
+    assert hooks.deliver_due() == 5
+    sent = [json.loads(body) for _, body in receiver.received]
+    assert [e["data"]["code"] for e in sent] == [f"U-{i:02d}" for i in range(5)]
+    assert [e["position"] for e in sent] == sorted(e["position"] for e in sent)
+    assert sent == _feed(client, organizer)  # exactly what the feed shows, nothing lost
+    now = int(services.clock.now().timestamp())
+    for headers, body in receiver.received:
+        assert headers["webhook-id"] == f"{sub}.{json.loads(body)['position']}"
+        assert verify(created["secret"], headers, body, now=now)
+    assert [d["webhook_id"] for d in _deliveries(client, organizer, sub)] == [
+        h["webhook-id"] for h, _ in receiver.received]
+
+
+def test_a_deleted_subscription_sends_nothing_more_and_keeps_its_log(
+        client: Client, hooks: Webhooks, receiver: Receiver,
+        organizer: dict[str, str]) -> None:
+    sub = _subscribe(client, organizer, receiver.url)["subscription"]["id"]
+    _units(client, organizer, 2)
+    hooks.queue()
+    assert hooks.deliver_due() == 2
+    _units(client, organizer, 1, start=2)
+    hooks.queue()  # queued, then the subscription goes before it is sent
+    gone = client.delete(f"{SUBS}/{sub}", headers={**organizer, "If-Match": '"1"'})
+    assert gone.status_code == 200, gone.text
+    assert (gone.json()["active"], gone.json()["version"]) == (False, 2)
+    assert gone.json()["deleted_at"] is not None
+    _units(client, organizer, 2, start=3)
+    assert hooks.queue() == 0
+    assert hooks.deliver_due() == 0
+    assert len(receiver.received) == 2
+    log = _deliveries(client, organizer, sub)  # the audit trail stays readable
+    assert [d["state"] for d in log] == ["delivered", "delivered", "cancelled"]
+    read, tag = _read(client, organizer, sub)
+    assert (read["active"], tag) == (False, '"2"')
+    assert [s["id"] for s in client.get(SUBS, headers=organizer).json()["items"]] == [sub]
+    # Deleting again at the current ETag answers the same; a deleted one cannot be resumed
+    # or redelivered.
+    again = client.delete(f"{SUBS}/{sub}", headers={**organizer, "If-Match": '"2"'})
+    assert (again.status_code, again.json()) == (200, read)
+    resume = client.patch(f"{SUBS}/{sub}", json={"paused": False},
+                          headers={**organizer, "If-Match": '"2"'})
+    assert resume.status_code == 409, resume.text
+    assert resume.json()["rule"] == "webhook.subscription.deleted"
+    redo = client.post(f"{SUBS}/{sub}/deliveries/{log[0]['id']}/redelivery", headers=organizer)
+    assert redo.status_code == 409, redo.text
+    assert redo.json()["rule"] == "webhook.subscription.deleted"
+    hooks.queue()
+    assert hooks.deliver_due() == 0
+    assert len(receiver.received) == 2
+
+
+def test_changes_need_the_current_etag(client: Client, hooks: Webhooks, receiver: Receiver,
+                                       organizer: dict[str, str]) -> None:
+    sub = _subscribe(client, organizer, receiver.url)["subscription"]["id"]
+    url = f"{SUBS}/{sub}"
+    for method in ("PATCH", "DELETE"):
+        body = {"paused": True} if method == "PATCH" else None
+        missing = client.request(method, url, json=body, headers=organizer)
+        assert missing.status_code == 428, missing.text
+        assert missing.headers["content-type"].startswith("application/problem+json")
+        assert missing.json()["rule"] == "if-match.required"
+    _pause(client, organizer, sub, '"1"', paused=True)
+    for method in ("PATCH", "DELETE"):
+        body = {"paused": False} if method == "PATCH" else None
+        stale = client.request(method, url, json=body, headers={**organizer, "If-Match": '"1"'})
+        assert stale.status_code == 412, stale.text
+        problem = stale.json()
+        assert problem["type"] == "https://kaoping.example/problems/stale-version"
+        assert problem["current_version"] == 2
+        assert stale.headers["etag"] == '"2"'
+    read, _ = _read(client, organizer, sub)
+    assert (read["paused"], read["active"], read["version"]) == (True, True, 2)  # unchanged
+    unknown = client.patch(url, json={"paused": True, "url": "https://x.example"},
+                           headers={**organizer, "If-Match": '"2"'})
+    assert unknown.status_code == 400
+    assert unknown.json()["rule"] == "unknown-field"
+
+
+def test_a_change_is_replayed_for_its_idempotency_key(
+        client: Client, hooks: Webhooks, receiver: Receiver, organizer: dict[str, str]) -> None:
+    sub = _subscribe(client, organizer, receiver.url)["subscription"]["id"]
+    headers = {**organizer, "If-Match": '"1"', "Idempotency-Key": "pause-1"}
+    first = client.patch(f"{SUBS}/{sub}", json={"paused": True}, headers=headers)
+    retry = client.patch(f"{SUBS}/{sub}", json={"paused": True}, headers=headers)
+    assert first.status_code == retry.status_code == 200
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    assert retry.json()["version"] == 2  # applied once
+    other = client.patch(f"{SUBS}/{sub}", json={"paused": False}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["rule"] == "idempotency-key.reused"
+
+
+def test_another_principal_can_neither_see_nor_change_a_subscription(
+        client: Client, services: Services, hooks: Webhooks, receiver: Receiver,
+        organizer: dict[str, str]) -> None:
+    sub = _subscribe(client, organizer, receiver.url)["subscription"]["id"]
+    _units(client, organizer, 1)
+    hooks.queue()
+    other = bearer(services, Role.ORGANIZER, IdentityKind.STAFF, "org-2")  # same role, too
+    attempts = [
+        client.get(f"{SUBS}/{sub}", headers=other),
+        client.patch(f"{SUBS}/{sub}", json={"paused": True},
+                     headers={**other, "If-Match": '"1"'}),
+        client.delete(f"{SUBS}/{sub}", headers={**other, "If-Match": '"1"'}),
+        client.get(f"{SUBS}/{sub}/deliveries", headers=other),
+    ]
+    nowhere = client.get(f"{SUBS}/wh_0000000000000000", headers=organizer)
+    for resp in [*attempts, nowhere]:
+        assert resp.status_code == 404, resp.text
+        assert resp.json()["rule"] == "webhook.subscription.exists"
+    assert attempts[0].json()["detail"].replace(sub, "?") == nowhere.json()["detail"].replace(
+        "wh_0000000000000000", "?")  # the answer does not tell that it exists
+    read, tag = _read(client, organizer, sub)
+    assert (read["paused"], read["active"], tag) == (False, True, '"1"')
+    assert hooks.deliver_due() == 1
+    assert len(receiver.received) == 1

@@ -190,3 +190,18 @@ def test_the_application_role_holds_no_more_than_it_needs(pg_settings: Settings)
                     ("kaoping_ledger", "INSERT,SELECT")]
     outcome = _pg_try(pg_settings.database_url, "ALTER TABLE kaoping_events DISABLE TRIGGER ALL")
     assert "must be owner" in outcome
+
+
+def test_webhook_subscriptions_are_deactivated_never_deleted(pg_settings: Settings) -> None:
+    """Deleting a subscription is an UPDATE (its delivery log stays for audit), so the
+    application role holds no DELETE or TRUNCATE on the webhook tables."""
+    with psycopg.connect(pg_settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) "
+            "FROM information_schema.role_table_grants WHERE grantee = current_user "
+            "AND table_name LIKE 'kaoping_webhook_%%' GROUP BY table_name "
+            "ORDER BY table_name").fetchall()
+    assert rows == [("kaoping_webhook_deliveries", "INSERT,SELECT,UPDATE"),
+                    ("kaoping_webhook_subscriptions", "INSERT,SELECT,UPDATE")]
+    outcome = _pg_try(pg_settings.database_url, "DELETE FROM kaoping_webhook_subscriptions")
+    assert "permission denied" in outcome

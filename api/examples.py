@@ -383,6 +383,20 @@ OPERATIONS: dict[str, Example] = {
     "GET /api/v1/ledger/checkpoint": Example(None, CHECKPOINT),
     "GET /api/v1/ledger/key": Example(None, f"{ORIGIN}+848c5fc1+"
                                             "Ac03ldvCMtZBNk092OLota7GdCUD4TmsqJGN4hvuS/Sg\n"),
+    "GET /api/v1/ledger/keys": Example(None, {"keys": [
+        {"vkey": f"{ORIGIN}+5e1d7a02+AZQ2k4nN0mW8v3Hc1yQ0T7cFh2lJ9pXsV4bR6eK8tG1a",
+         "key_id": "5e1d7a02", "status": "current", "checkpoints": 214, "first_size": 1208,
+         "last_size": 15877, "successor": None, "handover_size": None, "retired_at": None,
+         "reason": None, "authority": None},
+        {"vkey": f"{ORIGIN}+848c5fc1+Ac03ldvCMtZBNk092OLota7GdCUD4TmsqJGN4hvuS/Sg",
+         "key_id": "848c5fc1", "status": "retired", "checkpoints": 96, "first_size": 1,
+         "last_size": 1208, "successor": f"{ORIGIN}+5e1d7a02+"
+         "AZQ2k4nN0mW8v3Hc1yQ0T7cFh2lJ9pXsV4bR6eK8tG1a", "handover_size": 1208,
+         "retired_at": "2025-07-01T09:00:00+08:00", "reason": "年度例行密钥轮换",
+         "authority": "市委组织部部务会议纪要〔2025〕7号"}]}),
+    "GET /api/v1/auth/jwks": Example(None, {"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+         "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "use": "sig", "alg": "EdDSA"}]}),
     "GET /api/v1/ledger/leaves": Example(None, [{"index": 0, "leaf_hash": _hash("leaf 0")},
                                                 {"index": 1, "leaf_hash": _hash("leaf 1")}]),
     "GET /api/v1/ledger/proofs/inclusion": Example(None, {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,6 +93,10 @@ def tracked_position(cur: Cursor, name: str) -> int:
     return -1 if row is None else int(row[0])
 
 
+FAILURE_PAUSE_S = 1.0  # a failed read model sits out this long, doubling per failure in a row,
+FAILURE_PAUSE_MAX_S = 300.0  # up to this: retries keep trying a fix, rarely enough to be cheap
+
+
 class ReadAhead:
     """Reads the next page of the log on its own connection while the current page is applied.
 
@@ -143,6 +148,7 @@ class Follower:
         self.db, self.mapper, self.page_size = db, mapper, page_size
         self.projections = list(projections)
         self._read_ahead = ReadAhead(db, mapper, page_size) if read_ahead else None
+        self._paused: dict[str, tuple[float, float]] = {}  # name -> (until, pause) after a failure
         self._wake = threading.Event()
         # One page at a time per process: the background thread and an explicit catch_up()
         # (the demo loader, tests) must not race each other's positions.
@@ -179,7 +185,14 @@ class Follower:
     def _step(self, projections: Sequence[Projection],
               stops: Mapping[str, int]) -> tuple[int, int]:
         """Read one page after the lowest position among ``projections`` and apply to each
-        the part it has not seen; return (events read, events applied in all)."""
+        the part it has not seen; return (events read, events applied in all).
+
+        Each projection applies its part under a savepoint: one that fails (a bug, an event it
+        cannot hold) is rolled back alone, keeps its position, and sits out a growing pause
+        (FAILURE_PAUSE_S, doubling to FAILURE_PAUSE_MAX_S) while the others go on; then its
+        error is raised to the caller. Without this, one poisoned read model would stop all.
+        """
+        failed: BaseException | None = None
         with self._step_lock, self.db.write() as cur:
             if cur.engine == "postgres":
                 # A read model is derived: if the server crashes before this commit reaches
@@ -188,8 +201,10 @@ class Follower:
                 cur.execute("SET LOCAL synchronous_commit TO off")
             cur.execute("SELECT name, position FROM kaoping_projection_tracking")
             at = {str(n): int(p) for n, p in cur.fetchall()}
+            now = time.monotonic()
             todo = [p for p in projections
-                    if p.name not in stops or at.get(p.name, -1) < stops[p.name]]
+                    if (p.name not in stops or at.get(p.name, -1) < stops[p.name])
+                    and self._paused.get(p.name, (0.0, 0.0))[0] <= now]
             if not todo:
                 return 0, 0
             low = min(at.get(p.name, -1) for p in todo)
@@ -205,16 +220,38 @@ class Follower:
                 stop = stops.get(p.name)
                 mine_to = len(page) if stop is None else bisect.bisect_right(positions, stop)
                 mine = page[mine_from:mine_to]
-                if mine:
-                    p.apply(cur, mine)
-                    self._move(cur, p.name, at.get(p.name, -1), mine[-1].position)
-                    applied += len(mine)
                 settle = getattr(p, "settle", None)
-                if settle is not None and (exhausted or mine_to < len(page)):
-                    # All there was for it has been read: work deferred across full pages
-                    # (a backlog being caught up) is done now, once, in this transaction.
-                    settle(cur, mine[-1].position if mine else at.get(p.name, -1))
+                settles = settle is not None and (exhausted or mine_to < len(page))
+                if not mine and not settles:
+                    continue
+                cur.execute("SAVEPOINT projection")
+                try:
+                    if mine:
+                        p.apply(cur, mine)
+                        self._move(cur, p.name, at.get(p.name, -1), mine[-1].position)
+                    if settles:
+                        # All there was for it has been read: work deferred across full pages
+                        # (a backlog being caught up) is done now, once, in this transaction.
+                        settle(cur, mine[-1].position if mine else at.get(p.name, -1))  # type: ignore[misc]
+                except Exception as exc:  # noqa: BLE001 -- contained, logged and re-raised below
+                    cur.execute("ROLLBACK TO SAVEPOINT projection")
+                    failed = failed or exc
+                    self._pause(p.name, exc)
+                    continue
+                finally:
+                    cur.execute("RELEASE SAVEPOINT projection")
+                self._paused.pop(p.name, None)
+                applied += len(mine)
+        if failed is not None:
+            raise failed
         return len(page), applied
+
+    def _pause(self, name: str, exc: BaseException) -> None:
+        last = self._paused.get(name, (0.0, 0.0))[1]
+        pause = min(FAILURE_PAUSE_MAX_S, last * 2 if last else FAILURE_PAUSE_S)
+        self._paused[name] = (time.monotonic() + pause, pause)
+        log.error("projection.paused", projection=name, pause_s=pause,
+                  error=f"{type(exc).__name__}: {exc}")
 
     @staticmethod
     def _move(cur: Cursor, name: str, was: int, to: int) -> None:

@@ -47,6 +47,9 @@ class Cases:
         if not subjects:
             msg = "a report names at least one subject"
             raise InvalidInput(msg, rule="case.subjects", field="subjects")
+        if not 2000 <= year <= 2100:  # as the API's Year; the read models hold 32-bit years
+            msg = "year must be from 2000 to 2100"
+            raise InvalidInput(msg, rule="case.year", field="year")
         code = None if reporter else secrets.token_urlsafe(12)
         case = Case(channel=channel.value, year=year, subjects=subjects, summary=summary,
                     follow_up_hash=follow_up_hash(code) if code else None, actor=principal.id)

@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.auth import SECURITY, current_principal
 from api.mechanisms import INT64, ReceiptItem, receipt, strict_body, wait_for_projection
 from api.openapi import problems
-from api.routes.common import WriteOut, write
+from api.routes.common import WriteOut, Year, write
 from domain.cases import CaseState, Channel
 from domain.errors import Forbidden
 from projections.cases import CasesView, access_log
@@ -25,7 +25,7 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
 
 class ReportIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     channel: Channel
-    year: int
+    year: Year
     subjects: list[str]
     summary: Text
     reporter: Annotated[str, msgspec.Meta(max_length=200)] | None = None  # None: anonymous
@@ -58,7 +58,7 @@ class CloseIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class CaseOut(msgspec.Struct, kw_only=True):
     case_id: UUID
     channel: Channel
-    year: int
+    year: Year
     subjects: list[str]
     summary: str
     state: CaseState

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -14,6 +14,9 @@ from api.mechanisms import ReceiptItem, etag, perform, receipt
 from service.principals import Principal
 from service.store import AfterAppend
 from service.writes import Written
+
+# A cycle's year: bounded so every layer (read-model columns are 32-bit) can hold it.
+Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
 
 
 class WriteOut(msgspec.Struct, kw_only=True):

@@ -23,7 +23,7 @@ from api.mechanisms import (
     wait_for_projection,
 )
 from api.openapi import problems
-from api.routes.common import WriteOut, write
+from api.routes.common import WriteOut, Year, write
 from domain.cycle import Cycle, Phase, RosterEntry
 from domain.errors import Conflict, Forbidden, NotFound, StaleVersion
 from domain.scheme import Scheme, SubjectKind
@@ -36,7 +36,6 @@ from service.evidence import Bundle, build_bundle, encode_bundle
 from service.explain import Change, Diff, ScoreCard, diff, explain, history, render
 from service.principals import Role
 
-Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 

@@ -155,3 +155,26 @@ def test_read_ahead_never_skips_or_repeats_an_event(services: Services, read_ahe
     positions = [p for page in seen.pages for p in page]
     assert positions == list(range(30 + 10 + 3 + 1))  # 30 + 10 renames, then 3 + 1 rename
     assert all(len(page) <= 4 for page in seen.pages)
+
+
+def test_a_failing_projection_does_not_stop_the_others(services: Services) -> None:
+    class Poisoned(EventCounts):
+        name = "poisoned.v1"
+        tables = ()
+
+        def apply(self, cur: object, events: object) -> None:
+            msg = "cannot hold this event"
+            raise ValueError(msg)
+
+    expected = _write(services, 4)
+    counts = EventCounts()
+    follower = Follower(services.db, services.store.mapper, [Poisoned(), counts])
+    with pytest.raises(ValueError, match="cannot hold this event"):
+        follower.catch_up()
+    assert _counts(services) == dict(expected)  # the healthy one went on in the same pass
+    more = _write(services, 2, start=50)
+    assert follower.catch_up() == sum(more.values())  # the failed one sits out its pause
+    assert _counts(services) == dict(expected + more)
+    with services.db.read() as cur:
+        assert tracked_position(cur, "poisoned.v1") == -1
+        assert tracked_position(cur, counts.name) == sum((expected + more).values()) - 1

@@ -160,7 +160,7 @@ def test_read_ahead_never_skips_or_repeats_an_event(services: Services, read_ahe
 def test_a_failing_projection_does_not_stop_the_others(services: Services) -> None:
     class Poisoned(EventCounts):
         name = "poisoned.v1"
-        tables = ()
+        tables: tuple[str, ...] = ()
 
         def apply(self, cur: object, events: object) -> None:
             msg = "cannot hold this event"

@@ -155,7 +155,7 @@ def cmd_token_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
     state = "revoked: its tokens are refused now" if args.revoke_old else (
         f"retired: its tokens stay valid until they expire (at most "
         f"{settings.token_ttl_seconds} s); revoke it early with: "
-        f"kaoping keys revoke-token-key {old}")
+        f"kaoping keys revoke-token-key -- {old}")
     print(f"token signing key {new} is current; {old} is {state}", file=sys.stderr)
     print(new)
     return 0
@@ -435,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate_token.set_defaults(func=cmd_token_key_rotate)
     revoke_token = keys.add_parser("revoke-token-key",
                                    help="refuse every token signed by a retired key")
-    revoke_token.add_argument("kid")
+    # A kid is base64url and may begin with "-": write `--` before it (printed that way).
+    revoke_token.add_argument("kid", help="the key id; write -- before it: ... -- KID")
     revoke_token.set_defaults(func=cmd_token_key_revoke)
     ledger = sub.add_parser("ledger", help="the tamper-evident ledger").add_subparsers(
         dest="ledger", required=True)

@@ -164,10 +164,10 @@ def test_the_cli_rotates_lists_and_revokes(client: Client, services: Services,
                                                           (old_kid, "retired")]
     assert client.get(MINE, headers=before).status_code == 200
 
-    refused = _kaoping(settings, "keys", "revoke-token-key", new_kid)
+    refused = _kaoping(settings, "keys", "revoke-token-key", "--", new_kid)
     assert refused.returncode == 2
     assert "rotate it first" in refused.stderr
-    out = _kaoping(settings, "keys", "revoke-token-key", old_kid)
+    out = _kaoping(settings, "keys", "revoke-token-key", "--", old_kid)
     assert out.returncode == 0, out.stderr
     _refused(client.get(MINE, headers=before), "revoked")
     assert "PRIVATE" not in Path(f"{settings.token_key_path}.keyset.json").read_text()

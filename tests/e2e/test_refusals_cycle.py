@@ -334,3 +334,10 @@ def test_reviews_name_their_kind_and_decisions_a_filed_review(
                  422, "invalid-input", "review.filed", "kind")
     assert (subject_version(services, "cadre:P3"), log_length(services)) == (version, before)
     assert services.evaluation.file(Y, "cadre:P3").requests == {}
+    ok(client.post(f"{BASE}/subjects/cadre:P3/reviews", json={"kind": "review", "reason": "不服"},
+                   headers=scoring.p3))
+    version, before = subject_version(services, "cadre:P3"), log_length(services)
+    refused_with(client.post(f"{BASE}/subjects/cadre:P3/reviews",
+                             json={"kind": "review", "reason": "再次"}, headers=scoring.p3),
+                 409, "conflict", "review.once", "kind")
+    assert (subject_version(services, "cadre:P3"), log_length(services)) == (version, before)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from domain.units import Unit
 from service.db import as_uuid
 
@@ -15,6 +17,15 @@ if TYPE_CHECKING:
     from service.db import Cursor
 
 _REGISTERED, _RENAMED = Unit.Registered.TOPIC, Unit.Renamed.TOPIC
+
+
+class _Registered(msgspec.Struct):  # the fields of Unit.Registered this view keeps
+    code: str
+    name: str
+    kind: str
+    category: str
+
+
 _COLUMNS = ("unit_id", "code", "name", "kind", "category", "version", "position")
 
 
@@ -31,7 +42,7 @@ class UnitsView:
         def registrations() -> Iterator[tuple[Any, ...]]:
             for e in events:
                 if e.topic == _REGISTERED:
-                    ev = e.event
+                    ev = e.fields(_Registered)
                     yield (e.stream_id, ev.code, ev.name, ev.kind, ev.category, e.version,
                            e.position)
                 elif e.topic == _RENAMED:

@@ -73,6 +73,33 @@ def _where(stored_event: StoredEvent) -> str:
             f"version {stored_event.originator_version}")
 
 
+_VIEWS: dict[tuple[str, type[Any]], msgspec.json.Decoder[Any] | None] = {}
+V = typing.TypeVar("V", bound=msgspec.Struct)
+
+
+def decode_fields(topic: str, state: bytes, view: type[V], event: typing.Callable[[], Any]) -> V:
+    """Only the payload fields ``view`` (a msgspec Struct) names, decoded straight from the
+    stored bytes, types checked: for a projection that reads a million events for a few of
+    their fields (a rebuild), about twice as fast as decoding whole events. An event class with
+    upcasters (class_version > 1) may store older shapes, so for it the whole event is decoded
+    (``event()``) and the fields taken from it."""
+    key = (topic, view)
+    if key not in _VIEWS:
+        cls = _CLASSES.get(topic) or _CLASSES.setdefault(topic, resolve_topic(topic))
+        _VIEWS[key] = (msgspec.json.Decoder(view) if getattr(cls, "class_version", 1) == 1
+                       else None)
+    decoder = _VIEWS[key]
+    if decoder is None:
+        whole = event()
+        return view(**{name: getattr(whole, name) for name in view.__struct_fields__})
+    try:
+        decoded: V = decoder.decode(state)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        msg = f"cannot decode payload of {topic!r}: {exc}"
+        raise MapperDeserialisationError(msg) from exc
+    return decoded
+
+
 class MsgspecMapper(Mapper[UUID]):
     """Stores an event's fields as sorted-key JSON; decodes them strictly by the event's type."""
 

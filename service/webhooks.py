@@ -39,7 +39,6 @@ import random
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -333,7 +332,7 @@ class Webhooks:
     def redeliver(self, owner: str, sub_id: str, delivery_id: int, key: str | None) -> Delivery:
         """Queue a delivery again now (whatever its state). The same Idempotency-Key twice
         queues it once."""
-        now = time.time()
+        now = self.clock.now().timestamp()
         if not 0 < delivery_id < 2**63:  # beyond any stored id (and any SQLite INTEGER)
             msg = f"subscription {sub_id} has no delivery {delivery_id}"
             raise NotFound(msg, rule="webhook.delivery.exists")
@@ -368,7 +367,7 @@ class Webhooks:
                         "WHERE active = %s", (True,))
             subs = cur.fetchall()
         queued = 0
-        now = time.time()
+        now = self.clock.now().timestamp()
         for sub_id, role, types in subs:
             wanted = set(msgspec.json.decode(types))
             with self.db.write() as cur:
@@ -393,7 +392,7 @@ class Webhooks:
         return queued
 
     def _claim(self, limit: int) -> list[tuple[int, str, int, int, float | None, str, str, str]]:
-        now = time.time()
+        now = self.clock.now().timestamp()
         lease = now + self.settings.webhook_timeout_seconds * 2 + 5
         with self.db.read() as cur:
             cur.execute(
@@ -463,7 +462,7 @@ class Webhooks:
 
     def _record(self, d_id: int, attempts: int, first: float | None, status: int | None,
                 error: str | None) -> int:
-        now = time.time()
+        now = self.clock.now().timestamp()
         first = first if first is not None else now
         with self.db.write() as cur:
             if error is None:

@@ -7,12 +7,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
+from service.clock import FixedClock
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from service.webhooks import UrlPolicy, Webhooks, check_url, verify
@@ -139,7 +141,7 @@ def test_event_types_filter_and_the_role_filter(client: Client, services: Servic
 
 def test_a_receiver_that_was_down_catches_up_with_the_same_ids(
         client: Client, services: Services, hooks: Webhooks, receiver: Receiver,
-        organizer: dict[str, str]) -> None:
+        organizer: dict[str, str], clock: FixedClock) -> None:
     created = _subscribe(client, organizer, receiver.url)
     sub = created["subscription"]["id"]
     _units(client, organizer, 3)
@@ -151,7 +153,7 @@ def test_a_receiver_that_was_down_catches_up_with_the_same_ids(
         ("pending", 1, 500)] * 3
     # A new deliverer (a restart) picks up where the stored state says.
     receiver.failing = False
-    time.sleep(0.05)
+    clock.advance(timedelta(seconds=1))  # past the retry (the injected clock; no sleep)
     restarted = Webhooks(services.db, services.store.mapper, hooks.settings, services.clock)
     assert restarted.queue() == 0
     assert restarted.deliver_due() == 3

@@ -106,10 +106,12 @@ class Cases:
             time.sleep(0.02)
 
     def gate(self, principal: Principal, what: str, year: int | None, subject: str | None,
-             case: str | None = None) -> bool:
+             case: str | None = None, *, record_allowed: bool = True) -> bool:
         """Whether ``principal`` may read restricted ``what`` about ``subject``; the answer is
-        recorded either way. Investigators: only subjects of their open cases (403 otherwise);
-        supervisors and the assessment team: yes; anyone else: no (the caller hides it)."""
+        recorded either way (an allowed read only later, by the caller, when it may still
+        fail before anything is read: ``record_allowed=False``). Investigators: only subjects
+        of their open cases (403 otherwise); supervisors and the assessment team: yes; anyone
+        else: no (the caller hides it)."""
         allowed, rule = False, "restricted.role"
         if principal.role in (Role.SUPERVISOR, Role.ASSESSMENT_TEAM):
             allowed, rule = True, "restricted.role"
@@ -117,7 +119,8 @@ class Cases:
             in_scope = year is not None and subject is not None and (
                 (year, subject) in self._scope(principal.id))
             allowed, rule = in_scope, "investigator.case-scope"
-        self.record(principal, what, year, subject, case, allowed, rule)
+        if record_allowed or not allowed:
+            self.record(principal, what, year, subject, case, allowed, rule)
         if principal.role == Role.INVESTIGATOR and not allowed:
             msg = f"{subject} is not a subject of one of your open cases"
             raise Forbidden(msg, rule="investigator.case-scope")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -405,12 +406,15 @@ class CycleController(Controller):
             msg = "evidence bundles are for supervisors, investigators and the organizer"
             raise Forbidden(msg, rule="evidence.reader")
         services = state.services
-        if principal.role == Role.INVESTIGATOR:
-            await to_thread.run_sync(services.cases.gate, principal, "evidence", year, subject)
-        else:
-            await to_thread.run_sync(services.cases.record, principal, "evidence", year,
-                                     subject, None, True, "evidence.reader")
+        rule = "evidence.reader"
+        if principal.role == Role.INVESTIGATOR:  # a refusal is recorded (and raised) here
+            await to_thread.run_sync(partial(services.cases.gate, record_allowed=False),
+                                     principal, "evidence", year, subject)
+            rule = "investigator.case-scope"
         bundle = await to_thread.run_sync(build_bundle, services, year, subject, since)
+        # Recorded once the bundle exists: a refusal for an unpublished cycle reads nothing.
+        await to_thread.run_sync(services.cases.record, principal, "evidence", year, subject,
+                                 None, True, rule)
         name = f"evidence-{year}-{subject.replace(':', '-')}.json"
         return Response(encode_bundle(bundle), media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="{name}"'})

@@ -295,8 +295,12 @@ def test_readers_of_evidence_and_exports(client: Client, services: Services, sco
 
 def test_evidence_bundles_are_of_published_results(client: Client, services: Services,
                                                    scoring: People) -> None:
+    before = log_length(services)
     refused_with(client.get(f"{BASE}/subjects/team:E1/evidence", headers=scoring.org), 409,
                  "conflict", "evidence.published")
+    # Nothing was read, so no access is recorded (a bundle's read is recorded once it exists;
+    # building it signs a checkpoint, which adds no event).
+    assert log_length(services) == before
 
 
 def test_explain_as_of_before_the_scheme_or_the_files(client: Client, services: Services) -> None:

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
+import msgspec.structs
 from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
+from domain.ballots import EvaluationSession
 from domain.cycle import Cycle
 from domain.errors import BadArgument, NotFound
 from domain.scheme import Component
@@ -55,6 +57,18 @@ COMPONENT_OF = {
 _SKIP = {"originator_id", "originator_version", "originator_topic", "timestamp", "actor"}
 
 
+class SourceEvent(msgspec.Struct, kw_only=True):
+    """The event an input was recorded from: for a 民主测评 score, the ballot session's close
+    (its cut, how many ballots are on its board, and this subject's tally)."""
+
+    position: int
+    leaf_hash: str
+    stream_id: str
+    version: int
+    topic: str
+    facts: dict[str, Any]
+
+
 class InputLine(msgspec.Struct, kw_only=True):
     """One event behind a number: where it is in the log, who, when, what."""
 
@@ -66,6 +80,7 @@ class InputLine(msgspec.Struct, kw_only=True):
     actor: str
     time: str
     facts: dict[str, Any]  # the event's own fields (restricted notes withheld)
+    source: SourceEvent | None = None  # where the input came from, when it came from an event
 
 
 class ScoreCard(msgspec.Struct, kw_only=True):
@@ -173,12 +188,37 @@ def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position:
         facts = {k: v for k, v in vars(ev).items() if k not in _SKIP}
         if topic == SubjectFile.InspectionNoted.TOPIC and not restricted_ok:
             facts = {"activity": facts.get("activity"), "notes": "(restricted)"}
+        source = None
+        if topic == SubjectFile.EvaluationRecorded.TOPIC and ev.closed_version is not None:
+            source = _session_close(cur, mapper, ev.session, ev.closed_version, subject)
         out.append(InputLine(position=int(pos), leaf_hash=bytes(leaf).hex(),
                              version=int(version), topic=str(topic),
                              part=COMPONENT_OF.get(str(topic), "other"),
                              actor=str(getattr(ev, "actor", "")),
-                             time=ev.timestamp.isoformat(), facts=facts))
+                             time=ev.timestamp.isoformat(), facts=facts, source=source))
     return out
+
+
+def _session_close(cur: Cursor, mapper: Mapper[UUID], code: str, version: int,
+                   subject: str) -> SourceEvent | None:
+    """The Closed event of ballot session ``code`` (at ``version`` of its stream)."""
+    sid = EvaluationSession.id_for(code)
+    cur.execute("SELECT position, leaf_hash FROM kaoping_ledger WHERE stream_id = %s AND "
+                "stream_version = %s", (sid, version))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    closed: Any = next((mapper.to_domain_event(StoredEvent(sid, int(v), str(t), bytes(st)))
+                        for _, v, t, st, _ in stream_rows(cur, sid, int(row[0]) + 1)
+                        if int(v) == version), None)
+    if not isinstance(closed, EvaluationSession.Closed):
+        return None
+    tally = next((t for t in closed.result.subjects if t.subject == subject), None)
+    return SourceEvent(position=int(row[0]), leaf_hash=bytes(row[1]).hex(), stream_id=str(sid),
+                       version=version, topic=EvaluationSession.Closed.TOPIC, facts={
+                           "session": code, "cut_position": closed.cut_position,
+                           "ballots_on_board": len(closed.trackers),
+                           "tally": msgspec.structs.asdict(tally) if tally else None})
 
 
 def explain(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, as_of: str | None,
@@ -256,4 +296,11 @@ def render(card: ScoreCard) -> str:
         out.append(f"  #{line.position:<7} v{line.version:<3} {line.part:<16} {line.time[:19]}"
                    f"  {line.actor}  {line.topic.split('/')[-1]}  {facts}")
         out.append(f"           leaf {line.leaf_hash}")
+        if line.source is not None:
+            tally = line.source.facts.get("tally") or {}
+            out.append(f"           from #{line.source.position} "
+                       f"{line.source.topic.split('/')[-1]} of {line.source.facts['session']}: "
+                       f"{line.source.facts['ballots_on_board']} ballots on the board, "
+                       f"{tally.get('valid_ballots')} valid for this subject, score "
+                       f"{tally.get('score')}; leaf {line.source.leaf_hash}")
     return "\n".join(out)

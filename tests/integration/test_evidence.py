@@ -244,3 +244,24 @@ def test_bundles_over_http_need_a_reader_role(city: Services, settings: Settings
         assert lines[-1].startswith(SUBJECT)
         bundle = msgspec.json.decode(resp.content)
         assert bundle["subject"] == SUBJECT
+
+
+def test_explain_traces_a_democratic_score_to_the_session_close(city: Services) -> None:
+    from service.explain import explain, render  # noqa: PLC0415
+
+    with city.db.read() as cur:
+        card = explain(cur, city.store.mapper, 2025, SUBJECT, None, restricted_ok=False)
+    [line] = [i for i in card.inputs if i.topic == SubjectFile.EvaluationRecorded.TOPIC
+              and i.facts["closed_version"] is not None]
+    session = city.sessions.session(SESSION)
+    assert session.result is not None
+    tally = next(t for t in session.result.subjects if t.subject == SUBJECT)
+    assert line.source is not None
+    assert line.source.topic == "kaoping/EvaluationSession.Closed.v1"
+    assert line.source.version == session.version == line.facts["closed_version"]
+    assert line.source.facts["ballots_on_board"] == len(session.trackers)
+    assert line.source.facts["tally"]["score"] == tally.score
+    assert line.facts["democratic"] == tally.score == card.result.components[
+        next(c for c in card.result.components if c.value == "democratic")]
+    assert (f"{len(session.trackers)} ballots on the board, {tally.valid_ballots} valid for "
+            f"this subject, score {tally.score}") in render(card)

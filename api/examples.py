@@ -282,7 +282,10 @@ OPERATIONS: dict[str, Example] = {
     f"GET {_S}/history": Example(None, [{
         "position": 1190, "topic": "kaoping/SubjectFile.CommitteeDecided.v1",
         "actor": "person:staff:swcwh", "time": "2026-01-15T08:00:00+00:00",
-        "changed": {"final_grade": [None, "好"]}}]),
+        "changed": {"final_grade": [None, "好"]}, "by": "self"}, {
+        "position": 1204, "topic": "kaoping/SubjectFile.AdjustmentApproved.v1",
+        "actor": "person:staff:zzb-02", "time": "2026-01-16T02:30:00+00:00",
+        "changed": {"rank": [2, 3]}, "by": "team:XZ-04"}]),
     f"GET {_S}/evidence": Example(None, {
         "format": "kaoping-evidence/1", "origin": ORIGIN, "checkpoint": CHECKPOINT,
         "consistency": {"from_size": 134, "proof": [_hex(f"node {i}") for i in range(2)]},

@@ -98,6 +98,9 @@ class Change(msgspec.Struct, kw_only=True):
     actor: str
     time: str
     changed: dict[str, list[Any]]  # field -> [before, after]
+    # Whose event: "self" (the subject's own file), "cycle" (the scheme, roster, phases) or
+    # the code of another subject of the pool (whose scores moved this one's rank or grade).
+    by: str = "self"
 
 
 def head(cur: Cursor) -> int:
@@ -254,20 +257,59 @@ def diff(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, start: str,
     return Diff(year=year, subject=subject, from_position=a, to_position=b, changed=changed)
 
 
+_CARD_FIELDS = ("composite", "rank", "proposed_grade", "final_grade", "no_grade_reason")
+
+
 def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[Change]:
-    """Every event of the subject's file, with what it changed on the score card."""
-    lines = _lines(cur, mapper, year, subject, head(cur), restricted_ok=False)
-    fields = ("composite", "rank", "proposed_grade", "final_grade", "no_grade_reason")
-    before: dict[str, Any] = dict.fromkeys(fields)
+    """Every change to the subject's score card (composite, rank, grades) in log order, each
+    with the event that made it: the subject's own file events (always listed, even when they
+    change nothing), and any event of the cycle or of another subject of the pool that moved
+    this subject's card (a rival's adjustment can change my rank or quota-bound grade).
+
+    One pass over the pool's evidence streams, applying each event to in-memory aggregates
+    and rescoring the pool after it: cost follows the pool's evidence, not the log."""
+    cycle_id, own = Cycle.id_for(year), SubjectFile.id_for(year, subject)
+    now: Any = replay_as_of(cur, mapper, cycle_id, head(cur))
+    if not isinstance(now, Cycle):
+        msg = f"no cycle {year}"
+        raise NotFound(msg, rule="cycle.exists")
+    entry = now.entry(subject)
+    by = {cycle_id: "cycle", **{SubjectFile.id_for(year, e.subject): e.subject
+                                for e in now.pool(entry.group, entry.kind)}}
+    rows = sorted((int(pos), sid, int(v), str(t), bytes(st))
+                  for sid in by for pos, v, t, st, _ in stream_rows(cur, sid, 2**62))
+    published = published_position(cur, year - 1)
+    previous = {} if published is None else _published_ranks(cur, mapper, year - 1, published)
+    aggregates: dict[UUID, Any] = {}
+    evidence: dict[tuple[UUID, int, int], Any] = {}  # (file, its version, cycle version)
+    before: dict[str, Any] = dict.fromkeys(_CARD_FIELDS)
     changes = []
-    for line in lines:
-        pool, _ = pool_as_of(cur, mapper, year, subject, line.position)
-        now = pool.for_subject(subject)
-        after = {f: getattr(now, f) for f in fields}
-        changes.append(Change(position=line.position, topic=line.topic, actor=line.actor,
-                              time=line.time, changed={
-                                  f: [before[f], after[f]] for f in fields
-                                  if before[f] != after[f]}))
+    for pos, sid, version, topic, state in rows:
+        ev: Any = mapper.to_domain_event(StoredEvent(sid, version, topic, state))
+        aggregates[sid] = project_aggregate(aggregates.get(sid), [ev])
+        cycle = aggregates.get(cycle_id)
+        after = before
+        files = [(fid, f) for e in cycle.pool(entry.group, entry.kind)
+                 if isinstance(f := aggregates.get(fid := SubjectFile.id_for(year, e.subject)),
+                               SubjectFile)] if isinstance(cycle, Cycle) else []
+        if isinstance(cycle, Cycle) and cycle.scheme is not None and any(
+                fid == own for fid, _ in files):
+            for fid, f in files:
+                key = (fid, f.version, cycle.version)
+                if key not in evidence:
+                    evidence[key] = f.evidence(cycle.scheme)
+            counted = published is not None and published <= pos
+            result = score_pool(cycle.scheme, PoolEvidence(
+                group=entry.group, kind=entry.kind,
+                subjects=[evidence[(fid, f.version, cycle.version)] for fid, f in files],
+                previous_ranks={f.subject: previous[f.subject] for _, f in files
+                                if counted and f.subject in previous})).for_subject(subject)
+            after = {f: getattr(result, f) for f in _CARD_FIELDS}
+        changed = {f: [before[f], after[f]] for f in _CARD_FIELDS if before[f] != after[f]}
+        if sid == own or changed:
+            changes.append(Change(position=pos, topic=topic, actor=str(getattr(ev, "actor", "")),
+                                  time=ev.timestamp.isoformat(), changed=changed,
+                                  by="self" if sid == own else by[sid]))
         before = after
     return changes
 

@@ -97,3 +97,33 @@ def test_a_diff_between_two_points(client: Client, services: Services) -> None:
     assert (body["from_position"], body["to_position"]) == (approved - 1, approved)
     assert set(body["changed"]) <= {"composite", "components", "rank", "banded_grade",
                                     "proposed_grade", "final_grade", "quota_demoted"}
+
+
+def test_history_names_every_change_and_who_made_it(client: Client, services: Services) -> None:
+    """Each change's 'before' is the previous change's 'after' (nothing moves unseen), the last
+    state is the live card, and a rank moved by a rival's event is attributed to that event."""
+    who = People(services)
+    setup_cycle(client, services, who)
+    score_everything(client, who)
+    for team in ("team:E1", "team:E2", "team:E3"):
+        resp = client.get(f"{BASE}/subjects/{team}/history", headers=who.org)
+        assert resp.status_code == 200, resp.text
+        changes: list[dict[str, Any]] = resp.json()
+        state: dict[str, Any] = dict.fromkeys(
+            ("composite", "rank", "proposed_grade", "final_grade", "no_grade_reason"))
+        for change in changes:
+            for field, (old, new) in change["changed"].items():
+                assert state[field] == old, (team, change)
+                state[field] = new
+        card = client.get(f"{BASE}/subjects/{team}/explain", headers=who.org).json()["result"]
+        assert state["composite"] == card["composite"]
+        assert state["rank"] == card["rank"]
+        assert state["final_grade"] == card["final_grade"]
+        own = [c for c in changes if c["by"] == "self"]
+        assert all(c["topic"].startswith("kaoping/SubjectFile.") for c in own)
+        others = [c for c in changes if c["by"] != "self"]
+        assert all(c["changed"] for c in others)  # another's event is listed only if it moved us
+    e3 = client.get(f"{BASE}/subjects/team:E3/history", headers=who.org).json()
+    rivals = {c["by"] for c in e3 if c["by"] not in ("self", "cycle")}
+    assert rivals <= {"team:E1", "team:E2"}
+    assert any("rank" in c["changed"] for c in e3 if c["by"] in rivals)

@@ -97,9 +97,11 @@ def _events(services: Services) -> int:
     return int(row[0])
 
 
-def setup_cycle(client: Client, services: Services, who: People) -> None:
+def frozen_cycle(client: Client, services: Services, who: People, *,
+                 leaders: bool = True) -> None:
+    """Reference data, the cycle, its scheme and roster, frozen (before the announcement)."""
     ok(client.post("/api/v1/imports", json={"units": UNITS, "cadres": CADRES}, headers=who.org))
-    for code in ("L1", "L2"):
+    for code in ("L1", "L2") if leaders else ():
         ok(client.post("/api/v1/leaders", json={"code": code, "name": code}, headers=who.org))
     ok(client.post("/api/v1/cycles", json={"year": Y}, headers=who.org))
     etag = client.get(BASE).headers["etag"]
@@ -107,6 +109,10 @@ def setup_cycle(client: Client, services: Services, who: People) -> None:
     services.follower.catch_up()
     ok(client.post(f"{BASE}/roster", json={}, headers=who.org))
     ok(client.post(f"{BASE}/freeze", json={}, headers=who.org))
+
+
+def setup_cycle(client: Client, services: Services, who: People) -> None:
+    frozen_cycle(client, services, who)
     ok(client.post(f"{BASE}/announcement", json={
         "team_members": ["考核组长 周某", "组员 吴某"], "starts_on": "2025-12-01",
         "ends_on": "2026-01-10", "hotline": "0371-12380"}, headers=who.org))

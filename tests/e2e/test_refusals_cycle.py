@@ -24,6 +24,7 @@ from tests.e2e.test_cycle_scenario import (
     UNITS,
     People,
     Y,
+    frozen_cycle,
     ok,
     score_everything,
     setup_cycle,
@@ -113,13 +114,7 @@ def test_a_subject_has_no_file_before_scoring_opens(client: Client, services: Se
 def test_announcements_are_complete_and_read_once_made(client: Client,
                                                        services: Services) -> None:
     who = People(services)
-    ok(client.post("/api/v1/imports", json={"units": UNITS, "cadres": CADRES}, headers=who.org))
-    ok(client.post("/api/v1/cycles", json={"year": Y}, headers=who.org))
-    etag = client.get(BASE).headers["etag"]
-    ok(client.put(f"{BASE}/scheme", json=SCHEME, headers={**who.org, "If-Match": etag}), 200)
-    services.follower.catch_up()
-    ok(client.post(f"{BASE}/roster", json={}, headers=who.org))
-    ok(client.post(f"{BASE}/freeze", json={}, headers=who.org))
+    frozen_cycle(client, services, who, leaders=False)
     refused_with(client.get(f"{BASE}/announcement"), 404, "not-found", "announcement.exists",
                  "year")
     good = {"team_members": ["组长 周某"], "starts_on": "2025-12-01", "ends_on": "2026-01-10",

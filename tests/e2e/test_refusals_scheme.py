@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from service.runtime import Services
-from tests.e2e.test_cycle_scenario import BASE, CADRES, SCHEME, UNITS, People, Y, ok
+from tests.e2e.test_cycle_scenario import BASE, CADRES, SCHEME, UNITS, People, Y, frozen_cycle, ok
 
 Client = TestClient[Any]
 Mutation = Callable[[dict[str, Any]], None]
@@ -157,13 +157,7 @@ def test_an_invalid_scheme_is_refused_and_not_stored(
 def test_an_invalid_amendment_is_refused_and_not_stored(
         client: Client, services: Services, mutate: Mutation, rule: str, field: str) -> None:
     who = People(services)
-    ok(client.post("/api/v1/imports", json={"units": UNITS, "cadres": CADRES}, headers=who.org))
-    ok(client.post("/api/v1/cycles", json={"year": Y}, headers=who.org))
-    etag = client.get(BASE).headers["etag"]
-    ok(client.put(f"{BASE}/scheme", json=SCHEME, headers={**who.org, "If-Match": etag}), 200)
-    services.follower.catch_up()
-    ok(client.post(f"{BASE}/roster", json={}, headers=who.org))
-    ok(client.post(f"{BASE}/freeze", json={}, headers=who.org))
+    frozen_cycle(client, services, who, leaders=False)
     fingerprint = services.evaluation.cycle(Y).scheme_fingerprint
     before = log_length(services)
     scheme = copy.deepcopy(SCHEME)

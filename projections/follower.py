@@ -235,7 +235,11 @@ class Follower:
                 mine_to = len(page) if stop is None else bisect.bisect_right(positions, stop)
                 mine = page[mine_from:mine_to]
                 settle = getattr(p, "settle", None)
-                settles = settle is not None and (exhausted or mine_to < len(page))
+                reached = mine[-1].position if mine else at.get(p.name, -1)
+                # Settle once all there was for it is read: the log is exhausted, its stop lies
+                # inside this page, or this page ends exactly at its stop.
+                settles = settle is not None and (exhausted or mine_to < len(page) or (
+                    stop is not None and reached >= stop))
                 if not mine and not settles:
                     continue
                 if not isolate:

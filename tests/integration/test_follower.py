@@ -178,3 +178,32 @@ def test_a_failing_projection_does_not_stop_the_others(services: Services) -> No
     with services.db.read() as cur:
         assert tracked_position(cur, "poisoned.v1") == -1
         assert tracked_position(cur, counts.name) == sum((expected + more).values()) - 1
+
+
+class Settling(EventCounts):
+    """Applies nothing; remembers where it was asked to settle."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.settled: list[int] = []
+
+    def apply(self, cur: object, events: object) -> None:
+        pass
+
+    def settle(self, cur: object, up_to: int) -> None:
+        self.settled.append(up_to)
+
+
+@pytest.mark.parametrize(("units", "stop"), [(10, 9), (12, 4), (12, 11), (12, 6)])
+def test_a_stop_settles_once_at_the_stop_even_on_a_page_boundary(
+        services: Services, units: int, stop: int) -> None:
+    # Pages of 5: stops at 4 and 9 end a full page exactly (the case a rebuild check with a
+    # log of a multiple of the page size hits); 6 and 11 fall inside a page.
+    for i in range(units):
+        services.store.save(register_unit(f"S{i:04d}", f"Unit {i}", UnitKind.DEPARTMENT,
+                                          "vertical", "t"))
+    settling = Settling("settling.v1")
+    follower = Follower(services.db, services.store.mapper, [settling], page_size=5,
+                        read_ahead=False)
+    follower.catch_up(stops={"settling.v1": stop})
+    assert settling.settled == [stop]

@@ -178,6 +178,7 @@ class SubjectFile(Aggregate):
         self.analysis: dict[str, Decimal] = {}
         self.democratic: Decimal | None = None
         self.satisfaction: Decimal | None = None
+        self.from_ballots: dict[str, str] = {}  # field -> the ballot session whose close set it
         self.sanctions: set[str] = set()
         self.proposed: dict[str, tuple[Decimal, str | None, str]] = {}
         self.approved: list[Adjustment] = []
@@ -243,6 +244,10 @@ class SubjectFile(Aggregate):
             self.democratic = democratic
         if satisfaction is not None:
             self.satisfaction = satisfaction
+        if closed_version is not None and democratic is not None:
+            self.from_ballots["democratic"] = session
+        if closed_version is not None and satisfaction is not None:
+            self.from_ballots["satisfaction"] = session
 
     @event(SanctionRecorded)
     def record_sanction(self, code: str, decided_on: str, source: str, actor: str) -> None:

@@ -225,23 +225,34 @@ class Sessions:
 
     # --- closing --------------------------------------------------------------------------
 
-    def ballots(self, session: EvaluationSession) -> list[tuple[CountedBallot, Leaf]]:
-        """Every ballot of the session with its last event's leaf (its tracker)."""
+    def ballots(self, session: EvaluationSession,
+                up_to: int | None = None) -> list[tuple[CountedBallot, Leaf]]:
+        """Every ballot of the session with its leaf (its tracker): as it stood at log position
+        ``up_to`` (the close's cut) -- its last event at or before it, so a revote committed
+        later changes nothing -- or, for a ballot first cast after ``up_to``, its latest
+        event (the tally counts it late). Without ``up_to``: each ballot's latest event."""
         from service.db import as_uuid  # noqa: PLC0415
 
         ids = [ballot_id(session.definition.code, h) for h in session.credentials]
+        limit = 2**62 if up_to is None else up_to
         out: list[tuple[CountedBallot, Leaf]] = []
         for i in range(0, len(ids), 400):
             chunk = ids[i:i + 400]
+            marks = ", ".join(["%s"] * len(chunk))
+            latest = ("SELECT l.position FROM kaoping_ledger l WHERE l.stream_id IN "  # noqa: S608
+                      f"({marks}) AND l.stream_version = (SELECT max(m.stream_version) FROM "
+                      "kaoping_ledger m WHERE m.stream_id = l.stream_id{})")
             with self.db.read() as cur:
-                marks = ", ".join(["%s"] * len(chunk))
-                cur.execute(
-                    "SELECT l.position FROM kaoping_ledger l WHERE l.stream_id IN "  # noqa: S608
-                    f"({marks}) AND l.stream_version = (SELECT max(m.stream_version) FROM "
-                    "kaoping_ledger m WHERE m.stream_id = l.stream_id)", chunk)
+                cur.execute(latest.format(" AND m.position <= %s"), [*chunk, limit])
                 positions = [int(p) for (p,) in cur.fetchall()]
+                if up_to is not None:  # ballots with nothing by the cut: late as a whole
+                    cur.execute(latest.format("") + " AND NOT EXISTS (SELECT 1 FROM "  # noqa: S608
+                                "kaoping_ledger e WHERE e.stream_id = l.stream_id AND "
+                                "e.position <= %s)", [*chunk, up_to])
+                    positions += [int(p) for (p,) in cur.fetchall()]
             for leaf in read_leaves(self.db, positions):
-                ballot: Ballot = self.store.repository.get(as_uuid(leaf.stream_id))
+                ballot: Ballot = self.store.repository.get(as_uuid(leaf.stream_id),
+                                                           version=leaf.stream_version)
                 out.append((CountedBallot(ballot.rater_class, ballot.answers, leaf.position),
                             leaf))
         return sorted(out, key=lambda pair: pair[1].position)
@@ -256,7 +267,7 @@ class Sessions:
         session.require(SessionState.OPEN)
         with self.db.read() as cur:
             cut = head_position(cur)
-        pairs = self.ballots(session)
+        pairs = self.ballots(session, up_to=cut)
         issued: dict[str, int] = {}
         for rater_class in session.credentials.values():
             issued[rater_class] = issued.get(rater_class, 0) + 1

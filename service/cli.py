@@ -297,7 +297,8 @@ def cmd_evidence(settings: Settings, args: argparse.Namespace) -> int:
 
     services = _services(settings)
     try:
-        data = encode_bundle(build_bundle(services, args.cycle, args.subject, args.since))
+        data = encode_bundle(build_bundle(services, args.cycle, args.subject, args.since,
+                                          ballots=args.ballots))
     finally:
         services.close()
     out = args.output or f"evidence-{args.cycle}-{args.subject.replace(':', '-')}.json"
@@ -369,6 +370,10 @@ def _evaluation_commands(sub: Any) -> None:
     evidence.add_argument("--cycle", type=int, required=True)
     evidence.add_argument("--since", type=int, help="include a consistency proof from this size")
     evidence.add_argument("-o", "--output")
+    evidence.add_argument("--ballots", action="store_true",
+                          help="add the ballots on the boards of the pool's ballot sessions "
+                               "for an offline recount (sealed material: they link trackers "
+                               "to answers)")
     evidence.set_defaults(func=cmd_evidence)
     rebuild = sub.add_parser("rebuild", help="rebuild the read models from the log")
     rebuild.add_argument("--check", action="store_true",

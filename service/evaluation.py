@@ -18,6 +18,7 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from domain.ballots import EvaluationSession
 from domain.cycle import Cycle, Phase, RosterEntry, StreamHead, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
 from domain.people import PostRole
@@ -281,6 +282,23 @@ class Evaluation:
             check_score(democratic, "democratic")
         if satisfaction is not None:
             check_share(satisfaction, "satisfaction")
+        # A result entered by hand is one counted elsewhere (a paper ballot): never one under
+        # the name of a ballot session held here, nor over a score such a session's close set
+        # (a verifier could not tell the override from the recount).
+        try:
+            self.store.repository.get(EvaluationSession.id_for(session))
+        except AggregateNotFoundError:
+            pass
+        else:
+            msg = (f"{session} is a ballot session held in this system: its result is "
+                   "recorded in the subjects' files when it closes")
+            raise Conflict(msg, rule="evaluation.ballot-session", field="session")
+        for field, value in (("democratic", democratic), ("satisfaction", satisfaction)):
+            if value is not None and field in file.from_ballots:
+                msg = (f"{subject}'s {field} score came from ballot session "
+                       f"{file.from_ballots[field]}; it is not replaced by hand (an "
+                       "adjustment with a reason and an authority can change the result)")
+                raise Conflict(msg, rule="evaluation.from-ballots", field=field)
         file.record_evaluation(session, democratic, satisfaction, principal.id)
         return self._save(file, after_append)
 

@@ -85,6 +85,11 @@ class Bundle(msgspec.Struct, kw_only=True):
     results: list[PoolResult]  # every pool, as published
     previous_results: list[PoolResult] | None  # the previous cycle's, as published
     handovers: list[KeyHandover] = []  # every ledger key rotation up to the checkpoint
+    # Whether the ballots on the boards of the pool's ballot sessions are included (for a
+    # recount). They link each voter's tracker to their answers, so only supervisors get
+    # them (docs/evidence.md); without them the verifier checks the recorded scores against
+    # the tally the session's close recorded.
+    ballots: bool = False
 
 
 def stream_rows(cur: Cursor, stream_id: UUID, below: int) -> list[tuple[Any, ...]]:
@@ -183,7 +188,7 @@ def key_handovers(cur: Cursor, origin: str, size: int) -> list[KeyHandover]:
 
 
 def build_bundle(services: Services, year: int, subject: str,
-                 since: int | None = None) -> Bundle:
+                 since: int | None = None, *, ballots: bool = False) -> Bundle:
     cycle = services.evaluation.cycle(year)
     if cycle.phase != Phase.PUBLISHED:
         msg = f"cycle {year} is not published; bundles are of published results"
@@ -198,9 +203,9 @@ def build_bundle(services: Services, year: int, subject: str,
         if published_position(cur, year - 1) is not None:
             streams.insert(0, Cycle.id_for(year - 1))
         rows = [(sid, row) for sid in streams for row in stream_rows(cur, sid, cp.size)]
-    ballots = _ballot_streams(services, rows, cp.size)
+    sessions = _session_streams(services, rows, cp.size, ballots=ballots)
     with services.db.read() as cur:
-        rows += [(sid, row) for sid, below in ballots for row in stream_rows(cur, sid, below)]
+        rows += [(sid, row) for sid, below in sessions for row in stream_rows(cur, sid, below)]
         proofs = _proofs(cur, [int(r[0]) for _, r in rows], cp.size)
         results, previous = published_results(cur, mapper, year)
         handovers = key_handovers(cur, opened.origin, cp.size)
@@ -224,15 +229,15 @@ def build_bundle(services: Services, year: int, subject: str,
                   consistency=consistency, year=year, subject=subject, group=entry.group,
                   kind=entry.kind, score_version=results[0].version if results else "",
                   events=events, results=results, previous_results=previous,
-                  handovers=handovers)
+                  handovers=handovers, ballots=ballots)
 
 
-def _ballot_streams(services: Services, rows: list[tuple[UUID, tuple[Any, ...]]],
-                    size: int) -> list[tuple[UUID, int]]:
+def _session_streams(services: Services, rows: list[tuple[UUID, tuple[Any, ...]]],
+                     size: int, *, ballots: bool) -> list[tuple[UUID, int]]:
     """The ballot sessions whose close recorded a score in one of these files' rows: each
-    session's stream, and every ballot on its board (each ballot's stream up to its counted
-    version), as (stream, read below this position) -- so the verifier can recount the tally
-    and match it to the scores the files recorded."""
+    session's stream (its definition, credentials issued, and the close with its board and
+    tally) and, with ``ballots``, every ballot on its board as it stood at the cut -- as
+    (stream, read below this position)."""
     mapper = services.store.mapper
     codes: set[str] = set()
     for sid, (_, version, topic, state, _) in rows:
@@ -244,10 +249,12 @@ def _ballot_streams(services: Services, rows: list[tuple[UUID, tuple[Any, ...]]]
     out: list[tuple[UUID, int]] = []
     for code in sorted(codes):
         session = services.sessions.session(code)
-        cut = session.cut_position if session.cut_position is not None else -1
         out.append((session.id, size))
+        if not ballots or session.cut_position is None:
+            continue
+        cut = session.cut_position
         out += [(as_uuid(leaf.stream_id), leaf.position + 1)
-                for _, leaf in services.sessions.ballots(session)
+                for _, leaf in services.sessions.ballots(session, up_to=cut)
                 if leaf.position <= cut]  # on the board; late ballots were not counted
     return out
 

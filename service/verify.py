@@ -40,6 +40,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+import msgspec.structs
 from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
@@ -47,6 +48,7 @@ from domain.ballots import (
     Ballot,
     CountedBallot,
     EvaluationSession,
+    SessionKind,
     SessionResult,
     SessionState,
     ballot_id,
@@ -234,24 +236,38 @@ def _check_head(streams: dict[str, list[BundleEvent]], subject: str, sid: str,
                     "published")
 
 
-def _recount(streams: dict[str, list[BundleEvent]], code: str,
-             closed_version: int) -> tuple[SessionResult, int]:
-    """The session's tally recounted from the ballots on its board; (result, ballots)."""
+def _closed_session(streams: dict[str, list[BundleEvent]], code: str,
+                    closed_version: int) -> EvaluationSession:
     sid = str(EvaluationSession.id_for(code))
     if sid not in streams:
         raise _fail(f"session {code}: its stream is omitted, though a recorded score came "
                     "from its close")
     session = _aggregate(streams[sid], closed_version)
     if (not isinstance(session, EvaluationSession) or session.version != closed_version
-            or session.state != SessionState.CLOSED or session.cut_position is None):
+            or session.state != SessionState.CLOSED or session.cut_position is None
+            or session.result is None):
         raise _fail(f"session {code}: version {closed_version} of its stream is not its close")
+    return session
+
+
+def _without_late(result: SessionResult) -> SessionResult:
+    """Ballots first cast after the cut are counted late, but not on the board and not in the
+    bundle: the recount compares everything else."""
+    return msgspec.structs.replace(result, classes=[
+        msgspec.structs.replace(c, late=0) for c in result.classes])
+
+
+def _recount(streams: dict[str, list[BundleEvent]], session: EvaluationSession) -> int:
+    """Recount the session's tally from the ballots on its board; return how many."""
+    code, cut = session.definition.code, session.cut_position
+    assert cut is not None and session.result is not None  # noqa: S101 -- _closed_session
     board, found, ballots = set(session.trackers), set(), []
     for digest, rater_class in session.credentials.items():
         events = streams.get(str(ballot_id(code, digest)))
         if not events:
             continue  # a credential not used (or its ballot late): nothing on the board
         last = events[-1]
-        if last.leaf_hash not in board:
+        if last.position > cut or last.leaf_hash not in board:
             raise _fail(f"session {code}: ballot stream {events[0].stream_id} is in the bundle "
                         "but not on the board its close recorded")
         ballot = _aggregate(events)
@@ -266,43 +282,83 @@ def _recount(streams: dict[str, list[BundleEvent]], code: str,
         raise _fail(f"session {code}: {len(missing)} ballot(s) on the board are missing from "
                     f"the bundle (e.g. tracker {missing[0]})")
     issued = dict(Counter(session.credentials.values()))
-    recount = tally(session.definition, issued, ballots, session.cut_position)
-    if recount != session.result:
+    recount = tally(session.definition, issued, ballots, cut)
+    if _without_late(recount) != _without_late(session.result):
         raise _fail(f"session {code}: the recount of its {len(ballots)} ballots differs from "
                     "the tally recorded at its close")
-    return recount, len(ballots)
+    return len(ballots)
 
 
-def _check_ballots(streams: dict[str, list[BundleEvent]],
+_FIELD_OF = {SessionKind.DEMOCRATIC: "democratic", SessionKind.SURVEY: "satisfaction"}
+
+
+def _check_ballots(bundle: Bundle, streams: dict[str, list[BundleEvent]],
                    pool: list[tuple[str, str, int]]) -> list[str]:
-    """Every pool file's scores recorded from a ballot session match a recount of it."""
+    """Every score a pool file recorded from a ballot session's close is that close's tally
+    (recounted from the ballots when the bundle carries them); no hand entry overrides one."""
     mapper = MsgspecMapper(transcoder=NoTranscoder())
-    recounts: dict[str, tuple[SessionResult, int]] = {}
+    sessions: dict[tuple[str, int], EvaluationSession] = {}
+    recounted: dict[str, int] = {}
     by_hand = 0
     for subject, sid, head in pool:
+        from_ballots: set[str] = set()  # fields this file took from a ballot session
         for ev in streams[sid]:
             if (ev.version > head or ev.topic != SubjectFile.EvaluationRecorded.TOPIC
                     or ev.payload is None):
                 continue
             recorded: Any = mapper.to_domain_event(StoredEvent(
                 UUID(sid), ev.version, ev.topic, base64.b64decode(ev.payload)))
+            fields = {f for f in ("democratic", "satisfaction")
+                      if getattr(recorded, f) is not None}
             if recorded.closed_version is None:
+                if str(EvaluationSession.id_for(recorded.session)) in streams:
+                    raise _fail(f"{subject}: a result entered by hand under the name of ballot "
+                                f"session {recorded.session}")
+                if fields & from_ballots:
+                    raise _fail(f"{subject}: a result entered by hand (position {ev.position}) "
+                                f"replaces the {', '.join(sorted(fields & from_ballots))} a "
+                                "ballot session's close recorded")
                 by_hand += 1
                 continue
-            if recorded.session not in recounts:
-                recounts[recorded.session] = _recount(streams, recorded.session,
-                                                      recorded.closed_version)
-            result = recounts[recorded.session][0]
-            mine = next((t for t in result.subjects if t.subject == subject), None)
-            score = None if mine is None else mine.score
-            value = recorded.democratic if recorded.democratic is not None else (
-                None if recorded.satisfaction is None or score is None else
-                recorded.satisfaction * 100)
-            if score is None or value != score:
-                raise _fail(f"{subject}: its file recorded {value} from session "
-                            f"{recorded.session}; the recount gives {score}")
-    lines = [f"ballots: session {code}: {n} ballots on its board recounted; its tally and the "
-             "scores recorded from it match" for code, (_, n) in sorted(recounts.items())]
+            key = (recorded.session, recorded.closed_version)
+            if key not in sessions:
+                sessions[key] = _closed_session(streams, *key)
+                if bundle.ballots:
+                    recounted[recorded.session] = _recount(streams, sessions[key])
+            _check_recorded(subject, recorded, fields, sessions[key], bundle.year)
+            from_ballots |= fields
+    return _ballot_lines(sessions, recounted, by_hand)
+
+
+def _check_recorded(subject: str, recorded: Any, fields: set[str], session: EvaluationSession,
+                    year: int) -> None:
+    """A score recorded from a session's close: the right kind, year and value."""
+    definition = session.definition
+    if definition.year != year or fields != {_FIELD_OF[definition.kind]}:
+        raise _fail(f"{subject}: session {recorded.session} ({definition.kind.value}, "
+                    f"{definition.year}) cannot give this file's "
+                    f"{', '.join(sorted(fields)) or 'empty result'}")
+    assert session.result is not None  # noqa: S101 -- _closed_session
+    mine = next((t for t in session.result.subjects if t.subject == subject), None)
+    score = None if mine is None else mine.score
+    value = recorded.democratic if definition.kind == SessionKind.DEMOCRATIC else (
+        recorded.satisfaction * 100)
+    if score is None or value != score:
+        raise _fail(f"{subject}: its file recorded {value} from session "
+                    f"{recorded.session}; its close's tally gives {score}")
+
+
+def _ballot_lines(sessions: dict[tuple[str, int], EvaluationSession], recounted: dict[str, int],
+                  by_hand: int) -> list[str]:
+    lines = []
+    for (code, _), session in sorted(sessions.items()):
+        if code in recounted:
+            lines.append(f"ballots: session {code}: {recounted[code]} ballots on its board "
+                         "recounted; its tally and the scores recorded from it match")
+        else:
+            lines.append(f"ballots: session {code}: the scores recorded from it match the tally "
+                         f"its close recorded ({len(session.trackers)} ballots on its board; "
+                         "not recounted: this bundle carries no ballots)")
     if by_hand:
         lines.append(f"ballots: {by_hand} evaluation result(s) entered by hand from counts held "
                      "elsewhere (no ballots in this system to recount)")
@@ -357,7 +413,7 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
         _check_head(streams, entry.subject, sid, heads[sid])
         files.append(_aggregate(streams[sid], heads[sid].version))
         pool_streams.append((entry.subject, sid, heads[sid].version))
-    ballots = _check_ballots(streams, pool_streams)
+    ballots = _check_ballots(bundle, streams, pool_streams)
     if results_fingerprint(bundle.results) != published.results_fingerprint:
         raise _fail("the claimed results are not the published ones (their fingerprint "
                     "differs from the publication event's)")

@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal, optional_principal
 from api.mechanisms import (
@@ -396,25 +396,33 @@ class CycleController(Controller):
     async def evidence(self, request: Request[Any, Any, Any], state: State,
                        year: FromPath[int], subject: FromPath[str],
                        since: Annotated[int | None, QueryParameter(ge=1, le=INT64)] = None,
+                       ballots: FromQuery[bool] = False,
                        ) -> Response[bytes]:
         """One self-contained JSON file with the evidence of the subject's whole pool, to be
         checked offline with ``kaoping verify BUNDLE --key KEY [--trusted CHECKPOINT]``.
         ``since``: include a consistency proof from that tree size (default: the checkpoint
-        printed in the year-end announcement)."""
+        printed in the year-end announcement). ``ballots=true`` (supervisors only) adds the
+        ballots on the boards of the pool's ballot sessions, for an offline recount: they link
+        each voter's tracker to their answers, so such a bundle is sealed material."""
         principal = current_principal(request)
         if principal.role not in EVIDENCE_READERS:
             msg = "evidence bundles are for supervisors, investigators and the organizer"
             raise Forbidden(msg, rule="evidence.reader")
+        if ballots and principal.role != Role.SUPERVISOR:
+            msg = "bundles with ballots are for supervisors"
+            raise Forbidden(msg, rule="evidence.ballots-reader", field="ballots")
         services = state.services
+        what = "evidence+ballots" if ballots else "evidence"
         rule = "evidence.reader"
         if principal.role == Role.INVESTIGATOR:  # a refusal is recorded (and raised) here
             await to_thread.run_sync(partial(services.cases.gate, record_allowed=False),
                                      principal, "evidence", year, subject)
             rule = "investigator.case-scope"
-        bundle = await to_thread.run_sync(build_bundle, services, year, subject, since)
+        bundle = await to_thread.run_sync(partial(build_bundle, ballots=ballots), services,
+                                          year, subject, since)
         # Recorded once the bundle exists: a refusal for an unpublished cycle reads nothing.
-        await to_thread.run_sync(services.cases.record, principal, "evidence", year, subject,
-                                 None, True, rule)
+        await to_thread.run_sync(services.cases.record, principal, what, year, subject, None,
+                                 True, rule)
         name = f"evidence-{year}-{subject.replace(':', '-')}.json"
         return Response(encode_bundle(bundle), media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="{name}"'})

@@ -285,6 +285,15 @@ def test_closing_records_the_scores_in_the_subjects_files(client: Client,
     e2 = next(s for s in board["result"]["subjects"] if s["subject"] == "team:E2")
     assert services.evaluation.file(2025, "team:E2").democratic == pytest.approx(
         float(e2["score"]))
+    # A result counted here is never replaced, nor imitated, by one entered by hand.
+    url = "/api/v1/cycles/2025/subjects/team:E2/evaluations"
+    version = services.evaluation.file(2025, "team:E2").version
+    refused(client.post(url, json={"session": "paper-2025", "democratic": "99.99"},
+                        headers=box.org), 409, "evaluation.from-ballots")
+    refused(client.post(url, json={"session": S, "satisfaction": "0.9"}, headers=box.org), 409,
+            "evaluation.ballot-session")
+    assert services.evaluation.file(2025, "team:E2").version == version  # nothing written
+    ok(client.post(url, json={"session": "myd-paper", "satisfaction": "0.9"}, headers=box.org))
 
 
 def test_concurrent_ballots_on_postgres(pg_services: Services) -> None:

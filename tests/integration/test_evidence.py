@@ -32,9 +32,10 @@ def city(services: Services) -> Services:
     return services
 
 
-def _bundle(services: Services, since: int | None = None) -> dict[str, Any]:
+def _bundle(services: Services, since: int | None = None, *,
+            ballots: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(encode_bundle(build_bundle(services, 2025, SUBJECT,
-                                                                 since)))
+                                                                 since, ballots=ballots)))
     return data
 
 
@@ -125,8 +126,35 @@ def _ballot_events(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return streams
 
 
-def test_ballots_travel_in_the_bundle_and_are_recounted(city: Services) -> None:
+def test_a_bundle_carries_ballots_only_when_asked(city: Services) -> None:
     bundle = _bundle(city)
+    assert bundle["ballots"] is False
+    assert _ballot_events(bundle) == {}
+    session = city.sessions.session(SESSION)
+    assert any(e["stream_id"] == str(session.id) for e in bundle["events"])  # its close, board
+    lines = verify_bundle(json.dumps(bundle).encode(), [city.signer.vkey])
+    assert (f"ballots: session {SESSION}: the scores recorded from it match the tally its "
+            f"close recorded ({len(session.trackers)} ballots on its board; not recounted: "
+            "this bundle carries no ballots)") in lines
+
+
+def test_drill_a_recorded_score_that_is_not_the_close_s_tally(city: Services) -> None:
+    # The bundle's file event says 83.65 came from the session; a forger who changes it (and
+    # its payload hash) breaks the chain; so does one who changes the close's tally.
+    bundle = _bundle(city)
+    sid = str(city.sessions.session(SESSION).id)
+    closed = next(e for e in bundle["events"] if e["stream_id"] == sid
+                  and e["topic"].endswith("Closed.v1"))
+    doc = json.loads(base64.b64decode(closed["payload"]))
+    doc["result"]["subjects"][0]["score"] = "12.34"
+    payload = json.dumps(doc).encode()
+    closed["payload"] = base64.b64encode(payload).decode()
+    closed["payload_hash"] = hashlib.sha256(payload).hexdigest()
+    assert "does not match its leaf hash" in _verify(city, bundle)
+
+
+def test_ballots_travel_in_the_bundle_and_are_recounted(city: Services) -> None:
+    bundle = _bundle(city, ballots=True)
     session = city.sessions.session(SESSION)
     ballots = _ballot_events(bundle)
     assert session.result is not None
@@ -142,7 +170,7 @@ def test_ballots_travel_in_the_bundle_and_are_recounted(city: Services) -> None:
 
 
 def test_drill_one_ballot_dropped_from_a_session(city: Services) -> None:
-    bundle = _bundle(city)
+    bundle = _bundle(city, ballots=True)
     dropped = next(iter(_ballot_events(bundle).values()))
     for event in dropped:
         bundle["events"].remove(event)
@@ -152,7 +180,7 @@ def test_drill_one_ballot_dropped_from_a_session(city: Services) -> None:
 
 
 def test_drill_a_ballot_session_omitted(city: Services) -> None:
-    bundle = _bundle(city)
+    bundle = _bundle(city, ballots=True)
     sid = str(city.sessions.session(SESSION).id)
     bundle["events"] = [e for e in bundle["events"] if e["stream_id"] != sid]
     assert _verify(city, bundle) == (f"session {SESSION}: its stream is omitted, though a "
@@ -160,7 +188,7 @@ def test_drill_a_ballot_session_omitted(city: Services) -> None:
 
 
 def test_drill_a_ballot_altered(city: Services) -> None:
-    bundle = _bundle(city)
+    bundle = _bundle(city, ballots=True)
     cast = next(iter(_ballot_events(bundle).values()))[0]
     doc = json.loads(base64.b64decode(cast["payload"]))
     doc["answers"][SUBJECT] = dict.fromkeys(doc["answers"][SUBJECT], "poor")
@@ -237,7 +265,23 @@ def test_bundles_over_http_need_a_reader_role(city: Services, settings: Settings
         url = f"/api/v1/cycles/2025/subjects/{SUBJECT}/evidence"
         leader = bearer(city, Role.LEADER, IdentityKind.LEADER, "L01")
         assert client.get(url, headers=leader).status_code == 403
-        resp = client.get(url, headers=bearer(city, Role.SUPERVISOR))
+        organizer = bearer(city, Role.ORGANIZER, IdentityKind.STAFF, "zzb-01")
+        refused = client.get(url, params={"ballots": "true"}, headers=organizer)
+        assert refused.status_code == 403
+        assert refused.json()["rule"] == "evidence.ballots-reader"
+        supervisor = bearer(city, Role.SUPERVISOR)
+        with_ballots = client.get(url, params={"ballots": "true"}, headers=supervisor)
+        assert with_ballots.status_code == 200
+        assert msgspec.json.decode(with_ballots.content)["ballots"] is True
+        assert any("ballots on its board recounted" in line
+                   for line in verify_bundle(with_ballots.content, [city.signer.vkey]))
+        city.follower.catch_up()
+        with city.db.read() as cur:
+            cur.execute("SELECT what, reader, role FROM rm_access_log ORDER BY position")
+            reads = [tuple(r) for r in cur.fetchall()]
+        assert ("evidence+ballots", "supervisor") in {(what, role) for what, _, role in reads}
+        assert ("evidence+ballots", "organizer") not in {(w, r) for w, _, r in reads}
+        resp = client.get(url, headers=supervisor)
         assert resp.status_code == 200
         assert "attachment" in resp.headers["content-disposition"]
         lines = verify_bundle(resp.content, [city.signer.vkey])
@@ -265,3 +309,68 @@ def test_explain_traces_a_democratic_score_to_the_session_close(city: Services) 
         next(c for c in card.result.components if c.value == "democratic")]
     assert (f"{len(session.trackers)} ballots on the board, {tally.valid_ballots} valid for "
             f"this subject, score {tally.score}") in render(card)
+
+
+def test_a_ballot_committed_after_the_cut_leaves_an_honest_bundle_valid(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection for two races the close cannot exclude: a ballot committed between the
+    cut and the close's read of the ballots (counted late), and a revote committed just after
+    the close (the board keeps the ballot as it stood at the cut)."""
+    import service.ballots as ballots_module  # noqa: PLC0415
+    from domain.ballots import replaced_event  # noqa: PLC0415
+
+    real_head = getattr(ballots_module, "head_position")  # noqa: B009 -- imported there
+    real_close = ballots_module.Sessions.close
+
+    def cut_before_the_last(cur: Any) -> int:
+        return int(real_head(cur)) - 1
+
+    def close_then_revote(self: Any, principal: Any, code: str, after_append: Any = None) -> Any:
+        written = real_close(self, principal, code, after_append)
+        _, leaf = self.ballots(self.session(code))[0]  # a ballot on the board
+        stream = leaf.stream_id
+        ballot = self.store.repository.get(stream)
+        self.writer.submit(replaced_event(stream, ballot.version + 1, ballot.modified_on,
+                                          ballot.answers)).result(30)
+        return written
+
+    monkeypatch.setattr(ballots_module, "head_position", cut_before_the_last)
+    monkeypatch.setattr(ballots_module.Sessions, "close", close_then_revote)
+    DemoCity(services, units=16, cadres=16, seed=5).run()
+    session = services.sessions.session(SESSION)
+    assert session.result is not None
+    assert sum(c.late for c in session.result.classes) == 1
+    bundle = _bundle(services, ballots=True)
+    lines = verify_bundle(json.dumps(bundle).encode(), [services.signer.vkey])
+    assert any(f"session {SESSION}: {len(session.trackers)} ballots on its board recounted"
+               in line for line in lines)
+
+
+def test_drill_a_hand_entry_over_a_ballot_result(services: Services,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service refuses it (tests/e2e/test_ballots.py); a server that wrote one anyway,
+    below its own rules, is caught by the verifier, with or without the ballots."""
+    from decimal import Decimal  # noqa: PLC0415
+
+    import service.ballots as ballots_module  # noqa: PLC0415
+
+    real_close = ballots_module.Sessions.close
+
+    def close_then_override(self: Any, principal: Any, code: str,
+                            after_append: Any = None) -> Any:
+        written = real_close(self, principal, code, after_append)
+        if code == SESSION:
+            file = services.evaluation.file(2025, SUBJECT)
+            file.record_evaluation("paper-2025", Decimal("99.99"), None, principal.id)
+            services.store.save(file)
+        return written
+
+    monkeypatch.setattr(ballots_module.Sessions, "close", close_then_override)
+    DemoCity(services, units=16, cadres=16, seed=5).run()
+    for ballots in (False, True):
+        bundle = _bundle(services, ballots=ballots)
+        override = [e for e in _file_events(bundle, SUBJECT)
+                    if e["topic"] == SubjectFile.EvaluationRecorded.TOPIC][-1]
+        assert _verify(services, bundle) == (
+            f"{SUBJECT}: a result entered by hand (position {override['position']}) replaces "
+            "the democratic a ballot session's close recorded")

@@ -371,10 +371,15 @@ class Webhooks:
         for sub_id, role, types in subs:
             wanted = set(msgspec.json.decode(types))
             with self.db.write() as cur:
-                cur.execute("SELECT after_position FROM kaoping_webhook_subscriptions "
-                            "WHERE id = %s", (sub_id,))
+                # Re-read under the row's lock (SQLite: the write lock), so a subscription
+                # deleted since the list above gets no new pending deliveries.
+                cur.execute("SELECT after_position FROM kaoping_webhook_subscriptions "  # noqa: S608 -- a fixed clause
+                            "WHERE id = %s AND active = %s"
+                            + (" FOR UPDATE" if cur.engine == "postgres" else ""),
+                            (sub_id, True))
                 row = cur.fetchone()
-                assert row is not None  # noqa: S101 -- subscriptions are never deleted
+                if row is None:
+                    continue
                 events, last = page(cur, self.mapper, Role(role), self.settings.ledger_origin,
                                     row[0], batch)
                 rows = [(sub_id, e.position, e.type, now) for e in events

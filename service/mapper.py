@@ -85,7 +85,11 @@ def decode_fields(topic: str, state: bytes, view: type[V], event: typing.Callabl
     (``event()``) and the fields taken from it."""
     key = (topic, view)
     if key not in _VIEWS:
-        cls = _CLASSES.get(topic) or _CLASSES.setdefault(topic, resolve_topic(topic))
+        try:
+            cls = _CLASSES.get(topic) or _CLASSES.setdefault(topic, resolve_topic(topic))
+        except Exception as exc:
+            msg = f"unknown event type {topic!r}: {exc}"
+            raise MapperDeserialisationError(msg) from exc
         _VIEWS[key] = (msgspec.json.Decoder(view) if getattr(cls, "class_version", 1) == 1
                        else None)
     decoder = _VIEWS[key]

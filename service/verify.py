@@ -327,7 +327,7 @@ def _check_ballots(bundle: Bundle, streams: dict[str, list[BundleEvent]],
                     recounted[recorded.session] = _recount(streams, sessions[key])
             _check_recorded(subject, recorded, fields, sessions[key], bundle.year)
             from_ballots |= fields
-    return _ballot_lines(sessions, recounted, by_hand)
+    return _ballot_lines(streams, sessions, recounted, by_hand)
 
 
 def _check_recorded(subject: str, recorded: Any, fields: set[str], session: EvaluationSession,
@@ -348,10 +348,16 @@ def _check_recorded(subject: str, recorded: Any, fields: set[str], session: Eval
                     f"{recorded.session}; its close's tally gives {score}")
 
 
-def _ballot_lines(sessions: dict[tuple[str, int], EvaluationSession], recounted: dict[str, int],
+def _ballot_lines(streams: dict[str, list[BundleEvent]],
+                  sessions: dict[tuple[str, int], EvaluationSession], recounted: dict[str, int],
                   by_hand: int) -> list[str]:
     lines = []
-    for (code, _), session in sorted(sessions.items()):
+    for (code, version), session in sorted(sessions.items()):
+        voided = [e for e in streams.get(str(session.id), [])
+                  if e.version > version and e.topic == EvaluationSession.Voided.TOPIC]
+        if voided:
+            lines.append(f"WARNING: session {code} was voided after its close (position "
+                         f"{voided[0].position}), yet scores recorded from it are used")
         if code in recounted:
             lines.append(f"ballots: session {code}: {recounted[code]} ballots on its board "
                          "recounted; its tally and the scores recorded from it match")
@@ -450,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     for line in lines:
-        print(f"ok  {line}")  # noqa: T201
+        print(line if line.startswith("WARNING") else f"ok  {line}")  # noqa: T201
     return 0
 
 

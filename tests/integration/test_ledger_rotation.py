@@ -5,6 +5,7 @@ the successor inherits the refusal to sign a truncated store; the rotation is in
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,58 @@ def test_verify_log_refuses_a_checkpoint_the_retired_key_signed_past_its_handove
                    handover.successor, extra=extra)
     assert out.returncode == 1, out.stdout
     assert f"handover at size {handover.checkpoint.size}" in out.stderr
+
+
+def test_a_rotation_interrupted_before_its_last_step_is_finished_by_running_it_again(
+        services: Services) -> None:
+    _add(services, 3)
+    services.signer.sign(services.db, services.clock.now())
+    handover = _rotate(services)
+    signer = services.signer
+    # A crash just before `.next` was unlinked: the successor is in both files.
+    shutil.copy(signer.key_path, signer.next_path)
+    with pytest.raises(RotationPending):
+        signer.sign(services.db, services.clock.now())
+    again = _rotate(services)  # "run the command again"
+    assert (again.retired, again.successor) == (handover.retired, handover.successor)
+    assert again.checkpoint == handover.checkpoint
+    assert not signer.next_path.exists()
+    assert signer.vkey == handover.successor
+    keys: LedgerKeys = services.store.repository.get(LedgerKeys.id_for(ORIGIN))
+    assert keys.keys == [handover.retired, handover.successor]  # no second rotation recorded
+    _add(services, 2, start=10)
+    after = signer.sign(services.db, services.clock.now())
+    assert open_checkpoint(after.note, [handover.successor]).size == after.size
+    # Once finished, running it again is a new rotation, as ever.
+    assert _rotate(services).retired == handover.successor
+
+
+def test_a_rotation_interrupted_before_the_key_file_was_replaced_is_finished(
+        services: Services) -> None:
+    _add(services, 3)
+    services.signer.sign(services.db, services.clock.now())
+    signer = services.signer
+    old = signer.vkey
+    backup = Path(f"{signer.key_path}.bak")
+    shutil.copy(signer.key_path, backup)
+    handover = _rotate(services)
+    # A crash after the keyring was written, before the key file was replaced.
+    shutil.copy(signer.key_path, signer.next_path)
+    shutil.copy(backup, signer.key_path)
+    signer.refresh()
+    assert signer.vkey == old
+    again = _rotate(services)
+    assert (again.retired, again.successor) == (old, handover.successor)
+    assert again.checkpoint.size == handover.checkpoint.size
+    assert not signer.next_path.exists() and signer.vkey == handover.successor
+    assert signer.retired_bounds() == {old: handover.checkpoint.size}
+
+
+def test_a_next_key_that_is_current_without_a_recorded_handover_is_refused(
+        services: Services) -> None:
+    _add(services, 2)
+    services.signer.sign(services.db, services.clock.now())
+    shutil.copy(services.signer.key_path, services.signer.next_path)
+    with pytest.raises(SignerRefused, match="records no handover to it"):
+        _rotate(services)
+    assert services.signer.next_path.exists()

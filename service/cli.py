@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -221,16 +222,21 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     from rich.progress import Progress  # noqa: PLC0415
 
     from service.db import open_database  # noqa: PLC0415
+    from service.ledger.keyring import read_keyring  # noqa: PLC0415
     from service.ledger.signer import LedgerSigner  # noqa: PLC0415
-    from service.ledger.verify_log import verify_log  # noqa: PLC0415
+    from service.ledger.verify_log import logged_handovers, verify_log  # noqa: PLC0415
 
     vkeys = args.key or LedgerSigner(settings.signing_key_path,
                                      settings.ledger_origin).trusted_vkeys()
     db = open_database(settings)
     try:
+        # A retired key signs no tree past its handover: the keyring's and the log's record.
+        retired = logged_handovers(db, settings.ledger_origin)
+        for key in read_keyring(Path(f"{settings.signing_key_path}.keyring.json")):
+            retired[key.vkey] = min(key.handover_size, retired.get(key.vkey, key.handover_size))
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("verifying the ledger", total=None)
-            report = verify_log(db, vkeys, origin=settings.ledger_origin,
+            report = verify_log(db, vkeys, retired=retired, origin=settings.ledger_origin,
                                 progress=lambda n: bar.update(task, completed=n))
     finally:
         db.close()

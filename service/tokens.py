@@ -4,7 +4,8 @@ The keyset lives in the key directory that every API process reads:
 
 * ``<token_key_path>`` — the current private key (PEM, mode 0600); it signs new tokens;
 * ``<token_key_path>.keyset.json`` — the public halves of earlier keys, each ``retired`` (it
-  still verifies the tokens it signed until they expire) or ``revoked`` (refused at once);
+  still verifies the tokens it signed until they expire: issued no later than ``retired_at``,
+  never past ``retired_at`` + ttl) or ``revoked`` (refused at once);
   the private half of a retired key is destroyed when it is replaced;
 * optionally ``KAOPING_TOKEN_JWKS_PATH`` — an external identity provider's JWKS (public keys
   only), trusted beside our own keys: that is how an IdP is plugged in.
@@ -13,6 +14,10 @@ A token's ``kid`` is the RFC 7638 thumbprint of its key. Each verification check
 ``stat`` per file) whether another process rotated or revoked a key and reloads if so; a token
 whose ``kid`` is still unknown forces one re-read at most every few seconds (a file system
 whose change stamps lag), then is refused.
+
+Every token needs ``iat`` and ``exp`` (``iat`` at most a minute ahead, ``exp`` after it); a
+token signed by one of our keys lives at most the ttl (``exp - iat``). An IdP's tokens keep
+their own lifetime.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +48,7 @@ from service.keys import (
 from service.principals import Identity, Principal, PrincipalError, Role, parse_identity
 
 UNKNOWN_KID_RELOAD_SECONDS = 5.0
+CLOCK_SKEW_SECONDS = 60  # how far in the future a token's ``iat`` may be (another host's clock)
 KeyStatus = Literal["current", "retired", "revoked", "external"]
 
 
@@ -93,6 +100,14 @@ class TokenKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
     revoked_at: str | None = None
 
 
+@dataclass(frozen=True)
+class VerifyingKey:
+    kid: str
+    status: KeyStatus  # never "revoked": those are refused
+    key: Ed25519PublicKey
+    retired_at: datetime | None = None
+
+
 def _public(x: str) -> Ed25519PublicKey:
     raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
     return Ed25519PublicKey.from_public_bytes(raw)
@@ -128,6 +143,7 @@ class TokenKeys:
         self._forced_at = -UNKNOWN_KID_RELOAD_SECONDS
         self._current: tuple[str, Ed25519PrivateKey] | None = None
         self._keys: dict[str, tuple[KeyStatus, Ed25519PublicKey]] = {}
+        self._retired_at: dict[str, datetime] = {}
         self._entries: list[KeyEntry] = []
         self._load()
 
@@ -144,8 +160,14 @@ class TokenKeys:
         keys.update({e.kid: (e.status, _public(e.x)) for e in entries})
         kid = thumbprint(private.public_key())
         keys[kid] = ("current", private.public_key())
+        try:
+            retired_at = {e.kid: datetime.fromisoformat(e.retired_at) for e in entries}
+        except ValueError as exc:
+            msg = f"{self.keyset_path}: a retired_at is not an ISO 8601 time ({exc})"
+            raise PrincipalError(msg) from exc
         with self._lock:
             self._current, self._keys, self._entries = (kid, private), keys, entries
+            self._retired_at = retired_at
             self._stamp = stamp if stamp[0] is not None else file_stamp(*self._paths())
 
     def _read_entries(self) -> list[KeyEntry]:
@@ -170,6 +192,11 @@ class TokenKeys:
     def public_key(self, kid: str) -> Ed25519PublicKey:
         """The key that verifies tokens with this ``kid``; PrincipalError if it is unknown or
         revoked."""
+        return self.lookup(kid).key
+
+    def lookup(self, kid: str) -> VerifyingKey:
+        """The key that verifies tokens with this ``kid``, its status and (retired) when it
+        was retired; PrincipalError if it is unknown or revoked."""
         self.refresh()
         found = self._keys.get(kid)
         if found is None and self._monotonic() - self._forced_at >= UNKNOWN_KID_RELOAD_SECONDS:
@@ -183,7 +210,8 @@ class TokenKeys:
         if status == "revoked":
             msg = f"bearer token signed by a revoked key (kid {kid!r})"
             raise PrincipalError(msg)
-        return key
+        return VerifyingKey(kid=kid, status=status, key=key,
+                            retired_at=self._retired_at.get(kid) if status == "retired" else None)
 
     def jwks(self) -> Jwks:
         """Our keys that verify tokens now: the current one first, then the retired ones.
@@ -270,21 +298,56 @@ class TokenIssuer:
         if not isinstance(kid, str) or not kid:
             msg = "invalid bearer token: no kid header (which key signed it?)"
             raise PrincipalError(msg)
-        key = self.keys.public_key(kid)
+        found = self.keys.lookup(kid)
         # Expiry is checked against the injected clock, not PyJWT's own time.time().
         try:
-            claims = jwt.decode(token, key, algorithms=["EdDSA"],
+            claims = jwt.decode(token, found.key, algorithms=["EdDSA"],
                                 audience=self.audience, issuer=self.issuer,
                                 options={"require": ["exp", "iat", "sub", "iss", "aud"],
                                          "verify_exp": False, "verify_iat": False})
             identity = parse_identity(str(claims["sub"]))
             role = Role(claims["role"])
-            expires = int(claims["exp"])
+            expires, issued = _instant(claims, "exp"), _instant(claims, "iat")
         except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
             msg = f"invalid bearer token: {exc}"
             raise PrincipalError(msg) from exc
-        if expires <= now.timestamp():
-            msg = "bearer token expired"
-            raise PrincipalError(msg)
+        self._check_times(found, issued, expires, now.timestamp())
         return Principal(id=f"person:{identity}", name=str(claims.get("name", identity)),
                          role=role, acts_as=identity, via="token")
+
+    def _check_times(self, found: VerifyingKey, issued: int, expires: int, now: float) -> None:
+        """``iat`` and ``exp`` make sense; a token of ours lives no longer than our ttl; a
+        retired key's token was issued before it retired (a kept copy of a retired private key
+        mints nothing new)."""
+        if expires <= now:
+            msg = "bearer token expired"
+            raise PrincipalError(msg)
+        if issued > now + CLOCK_SKEW_SECONDS:
+            msg = "invalid bearer token: issued in the future (iat)"
+            raise PrincipalError(msg)
+        if expires <= issued:
+            msg = "invalid bearer token: it expires before it was issued (exp <= iat)"
+            raise PrincipalError(msg)
+        if found.status == "external":
+            return  # the identity provider's own lifetime
+        ttl = self.ttl.total_seconds()
+        if expires - issued > ttl:
+            msg = (f"invalid bearer token: it claims a lifetime of {expires - issued} s, longer "
+                   f"than the {int(ttl)} s this service issues")
+            raise PrincipalError(msg)
+        retired = found.retired_at
+        if retired is not None and (issued > retired.timestamp()
+                                    or now >= retired.timestamp() + ttl):
+            msg = (f"bearer token signed by a retired key (kid {found.kid!r}) after it was "
+                   "retired, or outlives it: a retired key only verifies the tokens it signed "
+                   "while current, until they expire")
+            raise PrincipalError(msg)
+
+
+def _instant(claims: dict[str, Any], name: str) -> int:
+    """A NumericDate claim as whole seconds; ValueError unless it is a number."""
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"the {name} claim is not a NumericDate"
+        raise ValueError(msg)
+    return int(value)

@@ -6,7 +6,8 @@ names what failed:
 
 1. the checkpoint's signature, by the given key — or by a key that the given key handed over to
    or received from (each ledger key rotation in the bundle: a checkpoint signed by both keys
-   whose tree contains the rotation event naming them, consistent with the bundle's);
+   whose tree contains the rotation event naming them, consistent with the bundle's); a
+   retired key signs no checkpoint larger than its handover;
 2. with ``--trusted``: the consistency proof from that checkpoint to the bundle's (a log
    rewritten and re-signed since then fails here);
 3. every event: its payload hash, its leaf hash rebuilt from the envelope fields and the
@@ -61,7 +62,12 @@ from domain.subject_file import SubjectFile
 from service.evaluation import results_fingerprint
 from service.evidence import FORMAT, Bundle, BundleEvent, KeyHandover
 from service.ledger import merkle
-from service.ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from service.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    open_checkpoint,
+    open_checkpoint_within,
+)
 from service.ledger.envelope import ZERO_HASH, Envelope
 from service.mapper import MsgspecMapper, NoTranscoder
 
@@ -102,31 +108,40 @@ def _handover(bundle: Bundle, h: KeyHandover) -> tuple[Checkpoint, str, str]:
 Linked = list[tuple[Checkpoint, KeyHandover]]
 
 
-def _keys_with_handovers(bundle: Bundle, vkeys: Sequence[str]) -> tuple[list[str], Linked]:
-    """The given keys, plus every key linked to one of them by a chain of handovers."""
+def _keys_with_handovers(bundle: Bundle,
+                         vkeys: Sequence[str]) -> tuple[list[str], dict[str, int], Linked]:
+    """The given keys, plus every key linked to one of them by a chain of handovers; and each
+    retired key among them with the size of its handover, the largest tree it may sign."""
+    parsed = [(h, *_handover(bundle, h)) for h in bundle.handovers]
+    bounds: dict[str, int] = {}
+    for h, cp, retired, _ in parsed:
+        if bounds.get(retired, cp.size) != cp.size:
+            raise _fail(f"key handover at position {h.event.position}: the key "
+                        f"{retired.split('+', 2)[1]} was already handed over at size "
+                        f"{bounds[retired]}; a retired key cannot hand over again")
+        bounds[retired] = cp.size
     keys, used = set(vkeys), Linked()
-    pending = list(bundle.handovers)
+    pending = parsed
     while True:
-        linked = [(h, *_handover(bundle, h)) for h in pending]
-        found = [(h, cp, r, s) for h, cp, r, s in linked if r in keys or s in keys]
+        found = [(h, cp, r, s) for h, cp, r, s in pending if r in keys or s in keys]
         if not found:
-            return sorted(keys), used
+            return sorted(keys), {k: b for k, b in bounds.items() if k in keys}, used
         for h, cp, retired, successor in found:
             keys |= {retired, successor}
             used.append((cp, h))
-            pending.remove(h)
+            pending = [p for p in pending if p[0] is not h]
 
 
 def _check_checkpoints(bundle: Bundle, given: Sequence[str],
                        trusted: bytes | None) -> tuple[int, bytes]:
-    vkeys, handovers = _keys_with_handovers(bundle, given)
+    vkeys, retired, handovers = _keys_with_handovers(bundle, given)
     try:
-        cp = open_checkpoint(bundle.checkpoint.encode(), vkeys)
+        cp = open_checkpoint_within(bundle.checkpoint.encode(), vkeys, retired)
     except CheckpointError as exc:
         raise _fail(f"checkpoint: {exc}") from None
     if trusted is not None:
         try:
-            old = open_checkpoint(trusted, vkeys)
+            old = open_checkpoint_within(trusted, vkeys, retired)
         except CheckpointError as exc:
             raise _fail(f"trusted checkpoint: {exc}") from None
         proof = bundle.consistency

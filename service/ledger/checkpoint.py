@@ -21,7 +21,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -335,3 +335,38 @@ def open_checkpoint(note: bytes, vkeys: Sequence[str], *, origin: str | None = N
     if origin is not None and cp.origin != origin:
         raise CheckpointError(f"checkpoint origin {cp.origin!r} is not the expected {origin!r}")
     return cp
+
+
+def open_checkpoint_within(note: bytes, vkeys: Sequence[str], retired: Mapping[str, int], *,
+                           origin: str | None = None) -> Checkpoint:
+    """``open_checkpoint`` with retired keys that sign only up to their handover.
+
+    ``vkeys`` are trusted at any size; each key of ``retired`` (verifier key → the size of the
+    handover checkpoint it co-signed with its successor) only for checkpoints of at most that
+    size. A retired key is one whose holder may no longer be the log: once the successor took
+    over, a tree beyond the handover signed by the retired key alone is a forgery (a leaked or
+    kept copy of the retired private key), not this log. A key in both is bounded.
+    """
+    free = [k for k in vkeys if k not in retired]
+    # Every trusted signature present must verify (any bad one rejects the note) ...
+    cp = open_checkpoint(note, [*free, *retired], origin=origin)
+    # ... then one by a key trusted at this size must be among them.
+    try:
+        return open_checkpoint(note, free, origin=origin)
+    except CheckpointError:
+        pass
+    signed = {k: bound for k, bound in retired.items() if _signed_by(note, k, origin)}
+    if any(cp.size <= bound for bound in signed.values()):
+        return cp
+    raise CheckpointError(
+        f"the checkpoint of size {cp.size} is signed only by retired key(s) "
+        + ", ".join(f"{k.split('+', 2)[1]} (handover at size {b})" for k, b in signed.items())
+        + ": a retired key signs no tree past its handover")
+
+
+def _signed_by(note: bytes, vkey: str, origin: str | None) -> bool:
+    try:
+        open_checkpoint(note, [vkey], origin=origin)
+    except CheckpointError:
+        return False
+    return True

@@ -26,8 +26,8 @@ from eventsourcing.application import AggregateNotFoundError
 from domain.ledger_keys import LedgerKeys
 from service.keys import load_or_create_ed25519, private_pem, write_atomic
 from service.ledger.checkpoint import CheckpointError, open_checkpoint, verifier_key
-from service.ledger.keyring import RetiredKey, add_retired
-from service.ledger.signer import SignerRefused
+from service.ledger.keyring import RetiredKey, add_retired, read_keyring
+from service.ledger.signer import SignerRefused, checkpoint_at
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -57,6 +57,20 @@ def _recorded(store: EventStore, signer: LedgerSigner, successor: str, reason: s
     return keys.handovers[-1]
 
 
+def _finish(signer: LedgerSigner, db: Database, successor: str) -> Handover:
+    """The last step of a rotation whose successor already is the current key."""
+    done = next((k for k in read_keyring(signer.keyring_path) if k.successor == successor), None)
+    with db.read() as cur:
+        checkpoint = None if done is None else checkpoint_at(cur, done.handover_size)
+    if done is None or checkpoint is None:
+        msg = (f"{signer.next_path} holds the current key, but the keyring records no handover "
+               "to it; restore the key directory from its backup")
+        raise SignerRefused(msg)
+    signer.next_path.unlink()
+    signer.refresh()
+    return Handover(done.vkey, successor, checkpoint)
+
+
 def rotate_ledger_key(signer: LedgerSigner, store: EventStore, db: Database, now: datetime, *,
                       reason: str, authority: str, actor: str) -> Handover:
     with signer.exclusive():
@@ -64,6 +78,8 @@ def rotate_ledger_key(signer: LedgerSigner, store: EventStore, db: Database, now
             signer.last_signed()  # refuse now, not half-way, if the state is unusable
         successor_key = load_or_create_ed25519(signer.next_path)
         successor = verifier_key(signer.origin, successor_key.public_key())
+        if successor == signer.vkey:  # interrupted after the key file was replaced
+            return _finish(signer, db, successor)
         retired = signer.vkey
         recorded, _, reason, authority = _recorded(store, signer, successor, reason, authority,
                                                    actor)

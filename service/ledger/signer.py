@@ -26,7 +26,7 @@ from service.ledger import merkle
 from service.ledger.checkpoint import (
     Checkpoint,
     CheckpointError,
-    open_checkpoint,
+    open_checkpoint_within,
     sign_checkpoint,
     verifier_key,
 )
@@ -102,6 +102,10 @@ class LedgerSigner:
         """The current verifier key and every retired one (the keyring beside the key)."""
         return [self.vkey, *(k.vkey for k in read_keyring(self.keyring_path))]
 
+    def retired_bounds(self) -> dict[str, int]:
+        """Each retired verifier key with its handover size: the largest tree it signs."""
+        return {k.vkey: k.handover_size for k in read_keyring(self.keyring_path)}
+
     def keys(self, db: Database) -> list[LedgerKeyInfo]:
         """Every key of the log with its status and the checkpoint sizes it signed."""
         retired = read_keyring(self.keyring_path)
@@ -119,8 +123,8 @@ class LedgerSigner:
         if not self.state_path.exists():
             return None
         try:
-            return open_checkpoint(self.state_path.read_bytes(), self.trusted_vkeys(),
-                                   origin=self.origin)
+            return open_checkpoint_within(self.state_path.read_bytes(), [self.vkey],
+                                          self.retired_bounds(), origin=self.origin)
         except CheckpointError as exc:
             msg = f"{self.state_path} does not hold a checkpoint signed by this log's keys: {exc}"
             raise SignerRefused(msg) from exc

@@ -9,13 +9,13 @@ Work is streamed in pages: memory does not grow with the log.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from service.db import events_row_id
 from service.ledger import merkle
-from service.ledger.checkpoint import CheckpointError, open_checkpoint
+from service.ledger.checkpoint import CheckpointError, open_checkpoint_within
 from service.ledger.log import envelope_rows
 
 if TYPE_CHECKING:
@@ -80,9 +80,9 @@ def _checkpoints(db: Database) -> Iterator[StoredCheckpoint]:
 
 
 def _check_checkpoint(cp: StoredCheckpoint, tree: CompactRange, vkeys: list[str],
-                      origin: str | None) -> str | None:
+                      retired: Mapping[str, int], origin: str | None) -> str | None:
     try:
-        opened = open_checkpoint(cp.note, vkeys, origin=origin)
+        opened = open_checkpoint_within(cp.note, vkeys, retired, origin=origin)
     except CheckpointError as exc:
         return f"checkpoint at size {cp.size}: {exc}"
     root = tree.root()
@@ -120,9 +120,10 @@ def _row_problem(position: int, stored_leaf: bytes, envelope: Envelope | None) -
 
 
 class _Verifier:
-    def __init__(self, db: Database, vkeys: list[str], origin: str | None,
-                 stop_after: int) -> None:
+    def __init__(self, db: Database, vkeys: list[str], retired: Mapping[str, int],
+                 origin: str | None, stop_after: int) -> None:
         self.db, self.vkeys, self.origin, self.stop_after = db, vkeys, origin, stop_after
+        self.retired = retired
         self.report = Report()
         self.tree = CompactRange()
         self._checkpoints = _checkpoints(db)
@@ -135,7 +136,8 @@ class _Verifier:
 
     def settle_checkpoints(self) -> bool:
         while self._pending is not None and self._pending.size == self.tree.size:
-            problem = _check_checkpoint(self._pending, self.tree, self.vkeys, self.origin)
+            problem = _check_checkpoint(self._pending, self.tree, self.vkeys, self.retired,
+                                        self.origin)
             self.report.checkpoints += 1
             if problem and self.fail(problem):
                 return True
@@ -177,9 +179,39 @@ class _Verifier:
             self.fail(dangling)
 
 
-def verify_log(db: Database, vkeys: list[str], *, origin: str | None = None,
-               progress: Callable[[int], None] | None = None, stop_after: int = 20) -> Report:
-    verifier = _Verifier(db, vkeys, origin, stop_after)
+def logged_handovers(db: Database, origin: str) -> dict[str, int]:
+    """Each key the log records as retired (``LedgerKeys.Rotated``) with the size of its
+    handover: the first checkpoint after the rotation event (none yet: the event's position
+    plus one, the smallest tree that could hold it)."""
+    from eventsourcing.persistence import StoredEvent  # noqa: PLC0415
+
+    from domain.ledger_keys import LedgerKeys  # noqa: PLC0415
+    from service.evidence import stream_rows  # noqa: PLC0415 -- evidence imports the ledger
+    from service.mapper import MsgspecMapper, NoTranscoder  # noqa: PLC0415
+
+    mapper = MsgspecMapper(transcoder=NoTranscoder())
+    stream = LedgerKeys.id_for(origin)
+    bounds: dict[str, int] = {}
+    with db.read() as cur:
+        for position, version, topic, state, _ in stream_rows(cur, stream, 2**62):
+            if str(topic) != LedgerKeys.Rotated.TOPIC:
+                continue
+            event: LedgerKeys.Rotated = mapper.to_domain_event(
+                StoredEvent(stream, int(version), str(topic), bytes(state)))
+            cur.execute("SELECT MIN(size) FROM kaoping_checkpoints WHERE size > %s",
+                        (int(position),))
+            row = cur.fetchone()
+            at = int(row[0]) if row is not None and row[0] is not None else int(position) + 1
+            bounds[event.retired_key] = min(at, bounds.get(event.retired_key, at))
+    return bounds
+
+
+def verify_log(db: Database, vkeys: list[str], *, retired: Mapping[str, int] | None = None,
+               origin: str | None = None, progress: Callable[[int], None] | None = None,
+               stop_after: int = 20) -> Report:
+    """``retired``: verifier keys that sign checkpoints only up to the given size (their
+    handover), as ``open_checkpoint_within``."""
+    verifier = _Verifier(db, vkeys, retired or {}, origin, stop_after)
     if not verifier.settle_checkpoints() and not verifier.walk(progress):
         verifier.finish()
     return verifier.report

@@ -10,8 +10,10 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from litestar.testing import TestClient
 
+from api import create_app
 from service.clock import FixedClock
 from service.principals import Identity, IdentityKind, Role
 from service.runtime import Services
@@ -171,3 +173,79 @@ def test_the_cli_rotates_lists_and_revokes(client: Client, services: Services,
     assert out.returncode == 0, out.stderr
     _refused(client.get(MINE, headers=before), "revoked")
     assert "PRIVATE" not in Path(f"{settings.token_key_path}.keyset.json").read_text()
+
+
+def _signed(key: Ed25519PrivateKey, *, iat: float | None, exp: float | None,
+            role: str = "supervisor", kid: str | None = None) -> dict[str, str]:
+    claims: dict[str, Any] = {"iss": "kaoping", "aud": "kaoping-api", "sub": "staff:x",
+                              "role": role}
+    claims |= {k: int(v) for k, v in (("iat", iat), ("exp", exp)) if v is not None}
+    token = jwt.encode(claims, key, algorithm="EdDSA",
+                       headers={"kid": kid or thumbprint(key.public_key())})
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_kept_copy_of_a_retired_key_mints_no_new_tokens(
+        client: Client, services: Services, settings: Settings, clock: FixedClock) -> None:
+    kept = load_pem_private_key(Path(settings.token_key_path).read_bytes(), None)
+    assert isinstance(kept, Ed25519PrivateKey)
+    rotated = clock.now().timestamp()
+    old_kid, _ = services.tokens.keys.rotate(clock.now())
+    ttl = settings.token_ttl_seconds
+    # Signed while it was current, within the ttl: still valid until it expires.
+    honest = _signed(kept, iat=rotated - 10, exp=rotated - 10 + ttl, kid=old_kid)
+    assert client.get(MINE, headers=honest).status_code == 200
+    # Minted after the rotation (the review's case: 30 days later, valid ten years).
+    clock.advance(timedelta(days=30))
+    later = clock.now().timestamp()
+    _refused(client.get(MINE, headers=_signed(kept, iat=later, exp=later + 3650 * 86400)),
+             "lifetime")
+    _refused(client.get(MINE, headers=_signed(kept, iat=later, exp=later + ttl)),
+             "retired key")
+    # Backdated to before the rotation: expired with the ttl, or claiming a longer life.
+    _refused(client.get(MINE, headers=_signed(kept, iat=rotated - 10, exp=later + ttl)),
+             "lifetime")
+    _refused(client.get(MINE, headers=_signed(kept, iat=rotated, exp=rotated + ttl)),
+             "expired")
+
+
+def test_our_tokens_live_no_longer_than_the_ttl_and_carry_a_sane_iat(
+        client: Client, services: Services, settings: Settings, clock: FixedClock) -> None:
+    _, current = services.tokens.keys.signing_key()
+    now, ttl = clock.now().timestamp(), settings.token_ttl_seconds
+    assert client.get(MINE, headers=_signed(current, iat=now, exp=now + ttl)).status_code == 200
+    _refused(client.get(MINE, headers=_signed(current, iat=now, exp=now + ttl + 1)), "lifetime")
+    _refused(client.get(MINE, headers=_signed(current, iat=None, exp=now + 60)), "iat")
+    _refused(client.get(MINE, headers=_signed(current, iat=now + 86400, exp=now + 86400 + 60)),
+             "issued in the future")
+    _refused(client.get(MINE, headers=_signed(current, iat=now + 30, exp=now + 20)),
+             "expires before it was issued")
+    wrong = jwt.encode({"iss": "kaoping", "aud": "kaoping-api", "sub": "staff:x",
+                        "role": "supervisor", "iat": "yesterday", "exp": int(now) + 60},
+                       current, algorithm="EdDSA",
+                       headers={"kid": thumbprint(current.public_key())})
+    _refused(client.get(MINE, headers={"Authorization": f"Bearer {wrong}"}), "invalid")
+
+
+def test_an_identity_providers_tokens_keep_their_lifetime_but_need_a_sane_iat(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    idp = Ed25519PrivateKey.generate()
+    x = base64.urlsafe_b64encode(idp.public_key().public_bytes_raw()).rstrip(b"=").decode()
+    jwks_path = tmp_path / "idp-jwks.json"
+    jwks_path.write_text(json.dumps({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "kid": "idp-2026", "x": x, "use": "sig"}]}))
+    configured = settings.with_overrides(token_jwks_path=str(jwks_path))
+    services = Services(configured, clock=clock)
+    try:
+        with TestClient(app=create_app(configured, services=services)) as client:
+            now = clock.now().timestamp()
+            day = _signed(idp, iat=now, exp=now + 86400, kid="idp-2026")  # the IdP's own ttl
+            assert client.get(MINE, headers=day).status_code == 200
+            _refused(client.get(MINE, headers=_signed(idp, iat=None, exp=now + 60,
+                                                      kid="idp-2026")), "iat")
+            _refused(client.get(MINE, headers=_signed(idp, iat=now + 3600, exp=now + 7200,
+                                                      kid="idp-2026")), "issued in the future")
+            _refused(client.get(MINE, headers=_signed(idp, iat=now - 60, exp=now - 1,
+                                                      kid="idp-2026")), "expired")
+    finally:
+        services.close()

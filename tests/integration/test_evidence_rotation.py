@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from domain.units import UnitKind, register_unit
-from service.ledger.checkpoint import verifier_key
+from service.ledger.checkpoint import Checkpoint, sign_checkpoint, verifier_key
 from service.ledger.rotation import rotate_ledger_key
 from service.runtime import Services
 from service.settings import Settings
@@ -94,6 +95,65 @@ def test_drills_on_the_handover(rotated: tuple[Services, dict[str, Any], str, st
     detached = json.loads(json.dumps(after))
     detached["handovers"][0]["consistency"] = detached["handovers"][0]["consistency"][1:]
     assert "is not in the log" in _fails(detached, [old])
+
+
+def _resigned(note: str, key: Ed25519PrivateKey, origin: str) -> str:
+    """The checkpoint of ``note`` signed by ``key`` alone."""
+    cp = Checkpoint.parse_body(note.split("\n\n", maxsplit=1)[0].encode() + b"\n")
+    return sign_checkpoint(cp, origin, key).decode()
+
+
+def _leaked_rotation(city: Services) -> tuple[Ed25519PrivateKey, str, str, int]:
+    """A rotation away from a key a copy of which is kept (leaked); more log after it."""
+    leaked = load_pem_private_key(Path(city.signer.key_path).read_bytes(), None)
+    assert isinstance(leaked, Ed25519PrivateKey)
+    old = city.signer.vkey
+    handover = rotate_ledger_key(city.signer, city.store, city.db, city.clock.now(),
+                                 reason="key leaked", authority="minutes 2026-07",
+                                 actor="operator:test")
+    city.store.save(register_unit("AFTER1", "n", UnitKind.DEPARTMENT, "vertical", "t"))
+    city.signer.sign(city.db, city.clock.now())
+    return leaked, old, handover.successor, handover.checkpoint.size
+
+
+def test_a_retired_key_alone_signs_no_checkpoint_past_its_handover(city: Services) -> None:
+    origin = city.settings.ledger_origin
+    leaked, old, new, at = _leaked_rotation(city)
+    honest = _bundle(city)
+    forged = {**honest, "checkpoint": _resigned(honest["checkpoint"], leaked, origin)}
+    assert forged["checkpoint"].count("\u2014 ") == 1  # the retired key's line only
+    for keys in ([new], [old], [old, new]):
+        message = _fails(forged, keys)
+        assert message.startswith("checkpoint: "), message
+        assert f"handover at size {at}" in message
+    assert _ok(honest, [new])[-1].startswith("team:T02: composite ")
+    # A --trusted checkpoint past the handover signed by the retired key alone is refused too.
+    trusted = _resigned(honest["checkpoint"], leaked, origin).encode()
+    message = _fails(honest, [new], trusted)
+    assert message.startswith("trusted checkpoint: "), message
+    # At or below the handover the retired key still vouches for its trees.
+    assert _ok(honest, [new], _announcement_checkpoint(city))
+
+
+def test_a_retired_key_cannot_hand_over_a_second_time(city: Services) -> None:
+    origin = city.settings.ledger_origin
+    leaked, _, new, at = _leaked_rotation(city)
+    after = _bundle(city)
+    [handover] = after["handovers"]
+    cp = Checkpoint.parse_body(after["checkpoint"].split("\n\n")[0].encode() + b"\n")
+    size = cp.size
+    assert size > at
+    # The same rotation "handed over" again in a later tree, co-signed by the leaked key (and,
+    # for the drill, the successor): the retired key vouches for nothing past its handover.
+    successor = load_pem_private_key(Path(city.signer.key_path).read_bytes(), None)
+    assert isinstance(successor, Ed25519PrivateKey)
+    note = sign_checkpoint(cp, origin, leaked, successor).decode()
+    _, proof = city.ledger.inclusion(handover["event"]["position"], size)
+    again = {**handover, "checkpoint": note, "consistency": [],
+             "event": {**handover["event"], "proof": [h.hex() for h in proof]}}
+    message = _fails({**after, "handovers": [handover, again]}, [new])
+    assert f"was already handed over at size {at}" in message
+    assert _ok(after, [new])
 
 
 def test_the_cli_rotates_and_the_offline_verifier_follows(

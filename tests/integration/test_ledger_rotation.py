@@ -5,23 +5,33 @@ the successor inherits the refusal to sign a truncated store; the rotation is in
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from litestar.testing import TestClient
 
 from domain.errors import InvalidInput
 from domain.ledger_keys import LedgerKeys
 from service.clock import FixedClock
 from service.ledger import merkle
-from service.ledger.checkpoint import CheckpointError, open_checkpoint, open_note
+from service.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    open_checkpoint,
+    open_note,
+    sign_checkpoint,
+)
 from service.ledger.rotation import rotate_ledger_key
 from service.ledger.signer import RotationPending, SignerRefused
-from service.ledger.verify_log import verify_log
+from service.ledger.verify_log import logged_handovers, verify_log
 from service.runtime import Services
 from service.settings import Settings
+from tests.e2e.test_cli import _kaoping
 from tests.integration.test_ledger import _add, _copy_store
 
 ORIGIN = Settings().ledger_origin
@@ -185,3 +195,123 @@ def test_the_keys_are_published_with_the_checkpoints_each_signed(
         note = client.get(f"/api/v1/ledger/checkpoint?size={size}").content
         assert open_note(note, [vkey])
     assert base64.b64decode(handover.successor.split("+", 2)[2])[0] == 1  # Ed25519 vkey
+
+
+def _leaked_then_rotated(services: Services) -> tuple[Ed25519PrivateKey, Any]:
+    """A signed log, a kept copy of its key, a rotation away from it and more events after."""
+    _add(services, 4)
+    services.signer.sign(services.db, services.clock.now())
+    leaked = load_pem_private_key(Path(services.signer.key_path).read_bytes(), None)
+    assert isinstance(leaked, Ed25519PrivateKey)
+    handover = _rotate(services, reason="the key leaked")
+    _add(services, 3, start=10)
+    return leaked, handover
+
+
+def _forge_head(services: Services, key: Ed25519PrivateKey) -> tuple[int, bytes]:
+    """The honest tree at the log's head, signed by ``key`` alone: (size, note)."""
+    with services.db.read() as cur:
+        cur.execute("SELECT leaf_hash FROM kaoping_ledger ORDER BY position")
+        leaves = [bytes(h) for (h,) in cur.fetchall()]
+    size, root = len(leaves), merkle.root_of(leaves)
+    return size, sign_checkpoint(Checkpoint(ORIGIN, size, root), ORIGIN, key)
+
+
+def test_the_signer_trusts_a_retired_key_only_up_to_its_handover(services: Services) -> None:
+    leaked, handover = _leaked_then_rotated(services)
+    signer = services.signer
+    assert signer.retired_bounds() == {handover.retired: handover.checkpoint.size}
+    size, forged = _forge_head(services, leaked)
+    assert size > handover.checkpoint.size
+    signer.state_path.write_bytes(forged)  # the retired key alone, past the handover
+    with pytest.raises(SignerRefused, match=f"handover at size {handover.checkpoint.size}"):
+        signer.last_signed()
+    with pytest.raises(SignerRefused):
+        signer.sign(services.db, services.clock.now())
+    signer.state_path.write_bytes(handover.checkpoint.note)  # co-signed at the handover: fine
+    assert signer.sign(services.db, services.clock.now()).size == size
+
+
+def test_verify_log_refuses_a_checkpoint_the_retired_key_signed_past_its_handover(
+        services: Services, settings: Settings) -> None:
+    leaked, handover = _leaked_then_rotated(services)
+    assert logged_handovers(services.db, ORIGIN) == {handover.retired: handover.checkpoint.size}
+    size, forged = _forge_head(services, leaked)
+    root = open_checkpoint(forged, [handover.retired]).root
+    with services.db.write() as cur:
+        cur.execute("INSERT INTO kaoping_checkpoints (size, root, note, key_id, signed_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (size, root, forged, handover.retired.split("+", 2)[1],
+                     services.clock.now().isoformat() if settings.engine == "sqlite"
+                     else services.clock.now()))
+    report = verify_log(services.db, services.signer.trusted_vkeys(),
+                        retired=services.signer.retired_bounds(), origin=ORIGIN)
+    assert not report.ok
+    assert report.failures[0].startswith(f"checkpoint at size {size}: ")
+    assert f"handover at size {handover.checkpoint.size}" in report.failures[0]
+    # Without the keyring (only the keys given), the log's own rotation events bound the key.
+    extra = {"KAOPING_SIGNING_KEY_PATH": settings.signing_key_path}
+    for args in ((), ("--key", handover.retired, "--key", handover.successor)):
+        out = _kaoping(settings, "verify-log", *args, extra=extra)
+        assert out.returncode == 1, out.stdout
+        assert f"checkpoint at size {size}: " in out.stderr
+    services.signer.keyring_path.unlink()
+    out = _kaoping(settings, "verify-log", "--key", handover.retired, "--key",
+                   handover.successor, extra=extra)
+    assert out.returncode == 1, out.stdout
+    assert f"handover at size {handover.checkpoint.size}" in out.stderr
+
+
+def test_a_rotation_interrupted_before_its_last_step_is_finished_by_running_it_again(
+        services: Services) -> None:
+    _add(services, 3)
+    services.signer.sign(services.db, services.clock.now())
+    handover = _rotate(services)
+    signer = services.signer
+    # A crash just before `.next` was unlinked: the successor is in both files.
+    shutil.copy(signer.key_path, signer.next_path)
+    with pytest.raises(RotationPending):
+        signer.sign(services.db, services.clock.now())
+    again = _rotate(services)  # "run the command again"
+    assert (again.retired, again.successor) == (handover.retired, handover.successor)
+    assert again.checkpoint == handover.checkpoint
+    assert not signer.next_path.exists()
+    assert signer.vkey == handover.successor
+    keys: LedgerKeys = services.store.repository.get(LedgerKeys.id_for(ORIGIN))
+    assert keys.keys == [handover.retired, handover.successor]  # no second rotation recorded
+    _add(services, 2, start=10)
+    after = signer.sign(services.db, services.clock.now())
+    assert open_checkpoint(after.note, [handover.successor]).size == after.size
+    # Once finished, running it again is a new rotation, as ever.
+    assert _rotate(services).retired == handover.successor
+
+
+def test_a_rotation_interrupted_before_the_key_file_was_replaced_is_finished(
+        services: Services) -> None:
+    _add(services, 3)
+    services.signer.sign(services.db, services.clock.now())
+    signer = services.signer
+    old = signer.vkey
+    backup = Path(f"{signer.key_path}.bak")
+    shutil.copy(signer.key_path, backup)
+    handover = _rotate(services)
+    # A crash after the keyring was written, before the key file was replaced.
+    shutil.copy(signer.key_path, signer.next_path)
+    shutil.copy(backup, signer.key_path)
+    signer.refresh()
+    assert signer.vkey == old
+    again = _rotate(services)
+    assert (again.retired, again.successor) == (old, handover.successor)
+    assert again.checkpoint.size == handover.checkpoint.size
+    assert not signer.next_path.exists() and signer.vkey == handover.successor
+    assert signer.retired_bounds() == {old: handover.checkpoint.size}
+
+
+def test_a_next_key_that_is_current_without_a_recorded_handover_is_refused(
+        services: Services) -> None:
+    _add(services, 2)
+    services.signer.sign(services.db, services.clock.now())
+    shutil.copy(services.signer.key_path, services.signer.next_path)
+    with pytest.raises(SignerRefused, match="records no handover to it"):
+        _rotate(services)
+    assert services.signer.next_path.exists()

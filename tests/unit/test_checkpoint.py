@@ -20,6 +20,7 @@ from service.ledger.checkpoint import (
     CheckpointError,
     key_id,
     open_checkpoint,
+    open_checkpoint_within,
     open_note,
     parse_verifier_key,
     sign_checkpoint,
@@ -486,3 +487,27 @@ def test_any_change_to_the_signed_text_is_rejected(data: st.DataObject) -> None:
     signed[index] = data.draw(st.integers(0, 255).filter(lambda b: b != signed[index]))
     with pytest.raises(CheckpointError):
         open_checkpoint(bytes(signed), [VKEY])
+
+
+def test_a_retired_key_verifies_checkpoints_only_up_to_its_handover() -> None:
+    successor = verifier_key(ORIGIN, OTHER_KEY.public_key())
+    at_handover = sign_checkpoint(Checkpoint(ORIGIN, 5, ROOT), ORIGIN, KEY)
+    past = sign_checkpoint(Checkpoint(ORIGIN, 6, ROOT), ORIGIN, KEY)
+    assert open_checkpoint_within(at_handover, [successor], {VKEY: 5}).size == 5
+    with pytest.raises(CheckpointError, match="handover at size 5"):
+        open_checkpoint_within(past, [successor], {VKEY: 5})
+    with pytest.raises(CheckpointError, match="handover at size 5"):
+        open_checkpoint_within(past, [VKEY, successor], {VKEY: 5})  # bounded though given
+    cosigned = sign_checkpoint(Checkpoint(ORIGIN, 6, ROOT), ORIGIN, KEY, OTHER_KEY)
+    assert open_checkpoint_within(cosigned, [successor], {VKEY: 5}).size == 6
+    # A bad signature by a trusted key rejects the note, even if a retired one would do.
+    both = sign_checkpoint(Checkpoint(ORIGIN, 5, ROOT), ORIGIN, KEY, OTHER_KEY).decode()
+    body, sigs = both.rsplit("\n\n", 1)
+    good, bad = sigs.splitlines()
+    prefix, _, sig64 = bad.rpartition(" ")
+    blob = bytearray(base64.b64decode(sig64))
+    blob[-1] ^= 1
+    broken = f"{body}\n\n{good}\n{prefix} {base64.b64encode(bytes(blob)).decode()}\n"
+    assert open_checkpoint(broken.encode(), [VKEY]).size == 5  # the retired key's line is good
+    with pytest.raises(CheckpointError, match="invalid signature"):
+        open_checkpoint_within(broken.encode(), [successor], {VKEY: 5})

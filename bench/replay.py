@@ -141,10 +141,13 @@ def _finish_log(services: Services, demo_head: int, demo_s: float, events: int) 
 
 
 def _analyze(settings: Settings) -> None:
-    """Planner statistics for the freshly written tables (autovacuum would get there too)."""
+    """Planner statistics for the freshly written tables (autovacuum would get there too), and
+    a CHECKPOINT, so the write-back of what the previous phase wrote (a million rows) does not
+    land inside the next phase's latency samples."""
     with psycopg.connect(settings.migrate_database_url or settings.database_url,
                          autocommit=True) as conn:
         conn.execute("ANALYZE")
+        conn.execute("CHECKPOINT")
 
 
 # --- the ceiling ----------------------------------------------------------------------------
@@ -631,6 +634,7 @@ def bench_replay(settings: Settings, units: int, cadres: int, events: int, runne
         decoded = _raw_read(settings, services)
         rb = _rebuild(services)
         runner = _library_runner(settings, min(runner_events, log.events))
+        _analyze(settings)
         _explain_pass(services, chosen)
     finally:
         services.close()

@@ -17,7 +17,8 @@ from litestar.testing import TestClient
 from service.clock import FixedClock
 from service.principals import IdentityKind, Role
 from service.runtime import Services
-from service.webhooks import UrlPolicy, Webhooks, check_url, verify
+from service.webhook_guard import UrlPolicy, check_url, verify
+from service.webhooks import Webhooks
 from tests.conftest import bearer
 
 Client = TestClient[Any]

@@ -174,6 +174,10 @@ def cmd_token_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_ledger_public(settings: Settings, _: argparse.Namespace) -> int:
     from service.ledger.signer import LedgerSigner  # noqa: PLC0415
 
+    if not Path(settings.signing_key_path).exists():  # never mint a key just to print it
+        print(f"kaoping: no ledger signing key at {Path(settings.signing_key_path).resolve()}; "
+              "the published key is also at GET /api/v1/ledger/key", file=sys.stderr)
+        return 2
     print(LedgerSigner(settings.signing_key_path, settings.ledger_origin).vkey)
     return 0
 
@@ -307,7 +311,8 @@ def cmd_evidence(settings: Settings, args: argparse.Namespace) -> int:
                                           ballots=args.ballots))
     finally:
         services.close()
-    out = args.output or f"evidence-{args.cycle}-{args.subject.replace(':', '-')}.json"
+    out = args.output or (f"evidence-{args.cycle}-{args.subject.replace(':', '-')}"
+                          f"{'-with-ballots' if args.ballots else ''}.json")
     with open(out, "wb") as fh:  # noqa: PTH123
         fh.write(data)
     print(f"wrote {out} ({len(data):,} bytes); check it with: kaoping verify {out} --key "
@@ -468,6 +473,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class MissingStore(RuntimeError):
+    """The SQLite store the settings name does not exist (and must not be created here)."""
+
+
+def _require_store(settings: Settings, command: str) -> None:
+    """Opening a missing SQLite file would create an empty store (and a new signing key beside
+    it): a different ledger than the one meant, usually from the wrong directory."""
+    if (settings.engine == "sqlite" and command not in ("cmd_migrate", "cmd_verify")
+            and not settings.sqlite_path.exists()):
+        msg = (f"no store at {settings.sqlite_path.resolve()}: run kaoping from the project "
+               "directory (or set KAOPING_DATABASE_URL); `kaoping migrate` creates a new one")
+        raise MissingStore(msg)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -478,8 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     func: Callable[[Settings, argparse.Namespace], int] = args.func
     try:
+        _require_store(settings, func.__name__)
         return func(settings, args)
-    except PrincipalError as exc:
+    except (PrincipalError, MissingStore) as exc:
         print(f"kaoping: {exc}", file=sys.stderr)
         return 2
     except (SignerRefused, RotationPending) as exc:

@@ -68,7 +68,7 @@ GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英�
 class Progress:
     """What /ready shows while the demo city loads in the background."""
 
-    state: str = "idle"  # idle | loading | done | failed
+    state: str = "idle"  # idle | loading | done | failed | present (loaded on an earlier start)
     step: str = ""
     done: int = 0
     total: int = 0

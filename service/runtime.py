@@ -82,6 +82,10 @@ class Services:
             ("kaoping-webhooks", self.webhooks.run), ("kaoping-housekeeping", self.housekeep)]
         if self.settings.demo and self._log_is_empty():
             work.append(("kaoping-demo", self.load_demo))
+        elif self.settings.demo:
+            with self.demo_progress.lock:  # loaded on an earlier start (or real data)
+                self.demo_progress.state = "present"
+                self.demo_progress.step = "the store already holds data; nothing to load"
         for name, target in work:
             thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
             thread.start()
@@ -95,7 +99,7 @@ class Services:
         """First start of an empty embedded store: load the demo city in the background."""
         try:
             DemoCity(self, progress=self.demo_progress).run()
-            log.info("demo.loaded", events=self.demo_progress.done)
+            log.info("demo.loaded", steps=self.demo_progress.done)
         except Exception as exc:
             self.demo_progress.state, self.demo_progress.error = "failed", type(exc).__name__
             log.exception("demo.failed")

@@ -471,7 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     for line in lines:
-        print(line if line.startswith("WARNING") else f"ok  {line}")  # noqa: T201
+        label = ("" if line.startswith("WARNING") else "note  " if "entered by hand" in line
+                 else "ok  ")
+        print(f"{label}{line}")  # noqa: T201
     return 0
 
 

@@ -136,3 +136,16 @@ def test_a_rotated_key_is_the_same_principal_and_a_revoked_key_is_refused(
     twice = _kaoping(settings, "keys", "revoke", old_id)
     assert twice.returncode != 0
     assert f"no active API key {old_id}" in twice.stderr
+
+
+def test_from_the_wrong_directory_nothing_is_created(tmp_path: Path) -> None:
+    """Run where there is no store: a clear refusal, not a new empty store and signing key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAOPING_")}
+    for args in (("explain", "team:T02", "--cycle", "2025"), ("keys", "ledger-public"),
+                 ("verify-log",)):
+        out = subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, text=True,
+                             capture_output=True, timeout=120, check=False, cwd=tmp_path)
+        assert out.returncode == 2, (args, out.stderr)
+        assert "no store at" in out.stderr
+        assert "run kaoping from the project directory" in out.stderr
+    assert list(tmp_path.iterdir()) == []

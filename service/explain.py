@@ -206,18 +206,15 @@ def _session_close(cur: Cursor, mapper: Mapper[UUID], code: str, version: int,
                    subject: str) -> SourceEvent | None:
     """The Closed event of ballot session ``code`` (at ``version`` of its stream)."""
     sid = EvaluationSession.id_for(code)
-    cur.execute("SELECT position, leaf_hash FROM kaoping_ledger WHERE stream_id = %s AND "
-                "stream_version = %s", (sid, version))
-    row = cur.fetchone()
+    row = next((r for r in stream_rows(cur, sid, 2**62) if int(r[1]) == version), None)
     if row is None:
         return None
-    closed: Any = next((mapper.to_domain_event(StoredEvent(sid, int(v), str(t), bytes(st)))
-                        for _, v, t, st, _ in stream_rows(cur, sid, int(row[0]) + 1)
-                        if int(v) == version), None)
+    position, _, topic, state, leaf = row
+    closed: Any = mapper.to_domain_event(StoredEvent(sid, version, str(topic), bytes(state)))
     if not isinstance(closed, EvaluationSession.Closed):
         return None
     tally = next((t for t in closed.result.subjects if t.subject == subject), None)
-    return SourceEvent(position=int(row[0]), leaf_hash=bytes(row[1]).hex(), stream_id=str(sid),
+    return SourceEvent(position=int(position), leaf_hash=bytes(leaf).hex(), stream_id=str(sid),
                        version=version, topic=EvaluationSession.Closed.TOPIC, facts={
                            "session": code, "cut_position": closed.cut_position,
                            "ballots_on_board": len(closed.trackers),

@@ -21,6 +21,7 @@ from domain.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    IntegrityFailure,
     InvalidInput,
     NotFound,
     StaleVersion,
@@ -69,6 +70,7 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "precondition-required": (428, "A precondition is required", "需要前置条件"),
     "rate-limited": (429, "Too many requests", "请求过于频繁"),
     "internal": (500, "Internal error", "服务器内部错误"),
+    "integrity": (500, "Stored facts fail their integrity check", "存储数据未通过完整性校验"),
     "unavailable": (503, "Service unavailable", "服务暂不可用"),
 }
 _STATUS_KIND = {status: kind for kind, (status, _, _) in KINDS.items()}
@@ -127,11 +129,15 @@ class BodyValidationError(Exception):
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     kind = {InvalidInput: "invalid-input", NotFound: "not-found", Conflict: "conflict",
             Forbidden: "forbidden", StaleVersion: "stale-version",
-            BadArgument: "validation"}.get(type(exc), "invalid-input")
+            BadArgument: "validation", IntegrityFailure: "integrity"}.get(type(exc),
+                                                                         "invalid-input")
     if exc.rule == "idempotency-key.format":
         kind = "bad-request"
     if exc.rule == "if-match.required":
         kind = "precondition-required"
+    if isinstance(exc, IntegrityFailure):
+        structlog.get_logger("kaoping.integrity").critical("integrity.failed", rule=exc.rule,
+                                                             detail=exc.detail)
     extra: dict[str, Any] = {"rule": exc.rule, "field": exc.field}
     if exc.errors:
         extra["errors"] = [FieldError(field=f, rule=r, message=m) for f, r, m in exc.errors]

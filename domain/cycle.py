@@ -8,6 +8,7 @@ published (results, their fingerprint and the score function's version recorded)
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
@@ -112,11 +113,21 @@ class Cycle(Aggregate):
 
     class Published(Aggregate.Event):
         TOPIC = "kaoping/Cycle.Published.v1"
+        # v2 adds results_notice: the results themselves are recorded, in full, by the
+        # cycle's results notice (domain/publication.py), written in the same transaction.
+        # Stored v1 events read as False: their results are those the score function gives
+        # at the recorded heads (and can be checked only against the fingerprint).
+        class_version = 2
         heads: list[StreamHead]
         results_fingerprint: str
         score_version: str
         notified_on: str
         actor: str
+        results_notice: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["results_notice"] = False
 
     @staticmethod
     def id_for(year: int) -> UUID:
@@ -135,6 +146,8 @@ class Cycle(Aggregate):
         self.roster: list[RosterEntry] = []
         self.sealed_heads: list[StreamHead] = []
         self.published_on: str | None = None
+        self.score_version: str | None = None  # the score function it was published with
+        self.results_fingerprint: str | None = None
         self.announcement: dict[str, object] | None = None
 
     def require_phase(self, *phases: Phase) -> None:
@@ -142,6 +155,11 @@ class Cycle(Aggregate):
             allowed = ", ".join(p.value for p in phases)
             msg = f"cycle {self.year} is in phase {self.phase.value}; this needs {allowed}"
             raise Conflict(msg, rule="cycle.phase")
+
+    def scoring_version(self, current: str) -> str:
+        """The score function this cycle is computed with: the one it was published with,
+        else the current one."""
+        return self.score_version or current
 
     def entry(self, subject: str) -> RosterEntry:
         for item in self.roster:
@@ -241,11 +259,14 @@ class Cycle(Aggregate):
                 notified_on: str, actor: str) -> None:
         self.require_phase(Phase.SEALED)
         self._published(heads=heads, results_fingerprint=results_fingerprint,
-                        score_version=score_version, notified_on=notified_on, actor=actor)
+                        score_version=score_version, notified_on=notified_on, actor=actor,
+                        results_notice=True)
 
     @event(Published)
     def _published(self, heads: list[StreamHead], results_fingerprint: str, score_version: str,
-                   notified_on: str, actor: str) -> None:
+                   notified_on: str, actor: str, results_notice: bool) -> None:
         self.phase = Phase.PUBLISHED
         self.published_on = notified_on
         self.published_heads = list(heads)
+        self.score_version = score_version
+        self.results_fingerprint = results_fingerprint

@@ -50,3 +50,11 @@ class StaleVersion(DomainError):
     def __init__(self, detail: str, *, current: int) -> None:
         super().__init__(detail, rule="if-match")
         self.current = current
+
+
+class IntegrityFailure(DomainError):
+    """Stored facts disagree with what was recorded about them (a published result that no
+    longer matches its fingerprint, a log shorter than its last checkpoint): a server-side
+    failure an operator must look at, never answered with the doubtful data."""
+
+    kind = "integrity"

@@ -82,6 +82,9 @@ class IndicatorDef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kinds: list[SubjectKind] = msgspec.field(default_factory=lambda: [SubjectKind.TEAM])
 
 
+Days = Annotated[int, msgspec.Meta(ge=1, le=366)]
+
+
 class PoolRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Weights, bands and quotas for one comparison group (比较组) and subject kind."""
 
@@ -103,9 +106,14 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     gated_components: list[Component] = msgspec.field(
         default_factory=lambda: [Component.COMMITMENTS, Component.ANALYSIS])
     composite_places: Annotated[int, msgspec.Meta(ge=0, le=6)] = 2
-    review_days: int = 30  # 复核: within 30 days of notification (公务员法)
-    appeal_days: int = 15  # 申诉: within 15 days of the review decision
-    direct_appeal_days: int = 30  # 申诉 without review: within 30 days of notification
+    # Deadlines of 复核 and 申诉 (公务员法 Art. 95-96; domain-notes §1.8), in days, counted in
+    # the jurisdiction's time zone from an injected clock.
+    review_days: Days = 30  # 复核: within 30 days of notification
+    appeal_days: Days = 15  # 申诉: within 15 days of the review decision
+    direct_appeal_days: Days = 30  # 申诉 without review: within 30 days of notification
+    review_decision_days: Days = 30  # a 复核 is decided within 30 days of filing
+    appeal_decision_days: Days = 60  # a 申诉 within 60 days of acceptance (filing here)
+    appeal_extension_days: Days = 30  # ... extendable once, by at most 30 days
 
     def rule_for(self, group: str, kind: SubjectKind) -> PoolRule:
         for rule in self.pools:

@@ -14,9 +14,16 @@ Order of work (docs/scoring.md has the arithmetic):
 5. grade by bands, then vetoes in severity order (no-grade > force-lowest > cap);
 6. quotas, best grade first: over-quota candidates are demoted one grade, lowest in the pool
    order first. The pool order breaks ties: composite, then leader review, then democratic
-   evaluation (higher first), then the subject's code (ascending);
+   evaluation (higher first), then the subject's code (ascending). From
+   ``kaoping-score/2`` on, a grade the committee decided takes its place in the quota first,
+   and proposals share what is left; so an event that only moves proposals (a sanction
+   lifted, an adjustment) can never push a pool over its quota;
 7. committee decisions replace the proposal; ``quota_violations`` lists any quota they break
-   (the service refuses such a decision, so a stored pool never has one).
+   (only decisions themselves can; the service refuses them, so a stored pool never has one).
+
+Every published result records the version it was computed with, and a cycle keeps the
+version it was published with: ``score_pool(..., version=...)`` still computes the older ones
+so that a result published years ago verifies, and replays, as it was published.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import msgspec
 
 from domain.scheme import Component, PoolRule, Scheme, Score, Share, SubjectKind, Veto, grades_of
 
-SCORE_FUNCTION_VERSION = "kaoping-score/1"
+SCORE_FUNCTION_VERSION = "kaoping-score/2"
+SCORE_VERSIONS = ("kaoping-score/1", "kaoping-score/2")  # every version this code computes
 _HUNDRED = Decimal(100)
 _EFFECT_ORDER = {"no-grade": 0, "force-lowest": 1, "cap": 2}
 _ROUNDING = {"half-up": ROUND_HALF_UP, "floor": ROUND_FLOOR, "ceiling": ROUND_CEILING}
@@ -213,8 +221,13 @@ def quota_limit(share: Decimal, size: int, rounding: str, hard_cap: int | None) 
     return min(limit, hard_cap) if hard_cap is not None else limit
 
 
-def score_pool(scheme: Scheme, pool: PoolEvidence) -> PoolResult:
-    """The pool's results: components, composites, ranks, grades under vetoes and quotas."""
+def score_pool(scheme: Scheme, pool: PoolEvidence, *,
+               version: str = SCORE_FUNCTION_VERSION) -> PoolResult:
+    """The pool's results: components, composites, ranks, grades under vetoes and quotas,
+    computed as score function ``version`` does (see the module's docstring)."""
+    if version not in SCORE_VERSIONS:
+        msg = f"unknown score function version {version!r}"
+        raise ValueError(msg)
     rule = scheme.rule_for(pool.group, pool.kind)
     grades = grades_of(rule)
     for attr in ("subject", "code"):
@@ -238,20 +251,23 @@ def score_pool(scheme: Scheme, pool: PoolEvidence) -> PoolResult:
         applied[s.evidence.subject] = [v.code for v in vetoes]
     limits = {q.grade: quota_limit(q.share, len(scored), q.rounding, q.hard_cap)
               for q in rule.quotas}
+    decided = {s.evidence.subject: s.evidence.committee.grade for s in scored
+               if s.evidence.committee is not None and proposed[s.evidence.subject] is not None}
+    reserve = version != "kaoping-score/1"  # decided grades hold their quota places first
     demoted: set[str] = set()
     for grade in grades:  # best first, so a demotion can meet the next grade's quota
         if grade not in limits:
             continue
-        holders = [s.evidence.subject for s in scored if proposed[s.evidence.subject] == grade]
-        for subject in holders[limits[grade]:]:
+        taken = sum(1 for g in decided.values() if g == grade) if reserve else 0
+        holders = [s.evidence.subject for s in scored if proposed[s.evidence.subject] == grade
+                   and not (reserve and s.evidence.subject in decided)]
+        for subject in holders[max(limits[grade] - taken, 0):]:
             proposed[subject] = grades[min(grades.index(grade) + 1, len(grades) - 1)]
             demoted.add(subject)
     results = []
     for s in scored:
         subject = s.evidence.subject
-        decided = s.evidence.committee is not None and proposed[subject] is not None
-        final = s.evidence.committee.grade if decided and s.evidence.committee else (
-            proposed[subject])
+        final = decided.get(subject, proposed[subject])
         previous = pool.previous_ranks.get(subject)
         results.append(SubjectResult(
             subject=subject, code=s.evidence.code, components=s.components, missing=s.missing,
@@ -260,11 +276,12 @@ def score_pool(scheme: Scheme, pool: PoolEvidence) -> PoolResult:
             rank_change=None if previous is None else previous - ranks[subject],
             banded_grade=_band(rule, s.composite), vetoes_applied=applied[subject],
             proposed_grade=proposed[subject], quota_demoted=subject in demoted,
-            no_grade_reason=reasons[subject], final_grade=final, decided_by_committee=decided))
+            no_grade_reason=reasons[subject], final_grade=final,
+            decided_by_committee=subject in decided))
     violations = [
         f"{grade}: {count} > {limits[grade]}"
         for grade in grades if grade in limits
         and (count := sum(1 for r in results if r.final_grade == grade)) > limits[grade]
     ]
-    return PoolResult(version=SCORE_FUNCTION_VERSION, group=pool.group, kind=pool.kind,
+    return PoolResult(version=version, group=pool.group, kind=pool.kind,
                       quota_limits=limits, quota_violations=violations, results=results)

@@ -9,6 +9,7 @@ appeal. Nothing is changed in place: a revision is a new event and the latest on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -17,7 +18,16 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Forbidden, InvalidInput
 from domain.scheme import Component, Scheme, SubjectKind
-from domain.scoring import Adjustment, CommitteeDecision, IndicatorScore, SubjectEvidence
+from domain.scoring import (
+    SCORE_FUNCTION_VERSION,
+    Adjustment,
+    CommitteeDecision,
+    IndicatorScore,
+    PoolEvidence,
+    PoolResult,
+    SubjectEvidence,
+    score_pool,
+)
 
 TEAM_DIMENSIONS = ("economy", "social-undertakings", "civilisation", "cadre-team", "innovation")
 CADRE_DIMENSIONS = ("workload", "difficulty", "effect", "personal-role")
@@ -145,18 +155,47 @@ class SubjectFile(Aggregate):
 
     class ReviewRequested(Aggregate.Event):
         TOPIC = "kaoping/SubjectFile.ReviewRequested.v1"
+        # v2 adds decide_by: the date by which the request must be decided (the scheme's
+        # review_decision_days or appeal_decision_days from filing). Stored v1 events had
+        # no deadline recorded and read as None.
+        class_version = 2
         kind: str  # "review" (复核) or "appeal" (申诉)
         filed_on: str
+        reason: str
+        actor: str
+        decide_by: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["decide_by"] = None
+
+    class ReviewExtended(Aggregate.Event):
+        """申诉 decisions may be extended once, before their deadline (公务员法: ≤ 30 days)."""
+
+        TOPIC = "kaoping/SubjectFile.ReviewExtended.v1"
+        kind: str
+        decide_by: str
         reason: str
         actor: str
 
     class ReviewDecided(Aggregate.Event):
         TOPIC = "kaoping/SubjectFile.ReviewDecided.v1"
+        # v2 adds decided_on (local date), authority, and late_reason: why a decision came
+        # after its deadline (None when on time). Stored v1 events read with decided_on and
+        # authority empty and no late reason.
+        class_version = 2
         kind: str
         outcome: str  # "upheld" or "changed"
         grade: str | None
         reason: str
         actor: str
+        decided_on: str
+        authority: str
+        late_reason: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.update(decided_on="", authority="", late_reason=None)
 
     @staticmethod
     def id_for(year: int, subject: str) -> UUID:
@@ -184,7 +223,10 @@ class SubjectFile(Aggregate):
         self.approved: list[Adjustment] = []
         self.approved_ids: list[str] = []
         self.committee: CommitteeDecision | None = None
-        self.requests: dict[str, str] = {}
+        self.requests: dict[str, str] = {}  # kind -> filed on
+        self.deadlines: dict[str, str | None] = {}  # kind -> decide by
+        self.extended: set[str] = set()
+        self.decided: dict[str, str] = {}  # kind -> decided on
 
     # --- inputs (phase checks are the cycle's, in the service) -------------------------
 
@@ -305,14 +347,45 @@ class SubjectFile(Aggregate):
         self.committee = CommitteeDecision(grade=grade)
 
     @event(ReviewRequested)
-    def request_review(self, kind: str, filed_on: str, reason: str, actor: str) -> None:
+    def request_review(self, kind: str, filed_on: str, reason: str, actor: str,
+                       decide_by: str | None) -> None:
         self.requests[kind] = filed_on
+        self.deadlines[kind] = decide_by
+
+    def extend_review(self, kind: str, decide_by: str, reason: str, actor: str) -> None:
+        if kind in self.decided or kind not in self.requests:
+            msg = f"there is no undecided {kind} to extend"
+            raise Conflict(msg, rule="review.extend-undecided", field="kind")
+        if kind in self.extended:
+            msg = f"the {kind}'s decision deadline was already extended once"
+            raise Conflict(msg, rule="review.extend-once", field="kind")
+        self._extended(kind=kind, decide_by=decide_by, reason=reason, actor=actor)
+
+    @event(ReviewExtended)
+    def _extended(self, kind: str, decide_by: str, reason: str, actor: str) -> None:
+        self.deadlines[kind] = decide_by
+        self.extended.add(kind)
+
+    def decide_review(self, kind: str, outcome: str, grade: str | None, reason: str,
+                      actor: str, *, decided_on: str, authority: str,
+                      late_reason: str | None) -> None:
+        if kind not in self.requests:
+            msg = f"no {kind} was filed for {self.subject}"
+            raise InvalidInput(msg, rule="review.filed", field="kind")
+        if kind in self.decided:
+            msg = f"the {kind} was already decided on {self.decided[kind]}"
+            raise Conflict(msg, rule="review.decided-once", field="kind")
+        self._review_decided(kind=kind, outcome=outcome, grade=grade, reason=reason,
+                             actor=actor, decided_on=decided_on, authority=authority,
+                             late_reason=late_reason)
 
     @event(ReviewDecided)
-    def decide_review(self, kind: str, outcome: str, grade: str | None, reason: str,
-                      actor: str) -> None:
+    def _review_decided(self, kind: str, outcome: str, grade: str | None, reason: str,
+                        actor: str, decided_on: str, authority: str,
+                        late_reason: str | None) -> None:
         if grade is not None:
             self.committee = CommitteeDecision(grade=grade)
+        self.decided[kind] = decided_on
 
     def evidence(self, scheme: Scheme) -> SubjectEvidence:
         achieved = [v for v in self.targets.values() if v is not None]
@@ -335,3 +408,15 @@ class SubjectFile(Aggregate):
             analysis=[self.analysis[k] for k in sorted(self.analysis)],
             vetoes=sorted(self.sanctions), adjustments=list(self.approved),
             committee=self.committee, not_applicable=not_applicable)
+
+
+def pool_result(scheme: Scheme, group: str, kind: SubjectKind, files: Iterable[SubjectFile],
+                previous: dict[str, int], version: str = SCORE_FUNCTION_VERSION) -> PoolResult:
+    """A pool's results from its subjects' files: the one way every caller (use cases, the
+    read model, as-of replays, the published record, the verifier) feeds the score function.
+    ``previous``: last cycle's published ranks (位次进退), for whichever subjects have one."""
+    subjects = [f.evidence(scheme) for f in files]
+    return score_pool(scheme, PoolEvidence(
+        group=group, kind=kind, subjects=subjects,
+        previous_ranks={e.subject: previous[e.subject] for e in subjects
+                        if e.subject in previous}), version=version)

@@ -1,26 +1,29 @@
-"""Results (score cards, rankings with 位次进退, proposed and final grades) per comparison pool.
+"""Working results (score cards, rankings with 位次进退, proposed and final grades) per pool.
 
-On each page of events, the pools the page touched are recomputed with the one score function
-from the evidence streams as of the page's last position (a subject file's events, the cycle's
-scheme and roster, the previous cycle's published ranks). Reads are then one indexed query;
-the use cases (committee decisions, as-of replays) compute from the streams themselves.
+On each page of events, the pools the page touched are marked, and recomputed once the
+follower has read all there was, with the one score function from the evidence streams as of
+that position (a subject file's events, the cycle's scheme and roster, the previous cycle's
+published ranks in force). These are the *working* results: what the evidence gives now. Once
+a cycle is published, what the public reads is the published version (service/published.py,
+from the log itself); this model then shows organizers what a correction would change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import project_aggregate
-from eventsourcing.persistence import StoredEvent
 
 from domain.cycle import Cycle, Phase
+from domain.publication import ResultsNotice
 from domain.scheme import SubjectKind
-from domain.scoring import PoolEvidence, SubjectResult, score_pool
-from domain.subject_file import SubjectFile
-from service.db import as_uuid, events_row_id
+from domain.scoring import SCORE_FUNCTION_VERSION, SubjectResult
+from domain.subject_file import SubjectFile, pool_result
+from service.db import as_uuid
+from service.published import previous_ranks
+from service.streams import load_streams, project, replay_as_of
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Mapper
@@ -31,56 +34,16 @@ if TYPE_CHECKING:
 _CYCLE_TOPICS = {Cycle.SchemeSet.TOPIC, Cycle.RosterSet.TOPIC, Cycle.SchemeAmended.TOPIC,
                  Cycle.SchemeFrozen.TOPIC, Cycle.ScoringOpened.TOPIC, Cycle.Sealed.TOPIC,
                  Cycle.Published.TOPIC, Cycle.Opened.TOPIC}
+_NOTICE_TOPICS = {ResultsNotice.Issued.TOPIC, ResultsNotice.Corrected.TOPIC}
 _encoder = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder(SubjectResult)
 
 Pool = tuple[int, str, str]  # year, group, kind
 
 
-def load_stream(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID,
-                up_to: int) -> list[Any]:
-    """The stream's events whose log position is at most ``up_to``, decoded."""
-    rid = events_row_id(cur.engine)
-    cur.execute(
-        "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM kaoping_events e "  # noqa: S608
-        f"JOIN kaoping_ledger l ON l.notification_id = e.{rid} WHERE e.originator_id = %s "
-        "AND l.position <= %s ORDER BY e.originator_version", (stream_id, up_to))
-    return [mapper.to_domain_event(StoredEvent(as_uuid(o), int(v), str(t), bytes(s)))
-            for o, v, t, s in cur.fetchall()]
-
-
-def load_streams(cur: Cursor, mapper: Mapper[UUID], stream_ids: Sequence[UUID],
-                 up_to: int) -> dict[UUID, list[Any]]:
-    """Many streams' events up to ``up_to``, in one query per 400 streams."""
-    rid = events_row_id(cur.engine)
-    out: dict[UUID, list[Any]] = {sid: [] for sid in stream_ids}
-    for i in range(0, len(stream_ids), 400):
-        chunk = list(stream_ids[i:i + 400])
-        marks = ", ".join(["%s"] * len(chunk))
-        cur.execute(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM "  # noqa: S608
-            f"kaoping_events e JOIN kaoping_ledger l ON l.notification_id = e.{rid} WHERE "
-            f"e.originator_id IN ({marks}) AND l.position <= %s "
-            "ORDER BY e.originator_id, e.originator_version", [*chunk, up_to])
-        for o, v, t, s in cur.fetchall():
-            sid = as_uuid(o)
-            out[sid].append(mapper.to_domain_event(StoredEvent(sid, int(v), str(t), bytes(s))))
-    return out
-
-
-def _project(events: list[Any]) -> Any:
-    return project_aggregate(None, events) if events else None
-
-
 def dirty_pools(cur: Cursor, year: int) -> set[tuple[str, str]]:
     cur.execute("SELECT grp, kind FROM rm_dirty_pools WHERE year = %s", (year,))
     return {(str(g), str(k)) for g, k in cur.fetchall()}
-
-
-def replay(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID, up_to: int) -> Any:
-    """The aggregate as of log position ``up_to`` (None if it did not exist yet)."""
-    events: list[Any] = load_stream(cur, mapper, stream_id, up_to)
-    return project_aggregate(None, events) if events else None
 
 
 class ResultsView:
@@ -106,6 +69,8 @@ class ResultsView:
                 touched.add(e.stream_id)
             elif e.topic in _CYCLE_TOPICS:
                 years.add(self._track_cycle(cur, e, up_to))
+            elif e.topic in _NOTICE_TOPICS:  # next year's rank change follows the version
+                pools |= self._pools_of_year(cur, self._notice_year(cur, e) + 1)
         pools |= self._pools_of(cur, sorted(touched))
         for year in sorted(years):
             pools |= self._pools_of_year(cur, year)
@@ -142,8 +107,16 @@ class ResultsView:
         row = cur.fetchone()
         return None if row is None else str(row[0])
 
+    def _notice_year(self, cur: Cursor, e: LoggedEvent) -> int:
+        cur.execute("SELECT year FROM rm_cycles")
+        for (year,) in cur.fetchall():
+            if ResultsNotice.id_for(int(year)) == e.stream_id:
+                return int(year)
+        msg = f"results notice {e.stream_id} of no known cycle"
+        raise ValueError(msg)
+
     def _track_cycle(self, cur: Cursor, e: LoggedEvent, up_to: int) -> int:
-        cycle = replay(cur, self.mapper, e.stream_id, up_to)
+        cycle = replay_as_of(cur, self.mapper, e.stream_id, up_to)
         if not isinstance(cycle, Cycle):
             msg = f"stream {e.stream_id} is not a cycle"
             raise TypeError(msg)
@@ -153,30 +126,19 @@ class ResultsView:
                     (cycle.year, cycle.phase.value, cycle.version, e.position))
         return cycle.year
 
-    def _previous_ranks(self, cur: Cursor, year: int) -> dict[str, int]:
-        """Last year's published ranks of every subject (位次进退 follows a subject even if
-        it changed pools, as the use cases compute it)."""
-        if self._phase(cur, year - 1) != Phase.PUBLISHED.value:
-            return {}
-        cur.execute("SELECT subject, rank FROM rm_results WHERE year = %s", (year - 1,))
-        return {str(s): int(r) for s, r in cur.fetchall()}
-
     def _recompute(self, cur: Cursor, pool: Pool, up_to: int) -> None:
         year, group, kind = pool
-        cycle = replay(cur, self.mapper, Cycle.id_for(year), up_to)
+        cycle = replay_as_of(cur, self.mapper, Cycle.id_for(year), up_to)
         if not isinstance(cycle, Cycle) or cycle.scheme is None:
             return
         cur.execute("SELECT stream_id FROM rm_subject_files WHERE year = %s AND grp = %s AND "
                     "kind = %s", (year, group, kind))
         ids = [as_uuid(sid) for (sid,) in cur.fetchall()]
         streams = load_streams(cur, self.mapper, ids, up_to)
-        files = [f for sid in ids if isinstance(f := _project(streams[sid]), SubjectFile)]
-        previous = self._previous_ranks(cur, year)
-        evidence = PoolEvidence(group=group, kind=SubjectKind(kind),
-                                subjects=[f.evidence(cycle.scheme) for f in files],
-                                previous_ranks={f.subject: previous[f.subject] for f in files
-                                                if f.subject in previous})
-        result = score_pool(cycle.scheme, evidence)
+        files = [f for sid in ids if isinstance(f := project(streams[sid]), SubjectFile)]
+        _, previous = previous_ranks(cur, self.mapper, year, up_to)
+        result = pool_result(cycle.scheme, group, SubjectKind(kind), files, previous,
+                             cycle.scoring_version(SCORE_FUNCTION_VERSION))
         cur.execute("DELETE FROM rm_results WHERE year = %s AND grp = %s AND kind = %s",
                     (year, group, kind))
         cur.executemany(

@@ -7,14 +7,12 @@ assignment rules (who may score whom) are here, each refusal naming its rule.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
@@ -22,15 +20,27 @@ from domain.ballots import EvaluationSession
 from domain.cycle import Cycle, Phase, RosterEntry, StreamHead, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
 from domain.people import PostRole
+from domain.publication import ResultsNotice, pool_key, results_fingerprint
 from domain.scheme import Component, Scheme, SubjectKind, check_score, check_share, grades_of
-from domain.scoring import SCORE_FUNCTION_VERSION, PoolEvidence, PoolResult, score_pool
-from domain.subject_file import SubjectFile
+from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult
+from domain.subject_file import SubjectFile, pool_result
+from service.guards import (
+    Check,
+    cycle_unchanged,
+    guarded,
+    heads_unchanged,
+    previous_unchanged,
+    quota_holds,
+)
 from service.policy import require_role
 from service.principals import Identity, IdentityKind, Principal, Role
+from service.published import PublishedResults, previous_ranks, published_as_of
+from service.streams import END
 from service.writes import Written, is_version_conflict, save
 
 if TYPE_CHECKING:
     from service.clock import Clock
+    from service.db import Database
     from service.reference import Reference
     from service.store import AfterAppend, EventStore
 
@@ -39,8 +49,8 @@ ROSTER_KINDS = {PostRole.PRINCIPAL: SubjectKind.PRINCIPAL, PostRole.DEPUTY: Subj
 
 class Evaluation:
     def __init__(self, store: EventStore, reference: Reference, clock: Clock,
-                 timezone: str) -> None:
-        self.store, self.reference, self.clock = store, reference, clock
+                 timezone: str, db: Database) -> None:
+        self.store, self.reference, self.clock, self.db = store, reference, clock, db
         self.tz = ZoneInfo(timezone)
 
     # --- loading ----------------------------------------------------------------------
@@ -68,9 +78,10 @@ class Evaluation:
             raise Conflict(msg, rule="cycle.scheme-set")
         return cycle.scheme
 
-    def _save(self, aggregate: Any, after_append: AfterAppend | None) -> Written:
+    def _save(self, aggregate: Any, after_append: AfterAppend | None, *more: Any) -> Written:
         try:
-            return save(self.store, aggregate, after_append=after_append, stream_id=aggregate.id)
+            return save(self.store, aggregate, *more, after_append=after_append,
+                        stream_id=aggregate.id)
         except IntegrityError as exc:
             if is_version_conflict(exc):
                 msg = "the record changed concurrently; read it again and retry"
@@ -204,7 +215,7 @@ class Evaluation:
             msg = f"the file is at version {file.version}, not {revision_of}"
             raise StaleVersion(msg, current=file.version)
         file.score_by_leader(rater, score, comment, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def indicator_score(self, principal: Principal, year: int, subject: str, *, indicator: str,
                         value: str, score: Decimal | None, evidence: str,
@@ -225,33 +236,33 @@ class Evaluation:
         if score is not None:
             check_score(score, "score")
         file.score_indicator(indicator, department, value, score, evidence, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def inspection_score(self, principal: Principal, year: int, subject: str, *,
                          score: Decimal, after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ASSESSMENT_TEAM)
         file.score_inspection(check_score(score, "score"), principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def inspection_note(self, principal: Principal, year: int, subject: str, *, activity: str,
                         notes: str, after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ASSESSMENT_TEAM)
         file.note_inspection(activity, notes, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def analysis_score(self, principal: Principal, year: int, subject: str, *, dimension: str,
                        score: Decimal, rationale: str,
                        after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ASSESSMENT_TEAM)
         file.score_analysis(dimension, check_score(score, "score"), rationale, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def publish_targets(self, principal: Principal, year: int, subject: str, *,
                         targets: list[str], after_append: AfterAppend | None = None) -> Written:
-        _, entry, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ORGANIZER)
         if entry.kind != SubjectKind.TEAM:
             msg = "targets are committed by units (their leadership teams)"
@@ -263,20 +274,20 @@ class Evaluation:
             msg = "targets must be a non-empty list of distinct items"
             raise InvalidInput(msg, rule="commitment.targets", field="targets")
         file.publish_targets(targets, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def assess_target(self, principal: Principal, year: int, subject: str, *, target: str,
                       achieved: bool, evidence: str,
                       after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ASSESSMENT_TEAM, Role.ORGANIZER)
         file.assess_target(target, achieved, evidence, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def record_evaluation(self, principal: Principal, year: int, subject: str, *, session: str,
                           democratic: Decimal | None, satisfaction: Decimal | None,
                           after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ORGANIZER)
         if democratic is not None:
             check_score(democratic, "democratic")
@@ -300,43 +311,45 @@ class Evaluation:
                        "adjustment with a reason and an authority can change the result)")
                 raise Conflict(msg, rule="evaluation.from-ballots", field=field)
         file.record_evaluation(session, democratic, satisfaction, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def record_sanction(self, principal: Principal, year: int, subject: str, *, code: str,
                         decided_on: str, source: str,
                         after_append: AfterAppend | None = None) -> Written:
-        cycle, _, file = self._input(year, subject, Phase.SCORING, Phase.SEALED)
+        cycle, entry, file = self._input(year, subject, Phase.SCORING, Phase.SEALED,
+                                         Phase.PUBLISHED)
         require_role(principal, Role.ORGANIZER)
         self._scheme(cycle).veto(code)
         file.record_sanction(code, decided_on, source, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def lift_sanction(self, principal: Principal, year: int, subject: str, *, code: str,
                       reason: str, after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject, Phase.SCORING, Phase.SEALED, Phase.PUBLISHED)
+        cycle, entry, file = self._input(year, subject, Phase.SCORING, Phase.SEALED,
+                                         Phase.PUBLISHED)
         require_role(principal, Role.ORGANIZER)
         file.lift_sanction(code, reason, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def propose_adjustment(self, principal: Principal, year: int, subject: str, *,
                            adjustment: str, delta: Decimal, component: Component | None,
                            reason: str, basis: str, evidence: str,
                            after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ORGANIZER, Role.ASSESSMENT_TEAM)
         if not delta.is_finite() or delta == 0 or abs(delta) > 100:
             msg = "delta must be a non-zero number within ±100"
             raise InvalidInput(msg, rule="adjustment.delta", field="delta")
         file.propose_adjustment(adjustment, delta, component, reason, basis, evidence,
                                 principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def approve_adjustment(self, principal: Principal, year: int, subject: str, *,
                            adjustment: str, after_append: AfterAppend | None = None) -> Written:
-        _, _, file = self._input(year, subject)
+        cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ORGANIZER)
         file.approve_adjustment(adjustment, principal.id)
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     # --- sealing, grading, publication -------------------------------------------------
 
@@ -350,37 +363,53 @@ class Evaluation:
         require_role(principal, Role.ORGANIZER)
         cycle = self.cycle(year)
         cycle.require_phase(Phase.SCORING)
-        incomplete = [r.subject for pool in self.pools(cycle) for r in pool.results if r.missing]
+        heads = self.heads(cycle, head_of)
+        pools = self._pools_at(cycle, heads, {})
+        incomplete = [r.subject for pool in pools for r in pool.results if r.missing]
         if incomplete:
             msg = (f"{len(incomplete)} subject(s) lack inputs, e.g. {incomplete[0]}; every "
                    "weighted component needs a score or an explicit not-applicable")
             raise Conflict(msg, rule="seal.inputs-complete")
-        cycle.seal(self.heads(cycle, head_of), principal.id)
-        return self._save(cycle, after_append)
+        cycle.seal(heads, principal.id)
+        return self._save(cycle, guarded(after_append, heads_unchanged(heads)))
 
     def pools(self, cycle: Cycle, *, previous: dict[str, int] | None = None) -> list[PoolResult]:
+        """Every pool's working results from the files as they are now."""
         scheme = self._scheme(cycle)
-        keys = sorted({(e.group, e.kind) for e in cycle.roster})
-        return [self.pool(cycle, scheme, group, kind, previous or {}) for group, kind in keys]
+        version = cycle.scoring_version(SCORE_FUNCTION_VERSION)
+        return [self.pool(cycle, scheme, group, kind, previous or {}, version)
+                for group, kind in sorted({(e.group, e.kind) for e in cycle.roster})]
 
     def pool(self, cycle: Cycle, scheme: Scheme, group: str, kind: SubjectKind,
-             previous: dict[str, int]) -> PoolResult:
+             previous: dict[str, int], version: str = SCORE_FUNCTION_VERSION) -> PoolResult:
         files = [self.file(cycle.year, e.subject) for e in cycle.pool(group, kind)]
-        evidence = PoolEvidence(group=group, kind=kind,
-                                subjects=[f.evidence(scheme) for f in files],
-                                previous_ranks={k: v for k, v in previous.items()
-                                                if any(f.subject == k for f in files)})
-        return score_pool(scheme, evidence)
+        return pool_result(scheme, group, kind, files, previous, version)
 
-    def previous_ranks(self, year: int) -> dict[str, int]:
-        """Ranks published for the previous cycle (位次进退 is measured against them)."""
-        try:
-            cycle = self.cycle(year - 1)
-        except NotFound:
-            return {}
-        if cycle.phase != Phase.PUBLISHED:
-            return {}
-        return {r.subject: r.rank for pool in self.pools(cycle) for r in pool.results}
+    def _pools_at(self, cycle: Cycle, heads: list[StreamHead], previous: dict[str, int],
+                  pools: set[tuple[str, str]] | None = None) -> list[PoolResult]:
+        """The pools (all, or those named) from the files at exactly these heads."""
+        scheme = self._scheme(cycle)
+        version_of = {h.stream_id: h.version for h in heads}
+        out = []
+        for group, kind in sorted({(e.group, e.kind) for e in cycle.roster}):
+            if pools is not None and (group, kind.value) not in pools:
+                continue
+            files = [self.file(cycle.year, e.subject, version_of[
+                str(SubjectFile.id_for(cycle.year, e.subject))]) for e in cycle.pool(group, kind)]
+            out.append(pool_result(scheme, group, kind, files, previous,
+                                   cycle.scoring_version(SCORE_FUNCTION_VERSION)))
+        return out
+
+    def previous_ranks(self, year: int) -> tuple[int | None, dict[str, int]]:
+        """The previous cycle's results version in force now, and its ranks (位次进退 is
+        measured against them)."""
+        with self.db.read() as cur:
+            return previous_ranks(cur, self.store.mapper, year, END)
+
+    def published(self, year: int) -> PublishedResults | None:
+        """The cycle's results as published (the version in force now), if published."""
+        with self.db.read() as cur:
+            return published_as_of(cur, self.store.mapper, year, END)
 
     def decide(self, principal: Principal, year: int, subject: str, *, grade: str,
                reason: str, minutes_ref: str,
@@ -393,7 +422,7 @@ class Evaluation:
             raise InvalidInput(msg, rule="committee.reason-and-minutes", field="reason")
         self._change_grade(cycle, entry, file, grade,
                            lambda: file.decide(grade, reason, minutes_ref, principal.id))
-        return self._save(file, after_append)
+        return self._save_input(cycle, entry, file, after_append)
 
     def _change_grade(self, cycle: Cycle, entry: RosterEntry, file: SubjectFile, grade: str,
                       apply: Callable[[], None]) -> None:
@@ -404,7 +433,7 @@ class Evaluation:
         if grade not in grades_of(rule):
             msg = f"{grade!r} is not a grade of this pool: {', '.join(grades_of(rule))}"
             raise InvalidInput(msg, rule="grade.valid", field="grade")
-        current = self.pool(cycle, scheme, entry.group, entry.kind, {}).for_subject(subject)
+        current = self._pool_with(cycle, entry, file).for_subject(subject)
         if current.no_grade_reason is not None:
             msg = (f"{subject} gets no grade ({current.no_grade_reason}) while its sanction or "
                    "case is in force; record the case outcome first")
@@ -416,73 +445,244 @@ class Evaluation:
                 msg = f"{veto.code} allows at best {veto.cap_at}"
                 raise Conflict(msg, rule="grade.veto-cap")
         apply()
-        after = self._pool_with(cycle, scheme, entry, file)
-        if after.quota_violations:
-            msg = f"that decision would exceed the quota ({'; '.join(after.quota_violations)})"
-            raise Conflict(msg, rule="quota.exceeded", field="grade")
+        _refuse_violations([self._pool_with(cycle, entry, file)], field="grade")
 
-    def _pool_with(self, cycle: Cycle, scheme: Scheme, entry: RosterEntry,
-                   changed: SubjectFile) -> PoolResult:
+    def _pool_with(self, cycle: Cycle, entry: RosterEntry, changed: SubjectFile) -> PoolResult:
         files = [changed if e.subject == changed.subject else self.file(cycle.year, e.subject)
                  for e in cycle.pool(entry.group, entry.kind)]
-        return score_pool(scheme, PoolEvidence(group=entry.group, kind=entry.kind,
-                                               subjects=[f.evidence(scheme) for f in files]))
+        return pool_result(self._scheme(cycle), entry.group, entry.kind, files, {},
+                           cycle.scoring_version(SCORE_FUNCTION_VERSION))
+
+    def _save_input(self, cycle: Cycle, entry: RosterEntry, file: SubjectFile,
+                     after_append: AfterAppend | None, *more: Any) -> Written:
+        """Save a change that can move a grade. From the seal on, the pool's quota is checked
+        again inside the transaction, with every file as committed (the log's write lock is
+        held): two decisions racing in one pool cannot both pass."""
+        checks = [quota_holds(self.store.mapper, cycle, entry)] if cycle.phase in (
+            Phase.SEALED, Phase.PUBLISHED) else []
+        return self._save(file, guarded(after_append, cycle_unchanged(cycle), *checks), *more)
 
     def publish(self, principal: Principal, year: int, head_of: Any, *, notified_on: str,
                 after_append: AfterAppend | None = None) -> Written:
+        """Publish: every pool's results are recorded in full (the results notice), with
+        their fingerprint, the score function's version and the evidence heads they were
+        computed at; refused while any pool breaks a quota."""
         require_role(principal, Role.ORGANIZER)
         cycle = self.cycle(year)
         cycle.require_phase(Phase.SEALED)
-        results = self.pools(cycle, previous=self.previous_ranks(year))
+        heads = self.heads(cycle, head_of)
+        previous_version, previous = self.previous_ranks(year)
+        results = self._pools_at(cycle, heads, previous)
+        _refuse_violations(results)
         digest = results_fingerprint(results)
-        cycle.publish(self.heads(cycle, head_of), digest, SCORE_FUNCTION_VERSION,
-                      notified_on, principal.id)
-        return self._save(cycle, after_append)
+        version = cycle.scoring_version(SCORE_FUNCTION_VERSION)
+        cycle.publish(heads, digest, version, notified_on, principal.id)
+        notice = ResultsNotice(year=year, pools=results, results_fingerprint=digest,
+                               score_version=version, previous_version=previous_version,
+                               notified_on=notified_on, actor=principal.id)
+        return save(self.store, cycle, notice, stream_id=cycle.id,
+                    after_append=guarded(after_append, heads_unchanged(heads),
+                                         previous_unchanged(year, previous_version)))
+
+    # --- corrections (更正) ---------------------------------------------------------------
+
+    def pending(self, year: int, head_of: Any) -> tuple[PublishedResults, list[PoolResult]]:
+        """The published version in force and the pools whose working results differ from
+        it (what a correction would publish)."""
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.PUBLISHED)
+        published = self.published(year)
+        if published is None:  # pragma: no cover -- a published cycle has its results
+            msg = f"cycle {year} has no published results"
+            raise Conflict(msg, rule="results.published")
+        _, previous = self.previous_ranks(year)
+        working = self._pools_at(cycle, self.heads(cycle, head_of), previous)
+        return published, [p for p in working if published.pools.get(pool_key(p)) != p]
+
+    def correct(self, principal: Principal, year: int, head_of: Any, *, reason: str,
+                authority: str, reference: str,
+                after_append: AfterAppend | None = None) -> Written:
+        """更正 by a committee act: publish, as a new results version, every pool whose
+        working results differ from the version in force."""
+        require_role(principal, Role.COMMITTEE)
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.PUBLISHED)
+        made = self._correction(cycle, head_of, None, basis="committee",
+                                reference=reference, reason=reason, authority=authority,
+                                actor=principal.id)
+        if made is None:
+            msg = (f"nothing to correct: cycle {year}'s working results equal the published "
+                   "ones")
+            raise Conflict(msg, rule="correction.no-change")
+        notice, checks = made
+        return self._save(notice, guarded(after_append, *checks))
+
+    def _correction(self, cycle: Cycle, head_of: Any, changed: SubjectFile | None, *,
+                    basis: str, reference: str, reason: str, authority: str,
+                    actor: str) -> tuple[ResultsNotice, list[Check]] | None:
+        """The results notice with a correction appended (not saved) and the checks its
+        save must pass, or None when no pool changes. ``changed``: a file with events not
+        yet saved, to count in (saved in the same transaction: its head records the version
+        only, as its leaf is not known before the commit)."""
+        heads = self.heads(cycle, head_of)
+        if changed is not None:
+            heads = [StreamHead(h.stream_id, changed.version, "") if h.stream_id == str(
+                changed.id) else h for h in heads]
+        previous_version, previous = self.previous_ranks(cycle.year)
+        working = self._pools_at_with(cycle, heads, previous, changed)
+        notice = self._notice(cycle)
+        fresh = [p for p in working if notice.pools.get(pool_key(p)) != p]
+        if not fresh:
+            return None
+        _refuse_violations(fresh)
+        moved = {pool_key(p) for p in fresh}
+        pool_heads = [h for h in heads if any(
+            h.stream_id == str(SubjectFile.id_for(cycle.year, e.subject))
+            for e in cycle.roster if (e.group, e.kind.value) in moved)]
+        notice.correct(fresh, pool_heads, previous_version, basis=basis, reference=reference,
+                       reason=reason, authority=authority,
+                       notified_on=self._today().isoformat(), actor=actor)
+        return notice, [heads_unchanged(heads), previous_unchanged(cycle.year, previous_version)]
+
+    def _pools_at_with(self, cycle: Cycle, heads: list[StreamHead], previous: dict[str, int],
+                       changed: SubjectFile | None) -> list[PoolResult]:
+        if changed is None:
+            return self._pools_at(cycle, heads, previous)
+        scheme = self._scheme(cycle)
+        version_of = {h.stream_id: h.version for h in heads}
+        out = []
+        for group, kind in sorted({(e.group, e.kind) for e in cycle.roster}):
+            files = [changed if e.subject == changed.subject else self.file(
+                cycle.year, e.subject, version_of[str(SubjectFile.id_for(cycle.year, e.subject))])
+                for e in cycle.pool(group, kind)]
+            out.append(pool_result(scheme, group, kind, files, previous,
+                                   cycle.scoring_version(SCORE_FUNCTION_VERSION)))
+        return out
+
+    def _notice(self, cycle: Cycle) -> ResultsNotice:
+        """The cycle's results notice; for a cycle published before notices were recorded,
+        a new one holding its results as published (checked against their fingerprint)."""
+        try:
+            notice: ResultsNotice = self.store.repository.get(ResultsNotice.id_for(cycle.year))
+        except AggregateNotFoundError:
+            published = self.published(cycle.year)
+            if published is None:  # pragma: no cover -- the caller checked the phase
+                msg = f"cycle {cycle.year} is not published"
+                raise Conflict(msg, rule="cycle.phase") from None
+            return ResultsNotice(year=cycle.year, pools=published.results(),
+                                 results_fingerprint=published.fingerprint,
+                                 score_version=published.score_version,
+                                 previous_version=published.previous_version,
+                                 notified_on=published.notified_on, actor="system:legacy")
+        return notice
+
+    def _today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
+
+    # --- review (复核) and appeal (申诉) ---------------------------------------------------
 
     def request_review(self, principal: Principal, year: int, subject: str, *, kind: str,
                        reason: str, after_append: AfterAppend | None = None) -> Written:
-        """复核 within review_days of notification; 申诉 within appeal_days of the review
-        decision, or direct_appeal_days of notification (scheme deadlines, local time)."""
-        cycle, _, file = self._input(year, subject, Phase.PUBLISHED)
+        """复核 within review_days of notification; 申诉 within appeal_days of the review's
+        decision (or of its deadline, when it was not decided in time), or within
+        direct_appeal_days of notification when no review was asked (scheme deadlines, local
+        dates). Each request records the date it must be decided by."""
+        cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
         identity = self._identity(principal, IdentityKind.CADRE, IdentityKind.UNIT)
         own = (cadre_subject(identity.id) if identity.kind == IdentityKind.CADRE
                else team_subject(identity.id))
         if own != subject:
             msg = "only the subject itself may ask for a review or appeal of its result"
             raise Forbidden(msg, rule="review.own-result")
-        scheme = self._scheme(cycle)
-        today = self.clock.now().astimezone(self.tz).date()
-        notified = date.fromisoformat(cycle.published_on or today.isoformat())
-        days = scheme.review_days if kind == "review" else scheme.direct_appeal_days
         if kind not in {"review", "appeal"}:
             msg = "kind is review (复核) or appeal (申诉)"
             raise InvalidInput(msg, rule="review.kind", field="kind")
         if kind in file.requests:
             msg = f"a {kind} was already filed on {file.requests[kind]}"
             raise Conflict(msg, rule="review.once", field="kind")
-        if today > notified + timedelta(days=days):
-            msg = (f"the {kind} window closed on {notified + timedelta(days=days)} "
-                   f"({days} days after notification on {notified})")
+        scheme = self._scheme(cycle)
+        today = self._today()
+        notified = date.fromisoformat(cycle.published_on or today.isoformat())
+        closes, counted_from = notified + timedelta(days=scheme.review_days), "notification"
+        if kind == "appeal" and "review" in file.requests:
+            decided = file.decided.get("review")
+            deadline = file.deadlines.get("review")
+            if not decided and (deadline is None or today <= date.fromisoformat(deadline)):
+                msg = ("an appeal (申诉) after a review (复核) follows the review's decision "
+                       "(or its deadline, if it is not decided in time)")
+                raise Conflict(msg, rule="review.appeal-after-review", field="kind")
+            start = date.fromisoformat(decided or deadline or today.isoformat())
+            closes = start + timedelta(days=scheme.appeal_days)
+            counted_from = "the review's decision" if decided else "the review's deadline"
+        elif kind == "appeal":
+            closes = notified + timedelta(days=scheme.direct_appeal_days)
+        if today > closes:
+            msg = f"the {kind} window closed on {closes} (counted from {counted_from})"
             raise InvalidInput(msg, rule="review.deadline", field="kind")
-        file.request_review(kind, today.isoformat(), reason, principal.id)
-        return self._save(file, after_append)
+        days = scheme.review_decision_days if kind == "review" else scheme.appeal_decision_days
+        file.request_review(kind, today.isoformat(), reason, principal.id,
+                            (today + timedelta(days=days)).isoformat())
+        return self._save_input(cycle, entry, file, after_append)
 
-    def decide_review(self, principal: Principal, year: int, subject: str, *, kind: str,
-                      grade: str | None, reason: str,
+    def extend_review(self, principal: Principal, year: int, subject: str, *, kind: str,
+                      days: int, reason: str,
                       after_append: AfterAppend | None = None) -> Written:
+        """Extend an appeal's decision deadline once, before it passes, by at most the
+        scheme's appeal_extension_days (a review's deadline is not extended)."""
         require_role(principal, Role.COMMITTEE)
         cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
-        if kind not in file.requests:
-            msg = f"no {kind} was filed for {subject}"
-            raise InvalidInput(msg, rule="review.filed", field="kind")
+        scheme = self._scheme(cycle)
+        if kind != "appeal":
+            msg = "only an appeal's (申诉) decision deadline can be extended"
+            raise InvalidInput(msg, rule="review.extend-appeal-only", field="kind")
+        if not 1 <= days <= scheme.appeal_extension_days:
+            msg = f"an extension is 1 to {scheme.appeal_extension_days} days"
+            raise InvalidInput(msg, rule="review.extension-days", field="days")
+        deadline = file.deadlines.get(kind)
+        if deadline is not None and self._today() > date.fromisoformat(deadline):
+            msg = f"the decision deadline ({deadline}) has passed; it cannot be extended now"
+            raise Conflict(msg, rule="review.extend-before-deadline", field="days")
+        base = date.fromisoformat(deadline) if deadline else self._today()
+        file.extend_review(kind, (base + timedelta(days=days)).isoformat(), reason,
+                           principal.id)
+        return self._save_input(cycle, entry, file, after_append)
+
+    def decide_review(self, principal: Principal, year: int, subject: str, *, kind: str,
+                      grade: str | None, reason: str, head_of: Any,
+                      authority: str | None = None, late_reason: str | None = None,
+                      after_append: AfterAppend | None = None) -> Written:
+        """Decide a review or appeal. A changed grade is checked like a committee decision
+        and published at once as a correction (更正) of the results, in the same
+        transaction; a decision after its deadline must say why it is late."""
+        require_role(principal, Role.COMMITTEE)
+        cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
+        today = self._today()
+        deadline = file.deadlines.get(kind)
+        late = deadline is not None and today > date.fromisoformat(deadline)
+        if late and not (late_reason or "").strip():
+            msg = (f"the {kind} was due to be decided by {deadline}; a late decision must give "
+                   "its late_reason")
+            raise InvalidInput(msg, rule="review.decision-overdue", field="late_reason")
+        by = authority or principal.id
         if grade is None:
-            file.decide_review(kind, "upheld", None, reason, principal.id)
-        else:
-            self._change_grade(cycle, entry, file, grade, lambda: file.decide_review(
-                kind, "changed", grade, reason, principal.id))
-        return self._save(file, after_append)
+            file.decide_review(kind, "upheld", None, reason, principal.id,
+                               decided_on=today.isoformat(), authority=by,
+                               late_reason=late_reason if late else None)
+            return self._save_input(cycle, entry, file, after_append)
+        self._change_grade(cycle, entry, file, grade, lambda: file.decide_review(
+            kind, "changed", grade, reason, principal.id, decided_on=today.isoformat(),
+            authority=by, late_reason=late_reason if late else None))
+        made = self._correction(cycle, head_of, file, basis=kind,
+                                reference=f"{subject} {kind}", reason=reason, authority=by,
+                                actor=principal.id)
+        if made is None:
+            return self._save_input(cycle, entry, file, after_append)
+        notice, checks = made
+        return self._save_input(cycle, entry, file, guarded(after_append, *checks), notice)
 
 
-
-def results_fingerprint(results: list[PoolResult]) -> str:
-    return hashlib.sha256(msgspec.json.encode(results, order="sorted")).hexdigest()
+def _refuse_violations(pools: list[PoolResult], field: str | None = None) -> None:
+    broken = [f"{p.group}/{p.kind.value}: {v}" for p in pools for v in p.quota_violations]
+    if broken:
+        msg = f"that would exceed a quota ({'; '.join(broken)})"
+        raise Conflict(msg, rule="quota.exceeded", field=field)

@@ -1,37 +1,43 @@
 """Evidence bundles: everything an investigator needs to check one published result offline.
 
 A bundle holds, for one subject's comparison pool: a signed checkpoint; every event of the
-pool's evidence streams (the cycle, each subject's file, the previous cycle) with its envelope
-fields and an RFC 9162 inclusion proof — payloads included where the computation needs them,
-only their hash for restricted material (interview notes); every pool's published results (so
-their fingerprint can be matched with the publication event) and the previous cycle's; and,
-optionally, a consistency proof from an earlier checkpoint the investigator already holds (by
-default the one printed in the year-end announcement). ``service/verify.py`` checks it.
+pool's evidence streams (the cycle, each subject's file, the ballot sessions their scores came
+from) and of the results notices (this cycle's: the results as published and every correction;
+the previous cycle's: the ranks 位次进退 was measured against), each with its envelope fields
+and an RFC 9162 inclusion proof — payloads included where the computation needs them, only
+their hash for restricted material (interview notes); the results in force at the checkpoint;
+and, optionally, a consistency proof from an earlier checkpoint the investigator already holds
+(by default the one printed in the year-end announcement). ``service/verify.py`` checks it.
+
+A cycle published before results notices were recorded (``Cycle.Published`` v1) has no notice:
+its results (and, for the next cycle, the previous cycle's) travel as ``results`` and
+``previous_results``, checked against the publication's fingerprint.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
 from domain.cycle import Cycle, Phase
 from domain.errors import Conflict
 from domain.ledger_keys import LedgerKeys
+from domain.publication import ResultsNotice
 from domain.scheme import SubjectKind
-from domain.scoring import PoolEvidence, PoolResult, score_pool
+from domain.scoring import PoolResult
 from domain.subject_file import SubjectFile
-from service.db import as_uuid, events_row_id
+from service.db import as_uuid
 from service.ledger import merkle
 from service.ledger.checkpoint import Checkpoint
 from service.ledger.envelope import ZERO_HASH
 from service.ledger.tree import node_reader
+from service.published import published_as_of
+from service.streams import stream_rows, stream_tip
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Mapper
@@ -39,7 +45,7 @@ if TYPE_CHECKING:
     from service.db import Cursor
     from service.runtime import Services
 
-FORMAT = "kaoping-evidence/1"
+FORMAT = "kaoping-evidence/2"
 RESTRICTED_TOPICS = frozenset({SubjectFile.InspectionNoted.TOPIC})
 
 
@@ -82,8 +88,12 @@ class Bundle(msgspec.Struct, kw_only=True):
     kind: SubjectKind
     score_version: str
     events: list[BundleEvent]
-    results: list[PoolResult]  # every pool, as published
-    previous_results: list[PoolResult] | None  # the previous cycle's, as published
+    results: list[PoolResult]  # every pool, in the version in force at the checkpoint
+    results_version: int  # 1: as published; one more per correction (更正)
+    # The previous cycle's results, only when they were published without a results notice
+    # (v1): its ranks cannot be read from the log, so they travel here, checked against the
+    # fingerprint its publication recorded.
+    previous_results: list[PoolResult] | None
     handovers: list[KeyHandover] = []  # every ledger key rotation up to the checkpoint
     # Whether the ballots on the boards of the pool's ballot sessions are included (for a
     # recount). They link each voter's tracker to their answers, so only supervisors get
@@ -92,67 +102,14 @@ class Bundle(msgspec.Struct, kw_only=True):
     ballots: bool = False
 
 
-def stream_rows(cur: Cursor, stream_id: UUID, below: int) -> list[tuple[Any, ...]]:
-    """(position, version, topic, state, leaf_hash) of the stream's events before ``below``."""
-    rid = events_row_id(cur.engine)
-    cur.execute(
-        "SELECT l.position, e.originator_version, e.topic, e.state, l.leaf_hash FROM "  # noqa: S608
-        f"kaoping_ledger l JOIN kaoping_events e ON e.{rid} = l.notification_id WHERE "
-        "l.stream_id = %s AND l.position < %s ORDER BY l.stream_version", (stream_id, below))
-    return cur.fetchall()
-
-
-def replay_as_of(cur: Cursor, mapper: Mapper[UUID], stream_id: UUID, position: int) -> Any:
-    """The aggregate as of log position ``position`` (inclusive); None before it existed."""
-    events = [mapper.to_domain_event(StoredEvent(stream_id, int(v), str(t), bytes(s)))
-              for _, v, t, s, _ in stream_rows(cur, stream_id, position + 1)]
-    return project_aggregate(None, events) if events else None
-
-
-def published_position(cur: Cursor, year: int) -> int | None:
-    cur.execute("SELECT l.position FROM kaoping_ledger l JOIN kaoping_events e ON "  # noqa: S608
-                f"e.{events_row_id(cur.engine)} = l.notification_id WHERE l.stream_id = %s "
-                "AND e.topic = %s", (Cycle.id_for(year), Cycle.Published.TOPIC))
-    row = cur.fetchone()
-    return None if row is None else int(row[0])
-
-
-def pools_as_of(cur: Cursor, mapper: Mapper[UUID], year: int, position: int,
-                previous: dict[str, int]) -> list[PoolResult]:
-    """Every pool of the cycle computed from the streams as they were at ``position``."""
-    cycle = replay_as_of(cur, mapper, Cycle.id_for(year), position)
-    if not isinstance(cycle, Cycle) or cycle.scheme is None:
-        return []
-    out = []
-    for group, kind in sorted({(e.group, e.kind) for e in cycle.roster}):
-        files = [f for e in cycle.pool(group, kind)
-                 if isinstance(f := replay_as_of(cur, mapper, SubjectFile.id_for(year, e.subject),
-                                                 position), SubjectFile)]
-        evidence = PoolEvidence(group=group, kind=kind,
-                                subjects=[f.evidence(cycle.scheme) for f in files],
-                                previous_ranks={f.subject: previous[f.subject] for f in files
-                                                if f.subject in previous})
-        out.append(score_pool(cycle.scheme, evidence))
-    return out
-
-
-def ranks_of(results: Sequence[PoolResult]) -> dict[str, int]:
-    """Every subject's rank, as the next cycle's rank change (位次进退) reads it."""
-    return {r.subject: r.rank for p in results for r in p.results}
-
-
-def published_results(cur: Cursor, mapper: Mapper[UUID],
-                      year: int) -> tuple[list[PoolResult], list[PoolResult] | None]:
-    """A cycle's results exactly as published (and the previous cycle's), from the streams."""
-    at = published_position(cur, year)
-    if at is None:
-        msg = f"cycle {year} is not published"
-        raise Conflict(msg, rule="evidence.published")
-    before = published_position(cur, year - 1)
-    previous = None
-    if before is not None:
-        previous = pools_as_of(cur, mapper, year - 1, before - 1, {})
-    return pools_as_of(cur, mapper, year, at - 1, ranks_of(previous or [])), previous
+def legacy_results(cur: Cursor, mapper: Mapper[UUID], year: int,
+                   size: int) -> list[PoolResult] | None:
+    """A cycle's version-1 results when the log holds no results notice for it (below
+    ``size``): they travel in the bundle, checked against the publication's fingerprint."""
+    if stream_tip(cur, ResultsNotice.id_for(year), size - 1) is not None:
+        return None
+    published = published_as_of(cur, mapper, year, size - 1)
+    return None if published is None else published.results()
 
 
 def _proofs(cur: Cursor, positions: list[int], size: int) -> dict[int, list[bytes]]:
@@ -197,17 +154,22 @@ def build_bundle(services: Services, year: int, subject: str,
     cp = services.signer.sign(services.db, services.clock.now())
     opened = Checkpoint.parse_body(cp.note.split(b"\n\n")[0] + b"\n")
     mapper = services.store.mapper
-    streams = [Cycle.id_for(year)] + [SubjectFile.id_for(year, e.subject)
-                                      for e in cycle.pool(entry.group, entry.kind)]
+    # The previous cycle's stream (its publication) and results notice: 位次进退 was measured
+    # against one of its versions, which the verifier must see published before.
+    streams = [Cycle.id_for(year - 1), ResultsNotice.id_for(year - 1), Cycle.id_for(year),
+               ResultsNotice.id_for(year),
+               *[SubjectFile.id_for(year, e.subject) for e in cycle.pool(entry.group, entry.kind)]]
     with services.db.read() as cur:
-        if published_position(cur, year - 1) is not None:
-            streams.insert(0, Cycle.id_for(year - 1))
+        previous = legacy_results(cur, mapper, year - 1, cp.size)
         rows = [(sid, row) for sid in streams for row in stream_rows(cur, sid, cp.size)]
     sessions = _session_streams(services, rows, cp.size, ballots=ballots)
     with services.db.read() as cur:
         rows += [(sid, row) for sid, below in sessions for row in stream_rows(cur, sid, below)]
         proofs = _proofs(cur, [int(r[0]) for _, r in rows], cp.size)
-        results, previous = published_results(cur, mapper, year)
+        published = published_as_of(cur, mapper, year, cp.size - 1)
+        if published is None:  # pragma: no cover -- the phase was checked above
+            msg = f"cycle {year} is not published"
+            raise Conflict(msg, rule="evidence.published")
         handovers = key_handovers(cur, opened.origin, cp.size)
         if since is None and cycle.announcement is not None:
             note = str(cycle.announcement["checkpoint"]).encode()
@@ -227,8 +189,9 @@ def build_bundle(services: Services, year: int, subject: str,
             proof=[h.hex() for h in proofs[int(position)]]))
     return Bundle(format=FORMAT, origin=opened.origin, checkpoint=cp.note.decode(),
                   consistency=consistency, year=year, subject=subject, group=entry.group,
-                  kind=entry.kind, score_version=results[0].version if results else "",
-                  events=events, results=results, previous_results=previous,
+                  kind=entry.kind, score_version=published.score_version,
+                  events=events, results=published.results(),
+                  results_version=published.version, previous_results=previous,
                   handovers=handovers, ballots=ballots)
 
 

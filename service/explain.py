@@ -19,17 +19,25 @@ from eventsourcing.persistence import StoredEvent
 from domain.ballots import EvaluationSession
 from domain.cycle import Cycle
 from domain.errors import BadArgument, NotFound
+from domain.publication import ResultsNotice
 from domain.scheme import Component
-from domain.scoring import PoolEvidence, PoolResult, SubjectResult, score_pool
-from domain.subject_file import SubjectFile
-from projections.results import load_streams
-from service.evidence import (
-    pools_as_of,
-    published_position,
-    ranks_of,
-    replay_as_of,
-    stream_rows,
+from domain.scoring import (
+    SCORE_FUNCTION_VERSION,
+    PoolEvidence,
+    PoolResult,
+    SubjectResult,
+    score_pool,
 )
+from domain.subject_file import SubjectFile, pool_result
+from projections.follower import head_position
+from service.published import (
+    Correction,
+    PublishedResults,
+    previous_ranks,
+    published_as_of,
+    rank_versions,
+)
+from service.streams import END, load_streams, project, replay_as_of, stream_rows, topic_position
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Mapper
@@ -83,13 +91,24 @@ class InputLine(msgspec.Struct, kw_only=True):
     source: SourceEvent | None = None  # where the input came from, when it came from an event
 
 
+class PublishedCard(msgspec.Struct, kw_only=True):
+    """What was published for the subject, in the version in force at the card's position."""
+
+    version: int  # results version: 1 as published, then one more per correction (更正)
+    position: int  # the event that made this version
+    result: SubjectResult
+    differs: bool  # the evidence at the card's position gives another result (pending)
+    corrections: list[Correction]  # every correction of the subject's pool up to then
+
+
 class ScoreCard(msgspec.Struct, kw_only=True):
     year: int
     subject: str
     as_of: int  # the log position the card is computed at
-    result: SubjectResult
+    result: SubjectResult  # what the evidence gives at that position (the working result)
     weights: dict[str, Decimal]
     inputs: list[InputLine]
+    published: PublishedCard | None = None  # None before publication
 
 
 class Change(msgspec.Struct, kw_only=True):
@@ -103,22 +122,25 @@ class Change(msgspec.Struct, kw_only=True):
     by: str = "self"
 
 
-def head(cur: Cursor) -> int:
-    cur.execute("SELECT max(position) FROM kaoping_ledger")
-    row = cur.fetchone()
-    return -1 if row is None or row[0] is None else int(row[0])
+NAMED_POINTS = {"announcement": Cycle.Announced.TOPIC, "scoring": Cycle.ScoringOpened.TOPIC,
+                "seal": Cycle.Sealed.TOPIC, "publication": Cycle.Published.TOPIC}
 
 
-def position_for(cur: Cursor, as_of: str | None) -> int:
-    """A log position, given as one or as an ISO time (the last checkpoint signed by then)."""
+def position_for(cur: Cursor, as_of: str | None, year: int | None = None) -> int:
+    """A log position: given as one, as an ISO time with a zone (the last checkpoint signed
+    by then), or as a named point of the cycle (``announcement``, ``scoring``, ``seal``,
+    ``publication``, ``correction-N``: the event that made results version N)."""
     if as_of is None or as_of == "":
-        return head(cur)
+        return head_position(cur)
     if as_of.isdigit():
-        return min(int(as_of), head(cur))
+        return min(int(as_of), head_position(cur))
+    if year is not None and (as_of in NAMED_POINTS or as_of.startswith("correction-")):
+        return _named_point(cur, year, as_of)
     try:
         at = datetime.fromisoformat(as_of)
     except ValueError:
-        msg = "as_of is a log position or an ISO 8601 time with a zone"
+        names = ", ".join([*NAMED_POINTS, "correction-N"])
+        msg = f"as_of is a log position, an ISO 8601 time with a zone, or one of {names}"
         raise BadArgument(msg, rule="as-of.format", field="as_of") from None
     if at.tzinfo is None:
         msg = "as_of needs a time zone (e.g. 2026-01-20T09:00:00+08:00)"
@@ -132,6 +154,21 @@ def position_for(cur: Cursor, as_of: str | None) -> int:
     return best
 
 
+def _named_point(cur: Cursor, year: int, name: str) -> int:
+    if name in NAMED_POINTS:
+        found = topic_position(cur, Cycle.id_for(year), NAMED_POINTS[name])
+        if found is None:
+            msg = f"cycle {year} has no {name} yet"
+            raise NotFound(msg, rule="as-of.point", field="as_of")
+        return found
+    number = name.removeprefix("correction-")
+    rows = stream_rows(cur, ResultsNotice.id_for(year), END)
+    if not number.isdigit() or not 2 <= int(number) <= len(rows):
+        msg = f"cycle {year} has no results version {number} (correction-2 is the first)"
+        raise NotFound(msg, rule="as-of.point", field="as_of")
+    return int(rows[int(number) - 1][0])
+
+
 def pool_as_of(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str,
                position: int) -> tuple[PoolResult, Cycle]:
     cycle = replay_as_of(cur, mapper, Cycle.id_for(year), position)
@@ -141,44 +178,27 @@ def pool_as_of(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str,
     entry = cycle.entry(subject)
     ids = [SubjectFile.id_for(year, e.subject) for e in cycle.pool(entry.group, entry.kind)]
     streams = load_streams(cur, mapper, ids, position)  # one query for the pool
-    files: list[SubjectFile] = []
-    for sid in ids:
-        if streams[sid]:
-            aggregate: Any = project_aggregate(None, streams[sid])
-            if isinstance(aggregate, SubjectFile):
-                files.append(aggregate)
+    files = [f for sid in ids if isinstance(f := project(streams[sid]), SubjectFile)]
     if not any(f.subject == subject for f in files):
         msg = f"{subject} had no file at position {position}"
         raise NotFound(msg, rule="as-of.file", field="as_of")
-    previous: dict[str, int] = {}
-    before = published_position(cur, year - 1)
-    if before is not None and before <= position:
-        previous = _published_ranks(cur, mapper, year - 1, before)
-    evidence = PoolEvidence(group=entry.group, kind=entry.kind,
-                            subjects=[f.evidence(cycle.scheme) for f in files],
-                            previous_ranks={f.subject: previous[f.subject] for f in files
-                                            if f.subject in previous})
-    return score_pool(cycle.scheme, evidence), cycle
+    _, previous = previous_ranks(cur, mapper, year, position)
+    return pool_result(cycle.scheme, entry.group, entry.kind, files, previous,
+                       cycle.scoring_version(SCORE_FUNCTION_VERSION)), cycle
 
 
-_RANKS: dict[tuple[str, int, int], dict[str, int]] = {}
-
-
-def _published_ranks(cur: Cursor, mapper: Mapper[UUID], year: int,
-                     published_at: int) -> dict[str, int]:
-    """A published cycle's ranks. The log is append-only and the publication's position is
-    fixed, so they never change: computed once per store and kept (keyed by both)."""
-    key = (cur.engine + ":" + _store_id(cur), year, published_at)
-    if key not in _RANKS:
-        _RANKS[key] = ranks_of(pools_as_of(cur, mapper, year, published_at - 1, {}))
-    return _RANKS[key]
-
-
-def _store_id(cur: Cursor) -> str:
-    """Tells stores apart in one process (tests run many): the log's first leaf hash."""
-    cur.execute("SELECT leaf_hash FROM kaoping_ledger WHERE position = 0")
-    row = cur.fetchone()
-    return "" if row is None else bytes(row[0]).hex()
+def published_card(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str,
+                   position: int, working: SubjectResult) -> PublishedCard | None:
+    """The subject's published result in force at ``position``, and its pool's corrections."""
+    published: PublishedResults | None = published_as_of(cur, mapper, year, position)
+    mine = None if published is None else published.result_of(subject)
+    if published is None or mine is None:
+        return None
+    pool = next(f"{p.group}/{p.kind.value}" for p in published.pools.values()
+                if any(r.subject == subject for r in p.results))
+    return PublishedCard(version=published.version, position=published.position, result=mine,
+                         differs=mine != working,
+                         corrections=[c for c in published.corrections if pool in c.pools])
 
 
 def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position: int,
@@ -223,15 +243,16 @@ def _session_close(cur: Cursor, mapper: Mapper[UUID], code: str, version: int,
 
 def explain(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, as_of: str | None,
             *, restricted_ok: bool) -> ScoreCard:
-    position = position_for(cur, as_of)
+    position = position_for(cur, as_of, year)
     pool, cycle = pool_as_of(cur, mapper, year, subject, position)
     entry = cycle.entry(subject)
     assert cycle.scheme is not None  # noqa: S101 -- pool_as_of checked it
     rule = cycle.scheme.rule_for(entry.group, entry.kind)
-    return ScoreCard(year=year, subject=subject, as_of=position,
-                     result=pool.for_subject(subject),
+    working = pool.for_subject(subject)
+    return ScoreCard(year=year, subject=subject, as_of=position, result=working,
                      weights={c.value: w for c, w in rule.weights.items()},
-                     inputs=_lines(cur, mapper, year, subject, position, restricted_ok))
+                     inputs=_lines(cur, mapper, year, subject, position, restricted_ok),
+                     published=published_card(cur, mapper, year, subject, position, working))
 
 
 class Diff(msgspec.Struct, kw_only=True):
@@ -245,7 +266,7 @@ class Diff(msgspec.Struct, kw_only=True):
 def diff(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, start: str,
          end: str) -> Diff:
     """What differs on a score card between two as-of points."""
-    a, b = position_for(cur, start), position_for(cur, end)
+    a, b = position_for(cur, start, year), position_for(cur, end, year)
     before = pool_as_of(cur, mapper, year, subject, a)[0].for_subject(subject)
     after = pool_as_of(cur, mapper, year, subject, b)[0].for_subject(subject)
     fields = [f for f in SubjectResult.__struct_fields__ if f not in ("subject", "code")]
@@ -260,48 +281,48 @@ _CARD_FIELDS = ("composite", "rank", "proposed_grade", "final_grade", "no_grade_
 def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[Change]:
     """Every change to the subject's score card (composite, rank, grades) in log order, each
     with the event that made it: the subject's own file events (always listed, even when they
-    change nothing), and any event of the cycle or of another subject of the pool that moved
-    this subject's card (a rival's adjustment can change my rank or quota-bound grade).
+    change nothing), any event of the cycle or of another subject of the pool that moved
+    this subject's card (a rival's adjustment can change my rank or quota-bound grade), a new
+    version of last year's results (``by`` "results-<year>": it moves 位次进退), and each
+    publication or correction of this subject's published result (``by`` "published"; its
+    fields are prefixed ``published_``).
 
     One pass over the pool's evidence streams, applying each event to in-memory aggregates
     and rescoring the pool after it: cost follows the pool's evidence, not the log."""
     cycle_id, own = Cycle.id_for(year), SubjectFile.id_for(year, subject)
-    now: Any = replay_as_of(cur, mapper, cycle_id, head(cur))
+    now: Any = replay_as_of(cur, mapper, cycle_id, END)
     if not isinstance(now, Cycle):
         msg = f"no cycle {year}"
         raise NotFound(msg, rule="cycle.exists")
     entry = now.entry(subject)
-    by = {cycle_id: "cycle", **{SubjectFile.id_for(year, e.subject): e.subject
-                                for e in now.pool(entry.group, entry.kind)}}
+    notice, last_year = ResultsNotice.id_for(year), ResultsNotice.id_for(year - 1)
+    by = {cycle_id: "cycle", notice: "published", last_year: f"results-{year - 1}",
+          **{SubjectFile.id_for(year, e.subject): e.subject
+             for e in now.pool(entry.group, entry.kind)}}
     rows = sorted((int(pos), sid, int(v), str(t), bytes(st))
-                  for sid in by for pos, v, t, st, _ in stream_rows(cur, sid, 2**62))
-    published = published_position(cur, year - 1)
-    previous = {} if published is None else _published_ranks(cur, mapper, year - 1, published)
+                  for sid in by for pos, v, t, st, _ in stream_rows(cur, sid, END))
+    versions = rank_versions(cur, mapper, year - 1)
     aggregates: dict[UUID, Any] = {}
     evidence: dict[tuple[UUID, int, int], Any] = {}  # (file, its version, cycle version)
     before: dict[str, Any] = dict.fromkeys(_CARD_FIELDS)
+    shown: dict[str, Any] = dict.fromkeys(_CARD_FIELDS)  # the published card
     changes = []
     for pos, sid, version, topic, state in rows:
         ev: Any = mapper.to_domain_event(StoredEvent(sid, version, topic, state))
         aggregates[sid] = project_aggregate(aggregates.get(sid), [ev])
-        cycle = aggregates.get(cycle_id)
-        after = before
-        files = [(fid, f) for e in cycle.pool(entry.group, entry.kind)
-                 if isinstance(f := aggregates.get(fid := SubjectFile.id_for(year, e.subject)),
-                               SubjectFile)] if isinstance(cycle, Cycle) else []
-        if isinstance(cycle, Cycle) and cycle.scheme is not None and any(
-                fid == own for fid, _ in files):
-            for fid, f in files:
-                key = (fid, f.version, cycle.version)
-                if key not in evidence:
-                    evidence[key] = f.evidence(cycle.scheme)
-            counted = published is not None and published <= pos
-            result = score_pool(cycle.scheme, PoolEvidence(
-                group=entry.group, kind=entry.kind,
-                subjects=[evidence[(fid, f.version, cycle.version)] for fid, f in files],
-                previous_ranks={f.subject: previous[f.subject] for _, f in files
-                                if counted and f.subject in previous})).for_subject(subject)
-            after = {f: getattr(result, f) for f in _CARD_FIELDS}
+        if sid == notice:
+            mine = aggregates[sid].result_of(subject)
+            now_shown = {f: None if mine is None else getattr(mine[1], f) for f in _CARD_FIELDS}
+            changed = {f"published_{f}": [shown[f], now_shown[f]] for f in _CARD_FIELDS
+                       if shown[f] != now_shown[f]}
+            if changed:
+                changes.append(Change(position=pos, topic=topic, actor=str(ev.actor),
+                                      time=ev.timestamp.isoformat(), changed=changed,
+                                      by="published"))
+            shown = now_shown
+            continue
+        after = _card_at(aggregates, cycle_id, entry, year, own, evidence,
+                         _ranks_at(versions, pos)) or before
         changed = {f: [before[f], after[f]] for f in _CARD_FIELDS if before[f] != after[f]}
         if sid == own or changed:
             changes.append(Change(position=pos, topic=topic, actor=str(getattr(ev, "actor", "")),
@@ -309,6 +330,40 @@ def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[
                                   by="self" if sid == own else by[sid]))
         before = after
     return changes
+
+
+def _ranks_at(versions: list[tuple[int, int, dict[str, int]]], position: int) -> dict[str, int]:
+    """Last year's ranks in force at ``position`` (the latest version published by then)."""
+    found: dict[str, int] = {}
+    for at, _, ranks in versions:
+        if at <= position:
+            found = ranks
+    return found
+
+
+def _card_at(aggregates: dict[UUID, Any], cycle_id: UUID, entry: Any, year: int, own: UUID,
+             evidence: dict[tuple[UUID, int, int], Any],
+             previous: dict[str, int]) -> dict[str, Any] | None:
+    """The subject's card fields with the aggregates as they are (None: no card yet)."""
+    cycle = aggregates.get(cycle_id)
+    if not isinstance(cycle, Cycle) or cycle.scheme is None:
+        return None
+    files = [(fid, f) for e in cycle.pool(entry.group, entry.kind)
+             if isinstance(f := aggregates.get(fid := SubjectFile.id_for(year, e.subject)),
+                           SubjectFile)]
+    if not any(fid == own for fid, _ in files):
+        return None
+    for fid, f in files:
+        key = (fid, f.version, cycle.version)
+        if key not in evidence:
+            evidence[key] = f.evidence(cycle.scheme)
+    result = score_pool(cycle.scheme, PoolEvidence(
+        group=entry.group, kind=entry.kind,
+        subjects=[evidence[(fid, f.version, cycle.version)] for fid, f in files],
+        previous_ranks={f.subject: previous[f.subject] for _, f in files
+                        if f.subject in previous}),
+        version=cycle.scoring_version(SCORE_FUNCTION_VERSION)).for_subject(entry.subject)
+    return {f: getattr(result, f) for f in _CARD_FIELDS}
 
 
 def render(card: ScoreCard) -> str:

@@ -65,7 +65,8 @@ class Services:
         self.ledger = LedgerLog(self.db)
         self.units = Units(self.store)
         self.reference = Reference(self.store)
-        self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone)
+        self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone,
+                                     self.db)
         self.sessions = Sessions(self.store, self.db, self.clock, self.evaluation)
         self.cases = Cases(self.store, self.db)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)

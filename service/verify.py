@@ -13,16 +13,20 @@ names what failed:
 3. every event: its payload hash, its leaf hash rebuilt from the envelope fields and the
    previous leaf of its stream, and its inclusion proof;
 4. every stream is a hash chain from version 1 with no gap;
-5. completeness: the publication event's recorded head of every evidence stream is in the
-   bundle, and every subject of the pool has its stream;
-6. the claimed results are the published ones (their fingerprint is the publication event's),
-   and so are the previous cycle's;
+5. completeness: every evidence head the publication (and each correction of the pool)
+   recorded is in the bundle, and every subject of the pool has its stream;
+6. the results: every version in the results notice (the publication and each correction,
+   更正) matches the fingerprint it records, the first is the one the publication event
+   recorded, and the claimed results are the last; the previous cycle's version each was
+   measured against (位次进退) is the one in force when it was fixed;
 7. ballots: for every score a pool file recorded by closing a ballot session, the session's
    stream up to its close, every ballot on the session's board (and none that is not), a
    recount with the tally function equal to the tally the close recorded, and the recorded
    score equal to the recount's (results entered by hand from a count held elsewhere are
    reported as such);
-8. the pool's results recomputed with the score function from the events equal the claim.
+8. the pool's results recomputed with the score function (the version the cycle was
+   published with) from the events at each version's heads equal what that version
+   published.
 
 Also runnable as ``python -m service.verify``.
 """
@@ -35,9 +39,10 @@ import hashlib
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -55,11 +60,11 @@ from domain.ballots import (
     ballot_id,
     tally,
 )
-from domain.cycle import Cycle
+from domain.cycle import Cycle, StreamHead
 from domain.ledger_keys import LedgerKeys
-from domain.scoring import SCORE_FUNCTION_VERSION, PoolEvidence, PoolResult, score_pool
-from domain.subject_file import SubjectFile
-from service.evaluation import results_fingerprint
+from domain.publication import PoolKey, ResultsNotice, pool_key, results_fingerprint
+from domain.scoring import SCORE_VERSIONS, PoolResult
+from domain.subject_file import SubjectFile, pool_result
 from service.evidence import FORMAT, Bundle, BundleEvent, KeyHandover
 from service.ledger import merkle
 from service.ledger.checkpoint import (
@@ -224,31 +229,117 @@ def _published(events: list[BundleEvent]) -> Cycle.Published:
     raise _fail("the cycle's publication event is not in the bundle")
 
 
-def _check_previous(bundle: Bundle, streams: dict[str, list[BundleEvent]]) -> dict[str, int]:
-    sid = str(Cycle.id_for(bundle.year - 1))
-    if sid not in streams:
-        if bundle.previous_results:
-            raise _fail("previous results are claimed but the previous cycle is not included")
-        return {}
-    published = _published(streams[sid])
-    if bundle.previous_results is None or results_fingerprint(
-            bundle.previous_results) != published.results_fingerprint:
-        raise _fail(f"the previous cycle's results ({bundle.year - 1}) are not the published "
-                    "ones")
-    return {r.subject: r.rank for p in bundle.previous_results for r in p.results}
+@dataclass(frozen=True)
+class _Version:
+    """One published version of a cycle's results, as the bundle shows it."""
+
+    number: int
+    position: int  # where the results were fixed (for version 1: the publication)
+    pools: dict[PoolKey, PoolResult]
+    previous_version: int | Literal["in-force"] | None  # "in-force": a v1 publication's
+    changed: frozenset[PoolKey]
+    heads: list[StreamHead]
+    fingerprint: str
+    event: Any  # the notice event (None for a v1 publication without one)
+
+
+def _decode(ev: BundleEvent) -> Any:
+    if ev.payload is None:
+        raise _fail(f"event at position {ev.position} ({ev.topic}) has no payload")
+    return MsgspecMapper(transcoder=NoTranscoder()).to_domain_event(StoredEvent(
+        UUID(ev.stream_id), ev.version, ev.topic, base64.b64decode(ev.payload)))
+
+
+def _publication(streams: dict[str, list[BundleEvent]],
+                 year: int) -> tuple[BundleEvent, Cycle.Published] | None:
+    for ev in streams.get(str(Cycle.id_for(year)), []):
+        if ev.topic == Cycle.Published.TOPIC:
+            return ev, _decode(ev)
+    return None
+
+
+def _versions(streams: dict[str, list[BundleEvent]], year: int,
+              claimed: list[PoolResult] | None) -> list[_Version] | None:
+    """Every version of ``year``'s results in the bundle (None: the cycle is not published
+    in it), each checked against the fingerprint it was published with."""
+    found = _publication(streams, year)
+    if found is None:
+        return None
+    at, published = found
+    notice_sid = str(ResultsNotice.id_for(year))
+    if notice_sid not in streams:
+        if published.results_notice:
+            raise _fail(f"the results notice of {year} is withheld: its publication recorded "
+                        "the results there")
+        if claimed is None or results_fingerprint(claimed) != published.results_fingerprint:
+            raise _fail(f"the results of {year} are not the published ones (their fingerprint "
+                        "differs from the publication event's)")
+        pools = {pool_key(p): p for p in claimed}
+        return [_Version(1, at.position, pools, "in-force", frozenset(pools),
+                         list(published.heads), published.results_fingerprint, None)]
+    out: list[_Version] = []
+    notice: ResultsNotice | None = None
+    for ev in streams[notice_sid]:
+        decoded = _decode(ev)
+        folded = project_aggregate(None, [decoded]) if notice is None else decoded.mutate(notice)
+        if not isinstance(folded, ResultsNotice):
+            raise _fail(f"the results notice of {year} holds a foreign event at position "
+                        f"{ev.position}")
+        notice = folded
+        if results_fingerprint(notice.results()) != decoded.results_fingerprint:
+            raise _fail(f"results version {ev.version} of {year} (position {ev.position}) does "
+                        "not match the fingerprint it records")
+        issued = isinstance(decoded, ResultsNotice.Issued)
+        if issued and (decoded.results_fingerprint != published.results_fingerprint
+                       or decoded.score_version != published.score_version):
+            raise _fail(f"the results notice of {year} is not the one its publication recorded")
+        out.append(_Version(
+            ev.version, at.position if issued else ev.position, dict(notice.pools),
+            decoded.previous_version,
+            frozenset(notice.pools) if issued else frozenset(pool_key(p) for p in decoded.pools),
+            list(published.heads) if issued else list(decoded.heads),
+            decoded.results_fingerprint, decoded))
+    return out
+
+
+def _ranks_for(streams: dict[str, list[BundleEvent]], bundle: Bundle,
+               wanted: int | Literal["in-force"] | None, at: int) -> dict[str, int]:
+    """The previous cycle's ranks a version of the results was computed with: the version
+    it names, which must be the one in force when it was fixed (position ``at``)."""
+    year = bundle.year - 1
+    versions = _versions(streams, year, bundle.previous_results) or []
+    in_force = [v for v in versions if v.position < at]
+    current = in_force[-1] if in_force else None
+    if wanted == "in-force":
+        return {} if current is None else _ranks(current)
+    if current is None and wanted is not None:
+        raise _fail(f"the results were measured against version {wanted} of {year}, which the "
+                    "bundle does not show as published before them")
+    if current is not None and current.number != wanted:
+        raise _fail(f"the results were measured against version {wanted} of {year}'s results, "
+                    f"but version {current.number} was in force (position {current.position})")
+    return {} if current is None else _ranks(current)
+
+
+def _ranks(version: _Version) -> dict[str, int]:
+    return {r.subject: r.rank for p in version.pools.values() for r in p.results}
 
 
 def _check_head(streams: dict[str, list[BundleEvent]], subject: str, sid: str,
-                head: Any) -> None:
+                head: StreamHead, number: int = 1) -> None:
+    """The stream is in the bundle up to the head a results version recorded. A head with no
+    leaf hash names an event written in the same commit as the correction that records it
+    (a review decision): its version is checked, its leaf by its place in the log."""
+    what = "the publication" if number == 1 else f"results version {number}"
     if sid not in streams:
         raise _fail(f"the evidence stream of {subject} ({sid}) is omitted")
     have = {e.version: e for e in streams[sid]}
     if head.version not in have:
         raise _fail(f"the evidence stream of {subject} ({sid}) lacks events up to version "
-                    f"{head.version}, which the publication recorded (events withheld)")
-    if have[head.version].leaf_hash != head.leaf_hash:
+                    f"{head.version}, which {what} recorded (events withheld)")
+    if head.leaf_hash and have[head.version].leaf_hash != head.leaf_hash:
         raise _fail(f"the evidence stream of {subject}: version {head.version} is not the one "
-                    "published")
+                    f"{what} recorded")
 
 
 def _closed_session(streams: dict[str, list[BundleEvent]], code: str,
@@ -386,25 +477,35 @@ def _ballot_lines(streams: dict[str, list[BundleEvent]],
     return lines
 
 
-def _recompute(bundle: Bundle, cycle: Cycle, files: list[Any],
-               previous: dict[str, int]) -> PoolResult:
+def _recompute(bundle: Bundle, streams: dict[str, list[BundleEvent]], cycle: Cycle,
+               version: _Version, score_version: str) -> int:
+    """Recompute the bundle's pool from the evidence heads ``version`` names; it must equal
+    the pool as that version published it. Returns the number of subjects."""
     assert cycle.scheme is not None  # noqa: S101 -- checked by the caller
-    claimed = next((p for p in bundle.results if p.group == bundle.group
-                    and p.kind == bundle.kind), None)
-    recomputed = score_pool(cycle.scheme, PoolEvidence(
-        group=bundle.group, kind=bundle.kind,
-        subjects=[f.evidence(cycle.scheme) for f in files],
-        previous_ranks={f.subject: previous[f.subject] for f in files if f.subject in previous}))
+    key = (bundle.group, bundle.kind.value)
+    heads = {h.stream_id: h for h in version.heads}
+    files = []
+    for entry in cycle.pool(bundle.group, bundle.kind):
+        sid = str(SubjectFile.id_for(bundle.year, entry.subject))
+        if sid not in heads:
+            raise _fail(f"results version {version.number} recorded no evidence head for "
+                        f"{entry.subject}")
+        _check_head(streams, entry.subject, sid, heads[sid], version.number)
+        files.append(_aggregate(streams[sid], heads[sid].version))
+    previous = _ranks_for(streams, bundle, version.previous_version, version.position)
+    recomputed = pool_result(cycle.scheme, bundle.group, bundle.kind, files, previous,
+                             score_version)
+    claimed = version.pools.get(key)
     if claimed is not None and recomputed == claimed:
-        return recomputed
+        return len(files)
     mine = {r.subject: r for r in recomputed.results}
     for r in claimed.results if claimed else []:
         other = mine.get(r.subject)
         if other != r:
             raise _fail(f"{r.subject}: recomputed {other.composite if other else None} / "
-                        f"{other.final_grade if other else None}, claimed {r.composite} / "
-                        f"{r.final_grade}")
-    raise _fail("the pool's recomputed results differ from the claimed ones")
+                        f"{other.final_grade if other else None}, results version "
+                        f"{version.number} claims {r.composite} / {r.final_grade}")
+    raise _fail(f"the pool's recomputed results differ from results version {version.number}")
 
 
 def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = None) -> list[str]:
@@ -421,38 +522,46 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
     if cycle_sid not in streams:
         raise _fail(f"the cycle {bundle.year} stream is not in the bundle")
     published = _published(streams[cycle_sid])
-    heads = {h.stream_id: h for h in published.heads}
+    if published.score_version not in SCORE_VERSIONS:
+        raise _fail(f"published with score function {published.score_version}; this verifier "
+                    f"computes {', '.join(SCORE_VERSIONS)}")
     cycle = _aggregate(streams[cycle_sid], published.originator_version - 1)
     if not isinstance(cycle, Cycle) or cycle.scheme is None:
         raise _fail("the cycle stream does not define a scheme")
-    pool = cycle.pool(bundle.group, bundle.kind)
-    files, pool_streams = [], []
-    for entry in pool:
-        sid = str(SubjectFile.id_for(bundle.year, entry.subject))
-        if sid not in heads:
-            raise _fail(f"the publication recorded no evidence head for {entry.subject}")
-        _check_head(streams, entry.subject, sid, heads[sid])
-        files.append(_aggregate(streams[sid], heads[sid].version))
-        pool_streams.append((entry.subject, sid, heads[sid].version))
+    versions = _versions(streams, bundle.year, bundle.results)
+    assert versions  # noqa: S101 -- _published found the publication
+    key = (bundle.group, bundle.kind.value)
+    recomputed, subjects = [], 0
+    for version in versions:
+        if key in version.changed:
+            subjects = _recompute(bundle, streams, cycle, version, published.score_version)
+            recomputed.append(version.number)
+    last = versions[-1]
+    if bundle.results_version != last.number or results_fingerprint(
+            bundle.results) != last.fingerprint:
+        raise _fail(f"the claimed results are not the published ones (version {last.number}, "
+                    "the last published in the bundle's log)")
+    pool_streams = [(e.subject, str(SubjectFile.id_for(bundle.year, e.subject)),
+                     max(h.version for v in versions if key in v.changed for h in v.heads
+                         if h.stream_id == str(SubjectFile.id_for(bundle.year, e.subject))))
+                    for e in cycle.pool(bundle.group, bundle.kind)]
     ballots = _check_ballots(bundle, streams, pool_streams)
-    if results_fingerprint(bundle.results) != published.results_fingerprint:
-        raise _fail("the claimed results are not the published ones (their fingerprint "
-                    "differs from the publication event's)")
-    if published.score_version != SCORE_FUNCTION_VERSION:
-        raise _fail(f"published with score function {published.score_version}; this verifier "
-                    f"has {SCORE_FUNCTION_VERSION}")
-    previous = _check_previous(bundle, streams)
-    recomputed = _recompute(bundle, cycle, files, previous)
-    mine_result = recomputed.for_subject(bundle.subject)
+    mine = last.pools[key].for_subject(bundle.subject)
+    corrected = [v for v in versions if v.number > 1]
     return [
         f"checkpoint: {size} leaves, signed",
         f"events: {len(bundle.events)} in {len(streams)} streams, each proven in the log",
-        f"publication heads: all {len(files)} evidence streams of the pool complete",
+        f"publication heads: all {subjects} evidence streams of the pool complete",
         *ballots,
-        f"pool {bundle.group}/{bundle.kind.value}: {len(files)} subjects recomputed with "
-        f"{SCORE_FUNCTION_VERSION}",
-        f"{bundle.subject}: composite {mine_result.composite}, rank {mine_result.rank}, "
-        f"grade {mine_result.final_grade or 'none (' + str(mine_result.no_grade_reason) + ')'}",
+        f"pool {bundle.group}/{bundle.kind.value}: {subjects} subjects recomputed with "
+        f"{published.score_version} for results version(s) "
+        f"{', '.join(str(n) for n in recomputed)}, each equal to what it published",
+        *[f"correction (更正) {v.number} at position {v.position}: {v.event.basis} "
+          f"{v.event.reference!r} by {v.event.authority}: {v.event.reason}"
+          + ("" if key in v.changed else " (not this pool)") for v in corrected],
+        f"{bundle.subject}: composite {mine.composite}, rank {mine.rank}, "
+        f"grade {mine.final_grade or 'none (' + str(mine.no_grade_reason) + ')'} "
+        f"(results version {last.number})",
     ]
 
 

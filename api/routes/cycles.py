@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
@@ -27,15 +28,24 @@ from api.openapi import problems
 from api.routes.common import WriteOut, Year, write
 from domain.cycle import Cycle, Phase, RosterEntry
 from domain.errors import Conflict, Forbidden, NotFound, StaleVersion
+from domain.publication import pool_key
 from domain.scheme import Scheme, SubjectKind
-from domain.scoring import SubjectResult
+from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult, SubjectResult
 from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
 from projections.results import ResultsView, dirty_pools, read_result, read_results
 from projections.units import UnitsView, list_units
 from service.evidence import Bundle, build_bundle, encode_bundle
-from service.explain import Change, Diff, ScoreCard, diff, explain, history, render
+from service.explain import Change, Diff, ScoreCard, diff, explain, history, position_for, render
 from service.principals import Role
+from service.published import (
+    Correction,
+    PublishedResults,
+    pools_at,
+    previous_ranks,
+    published_as_of,
+)
+from service.streams import END, replay_as_of
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -100,6 +110,49 @@ class ResultsPage(msgspec.Struct, kw_only=True):
     phase: Phase
     items: list[ResultItem]
     next_cursor: str | None
+    # The published version served (1 as published, one more per correction) and its
+    # fingerprint; both None for working results (before publication).
+    results_version: int | None = None
+    results_fingerprint: str | None = None
+    as_of: int | None = None  # the log position asked for with as_of
+    corrections: list[Correction] = []
+
+
+class SubjectResultOut(SubjectResult, frozen=True, kw_only=True):
+    results_version: int | None = None  # None: the working result (before publication)
+    as_of: int | None = None
+
+
+class CorrectionsOut(msgspec.Struct, kw_only=True):
+    year: int
+    results_version: int
+    results_fingerprint: str
+    published_position: int
+    corrections: list[Correction]
+
+
+class CorrectionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Text
+    authority: Text  # e.g. 市委常委会
+    reference: Text  # e.g. the minutes' reference
+
+
+class PendingChange(msgspec.Struct, kw_only=True):
+    subject: str
+    published: SubjectResult | None
+    working: SubjectResult
+
+
+class PendingPool(msgspec.Struct, kw_only=True):
+    group: str
+    kind: SubjectKind
+    changes: list[PendingChange]
+
+
+class PendingOut(msgspec.Struct, kw_only=True):
+    year: int
+    results_version: int
+    pools: list[PendingPool]
 
 
 PRIVILEGED = {Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR}
@@ -287,21 +340,29 @@ class CycleController(Controller):
                       cursor: Annotated[str | None, QueryParameter()] = None,
                       limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
                       min_position: Annotated[int | None, QueryParameter(ge=0, le=INT64)] = None,
+                      as_of: Annotated[str | None, QueryParameter(description=AS_OF)] = None,
                       ) -> Response[ResultsPage]:
         """Every subject's score card in pool order (group, kind, then rank with the tie
-        rule): components, composite, rank and 位次进退, proposed and final grade. Public after
-        publication; before it, for the organizer, the committee and supervisors."""
+        rule): components, composite, rank and 位次进退, proposed and final grade.
+
+        Once published, these are the published results — the version in force (1 as
+        published, one more per correction, 更正, each listed in ``corrections``), read from
+        the log and checked against the fingerprint they were published with — and they are
+        public. Before publication the working results, for the organizer, the committee and
+        supervisors. ``as_of`` reads them as they stood then: the published version in force
+        at that point, or (privileged) the working results replayed from the evidence."""
         services = state.services
-        cycle = await _visible_cycle(request, services, year)
-        query = {"group": group, "kind": kind.value if kind else None}
+        cycle = await _visible_cycle(request, services, year, as_of)
+        query = {"group": group, "kind": kind.value if kind else None, "as_of": as_of}
         after = decode_cursor(cursor, query)
-        key = None
-        if after:
-            g, k, q = msgspec.json.decode(after, type=tuple[str, str, int])
-            key = (g, k, q)
-        await wait_for_projection(services, ResultsView.name, min_position)
+        key = msgspec.json.decode(after, type=tuple[str, str, int]) if after else None
+        view = await to_thread.run_sync(_results_view, services, year, as_of)
+        if view.published is None and view.position is None:
+            await wait_for_projection(services, ResultsView.name, min_position)
 
         def page() -> list[tuple[str, str, int, SubjectResult]]:
+            if view.pools is not None:
+                return _page(view.pools, group, query["kind"], key, limit + 1)
             with services.db.read() as cur:
                 _not_dirty(cur, year, group, query["kind"])
                 return read_results(cur, year, group=group, kind=query["kind"], after=key,
@@ -313,8 +374,13 @@ class CycleController(Controller):
         last = rows[min(limit, len(rows)) - 1][:3] if rows else ("", "", 0)
         nxt, headers = next_page(request, len(rows), limit,
                                  msgspec.json.encode(last).decode(), query)
-        return Response(ResultsPage(year=year, phase=cycle.phase, items=items,
-                                    next_cursor=nxt), headers=headers)
+        published = view.published
+        return Response(ResultsPage(
+            year=year, phase=cycle.phase, items=items, next_cursor=nxt,
+            results_version=published.version if published else None,
+            results_fingerprint=published.fingerprint if published else None,
+            as_of=view.position,
+            corrections=published.corrections if published else []), headers=headers)
 
     @get("/{year:int}/subjects/{subject:str}/explain", security=SECURITY, tags=["results"],
          summary="Explain a score card down to its events",
@@ -428,30 +494,137 @@ class CycleController(Controller):
             "Content-Disposition": f'attachment; filename="{name}"'})
 
     @get("/{year:int}/subjects/{subject:str}/result", opt={"public": True}, security=SECURITY,
-         tags=["results"], summary="One subject's result", responses=problems(401, 403, 404,
-                                                                              503))
+         tags=["results"], summary="One subject's result", responses=problems(400, 401, 403,
+                                                                              404, 503))
     async def subject_result(self, request: Request[Any, Any, Any], state: State,
                              year: FromPath[int], subject: FromPath[str],
                              min_position: Annotated[int | None, QueryParameter(
                                  ge=0, le=INT64)] = None,
-                             ) -> SubjectResult:
-        """One subject's score card (same visibility as the results)."""
+                             as_of: Annotated[str | None, QueryParameter(
+                                 description=AS_OF)] = None,
+                             ) -> SubjectResultOut:
+        """One subject's score card, with the same visibility and versions as the results:
+        the published version in force once published (``results_version``), else the
+        working result."""
         services = state.services
-        cycle = await _visible_cycle(request, services, year)
-        await wait_for_projection(services, ResultsView.name, min_position)
-
+        cycle = await _visible_cycle(request, services, year, as_of)
         entry = cycle.entry(subject)
+        view = await to_thread.run_sync(_results_view, services, year, as_of)
+        if view.pools is not None:
+            found = next((r for _, _, _, r in _page(view.pools, entry.group, entry.kind.value,
+                                                     None, 10**7) if r.subject == subject), None)
+        else:
+            await wait_for_projection(services, ResultsView.name, min_position)
 
-        def read() -> SubjectResult | None:
-            with services.db.read() as cur:
-                _not_dirty(cur, year, entry.group, entry.kind.value)
-                return read_result(cur, year, subject)
+            def read() -> SubjectResult | None:
+                with services.db.read() as cur:
+                    _not_dirty(cur, year, entry.group, entry.kind.value)
+                    return read_result(cur, year, subject)
 
-        found = await to_thread.run_sync(read)
+            found = await to_thread.run_sync(read)
         if found is None:
             msg = f"{subject} has no result yet (its files open when scoring opens)"
             raise NotFound(msg, rule="results.subject", field="subject")
-        return found
+        published = view.published
+        return SubjectResultOut(**msgspec.structs.asdict(found),
+                                results_version=published.version if published else None,
+                                as_of=view.position)
+
+    @get("/{year:int}/corrections", opt={"public": True}, tags=["results"],
+         summary="Corrections (更正) of the published results", responses=problems(404, 409))
+    async def corrections(self, state: State, year: FromPath[int]) -> CorrectionsOut:
+        """The published results' versions: version 1 as published, then each correction
+        with its basis (复核, 申诉 or a committee act), reference, reason, authority, the
+        pools it changed and the fingerprint of the new version."""
+        published = await to_thread.run_sync(state.services.evaluation.published, year)
+        if published is None:
+            msg = f"cycle {year} is not published"
+            raise Conflict(msg, rule="results.published", field="year")
+        return CorrectionsOut(year=year, results_version=published.version,
+                              results_fingerprint=published.fingerprint,
+                              published_position=published.published_position,
+                              corrections=published.corrections)
+
+    @get("/{year:int}/corrections/pending", security=SECURITY, tags=["results"],
+         summary="What a correction would publish", responses=problems(401, 403, 404, 409))
+    async def pending(self, request: Request[Any, Any, Any], state: State,
+                      year: FromPath[int]) -> PendingOut:
+        """The pools whose working results (the evidence as it stands: a sanction lifted, a
+        decision recorded after publication) differ from the published version in force,
+        with each subject whose card would change. For the committee, the organizer and
+        supervisors; nothing here is public until a correction publishes it."""
+        if current_principal(request).role not in PRIVILEGED:
+            msg = "pending corrections are for the organizer, the committee and supervisors"
+            raise Forbidden(msg, rule="results.published")
+        services = state.services
+        published, pools = await to_thread.run_sync(services.evaluation.pending, year,
+                                                    services.stream_heads)
+        out = []
+        for pool in pools:
+            before = published.pools.get((pool.group, pool.kind.value))
+            was = {r.subject: r for r in before.results} if before else {}
+            out.append(PendingPool(group=pool.group, kind=pool.kind, changes=[
+                PendingChange(subject=r.subject, published=was.get(r.subject), working=r)
+                for r in pool.results if was.get(r.subject) != r]))
+        return PendingOut(year=year, results_version=published.version, pools=out)
+
+    @post("/{year:int}/corrections", status_code=201, security=SECURITY, tags=["results"],
+          before_request=strict_body(CorrectionIn), summary="Publish a correction (更正)",
+          responses=problems(400, 401, 403, 404, 409, 422))
+    async def correct(self, request: Request[Any, Any, Any], year: FromPath[int],
+                      data: JSONBody[CorrectionIn]) -> Response[WriteOut]:
+        """A committee act publishes every pending change as a new results version, with
+        its reason, authority and reference (e.g. the minutes). Refused when nothing changed
+        (``correction.no-change``) or when a pool would break its quota."""
+        services = _services(request)
+        return await write(request, 201, lambda p, after: services.evaluation.correct(
+            p, year, services.stream_heads, reason=data.reason, authority=data.authority,
+            reference=data.reference, after_append=after))
+
+
+AS_OF = ("a log position, an ISO 8601 time with zone, or a named point of the cycle: "
+         "announcement, scoring, seal, publication, correction-N")
+
+
+@dataclass(frozen=True)
+class ResultsViewOf:
+    published: PublishedResults | None = None
+    pools: list[PoolResult] | None = None  # None: read the working results' read model
+    position: int | None = None  # the as_of position, when one was asked
+
+
+def _results_view(services: Any, year: int, as_of: str | None) -> ResultsViewOf:
+    """Which results a read serves: the published version in force (at ``as_of``, or now),
+    else the working results (replayed at ``as_of``, or the read model)."""
+    mapper = services.store.mapper
+    with services.db.read() as cur:
+        position = position_for(cur, as_of, year) if as_of else None
+        published = published_as_of(cur, mapper, year, END if position is None else position)
+        if published is not None:
+            return ResultsViewOf(published=published, pools=published.results(),
+                                 position=position)
+        if position is None:
+            return ResultsViewOf()
+        cycle = replay_as_of(cur, mapper, Cycle.id_for(year), position)
+        if not isinstance(cycle, Cycle) or cycle.scheme is None:
+            msg = f"cycle {year} had no scheme at position {position}"
+            raise NotFound(msg, rule="as-of.cycle", field="as_of")
+        _, previous = previous_ranks(cur, mapper, year, position)
+        return ResultsViewOf(pools=pools_at(cur, mapper, cycle, position, previous,
+                                            cycle.scoring_version(SCORE_FUNCTION_VERSION)),
+                             position=position)
+
+
+def _page(pools: list[PoolResult], group: str | None, kind: str | None,
+          after: tuple[str, str, int] | None,
+          limit: int) -> list[tuple[str, str, int, SubjectResult]]:
+    """The same keyset pages over a list of pools as the read model gives."""
+    rows = [(p.group, p.kind.value, seq, r) for p in sorted(pools, key=pool_key)
+            for seq, r in enumerate(p.results)
+            if (group is None or p.group == group) and (kind is None or p.kind.value == kind)]
+    if after is not None:
+        rows = [row for row in rows if row[:3] > after]
+    return rows[:limit]
 
 
 EVIDENCE_READERS = {Role.SUPERVISOR, Role.INVESTIGATOR, Role.ORGANIZER, Role.COMMITTEE}
@@ -465,16 +638,26 @@ def _not_dirty(cur: Any, year: int, group: str | None, kind: str | None) -> None
                                 detail="these results are being recomputed; retry shortly")
 
 
+def _published_at(services: Any, year: int, as_of: str) -> bool:
+    with services.db.read() as cur:
+        return published_as_of(cur, services.store.mapper, year,
+                               position_for(cur, as_of, year)) is not None
+
+
 def _head(services: Any) -> int:
     with services.db.read() as cur:
         return head_position(cur)
 
 
-async def _visible_cycle(request: Request[Any, Any, Any], services: Any, year: int) -> Cycle:
+async def _visible_cycle(request: Request[Any, Any, Any], services: Any, year: int,
+                         as_of: str | None = None) -> Cycle:
+    """The cycle, if its results may be read by this caller: once published, by anyone (an
+    ``as_of`` before publication only by the privileged); before, by the privileged."""
     cycle: Cycle = await to_thread.run_sync(services.evaluation.cycle, year)
     principal = optional_principal(request)
-    if cycle.phase != Phase.PUBLISHED and (principal is None
-                                           or principal.role not in PRIVILEGED):
+    public = cycle.phase == Phase.PUBLISHED and (
+        as_of is None or await to_thread.run_sync(_published_at, services, year, as_of))
+    if not public and (principal is None or principal.role not in PRIVILEGED):
         msg = "results are public once published; until then only for the organizer, " \
               "the committee and supervisors"
         raise Forbidden(msg, rule="results.published")

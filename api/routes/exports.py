@@ -22,17 +22,17 @@ from api.openapi import problems
 from domain.cycle import Phase
 from domain.errors import Conflict, Forbidden
 from domain.scheme import SubjectKind
-from projections.results import read_results
 from service.principals import Role
 
 A1517 = {"优秀": "1", "称职": "2", "基本称职": "3", "不称职": "4"}
 READERS = {Role.ORGANIZER, Role.SUPERVISOR, Role.COMMITTEE}
-COLUMNS = ("year", "subject", "code", "name", "kind", "group", "unit_code", "composite", "rank",
+COLUMNS = ("year", "results_version", "subject", "code", "name", "kind", "group", "unit_code", "composite", "rank",
            "previous_rank", "rank_change", "final_grade", "a1517", "no_grade_reason")
 
 
 class ExportRow(msgspec.Struct, kw_only=True):
     year: int
+    results_version: int  # 1 as published; one more per correction (更正)
     subject: str
     code: str
     name: str
@@ -54,15 +54,14 @@ def _rows(services: Any, year: int) -> list[ExportRow]:
         msg = f"cycle {year} is not published; exports are of published results"
         raise Conflict(msg, rule="export.published")
     names = {e.subject: e for e in cycle.roster}
-    with services.db.read() as cur:
-        results = read_results(cur, year, group=None, kind=None, after=None, limit=10**7)
+    published = services.evaluation.published(year)  # the version in force, from the log
     out = []
-    for group, kind, _, r in results:
-        entry = names[r.subject]
-        code = A1517.get(r.final_grade or "") if kind != SubjectKind.TEAM.value else None
+    for pool, r in ((p, r) for p in published.results() for r in p.results):
+        entry, kind = names[r.subject], pool.kind
+        code = A1517.get(r.final_grade or "") if kind != SubjectKind.TEAM else None
         out.append(ExportRow(
-            year=year, subject=r.subject, code=r.code, name=entry.name, kind=SubjectKind(kind),
-            group=group, unit_code=entry.unit_code, composite=str(r.composite), rank=r.rank,
+            year=year, results_version=published.version, subject=r.subject, code=r.code, name=entry.name, kind=kind,
+            group=pool.group, unit_code=entry.unit_code, composite=str(r.composite), rank=r.rank,
             previous_rank=r.previous_rank, rank_change=r.rank_change, final_grade=r.final_grade,
             a1517=r.no_grade_reason if r.final_grade is None else code,
             no_grade_reason=r.no_grade_reason))

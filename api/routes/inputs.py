@@ -106,6 +106,13 @@ class ReviewIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ReviewDecisionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     grade: str | None = None  # null: the result is upheld
     reason: Reason
+    authority: Reason | None = None  # the deciding body (default: the deciding principal)
+    late_reason: Reason | None = None  # required when deciding after the deadline
+
+
+class ExtensionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    days: Annotated[int, msgspec.Meta(ge=1, le=366)]
+    reason: Reason
 
 
 def _ev(request: Request[Any, Any, Any]) -> Any:
@@ -286,7 +293,24 @@ class InputController(Controller):
     async def decide_review(self, request: Request[Any, Any, Any], year: FromPath[int],
                             subject: FromPath[str], kind: FromPath[str],
                             data: JSONBody[ReviewDecisionIn]) -> Response[WriteOut]:
-        """Uphold (grade null) or change the grade; a change is re-checked against the quota."""
+        """Uphold (grade null) or change the grade. A change is checked like a committee
+        decision (grades, vetoes, quota) and published at once as a correction (更正) of the
+        results, in the same transaction. A decision after its deadline (复核 30 days after
+        filing, 申诉 60, by the scheme) must give ``late_reason``."""
+        services = request.app.state.services
         return await write(request, 201, lambda p, after: _ev(request).decide_review(
             p, year, subject, kind=kind, grade=data.grade, reason=data.reason,
+            authority=data.authority, late_reason=data.late_reason,
+            head_of=services.stream_heads, after_append=after))
+
+    @post("/reviews/{kind:str}/extension", status_code=201, security=SECURITY,
+          tags=["appeals"], before_request=strict_body(ExtensionIn),
+          summary="Extend an appeal's decision deadline", responses=INPUT_ERRORS)
+    async def extend_review(self, request: Request[Any, Any, Any], year: FromPath[int],
+                            subject: FromPath[str], kind: FromPath[str],
+                            data: JSONBody[ExtensionIn]) -> Response[WriteOut]:
+        """A 申诉 may be extended once, before its deadline, by at most the scheme's
+        ``appeal_extension_days`` (committee)."""
+        return await write(request, 201, lambda p, after: _ev(request).extend_review(
+            p, year, subject, kind=kind, days=data.days, reason=data.reason,
             after_append=after))

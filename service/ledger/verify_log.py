@@ -186,8 +186,8 @@ def logged_handovers(db: Database, origin: str) -> dict[str, int]:
     from eventsourcing.persistence import StoredEvent  # noqa: PLC0415
 
     from domain.ledger_keys import LedgerKeys  # noqa: PLC0415
-    from service.evidence import stream_rows  # noqa: PLC0415 -- evidence imports the ledger
     from service.mapper import MsgspecMapper, NoTranscoder  # noqa: PLC0415
+    from service.streams import stream_rows  # noqa: PLC0415
 
     mapper = MsgspecMapper(transcoder=NoTranscoder())
     stream = LedgerKeys.id_for(origin)

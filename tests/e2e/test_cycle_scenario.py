@@ -183,14 +183,15 @@ def test_a_complete_cycle_matches_the_hand_computed_table(client: Client, servic
     }
     assert _table(_results(client, services, who.org)) == expected
 
-    # Committee: E2 to 好 would exceed the quota; after E1 is set to 较好, it fits.
+    # Committee (kaoping-score/2): E2 raised to 好 takes the one 好 place first; E1's
+    # proposal of 好 is then over the quota and demoted to 较好. A second decision of 好 in
+    # the pool would break the quota: refused.
     decision = {"grade": "好", "reason": "群众公认度高", "minutes_ref": "常委会纪要2026-3"}
-    refused(client.post(f"{BASE}/subjects/team:E2/decisions", json=decision,
-                        headers=who.committee), 409, "quota.exceeded")
-    ok(client.post(f"{BASE}/subjects/team:E1/decisions",
-                   json={**decision, "grade": "较好", "reason": "重大项目滞后"},
-                   headers=who.committee))
     ok(client.post(f"{BASE}/subjects/team:E2/decisions", json=decision, headers=who.committee))
+    after = _table(_results(client, services, who.org))
+    assert after["team:E1"] == ("90.60", 1, "较好", True)  # demoted by the quota
+    refused(client.post(f"{BASE}/subjects/team:E1/decisions", json=decision,
+                        headers=who.committee), 409, "quota.exceeded")
 
     notified = clock.now().date().isoformat()
     ok(client.post(f"{BASE}/publication", json={"notified_on": notified}, headers=who.org))
@@ -202,10 +203,11 @@ def test_a_complete_cycle_matches_the_hand_computed_table(client: Client, servic
     cycle = ok(client.get(BASE), 200)
     assert cycle["phase"] == "published"
 
-    # 复核 within 30 days of notification; 申诉 after its 30-day window is refused.
+    # 复核 within 30 days of notification; the 申诉 follows its decision (tests/e2e/
+    # test_corrections.py has the deadlines); after 30 + 15 days without one, it is too late.
     ok(client.post(f"{BASE}/subjects/cadre:P3/reviews", json={"kind": "review",
                                                               "reason": "不服"}, headers=who.p3))
-    clock.advance(timedelta(days=31))
+    clock.advance(timedelta(days=46))
     who = People(services)  # fresh tokens: the clock moved past the old ones' expiry
     refused(client.post(f"{BASE}/subjects/cadre:P3/reviews",
                         json={"kind": "appeal", "reason": "不服"}, headers=who.p3),
@@ -351,10 +353,15 @@ def test_abuse_18_19_grades_only_by_the_committee_with_reasons(
                         headers=scoring.org), 403, "role")
     refused(client.post(f"{BASE}/subjects/team:E3/decisions", json={**decision, "reason": " "},
                         headers=scoring.committee), 422, "committee.reason-and-minutes")
-    refused(client.post(f"{BASE}/subjects/team:E3/decisions", json=decision,
-                        headers=scoring.committee), 409, "quota.exceeded")
     refused(client.post(f"{BASE}/subjects/team:E3/decisions", json={**decision, "grade": "A"},
                         headers=scoring.committee), 422, "grade.valid")
+    assert _events(services) == before
+    # The pool's one 好 place: a decision takes it; a second decision of 好 cannot.
+    ok(client.post(f"{BASE}/subjects/team:E3/decisions", json=decision,
+                   headers=scoring.committee))
+    before = _events(services)
+    refused(client.post(f"{BASE}/subjects/team:E2/decisions", json=decision,
+                        headers=scoring.committee), 409, "quota.exceeded")
     assert _events(services) == before
 
 
@@ -436,8 +443,8 @@ def test_published_results_export_with_a1517_codes(client: Client, services: Ser
     csv_resp = client.get(f"{BASE}/exports/results?format=csv", headers=who.org)
     assert csv_resp.headers["content-type"].startswith("text/csv")
     lines = csv_resp.content.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("year,subject,code,name")
-    assert any(line.startswith("2025,cadre:P1,P1,张一") and ",5B," in line for line in lines)
+    assert lines[0].startswith("year,results_version,subject,code,name")
+    assert any(line.startswith("2025,1,cadre:P1,P1,张一") and ",5B," in line for line in lines)
     assert client.get(f"{BASE}/exports/results", headers=who.l1).status_code == 403
     too_big = client.post("/api/v1/units", content=b"{" + b" " * 5_000_000 + b"}",
                           headers={**who.org, "content-type": "application/json"})

@@ -22,14 +22,15 @@ def test_a_small_demo_city_runs_two_cycles_to_publication(services: Services) ->
     for year in (2024, 2025):
         assert services.evaluation.cycle(year).phase == Phase.PUBLISHED
     cycle = services.evaluation.cycle(2025)
-    pools = services.evaluation.pools(cycle, previous=services.evaluation.previous_ranks(2025))
+    pools = services.evaluation.pools(cycle, previous=services.evaluation.previous_ranks(2025)[1])
     results = [r for pool in pools for r in pool.results]
     assert len(results) == len(cycle.roster) == 22 + 66
     assert any(r.rank_change not in (None, 0) for r in results)  # 位次进退 against 2024
     assert {r.final_grade for r in results} - {None} <= {"好", "较好", "一般", "较差", "优秀",
                                                          "称职", "基本称职", "不称职"}
     published = _published(services, 2025)
-    assert published.score_version == "kaoping-score/1"
+    assert published.score_version == "kaoping-score/2"
+    assert published.results_notice  # the results themselves are in the results notice
     assert len(published.heads) == len(cycle.roster)
 
 
@@ -58,7 +59,7 @@ def test_the_results_read_model_equals_the_score_function(services: Services) ->
     for year in (2024, 2025):
         cycle = services.evaluation.cycle(year)
         live = [r for pool in services.evaluation.pools(
-            cycle, previous=services.evaluation.previous_ranks(year)) for r in pool.results]
+            cycle, previous=services.evaluation.previous_ranks(year)[1]) for r in pool.results]
         with services.db.read() as cur:
             projected = [r for _, _, _, r in read_results(cur, year, group=None, kind=None,
                                                           after=None, limit=10_000)]

@@ -63,7 +63,7 @@ def test_a_bundle_verifies_offline(city: Services) -> None:
     assert lines[0].startswith("checkpoint: ")
     assert lines[-1].startswith(f"{SUBJECT}: composite ")
     result = city.evaluation.pools(city.evaluation.cycle(2025), previous=city.evaluation
-                                   .previous_ranks(2025))
+                                   .previous_ranks(2025)[1])
     mine = next(r for p in result for r in p.results if r.subject == SUBJECT)
     assert f"composite {mine.composite}, rank {mine.rank}" in lines[-1]
     notes = [e for e in bundle["events"] if e["topic"] == SubjectFile.InspectionNoted.TOPIC]

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
@@ -125,12 +125,13 @@ def _hand_subjects() -> list[SubjectEvidence]:
 HAND_PREVIOUS = {"A": 2, "B": 1, "D": 3, "E": 5}
 
 
-def _hand_result(committee: dict[str, str] | None = None) -> PoolResult:
+def _hand_result(committee: dict[str, str] | None = None,
+                 version: str = SCORE_FUNCTION_VERSION) -> PoolResult:
     subjects = _hand_subjects()
     if committee:
         subjects = [msgspec.structs.replace(s, committee=CommitteeDecision(committee[s.subject]))
                     if s.subject in committee else s for s in subjects]
-    return score_pool(_hand_scheme(), _pool(subjects, HAND_PREVIOUS))
+    return score_pool(_hand_scheme(), _pool(subjects, HAND_PREVIOUS), version=version)
 
 
 def test_hand_scheme_is_valid() -> None:
@@ -139,7 +140,7 @@ def test_hand_scheme_is_valid() -> None:
 
 def test_hand_computed_pool() -> None:
     result = _hand_result()
-    assert result.version == SCORE_FUNCTION_VERSION == "kaoping-score/1"
+    assert result.version == SCORE_FUNCTION_VERSION == "kaoping-score/2"
     assert (result.group, result.kind) == ("county", SubjectKind.PRINCIPAL)
     assert result.quota_limits == {EXCELLENT: 1}
     assert result.quota_violations == []
@@ -182,18 +183,38 @@ def test_hand_computed_pool() -> None:
     assert [r.subject for r in result.results if r.gate_failed] == ["D"]
 
 
-def test_hand_pool_committee_decisions() -> None:
-    # C raised to 优秀: 优秀 would be held by B and C, 2 > limit 1.
-    over = _hand_result({"C": EXCELLENT})
+def test_hand_pool_committee_decisions_v1() -> None:
+    # kaoping-score/1: C raised to 优秀: 优秀 would be held by B and C, 2 > limit 1.
+    over = _hand_result({"C": EXCELLENT}, "kaoping-score/1")
+    assert over.version == "kaoping-score/1"
     assert over.quota_violations == ["优秀: 2 > 1"]
     assert over.for_subject("C").final_grade == EXCELLENT
     assert over.for_subject("C").proposed_grade == COMPETENT  # the proposal is kept
     assert over.for_subject("C").decided_by_committee is True
     # Swap: B lowered to 称职 and C raised to 优秀 → one 优秀, no violation.
-    swap = _hand_result({"B": COMPETENT, "C": EXCELLENT})
+    swap = _hand_result({"B": COMPETENT, "C": EXCELLENT}, "kaoping-score/1")
     assert swap.quota_violations == []
     assert [(r.subject, r.final_grade) for r in swap.results] == [
         ("A", COMPETENT), ("B", COMPETENT), ("C", EXCELLENT), ("E", None), ("D", INCOMPETENT)]
+
+
+def test_hand_pool_committee_decisions_hold_their_quota_place_first() -> None:
+    # kaoping-score/2: C raised to 优秀 takes the one 优秀 place; B's proposal of 优秀 is then
+    # over the quota and demoted to 称职. No violation: proposals share what is left.
+    raised = _hand_result({"C": EXCELLENT})
+    assert raised.quota_violations == []
+    assert raised.for_subject("C").final_grade == EXCELLENT
+    assert raised.for_subject("C").decided_by_committee is True
+    assert (raised.for_subject("B").proposed_grade, raised.for_subject("B").quota_demoted) == (
+        COMPETENT, True)
+    # Decisions alone can still break a quota: B and C both decided 优秀, 2 > 1.
+    both = _hand_result({"B": EXCELLENT, "C": EXCELLENT})
+    assert both.quota_violations == ["优秀: 2 > 1"]
+
+
+def test_unknown_score_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown score function version"):
+        _hand_result(version="kaoping-score/0")
 
 
 def test_quota_cascade_with_hard_cap() -> None:
@@ -607,6 +628,32 @@ def test_accepted_committee_decisions_never_exceed_quotas(
         decided = r.subject in accepted and r.proposed_grade is not None
         assert r.decided_by_committee is decided
         assert r.final_grade == (accepted[r.subject] if decided else r.proposed_grade)
+
+
+@PROPS
+@given(subjects=pool_subjects(), quotas=quota_lists(), data=st.data())
+def test_moving_proposals_never_breaks_a_quota_the_decisions_kept(
+        subjects: list[SubjectEvidence], quotas: list[Quota], data: st.DataObject) -> None:
+    """kaoping-score/2: once the committee's decisions fit the quotas, no change to anything
+    else — a sanction recorded or lifted, an adjustment, another input — can make the pool
+    exceed a quota (this is what lets the service record such facts after publication)."""
+    assume(subjects)
+    scheme = _prop_scheme(quotas)
+    decisions = data.draw(st.dictionaries(st.sampled_from([s.subject for s in subjects]),
+                                          st.sampled_from(GRADES), max_size=4))
+    decided = score_pool(scheme, _prop_pool(_with_decisions(subjects, decisions)))
+    assume(not decided.quota_violations)
+    changed = data.draw(pool_subjects(max_size=len(subjects)).filter(
+        lambda new: len(new) == len(subjects)))
+    moved = [msgspec.structs.replace(new, subject=old.subject, code=old.code)
+             for old, new in zip(subjects, changed, strict=True)]
+    after = score_pool(scheme, _prop_pool(_with_decisions(moved, decisions)))
+    # The pool's size is unchanged, so are its limits; a decision can only drop out (a
+    # no-grade veto), never be added: the decisions still fit, and so does everything.
+    assert after.quota_violations == []
+    counts = Counter(r.final_grade for r in after.results)
+    for grade, limit in after.quota_limits.items():
+        assert counts[grade] <= limit
 
 
 @PROPS

@@ -127,8 +127,9 @@ def demo_scheme(year: int) -> Scheme:
 
 class DemoCity:
     def __init__(self, services: Services, *, units: int = 121, cadres: int = 1000,
-                 seed: int = 2025, progress: Progress | None = None) -> None:
-        self.s, self.seed = services, seed
+                 seed: int = 2025, progress: Progress | None = None,
+                 years: tuple[int, ...] = YEARS) -> None:
+        self.s, self.seed, self.years = services, seed, years
         self.n_units, self.n_cadres = max(units, 16), cadres
         self.progress = progress or Progress()
         self.org = _person(Role.ORGANIZER, IdentityKind.STAFF, "zzb-01")
@@ -177,19 +178,20 @@ class DemoCity:
         self.progress.advance(label)
 
     def run(self) -> None:
-        """Build the city, then run both cycles to publication."""
+        """Build the city, then run its cycles (by default 2024 and 2025) to publication."""
         rng = random.Random(self.seed)  # noqa: S311 -- reproducible demo data, not secrets
         units = self._units()
         cadres = self._cadres(units, rng)
         subjects = len(units) + len(cadres)
         with self.progress.lock:
-            self.progress.state, self.progress.total = "loading", 2 + len(YEARS) * (subjects + 8)
+            self.progress.state, self.progress.total = "loading", 2 + len(self.years) * (
+                subjects + 8)
         ref = self.s.reference
         self._step("reference data", lambda: ref.import_rows(self.org, units=units,
                                                              cadres=cadres))
         self._step("city leaders", lambda: [ref.register_leader(
             self.org, code=code, name=f"市领导{code}") for code in self.leaders])
-        for year in YEARS:
+        for year in self.years:
             self._cycle(year, units, rng)
         with self.progress.lock:
             self.progress.state, self.progress.step = "done", "published"

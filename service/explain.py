@@ -37,7 +37,15 @@ from service.published import (
     published_as_of,
     rank_versions,
 )
-from service.streams import END, load_streams, project, replay_as_of, stream_rows, topic_position
+from service.streams import (
+    END,
+    load_streams,
+    project,
+    replay_as_of,
+    stream_leaf,
+    stream_rows,
+    topic_position,
+)
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Mapper
@@ -155,6 +163,10 @@ def position_for(cur: Cursor, as_of: str | None, year: int | None = None) -> int
 
 
 def _named_point(cur: Cursor, year: int, name: str) -> int:
+    if name == "publication":  # its commit ends with the results notice's first event
+        issued = stream_leaf(cur, ResultsNotice.id_for(year), 1)
+        if issued is not None:
+            return issued[0]
     if name in NAMED_POINTS:
         found = topic_position(cur, Cycle.id_for(year), NAMED_POINTS[name])
         if found is None:

@@ -31,6 +31,7 @@ from service.streams import (
     load_streams,
     project,
     replay_as_of,
+    stream_leaf,
     stream_rows,
     stream_tip,
     topic_position,
@@ -133,19 +134,32 @@ def clear_cache() -> None:
 def published_as_of(cur: Cursor, mapper: Mapper[UUID], year: int,
                     position: int) -> PublishedResults | None:
     """The results of ``year`` in force at log position ``position`` (None: not yet
-    published then)."""
+    published then). A publication and its results notice commit together: from the
+    publication's position on, version 1 is in force."""
     notice = ResultsNotice.id_for(year)
     tip = stream_tip(cur, notice, position)
     if tip is not None:
-        return _cache.get(("notice", tip[2]), lambda: _fold(cur, mapper, year, notice, tip[0]))
+        return _notice_version(cur, mapper, year, tip)
     at, published = _publication(cur, mapper, year)
-    if at is None or at > position or published is None or published.results_notice:
-        return None  # not yet published then (a notice is written with its publication)
+    if at is None or at > position or published is None:
+        return None
+    if published.results_notice:  # its first event is in the publication's commit
+        first = stream_leaf(cur, notice, 1)
+        if first is None:
+            msg = f"cycle {year} was published with a results notice that is missing"
+            raise IntegrityFailure(msg, rule="results.integrity")
+        return _notice_version(cur, mapper, year, first)
     published_tip = stream_tip(cur, Cycle.id_for(year), at)
     previous = published_as_of(cur, mapper, year - 1, at)
     key = ("legacy", published_tip[2] if published_tip else b"",
            None if previous is None else (previous.year, previous.version, previous.fingerprint))
     return _cache.get(key, lambda: _recompute(cur, mapper, year, at, previous))
+
+
+def _notice_version(cur: Cursor, mapper: Mapper[UUID], year: int,
+                    tip: tuple[int, int, bytes]) -> PublishedResults:
+    return _cache.get(("notice", tip[2]), lambda: _fold(
+        cur, mapper, year, ResultsNotice.id_for(year), tip[0]))
 
 
 def previous_ranks(cur: Cursor, mapper: Mapper[UUID], year: int,

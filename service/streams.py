@@ -92,3 +92,11 @@ def stream_tip(cur: Cursor, stream_id: UUID, up_to: int) -> tuple[int, int, byte
     row = cur.fetchone()
     return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
 
+
+
+def stream_leaf(cur: Cursor, stream_id: UUID, version: int) -> tuple[int, int, bytes] | None:
+    """(position, version, leaf hash) of the stream's event at ``version``, if any."""
+    cur.execute("SELECT position, stream_version, leaf_hash FROM kaoping_ledger WHERE "
+                "stream_id = %s AND stream_version = %s", (stream_id, version))
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))

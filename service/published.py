@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from domain.errors import IntegrityFailure
 from domain.publication import PoolKey, ResultsNotice, pool_key, results_fingerprint
 from domain.scheme import SubjectKind
 from domain.subject_file import SubjectFile, pool_result
+from service.ledger.envelope import ZERO_HASH, Envelope, payload_hash
 from service.streams import (
     decode_rows,
     load_streams,
@@ -171,18 +172,36 @@ def previous_ranks(cur: Cursor, mapper: Mapper[UUID], year: int,
 
 
 def _publication(cur: Cursor, mapper: Mapper[UUID], year: int) -> tuple[int | None, Any]:
-    """The position and event of the cycle's publication, if any."""
+    """The position and event of the cycle's publication, if any (its stored bytes checked
+    against its ledger leaf)."""
     sid = Cycle.id_for(year)
     at = topic_position(cur, sid, Cycle.Published.TOPIC)
     if at is None:
         return None, None
-    rows = [r for r in stream_rows(cur, sid, at + 1) if int(r[0]) == at]
-    return at, decode_rows(mapper, sid, rows)[0]
+    rows = stream_rows(cur, sid, at + 1)
+    _check_leaves(year, sid, rows[-1:], bytes(rows[-2][4]) if len(rows) > 1 else ZERO_HASH)
+    return at, decode_rows(mapper, sid, rows[-1:])[0]
+
+
+def _check_leaves(year: int, stream_id: UUID, rows: Sequence[tuple[Any, ...]],
+                  previous: bytes) -> None:
+    """Each row's stored bytes are the ones its ledger leaf commits to: results are served
+    only as the log recorded them (a rewritten ledger is the signer's and verify-log's to
+    catch; docs/ledger.md)."""
+    for position, version, topic, state, leaf in rows:
+        envelope = Envelope(int(position), stream_id, int(version), str(topic),
+                            payload_hash(bytes(state)), previous)
+        if envelope.leaf_hash() != bytes(leaf):
+            msg = (f"cycle {year}: the stored event at position {position} ({topic}) is not "
+                   "the one its ledger leaf records")
+            raise IntegrityFailure(msg, rule="results.integrity")
+        previous = bytes(leaf)
 
 
 def _fold(cur: Cursor, mapper: Mapper[UUID], year: int, notice_id: UUID,
           up_to: int) -> PublishedResults:
     rows = stream_rows(cur, notice_id, up_to + 1)
+    _check_leaves(year, notice_id, rows, ZERO_HASH)
     events = decode_rows(mapper, notice_id, rows)
     published_at, published = _publication(cur, mapper, year)
     if published_at is None:

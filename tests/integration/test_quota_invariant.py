@@ -5,9 +5,9 @@ under the log's write lock)."""
 
 from __future__ import annotations
 
-import itertools
 import threading
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,78 +16,19 @@ from hypothesis import strategies as st
 
 from domain.cycle import Phase
 from domain.errors import Conflict, DomainError
-from domain.scheme import Component, GradeBand, PoolRule, Quota, Scheme, SubjectKind, Veto
-from service.principals import Identity, IdentityKind, Principal, Role
+from service.principals import IdentityKind, Role
 from service.runtime import Services
-
-GROUP = "economic-management"
-GRADES = ("优秀", "称职", "基本称职", "不称职")
-CODES = ("admonishment", "open-case")
-SIZE = 5
-_years = itertools.count(2030)
-
-
-def _person(role: Role, kind: IdentityKind, ident: str) -> Principal:
-    return Principal(id=f"person:{kind.value}:{ident}", name=ident, role=role,
-                     acts_as=Identity(kind, ident), via="test")
-
-
-ORG = _person(Role.ORGANIZER, IdentityKind.STAFF, "org")
-COMMITTEE = _person(Role.COMMITTEE, IdentityKind.STAFF, "committee")
-LEADERS = [_person(Role.LEADER, IdentityKind.LEADER, code) for code in ("L1", "L2")]
-
-
-def _scheme(year: int) -> Scheme:
-    bands = [GradeBand(g, Decimal(m)) for g, m in zip(GRADES, (90, 70, 60, 0), strict=True)]
-    team_bands = [GradeBand(g, Decimal(m)) for g, m in zip(("好", "较好", "一般", "较差"),
-                                                          (90, 80, 60, 0), strict=True)]
-    weights = {Component.LEADER_REVIEW: Decimal(1)}
-    return Scheme(cycle=year, pools=[
-        PoolRule(GROUP, SubjectKind.PRINCIPAL, weights, bands,
-                 [Quota("优秀", Decimal("0.4"), "floor"), Quota("称职", Decimal("0.6"), "floor")]),
-        PoolRule(GROUP, SubjectKind.TEAM, weights, team_bands)],
-        vetoes=[Veto("admonishment", "cap", cap_at="称职", label="诫勉"),
-                Veto("open-case", "no-grade", reason_code="5B", label="立案")])
-
-
-@pytest.fixture
-def city(services: Services) -> Services:
-    services.reference.import_rows(ORG, units=[
-        {"code": f"E{i}", "name": f"局{i}", "kind": "department", "category": GROUP}
-        for i in range(1, SIZE + 1)], cadres=[
-        {"code": f"P{i}", "name": f"干部{i}", "unit_code": f"E{i}", "role": "principal",
-         "since": "2020-01-01"} for i in range(1, SIZE + 1)])
-    for leader in ("L1", "L2"):
-        services.reference.register_leader(ORG, code=leader, name=leader)
-    return services
-
-
-def scoring_cycle(services: Services, scores: list[int]) -> int:
-    """A new cycle of the five principals (and their teams), open for scoring and scored."""
-    from projections.cadres import list_cadres  # noqa: PLC0415
-    from projections.units import list_units  # noqa: PLC0415
-
-    ev, year = services.evaluation, next(_years)
-    ev.open_cycle(ORG, year)
-    ev.set_scheme(ORG, year, _scheme(year))
-    services.follower.catch_up()
-    with services.db.read() as cur:
-        roster = ev.roster_from(list_units(cur, after_code=None, limit=100),
-                                list_cadres(cur, after_code=None, limit=100))
-    ev.set_roster(ORG, year, roster)
-    ev.freeze(ORG, year)
-    ev.open_scoring(ORG, year)
-    for entry in roster:
-        score = scores[int(entry.code[1:]) - 1]
-        for leader in LEADERS:
-            ev.leader_score(leader, year, entry.subject, score=Decimal(score), comment="")
-    return year
-
-
-def sealed_cycle(services: Services, scores: list[int]) -> int:
-    year = scoring_cycle(services, scores)
-    services.evaluation.seal(ORG, year, services.stream_heads)
-    return year
+from tests.integration.kit import (
+    CODES,
+    COMMITTEE,
+    GRADES,
+    ORG,
+    SIZE,
+    cadre,
+    person,
+    scoring_cycle,
+    sealed_cycle,
+)
 
 
 def assert_quotas_hold(services: Services, year: int) -> None:
@@ -99,10 +40,6 @@ def assert_quotas_hold(services: Services, year: int) -> None:
     if published is not None:
         for pool in published.results():
             assert pool.quota_violations == [], pool
-
-
-def _cadre(i: int) -> str:
-    return f"cadre:P{i}"
 
 
 Op = tuple[Any, ...]
@@ -120,12 +57,12 @@ ops = st.one_of(
 def _apply(services: Services, year: int, op: Op) -> None:
     ev, name = services.evaluation, op[0]
     if name == "decide":
-        ev.decide(COMMITTEE, year, _cadre(op[1]), grade=op[2], reason="r", minutes_ref="m")
+        ev.decide(COMMITTEE, year, cadre(op[1]), grade=op[2], reason="r", minutes_ref="m")
     elif name == "sanction":
-        ev.record_sanction(ORG, year, _cadre(op[1]), code=op[2], decided_on="2025-06-01",
+        ev.record_sanction(ORG, year, cadre(op[1]), code=op[2], decided_on="2025-06-01",
                            source="纪委")
     elif name == "lift":
-        ev.lift_sanction(ORG, year, _cadre(op[1]), code=op[2], reason="撤销")
+        ev.lift_sanction(ORG, year, cadre(op[1]), code=op[2], reason="撤销")
     elif name == "publish":
         ev.publish(ORG, year, services.stream_heads,
                    notified_on=services.clock.now().date().isoformat())
@@ -133,9 +70,9 @@ def _apply(services: Services, year: int, op: Op) -> None:
         ev.correct(COMMITTEE, year, services.stream_heads, reason="r", authority="a",
                    reference="m")
     else:
-        cadre = _person(Role.LEADER, IdentityKind.CADRE, f"P{op[1]}")
-        ev.request_review(cadre, year, _cadre(op[1]), kind="review", reason="不服")
-        ev.decide_review(COMMITTEE, year, _cadre(op[1]), kind="review", grade=op[2],
+        subject = person(Role.LEADER, IdentityKind.CADRE, f"P{op[1]}")
+        ev.request_review(subject, year, cadre(op[1]), kind="review", reason="不服")
+        ev.decide_review(COMMITTEE, year, cadre(op[1]), kind="review", grade=op[2],
                          reason="复核", head_of=services.stream_heads)
 
 
@@ -162,30 +99,30 @@ def test_two_decisions_racing_in_one_pool_cannot_both_take_the_last_place(
     decisions pass it (each sees the other's file as it was), then both save."""
     ev = city.evaluation
     year = sealed_cycle(city, [95, 93, 80, 78, 60])  # 优秀: 2 places (0.4 × 5)
-    ev.decide(COMMITTEE, year, _cadre(5), grade="优秀", reason="r", minutes_ref="m")
-    cycle, e3, f3 = ev._input(year, _cadre(3), Phase.SEALED)
-    _, e4, f4 = ev._input(year, _cadre(4), Phase.SEALED)
+    ev.decide(COMMITTEE, year, cadre(5), grade="优秀", reason="r", minutes_ref="m")
+    cycle, e3, f3 = ev._input(year, cadre(3), Phase.SEALED)
+    _, e4, f4 = ev._input(year, cadre(4), Phase.SEALED)
     for entry, file in ((e3, f3), (e4, f4)):
-        ev._change_grade(cycle, entry, file, "优秀", lambda f=file: f.decide(
-            "优秀", "r", "m", COMMITTEE.id))
+        ev._change_grade(cycle, entry, file, "优秀", partial(
+            file.decide, "优秀", "r", "m", COMMITTEE.id))
     ev._save_input(cycle, e3, f3, None)
     with pytest.raises(Conflict) as refused:
         ev._save_input(cycle, e4, f4, None)
     assert refused.value.rule == "quota.exceeded"
-    assert ev.file(year, _cadre(4)).committee is None  # rolled back
+    assert ev.file(year, cadre(4)).committee is None  # rolled back
     assert_quotas_hold(city, year)
 
 
 def test_decisions_racing_on_threads_keep_the_quota(city: Services) -> None:
     ev = city.evaluation
     year = sealed_cycle(city, [95, 93, 80, 78, 60])
-    ev.decide(COMMITTEE, year, _cadre(5), grade="优秀", reason="r", minutes_ref="m")
+    ev.decide(COMMITTEE, year, cadre(5), grade="优秀", reason="r", minutes_ref="m")
     start, outcomes = threading.Barrier(3), []
 
     def decide(i: int) -> None:
         start.wait()
         try:
-            ev.decide(COMMITTEE, year, _cadre(i), grade="优秀", reason="r", minutes_ref="m")
+            ev.decide(COMMITTEE, year, cadre(i), grade="优秀", reason="r", minutes_ref="m")
             outcomes.append("ok")
         except Conflict as exc:
             outcomes.append(exc.rule)
@@ -204,10 +141,10 @@ def test_no_input_lands_after_the_seal_even_when_it_raced_it(city: Services) -> 
     (the cycle moved under it)."""
     ev = city.evaluation
     year = scoring_cycle(city, [80] * SIZE)
-    cycle, entry, file = ev._input(year, _cadre(1))
+    cycle, entry, file = ev._input(year, cadre(1))
     file.score_by_leader("leader:L9", Decimal(50), "", "person:leader:L9")
     ev.seal(ORG, year, city.stream_heads)
     with pytest.raises(Conflict) as refused:
         ev._save_input(cycle, entry, file, None)
     assert refused.value.rule == "concurrent-change"
-    assert "leader:L9" not in ev.file(year, _cadre(1)).leader_scores
+    assert "leader:L9" not in ev.file(year, cadre(1)).leader_scores

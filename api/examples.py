@@ -122,6 +122,14 @@ RESULT = {
     "quota_demoted": False, "no_grade_reason": None, "final_grade": "好",
     "decided_by_committee": False,
 }
+NOTICE_ID = _id(f"results-notice/{YEAR}")
+CORRECTION = {
+    "version": 2, "position": 1260, "leaf_hash": _hex("leaf 1260"), "basis": "review",
+    "reference": f"{TEAM} review", "reason": "经复核，核减重复计算的加分后维持原等次",
+    "authority": "市委组织部", "notified_on": "2026-02-10", "actor": "person:staff:swcwh",
+    "time": "2026-02-10T02:00:00+00:00", "pools": ["platform-1/team"],
+    "results_fingerprint": _hex("results 2025 v2"),
+}
 DEFINITION = {
     "code": SESSION, "year": YEAR, "kind": "democratic", "title": "2025年度城关镇领导班子民主测评",
     "subjects": [TEAM, CADRE],
@@ -219,9 +227,23 @@ OPERATIONS: dict[str, Example] = {
                                       _cycle(1208, 9, "Published")),
     f"GET {_C}/results": Example(None, {
         "year": YEAR, "phase": "published", "next_cursor": None,
-        "items": [{"group": "platform-1", "kind": "team", "result": RESULT}]}),
+        "items": [{"group": "platform-1", "kind": "team", "result": RESULT}],
+        "results_version": 2, "results_fingerprint": _hex("results 2025 v2"), "as_of": None,
+        "corrections": [CORRECTION]}),
+    f"GET {_C}/corrections": Example(None, {
+        "year": YEAR, "results_version": 2, "results_fingerprint": _hex("results 2025 v2"),
+        "published_position": 1208, "corrections": [CORRECTION]}),
+    f"GET {_C}/corrections/pending": Example(None, {
+        "year": YEAR, "results_version": 2, "pools": [{
+            "group": "platform-1", "kind": "team", "changes": [{
+                "subject": TEAM, "published": RESULT,
+                "working": {**RESULT, "vetoes_applied": ["warning"], "final_grade": "较好"}}]}]}),
+    f"POST {_C}/corrections": Example(
+        {"reason": "市纪委监委撤销处分决定，相应调整考核等次", "authority": "市委常委会",
+         "reference": "市委常委会会议纪要〔2026〕9号"},
+        _written(1290, NOTICE_ID, 3, "ResultsNotice.Corrected")),
     f"GET {_C}/exports/results": Example(None, [{
-        "year": YEAR, "subject": CADRE, "code": "XZ01-001", "name": "王建国", "kind": "principal",
+        "year": YEAR, "results_version": 2, "subject": CADRE, "code": "XZ01-001", "name": "王建国", "kind": "principal",
         "group": "platform-1", "unit_code": "XZ-01", "composite": "91.35", "rank": 2,
         "previous_rank": 2, "rank_change": 0, "final_grade": "优秀", "a1517": "1",
         "no_grade_reason": None}]),
@@ -266,9 +288,11 @@ OPERATIONS: dict[str, Example] = {
     f"POST {_S}/reviews": Example({"kind": "review", "reason": "对民主测评结果有异议，申请复核"},
                                   _file(1210, 16, "ReviewRequested")),
     f"POST {_S}/reviews/{{kind}}/decision": Example(
-        {"grade": None, "reason": "经复核，原考核结果认定准确，维持原等次"},
-        _file(1215, 17, "ReviewDecided")),
-    f"GET {_S}/result": Example(None, RESULT),
+        {"grade": None, "reason": "经复核，原考核结果认定准确，维持原等次",
+         "authority": "市委组织部"}, _file(1215, 17, "ReviewDecided")),
+    f"POST {_S}/reviews/{{kind}}/extension": Example(
+        {"days": 30, "reason": "案情复杂，需补充调查"}, _file(1220, 18, "ReviewExtended")),
+    f"GET {_S}/result": Example(None, {**RESULT, "results_version": 2, "as_of": None}),
     f"GET {_S}/explain": Example(None, {
         "year": YEAR, "subject": TEAM, "as_of": 1208, "result": RESULT,
         "weights": {"leader-review": "0.25", "democratic": "0.15"},
@@ -287,18 +311,18 @@ OPERATIONS: dict[str, Example] = {
         "actor": "person:staff:zzb-02", "time": "2026-01-16T02:30:00+00:00",
         "changed": {"rank": [2, 3]}, "by": "team:XZ-04"}]),
     f"GET {_S}/evidence": Example(None, {
-        "format": "kaoping-evidence/1", "origin": ORIGIN, "checkpoint": CHECKPOINT,
+        "format": "kaoping-evidence/2", "origin": ORIGIN, "checkpoint": CHECKPOINT,
         "consistency": {"from_size": 134, "proof": [_hex(f"node {i}") for i in range(2)]},
         "year": YEAR, "subject": TEAM, "group": "platform-1", "kind": "team",
-        "score_version": "kaoping-score/1",
+        "score_version": "kaoping-score/2",
         "events": [{"position": 901, "stream_id": FILE_ID, "version": 4,
                     "topic": "kaoping/SubjectFile.LeaderScored.v1",
                     "payload": base64.b64encode(b'{"rater":"leader:L01","score":"92.5"}').decode(),
                     "payload_hash": _hex("payload 901"), "leaf_hash": _hex("leaf 901"),
                     "proof": [_hex(f"node {i}") for i in range(3)]}],
-        "results": [{"version": "kaoping-score/1", "group": "platform-1", "kind": "team",
+        "results": [{"version": "kaoping-score/2", "group": "platform-1", "kind": "team",
                      "quota_limits": {"好": 1}, "quota_violations": [], "results": [RESULT]}],
-        "previous_results": None}),
+        "results_version": 1, "previous_results": None}),
     # --- units and people -----------------------------------------------------------------------
     "POST /api/v1/units": Example(
         {"code": "XZ-01", "name": "城关镇", "kind": "township", "category": "platform-1"},

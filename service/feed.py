@@ -22,6 +22,7 @@ from domain.cases import AccessRecord, Case
 from domain.cycle import Cycle
 from domain.ledger_keys import LedgerKeys
 from domain.people import Cadre, Leader
+from domain.publication import ResultsNotice
 from domain.subject_file import SubjectFile
 from domain.units import Unit
 from projections.follower import read_page
@@ -42,13 +43,16 @@ NEVER = frozenset({
 })
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)
-AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, EvaluationSession, LedgerKeys)
+AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, EvaluationSession,
+              LedgerKeys)
 
 
 def audience(topic: str) -> frozenset[Role]:
     if topic in NEVER:
         return frozenset()
     if topic.startswith("kaoping/SubjectFile.") and topic != SubjectFile.Opened.TOPIC:
+        return EVALUATORS
+    if topic.startswith("kaoping/ResultsNotice."):  # every individual's result and grade
         return EVALUATORS
     return EVERYONE
 

@@ -243,7 +243,8 @@ OPERATIONS: dict[str, Example] = {
          "reference": "市委常委会会议纪要〔2026〕9号"},
         _written(1290, NOTICE_ID, 3, "ResultsNotice.Corrected")),
     f"GET {_C}/exports/results": Example(None, [{
-        "year": YEAR, "results_version": 2, "subject": CADRE, "code": "XZ01-001", "name": "王建国", "kind": "principal",
+        "year": YEAR, "results_version": 2, "subject": CADRE, "code": "XZ01-001",
+        "name": "王建国", "kind": "principal",
         "group": "platform-1", "unit_code": "XZ-01", "composite": "91.35", "rank": 2,
         "previous_rank": 2, "rank_change": 0, "final_grade": "优秀", "a1517": "1",
         "no_grade_reason": None}]),

@@ -26,7 +26,8 @@ from service.principals import Role
 
 A1517 = {"优秀": "1", "称职": "2", "基本称职": "3", "不称职": "4"}
 READERS = {Role.ORGANIZER, Role.SUPERVISOR, Role.COMMITTEE}
-COLUMNS = ("year", "results_version", "subject", "code", "name", "kind", "group", "unit_code", "composite", "rank",
+COLUMNS = ("year", "results_version", "subject", "code", "name", "kind", "group", "unit_code",
+           "composite", "rank",
            "previous_rank", "rank_change", "final_grade", "a1517", "no_grade_reason")
 
 
@@ -60,7 +61,8 @@ def _rows(services: Any, year: int) -> list[ExportRow]:
         entry, kind = names[r.subject], pool.kind
         code = A1517.get(r.final_grade or "") if kind != SubjectKind.TEAM else None
         out.append(ExportRow(
-            year=year, results_version=published.version, subject=r.subject, code=r.code, name=entry.name, kind=kind,
+            year=year, results_version=published.version, subject=r.subject, code=r.code,
+            name=entry.name, kind=kind,
             group=pool.group, unit_code=entry.unit_code, composite=str(r.composite), rank=r.rank,
             previous_rank=r.previous_rank, rank_change=r.rank_change, final_grade=r.final_grade,
             a1517=r.no_grade_reason if r.final_grade is None else code,

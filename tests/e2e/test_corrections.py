@@ -19,7 +19,6 @@ from tests.e2e.test_cycle_scenario import (
     Client,
     People,
     _events,
-    _results,
     _table,
     ok,
     refused,
@@ -116,8 +115,9 @@ def test_a_change_after_publication_stays_out_of_the_public_results_until_correc
     refused(client.get(f"{BASE}/results", params={"as_of": "correction-3"}), 404, "as-of.point")
 
     # History shows the published card's change, by the correction.
-    history = ok(client.get(f"{BASE}/subjects/cadre:P1/history", headers=supervisor), 200)
-    shown = [h for h in history if h["by"] == "published"]
+    resp = client.get(f"{BASE}/subjects/cadre:P1/history", headers=supervisor)
+    assert resp.status_code == 200, resp.text
+    shown = [h for h in resp.json() if h["by"] == "published"]
     assert [h["changed"].get("published_final_grade") for h in shown] == [
         [None, "优秀"], ["优秀", "称职"]]
 

@@ -25,7 +25,8 @@ DEMOCRATIC_SCHEME["pools"][0] = {**SCHEME["pools"][0], "weights": {
     "leader-review": "0.5", "democratic": "0.5"}}
 
 
-def _cycle(client: Client, services: Services, who: People, *, scoring: bool = True) -> None:
+def democratic_cycle(client: Client, services: Services, who: People, *,
+                     scoring: bool = True) -> None:
     ok(client.post("/api/v1/imports", json={"units": UNITS, "cadres": CADRES}, headers=who.org))
     for code in ("L1", "L2"):
         ok(client.post("/api/v1/leaders", json={"code": code, "name": code}, headers=who.org))
@@ -86,7 +87,7 @@ def _withheld(services: Services, subject: str) -> list[Any]:
 def test_a_class_below_quorum_fails_the_session_and_the_seal_says_what_is_missing(
         client: Client, services: Services) -> None:
     who = People(services)
-    _cycle(client, services, who)
+    democratic_cycle(client, services, who)
     session = Session(client, who)
     session.vote(cadres=10, public=3)  # every cadre; 3 of 6 public is half, not more than half
     ok(session.close())
@@ -135,7 +136,7 @@ def test_a_class_below_quorum_fails_the_session_and_the_seal_says_what_is_missin
 def test_a_second_session_does_not_replace_a_ballot_score_until_the_first_is_voided(
         client: Client, services: Services) -> None:
     who = People(services)
-    _cycle(client, services, who)
+    democratic_cycle(client, services, who)
     first = Session(client, who)
     first.vote(cadres=6, public=4)
     ok(first.close())
@@ -170,7 +171,7 @@ def test_a_second_session_does_not_replace_a_ballot_score_until_the_first_is_voi
 
 def test_a_session_rates_only_the_cycle_s_roster(client: Client, services: Services) -> None:
     who = People(services)
-    _cycle(client, services, who)
+    democratic_cycle(client, services, who)
     outside = copy.deepcopy(DEFINITION)
     outside["subjects"] = ["team:E1", "team:ZZ9"]
     outside["code"] = "outside"
@@ -192,7 +193,7 @@ def test_a_session_defined_before_its_cycle_opens_only_within_the_roster(
     early["subjects"] = ["team:E1", "team:ZZ9"]
     ok(client.post("/api/v1/sessions", json=early, headers=who.org))
     ok(client.post(f"/api/v1/sessions/{S}/freeze", json={}, headers=who.org))
-    _cycle(client, services, who, scoring=False)
+    democratic_cycle(client, services, who, scoring=False)
     before, version = log_length(services), services.sessions.session(S).version
     refused_with(client.post(f"/api/v1/sessions/{S}/open", json={}, headers=who.org), 422,
                  "invalid-input", "session.subject-in-roster", "subjects")

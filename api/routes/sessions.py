@@ -204,7 +204,7 @@ class SessionController(Controller):
 
     @post("/{code:str}/open", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Open for ballots",
-          responses=problems(400, 401, 403, 404, 409))
+          responses=problems(400, 401, 403, 404, 409, 422))
     async def open(self, request: Request[Any, Any, Any], code: FromPath[str],
                    data: JSONBody[Empty]) -> Response[WriteOut]:
         """Open the session for ballots."""
@@ -213,7 +213,7 @@ class SessionController(Controller):
 
     @post("/{code:str}/close", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Close and tally",
-          responses=problems(400, 401, 403, 404, 409))
+          responses=problems(400, 401, 403, 404, 409, 422))
     async def close(self, request: Request[Any, Any, Any], code: FromPath[str],
                     data: JSONBody[Empty]) -> Response[WriteOut]:
         """Cut at the log's head (later ballots are kept, marked late, not counted), check each

@@ -167,6 +167,14 @@ def test_a_second_session_does_not_replace_a_ballot_score_until_the_first_is_voi
     assert services.evaluation.file(Y, "team:E1").democratic == pytest.approx(float(e1["score"]))
     assert services.evaluation.file(Y, "team:E1").from_ballots == {
         "democratic": "mzcp-2025-e-2"}
+    # Explain tells the whole story: the first score, its withdrawal by the void, the second.
+    card = ok(client.get(f"{BASE}/subjects/team:E1/explain", headers=who.org), 200)
+    lines = [i for i in card["inputs"] if i["part"] == "democratic/survey"
+             and i["source"] is not None]
+    assert [(i["source"]["facts"]["session"], i["source"]["topic"].rsplit(".", 2)[1])
+            for i in lines] == [(S, "Closed"), (S, "Voided"), ("mzcp-2025-e-2", "Closed")]
+    assert lines[1]["source"]["facts"]["authority"] == "市委组织部部务会议〔2025〕12号"
+    assert card["result"]["components"]["democratic"] == e1["score"]
 
 
 def test_a_session_rates_only_the_cycle_s_roster(client: Client, services: Services) -> None:

@@ -143,17 +143,22 @@ DEFINITION = {
                 {"code": "unknown", "label": "不了解", "value": "0", "counted": False}],
     "classes": [{"code": "cadres", "label": "机关干部", "weight": "0.6", "eligible": 48},
                 {"code": "public", "label": "村（社区）代表", "weight": "0.4", "eligible": 30}],
-    "rules": {"quorum": "0.8", "min_valid": 5, "top_option": "excellent", "max_top": 1,
-              "identical_invalid": True, "revote": False, "granularity_seconds": 3600},
+    "rules": {"quorum": "0.5", "quorum_rule": "more-than",
+              "quorum_source": "民主测评办法: 实到人数超过应到人数的半数",
+              "min_valid": 5, "top_option": "excellent", "max_top_share": "0.3",
+              "identical_invalid": True, "identical_min_subjects": 3, "revote": False,
+              "granularity_seconds": 3600},
 }
 TALLY = {
-    "version": "tally-1",
+    "version": "kaoping-tally/2",
     "classes": [{"rater_class": "cadres", "eligible": 48, "issued": 48, "used": 45, "valid": 44,
-                 "invalid": 1, "late": 0, "quorum_met": True}],
+                 "invalid": 1, "late": 0, "quorum_met": True, "required": 25}],
     "subjects": [{"subject": TEAM, "valid_ballots": 44, "withheld": False,
                   "counts": {"de": {"excellent": 30, "good": 12, "fair": 2, "poor": 0}},
-                  "class_scores": {"cadres": "92.73"}, "score": "92.73"}],
+                  "class_scores": {"cadres": "92.73"}, "score": "92.73",
+                  "withheld_reason": None}],
     "invalid_reasons": {"too-many-top": 1},
+    "quorum_failed": [],
 }
 EVENT = {
     "specversion": "1.0", "id": f"{ORIGIN}/0", "source": f"/{ORIGIN}",
@@ -355,7 +360,8 @@ OPERATIONS: dict[str, Example] = {
     "POST /api/v1/sessions": Example(DEFINITION, _session(700, 1, "Defined")),
     "GET /api/v1/sessions/{code}": Example(None, {
         "definition": DEFINITION, "state": "open", "fingerprint": _hex("session"),
-        "issued": {"cadres": 48, "public": 30}, "cut_position": None, "version": 5}),
+        "issued": {"cadres": 48, "public": 30}, "cut_position": None, "version": 5,
+        "outcome": None, "quorum_failed": []}),
     "POST /api/v1/sessions/{code}/freeze": Example({}, _session(701, 2, "Frozen")),
     "POST /api/v1/sessions/{code}/credentials": Example(
         {"rater_class": "cadres", "count": 2},
@@ -381,7 +387,7 @@ OPERATIONS: dict[str, Example] = {
     "GET /api/v1/sessions/{code}/board": Example(None, {
         "session": SESSION, "fingerprint": _hex("session"), "state": "closed",
         "cut_position": 790, "trackers": [_hash("leaf 731"), _hash("leaf 744")],
-        "result": TALLY}),
+        "outcome": "counted", "result": TALLY}),
     # --- report-line cases --------------------------------------------------------------------
     "POST /api/v1/cases": Example(
         {"channel": "hotline", "year": YEAR, "subjects": [CADRE],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -24,7 +24,12 @@ from eventsourcing.domain import Aggregate, event
 from domain.errors import Conflict, InvalidInput
 from domain.scheme import check_score, check_share
 
-TALLY_VERSION = "kaoping-tally/1"
+# v2: a class below quorum fails the whole session (v1 dropped the class and re-weighted the
+# others); quorum may be strict (more than the share); per-ballot limits scale with the session.
+TALLY_VERSION = "kaoping-tally/2"
+# The default quorum and where it comes from; a session may state another rule and its source.
+SEED_QUORUM_SOURCE = ("民主测评办法（县政协）: 实到人数超过应到人数的半数, 测评方有效 — "
+                      "reference/domain-notes.md §1.6 (wm114.cn/wen/166/331845.html)")
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 
 
@@ -60,14 +65,45 @@ class RaterClass(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     eligible: Annotated[int, msgspec.Meta(ge=1)]
 
 
+class QuorumRule(StrEnum):
+    """How 实到 (ballots cast in time) compares with 应到 (eligible) × the quorum share."""
+
+    MORE_THAN = "more-than"  # 实到 > 应到 × share: "超过半数" with share 0.5 (the default)
+    AT_LEAST = "at-least"  # 实到 ≥ 应到 × share
+
+
 class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     quorum: Decimal = Decimal("0.5")  # share of a class's eligible raters who must take part
+    quorum_rule: QuorumRule = QuorumRule.MORE_THAN
+    quorum_source: str = SEED_QUORUM_SOURCE  # where the quorum rule comes from
     min_valid: Annotated[int, msgspec.Meta(ge=1)] = 5  # k: fewer valid ballots, no result
-    top_option: str | None = None  # the option "max_top" limits, e.g. "excellent"
+    top_option: str | None = None  # the option the top limits count, e.g. "excellent"
     max_top: Annotated[int, msgspec.Meta(ge=0)] | None = None  # per ballot, across subjects
-    identical_invalid: bool = True  # one option everywhere (with >1 answer) is invalid
+    # per ballot, at most this share of the subjects (rounded up: one subject may always get
+    # the top option, however small the session)
+    max_top_share: Decimal | None = None
+    identical_invalid: bool = True  # one option for every answer is invalid ...
+    identical_min_subjects: Annotated[int, msgspec.Meta(ge=1)] = 3  # ... on this many subjects
     revote: bool = False  # if allowed, a later ballot replaces the earlier; the last counts
     granularity_seconds: Annotated[int, msgspec.Meta(ge=60)] = 3600  # timestamps coarsened
+
+
+def quorum_required(rules: Rules, eligible: int) -> int:
+    """The fewest ballots (实到) that meet quorum for a class of ``eligible`` (应到)."""
+    floor = int((rules.quorum * eligible).to_integral_value(rounding=ROUND_FLOOR))
+    if rules.quorum_rule == QuorumRule.MORE_THAN:
+        return floor + 1
+    return int((rules.quorum * eligible).to_integral_value(rounding=ROUND_CEILING))
+
+
+def top_limit(rules: Rules, subjects: int) -> int | None:
+    """How many subjects one ballot may give the top option: ``max_top``, and the share cap
+    rounded up (so a sincere 优秀 for the only subject of a session is never over it)."""
+    limits = [] if rules.max_top is None else [rules.max_top]
+    if rules.max_top_share is not None:
+        limits.append(int((rules.max_top_share * subjects).to_integral_value(
+            rounding=ROUND_CEILING)))
+    return min(limits) if rules.top_option is not None and limits else None
 
 
 class SessionDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -100,10 +136,36 @@ def validate_definition(d: SessionDefinition) -> None:
     if total != 1:
         msg = f"class weights sum to {total}, not 1"
         raise InvalidInput(msg, rule="session.weights-sum-to-one", field="classes")
-    check_share(d.rules.quorum, "rules.quorum")
-    if d.rules.top_option is not None and d.rules.top_option not in {o.code for o in d.options}:
+    _validate_rules(d)
+
+
+def _validate_rules(d: SessionDefinition) -> None:
+    rules = d.rules
+    check_share(rules.quorum, "rules.quorum")
+    if not rules.quorum_source.strip():
+        msg = "rules.quorum_source must say where the quorum rule comes from"
+        raise InvalidInput(msg, rule="session.quorum-source", field="rules.quorum_source")
+    if rules.top_option is not None and rules.top_option not in {o.code for o in d.options}:
         msg = "rules.top_option must be one of the options"
         raise InvalidInput(msg, rule="session.top-option", field="rules.top_option")
+    if rules.top_option is None and (rules.max_top is not None
+                                     or rules.max_top_share is not None):
+        msg = "a limit on the top option needs rules.top_option"
+        raise InvalidInput(msg, rule="session.top-option", field="rules.top_option")
+    if rules.max_top_share is not None and check_share(
+            rules.max_top_share, "rules.max_top_share") == 0:
+        msg = "rules.max_top_share must be above 0 (max_top 0 forbids the top option)"
+        raise InvalidInput(msg, rule="share.range", field="rules.max_top_share")
+
+
+def require_in_roster(d: SessionDefinition, roster: set[str]) -> None:
+    """A session of a cycle's year rates that cycle's subjects only: a result for anyone else
+    could never reach a file, and a session that silently drops it misleads its raters."""
+    outside = [s for s in d.subjects if s not in roster]
+    if outside:
+        msg = (f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not in the roster "
+               f"of cycle {d.year}")
+        raise InvalidInput(msg, rule="session.subject-in-roster", field="subjects")
 
 
 def fingerprint(d: SessionDefinition) -> str:
@@ -129,8 +191,19 @@ class EvaluationSession(Aggregate):
 
     class Defined(Created):
         TOPIC = "kaoping/EvaluationSession.Defined.v1"
+        # v2: the rules state the quorum rule (and its source) and how many subjects the
+        # identical-ballot rule needs. A stored v1 definition keeps the rules it was frozen
+        # and published with: at least the share, and identical on any ballot.
+        class_version = 2
         definition: SessionDefinition
         actor: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            rules = state["definition"].setdefault("rules", {})
+            rules.setdefault("quorum_rule", QuorumRule.AT_LEAST.value)
+            rules.setdefault("quorum_source", "as defined before the quorum rule was stated")
+            rules.setdefault("identical_min_subjects", 1)
 
     class Frozen(Aggregate.Event):
         TOPIC = "kaoping/EvaluationSession.Frozen.v1"
@@ -330,22 +403,43 @@ class CountedBallot(msgspec.Struct, frozen=True):
 
 class ClassTally(msgspec.Struct, frozen=True, kw_only=True):
     rater_class: str
-    eligible: int
+    eligible: int  # 应到
     issued: int
-    used: int  # ballots in time, valid or not
+    used: int  # 实到: ballots in time, valid or not
     valid: int
     invalid: int
     late: int
     quorum_met: bool
+    required: int = 0  # the fewest ballots that meet quorum (0 in results before tally/2)
+
+
+class QuorumFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """A rater class below quorum: the session gives no result (测评无效)."""
+
+    rater_class: str
+    present: int  # 实到
+    eligible: int  # 应到
+    required: int
+
+
+class Withheld(StrEnum):
+    QUORUM_FAILED = "quorum-failed"  # a class below quorum: no subject gets a result
+    TOO_FEW_VALID = "too-few-valid"  # fewer than k valid ballots for this subject
 
 
 class SubjectTally(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     valid_ballots: int
-    withheld: bool  # fewer than min_valid valid ballots: no counts, no score
+    withheld: bool  # no counts and no score (see ``withheld_reason``)
     counts: dict[str, dict[str, int]] | None  # item -> option -> votes
     class_scores: dict[str, Decimal] | None
     score: Decimal | None  # 0–100, class-weighted
+    withheld_reason: Withheld | None = None
+
+
+class Outcome(StrEnum):
+    COUNTED = "counted"  # every class met quorum: subjects with k valid ballots have results
+    QUORUM_FAILED = "quorum-failed"  # 测评无效: no subject has a result
 
 
 class SessionResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -353,6 +447,11 @@ class SessionResult(msgspec.Struct, frozen=True, kw_only=True):
     classes: list[ClassTally]
     subjects: list[SubjectTally]
     invalid_reasons: dict[str, int]
+    quorum_failed: list[QuorumFailure] = []  # any entry: the session has no result
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.QUORUM_FAILED if self.quorum_failed else Outcome.COUNTED
 
 
 def ballot_problem(d: SessionDefinition, answers: dict[str, dict[str, str]]) -> str | None:
@@ -367,10 +466,15 @@ def ballot_problem(d: SessionDefinition, answers: dict[str, dict[str, str]]) -> 
             return "items"
         chosen += [answers[subject][i.code] for i in d.items]
     rules = d.rules
-    if rules.top_option and rules.max_top is not None and (
-            sum(1 for s in d.subjects if rules.top_option in answers[s].values()) > rules.max_top):
+    limit = top_limit(rules, len(d.subjects))
+    if limit is not None and (
+            sum(1 for s in d.subjects if rules.top_option in answers[s].values()) > limit):
         return "too-many-top"
-    if rules.identical_invalid and len(chosen) > 1 and len(set(chosen)) == 1:
+    # A ballot that says the same of everyone on every item tells the subjects apart in
+    # nothing; with fewer subjects than the rule names it is a sincere view (all 优秀 for the
+    # only subject), not a careless one.
+    if (rules.identical_invalid and len(d.subjects) >= rules.identical_min_subjects
+            and len(chosen) > 1 and len(set(chosen)) == 1):
         return "identical"
     return None
 
@@ -390,7 +494,10 @@ def _class_score(item_counts: dict[str, Counter[str]], d: SessionDefinition) -> 
 
 def tally(d: SessionDefinition, issued: dict[str, int], ballots: list[CountedBallot],
           cut_position: int) -> SessionResult:
-    """Counts, validity, quorum per class, k-withholding and the class-weighted score."""
+    """Counts, validity, quorum per class, k-withholding and the class-weighted score.
+
+    Any class below quorum fails the session: no subject gets counts or a score (the class is
+    never dropped and the others re-weighted, which would change what the session measured)."""
     reasons: Counter[str] = Counter()
     per_class: dict[str, list[CountedBallot]] = {c.code: [] for c in d.classes}
     late: Counter[str] = Counter()
@@ -407,23 +514,27 @@ def tally(d: SessionDefinition, issued: dict[str, int], ballots: list[CountedBal
             per_class[b.rater_class].append(b)
     classes = []
     for c in d.classes:
-        used = len(per_class[c.code]) + invalid[c.code]
+        used, required = len(per_class[c.code]) + invalid[c.code], quorum_required(d.rules,
+                                                                                   c.eligible)
         classes.append(ClassTally(
             rater_class=c.code, eligible=c.eligible, issued=issued.get(c.code, 0), used=used,
             valid=len(per_class[c.code]), invalid=invalid[c.code], late=late[c.code],
-            quorum_met=Decimal(used) >= d.rules.quorum * c.eligible))
-    counted = {t.rater_class for t in classes if t.quorum_met}
-    subjects = [_subject_tally(d, s, {c: per_class[c] for c in counted}) for s in d.subjects]
+            quorum_met=used >= required, required=required))
+    failed = [QuorumFailure(rater_class=t.rater_class, present=t.used, eligible=t.eligible,
+                            required=t.required) for t in classes if not t.quorum_met]
+    subjects = [_subject_tally(d, s, per_class, counted=not failed) for s in d.subjects]
     return SessionResult(version=TALLY_VERSION, classes=classes, subjects=subjects,
-                         invalid_reasons=dict(sorted(reasons.items())))
+                         invalid_reasons=dict(sorted(reasons.items())), quorum_failed=failed)
 
 
-def _subject_tally(d: SessionDefinition, subject: str,
-                   by_class: dict[str, list[CountedBallot]]) -> SubjectTally:
+def _subject_tally(d: SessionDefinition, subject: str, by_class: dict[str, list[CountedBallot]],
+                   *, counted: bool) -> SubjectTally:
     valid = sum(len(v) for v in by_class.values())
-    if valid < d.rules.min_valid:
+    reason = (None if counted and valid >= d.rules.min_valid
+              else Withheld.TOO_FEW_VALID if counted else Withheld.QUORUM_FAILED)
+    if reason is not None:
         return SubjectTally(subject=subject, valid_ballots=valid, withheld=True, counts=None,
-                            class_scores=None, score=None)
+                            class_scores=None, score=None, withheld_reason=reason)
     counts: dict[str, Counter[str]] = {i.code: Counter() for i in d.items}
     class_scores: dict[str, Decimal] = {}
     for cls, cast in sorted(by_class.items()):

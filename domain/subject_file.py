@@ -118,6 +118,18 @@ class SubjectFile(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["closed_version"] = None
 
+    class EvaluationWithheld(Aggregate.Event):
+        """A ballot session over this subject gave it no result: its close failed quorum or
+        had fewer than k valid ballots for it, or the session was voided after its close
+        (whatever score it recorded here is withdrawn). ``source_version`` is the version of
+        the session's Closed or Voided event."""
+
+        TOPIC = "kaoping/SubjectFile.EvaluationWithheld.v1"
+        session: str
+        source_version: int
+        reason: str  # "quorum-failed", "too-few-valid" or "session-voided"
+        actor: str
+
     class SanctionRecorded(Aggregate.Event):
         TOPIC = "kaoping/SubjectFile.SanctionRecorded.v1"
         code: str
@@ -290,6 +302,13 @@ class SubjectFile(Aggregate):
             self.from_ballots["democratic"] = session
         if closed_version is not None and satisfaction is not None:
             self.from_ballots["satisfaction"] = session
+
+    @event(EvaluationWithheld)
+    def withhold_evaluation(self, session: str, source_version: int, reason: str,
+                            actor: str) -> None:
+        for field in [f for f, source in self.from_ballots.items() if source == session]:
+            setattr(self, field, None)  # a voided session's score no longer counts
+            del self.from_ballots[field]
 
     @event(SanctionRecorded)
     def record_sanction(self, code: str, decided_on: str, source: str, actor: str) -> None:

@@ -20,7 +20,6 @@ from domain.ballots import (
     CountedBallot,
     EvaluationSession,
     SessionDefinition,
-    SessionKind,
     SessionState,
     ballot_id,
     cast_event,
@@ -29,19 +28,25 @@ from domain.ballots import (
     tally,
     validate_definition,
 )
-from domain.cycle import Phase
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.subject_file import SubjectFile
 from projections.follower import head_position
 from service.group_commit import GroupCommitter, VersionTaken
+from service.guards import cycle_unchanged, guarded
 from service.ledger.reads import read_leaves
 from service.policy import require_role
 from service.principals import Principal, Role
+from service.session_files import (
+    check_roster,
+    closed_in_files,
+    scoring_cycle,
+    voided_in_files,
+)
 from service.writes import Written, is_version_conflict, save
 
 REFRESH = 0.5  # seconds between checks that a cached session is current
 
 if TYPE_CHECKING:
+    from domain.cycle import Cycle
     from service.clock import Clock
     from service.db import Database
     from service.evaluation import Evaluation
@@ -117,6 +122,7 @@ class Sessions:
                after_append: AfterAppend | None = None) -> Written:
         require_role(principal, Role.ORGANIZER)
         validate_definition(definition)
+        check_roster(self.evaluation, definition)
         session = EvaluationSession(definition=definition, actor=principal.id)
         try:
             return self._save(session, after_append)
@@ -156,6 +162,7 @@ class Sessions:
              after_append: AfterAppend | None = None) -> Written:
         require_role(principal, Role.ORGANIZER)
         session = self.session(code)
+        check_roster(self.evaluation, session.definition)  # the cycle may be newer
         session.open(principal.id)
         return self._save(session, after_append)
 
@@ -164,7 +171,9 @@ class Sessions:
         require_role(principal, Role.ORGANIZER)
         session = self.session(code)
         session.void(reason, authority, principal.id)
-        return self._save(session, after_append)
+        cycle = scoring_cycle(self.evaluation, session.definition.year)
+        files = voided_in_files(self.evaluation, session, principal.id, cycle)
+        return self._save_with_files(session, files, cycle, after_append)
 
     # --- voters -----------------------------------------------------------------------------
 
@@ -261,10 +270,11 @@ class Sessions:
               after_append: AfterAppend | None = None) -> Written:
         """Cut at the log's head: ballots committed after it are kept but late. The tally goes
         into the close event; where the session belongs to a cycle in scoring, each subject's
-        score is recorded in its file in the same transaction."""
+        score -- or why it has none -- is recorded in its file in the same transaction."""
         require_role(principal, Role.ORGANIZER)
         session = self.session(code)
         session.require(SessionState.OPEN)
+        check_roster(self.evaluation, session.definition)
         with self.db.read() as cur:
             cut = head_position(cur)
         pairs = self.ballots(session, up_to=cut)
@@ -274,32 +284,21 @@ class Sessions:
         result = tally(session.definition, issued, [b for b, _ in pairs], cut)
         trackers = [leaf.leaf_hash.hex() for _, leaf in pairs if leaf.position <= cut]
         session.close(cut, result, trackers, principal.id)
-        files = self._record_in_files(principal, session)
-        written = save(self.store, session, *files, after_append=after_append,
-                       stream_id=session.id)
-        self._checked.pop(code, None)
-        return written
+        cycle = scoring_cycle(self.evaluation, session.definition.year)
+        files = closed_in_files(self.evaluation, session, principal.id, cycle)
+        return self._save_with_files(session, files, cycle, after_append)
 
-    def _record_in_files(self, principal: Principal, session: EvaluationSession) -> list[Any]:
-        d, result = session.definition, session.result
+    def _save_with_files(self, session: EvaluationSession, files: list[Any],
+                         cycle: Cycle | None, after_append: AfterAppend | None) -> Written:
+        if files and cycle is not None:  # the files take these events only while scoring
+            after_append = guarded(after_append, cycle_unchanged(cycle))
         try:
-            cycle = self.evaluation.cycle(d.year)
-        except NotFound:
-            return []
-        if cycle.phase != Phase.SCORING or result is None:
-            return []
-        files = []
-        for subject in result.subjects:
-            if subject.score is None:
-                continue
-            try:
-                file: SubjectFile = self.evaluation.file(d.year, subject.subject)
-            except NotFound:
-                continue  # a session may cover subjects outside the cycle's roster
-            closed = session.version  # the Closed event's: the file names its source
-            if d.kind == SessionKind.DEMOCRATIC:
-                file.record_evaluation(d.code, subject.score, None, principal.id, closed)
-            else:
-                file.record_evaluation(d.code, None, subject.score / 100, principal.id, closed)
-            files.append(file)
-        return files
+            written = save(self.store, session, *files, after_append=after_append,
+                           stream_id=session.id)
+        except IntegrityError as exc:
+            if is_version_conflict(exc):
+                msg = "the session or a subject's file changed concurrently; retry"
+                raise Conflict(msg, rule="concurrent-change") from None
+            raise
+        self._checked.pop(session.definition.code, None)
+        return written

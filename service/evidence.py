@@ -197,17 +197,19 @@ def build_bundle(services: Services, year: int, subject: str,
 
 def _session_streams(services: Services, rows: list[tuple[UUID, tuple[Any, ...]]],
                      size: int, *, ballots: bool) -> list[tuple[UUID, int]]:
-    """The ballot sessions whose close recorded a score in one of these files' rows: each
-    session's stream (its definition, credentials issued, and the close with its board and
-    tally) and, with ``ballots``, every ballot on its board as it stood at the cut -- as
-    (stream, read below this position)."""
+    """The ballot sessions whose close recorded a score -- or no result -- in one of these
+    files' rows: each session's stream (its definition, credentials issued, the close with its
+    board and tally, and a void) and, with ``ballots``, every ballot on its board as it stood
+    at the cut -- as (stream, read below this position)."""
     mapper = services.store.mapper
     codes: set[str] = set()
     for sid, (_, version, topic, state, _) in rows:
-        if str(topic) == SubjectFile.EvaluationRecorded.TOPIC:
+        if str(topic) in (SubjectFile.EvaluationRecorded.TOPIC,
+                          SubjectFile.EvaluationWithheld.TOPIC):
             ev: Any = mapper.to_domain_event(StoredEvent(as_uuid(sid), int(version), str(topic),
                                                          bytes(state)))
-            if ev.closed_version is not None:
+            if getattr(ev, "closed_version", None) is not None or str(
+                    topic) == SubjectFile.EvaluationWithheld.TOPIC:
                 codes.add(ev.session)
     out: list[tuple[UUID, int]] = []
     for code in sorted(codes):

@@ -61,6 +61,7 @@ COMPONENT_OF = {
     SubjectFile.InspectionNoted.TOPIC: Component.INSPECTION.value,
     SubjectFile.AnalysisScored.TOPIC: Component.ANALYSIS.value,
     SubjectFile.EvaluationRecorded.TOPIC: "democratic/survey",
+    SubjectFile.EvaluationWithheld.TOPIC: "democratic/survey",
     SubjectFile.SanctionRecorded.TOPIC: "vetoes",
     SubjectFile.SanctionLifted.TOPIC: "vetoes",
     SubjectFile.AdjustmentProposed.TOPIC: "adjustments",
@@ -74,8 +75,9 @@ _SKIP = {"originator_id", "originator_version", "originator_topic", "timestamp",
 
 
 class SourceEvent(msgspec.Struct, kw_only=True):
-    """The event an input was recorded from: for a 民主测评 score, the ballot session's close
-    (its cut, how many ballots are on its board, and this subject's tally)."""
+    """The event an input was recorded from: for a 民主测评 score -- or its absence -- the
+    ballot session's close (its cut, how many ballots are on its board, the classes below
+    quorum, and this subject's tally), or the session's void (reason and authority)."""
 
     position: int
     leaf_hash: str
@@ -225,7 +227,9 @@ def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position:
             facts = {"activity": facts.get("activity"), "notes": "(restricted)"}
         source = None
         if topic == SubjectFile.EvaluationRecorded.TOPIC and ev.closed_version is not None:
-            source = _session_close(cur, mapper, ev.session, ev.closed_version, subject)
+            source = _session_event(cur, mapper, ev.session, ev.closed_version, subject)
+        elif topic == SubjectFile.EvaluationWithheld.TOPIC:
+            source = _session_event(cur, mapper, ev.session, ev.source_version, subject)
         out.append(InputLine(position=int(pos), leaf_hash=bytes(leaf).hex(),
                              version=int(version), topic=str(topic),
                              part=COMPONENT_OF.get(str(topic), "other"),
@@ -234,23 +238,28 @@ def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position:
     return out
 
 
-def _session_close(cur: Cursor, mapper: Mapper[UUID], code: str, version: int,
+def _session_event(cur: Cursor, mapper: Mapper[UUID], code: str, version: int,
                    subject: str) -> SourceEvent | None:
-    """The Closed event of ballot session ``code`` (at ``version`` of its stream)."""
+    """The Closed (or Voided) event of ballot session ``code``, at ``version`` of its stream."""
     sid = EvaluationSession.id_for(code)
     row = next((r for r in stream_rows(cur, sid, 2**62) if int(r[1]) == version), None)
     if row is None:
         return None
     position, _, topic, state, leaf = row
-    closed: Any = mapper.to_domain_event(StoredEvent(sid, version, str(topic), bytes(state)))
-    if not isinstance(closed, EvaluationSession.Closed):
+    ev: Any = mapper.to_domain_event(StoredEvent(sid, version, str(topic), bytes(state)))
+    if isinstance(ev, EvaluationSession.Voided):
+        facts: dict[str, Any] = {"session": code, "voided": True, "reason": ev.reason,
+                                 "authority": ev.authority}
+    elif isinstance(ev, EvaluationSession.Closed):
+        tally = next((t for t in ev.result.subjects if t.subject == subject), None)
+        facts = {"session": code, "cut_position": ev.cut_position,
+                 "ballots_on_board": len(ev.trackers),
+                 "quorum_failed": [msgspec.structs.asdict(f) for f in ev.result.quorum_failed],
+                 "tally": msgspec.structs.asdict(tally) if tally else None}
+    else:
         return None
-    tally = next((t for t in closed.result.subjects if t.subject == subject), None)
     return SourceEvent(position=int(position), leaf_hash=bytes(leaf).hex(), stream_id=str(sid),
-                       version=version, topic=EvaluationSession.Closed.TOPIC, facts={
-                           "session": code, "cut_position": closed.cut_position,
-                           "ballots_on_board": len(closed.trackers),
-                           "tally": msgspec.structs.asdict(tally) if tally else None})
+                       version=version, topic=str(topic), facts=facts)
 
 
 def explain(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, as_of: str | None,
@@ -403,10 +412,23 @@ def render(card: ScoreCard) -> str:
                    f"  {line.actor}  {line.topic.split('/')[-1]}  {facts}")
         out.append(f"           leaf {line.leaf_hash}")
         if line.source is not None:
-            tally = line.source.facts.get("tally") or {}
-            out.append(f"           from #{line.source.position} "
-                       f"{line.source.topic.split('/')[-1]} of {line.source.facts['session']}: "
-                       f"{line.source.facts['ballots_on_board']} ballots on the board, "
-                       f"{tally.get('valid_ballots')} valid for this subject, score "
-                       f"{tally.get('score')}; leaf {line.source.leaf_hash}")
+            out.append(_render_source(line.source))
     return "\n".join(out)
+
+
+def _render_source(source: SourceEvent) -> str:
+    facts = source.facts
+    head = (f"           from #{source.position} {source.topic.split('/')[-1]} of "
+            f"{facts['session']}: ")
+    if facts.get("voided"):
+        return (f"{head}voided ({facts['reason']}; {facts['authority']}), its score withdrawn; "
+                f"leaf {source.leaf_hash}")
+    tally = facts.get("tally") or {}
+    failed = "; ".join(f"{f['rater_class']} {f['present']}/{f['eligible']} (needs "
+                       f"{f['required']})" for f in facts.get("quorum_failed") or [])
+    outcome = (f"quorum failed: {failed}, no result" if failed else
+               f"{tally.get('valid_ballots')} valid for this subject, score {tally.get('score')}"
+               + (f" (withheld: {tally.get('withheld_reason')})" if tally.get("withheld")
+                  else ""))
+    return (f"{head}{facts['ballots_on_board']} ballots on the board, {outcome}; "
+            f"leaf {source.leaf_hash}")

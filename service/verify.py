@@ -22,8 +22,10 @@ names what failed:
 7. ballots: for every score a pool file recorded by closing a ballot session, the session's
    stream up to its close, every ballot on the session's board (and none that is not), a
    recount with the tally function equal to the tally the close recorded, and the recorded
-   score equal to the recount's (results entered by hand from a count held elsewhere are
-   reported as such);
+   score equal to the recount's; every "no result" a file records (quorum failed, fewer than
+   k valid ballots) is what the close's tally says; a score from one close is replaced by
+   another's only after the first session's void withdrew it; results entered by hand from a
+   count held elsewhere are reported as such and never replace a ballot-derived score;
 8. the pool's results recomputed with the score function (the version the cycle was
    published with) from the events at each version's heads equal what that version
    published.
@@ -51,6 +53,7 @@ from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
 from domain.ballots import (
+    TALLY_VERSION,
     Ballot,
     CountedBallot,
     EvaluationSession,
@@ -342,17 +345,20 @@ def _check_head(streams: dict[str, list[BundleEvent]], subject: str, sid: str,
                     f"{what} recorded")
 
 
-def _closed_session(streams: dict[str, list[BundleEvent]], code: str,
-                    closed_version: int) -> EvaluationSession:
+def _session_at(streams: dict[str, list[BundleEvent]], code: str, version: int,
+                state: SessionState, named_for: str = "score") -> EvaluationSession:
+    """Ballot session ``code`` as of ``version`` of its stream, which must be its close (or,
+    for ``VOIDED``, its void after a close)."""
     sid = str(EvaluationSession.id_for(code))
     if sid not in streams:
-        raise _fail(f"session {code}: its stream is omitted, though a recorded score came "
-                    "from its close")
-    session = _aggregate(streams[sid], closed_version)
-    if (not isinstance(session, EvaluationSession) or session.version != closed_version
-            or session.state != SessionState.CLOSED or session.cut_position is None
+        raise _fail(f"session {code}: its stream is omitted, though a recorded {named_for} "
+                    "came from its close")
+    session = _aggregate(streams[sid], version)
+    if (not isinstance(session, EvaluationSession) or session.version != version
+            or session.state != state or session.cut_position is None
             or session.result is None):
-        raise _fail(f"session {code}: version {closed_version} of its stream is not its close")
+        what = "its close" if state == SessionState.CLOSED else "its void after a close"
+        raise _fail(f"session {code}: version {version} of its stream is not {what}")
     return session
 
 
@@ -366,7 +372,10 @@ def _without_late(result: SessionResult) -> SessionResult:
 def _recount(streams: dict[str, list[BundleEvent]], session: EvaluationSession) -> int:
     """Recount the session's tally from the ballots on its board; return how many."""
     code, cut = session.definition.code, session.cut_position
-    assert cut is not None and session.result is not None  # noqa: S101 -- _closed_session
+    assert cut is not None and session.result is not None  # noqa: S101 -- _session_at
+    if session.result.version != TALLY_VERSION:
+        raise _fail(f"session {code}: closed with {session.result.version}; this verifier "
+                    f"recounts with {TALLY_VERSION}")
     board, found, ballots = set(session.trackers), set(), []
     for digest, rater_class in session.credentials.items():
         events = streams.get(str(ballot_id(code, digest)))
@@ -396,44 +405,137 @@ def _recount(streams: dict[str, list[BundleEvent]], session: EvaluationSession) 
 
 
 _FIELD_OF = {SessionKind.DEMOCRATIC: "democratic", SessionKind.SURVEY: "satisfaction"}
+_VOIDED = "session-voided"
+
+
+class _BallotCheck:
+    """Walks the pool's files for what ballot sessions put there: every score recorded from a
+    close is that close's tally (recounted from the ballots when the bundle carries them);
+    every "no result" is what the close said (quorum failed, fewer than k valid ballots); a
+    score from one close is replaced by another's only after a void withdrew it; and no hand
+    entry overrides one."""
+
+    def __init__(self, bundle: Bundle, streams: dict[str, list[BundleEvent]]) -> None:
+        self.bundle, self.streams = bundle, streams
+        self.mapper = MsgspecMapper(transcoder=NoTranscoder())
+        self.closes: dict[str, EvaluationSession] = {}  # code -> as of its close
+        self.recounted: dict[str, int] = {}
+        self.withheld: Counter[str] = Counter()  # session -> subjects it gave no result
+        self.voids: dict[str, tuple[int, int]] = {}  # session -> (files withdrawn, position)
+        self.in_force: set[str] = set()  # sessions whose scores the published files hold
+        self.by_hand = 0
+
+    def file(self, subject: str, sid: str, head: int) -> None:
+        from_ballots: dict[str, str] = {}  # field -> the session whose close set it, in force
+        for ev in self.streams[sid]:
+            if ev.version > head or ev.payload is None or ev.topic not in (
+                    SubjectFile.EvaluationRecorded.TOPIC, SubjectFile.EvaluationWithheld.TOPIC):
+                continue
+            event: Any = self.mapper.to_domain_event(StoredEvent(
+                UUID(sid), ev.version, ev.topic, base64.b64decode(ev.payload)))
+            if ev.topic == SubjectFile.EvaluationWithheld.TOPIC:
+                self._withheld(subject, event, ev.position, from_ballots)
+            elif event.closed_version is None:
+                self._by_hand(subject, event, ev.position, from_ballots)
+            else:
+                self._recorded(subject, event, ev.position, from_ballots)
+        self.in_force |= set(from_ballots.values())
+
+    def _close(self, code: str, version: int, named_for: str = "score") -> EvaluationSession:
+        if code not in self.closes:
+            self.closes[code] = _session_at(self.streams, code, version, SessionState.CLOSED,
+                                            named_for)
+            if self.bundle.ballots:
+                self.recounted[code] = _recount(self.streams, self.closes[code])
+        if self.closes[code].version != version:
+            raise _fail(f"session {code}: files name two different closes of it")
+        return self.closes[code]
+
+    def _by_hand(self, subject: str, recorded: Any, position: int,
+                 from_ballots: dict[str, str]) -> None:
+        fields = {f for f in ("democratic", "satisfaction") if getattr(recorded, f) is not None}
+        if str(EvaluationSession.id_for(recorded.session)) in self.streams:
+            raise _fail(f"{subject}: a result entered by hand under the name of ballot "
+                        f"session {recorded.session}")
+        if fields & set(from_ballots):
+            raise _fail(f"{subject}: a result entered by hand (position {position}) "
+                        f"replaces the {', '.join(sorted(fields & set(from_ballots)))} a "
+                        "ballot session's close recorded")
+        self.by_hand += 1
+
+    def _recorded(self, subject: str, recorded: Any, position: int,
+                  from_ballots: dict[str, str]) -> None:
+        fields = {f for f in ("democratic", "satisfaction") if getattr(recorded, f) is not None}
+        session = self._close(recorded.session, recorded.closed_version)
+        replaced = sorted(fields & set(from_ballots))
+        if replaced:
+            raise _fail(f"{subject}: the {replaced[0]} score from session {recorded.session}'s "
+                        f"close (position {position}) silently replaces the one session "
+                        f"{from_ballots[replaced[0]]}'s close recorded, which no void withdrew")
+        _check_recorded(subject, recorded, fields, session, self.bundle.year)
+        from_ballots.update(dict.fromkeys(fields, recorded.session))
+
+    def _withheld(self, subject: str, withheld: Any, position: int,
+                  from_ballots: dict[str, str]) -> None:
+        code = withheld.session
+        if withheld.reason == _VOIDED:
+            voided = _session_at(self.streams, code, withheld.source_version,
+                                 SessionState.VOIDED, "withdrawal")
+            self._close(code, voided.version - 1)  # a void right after the close it undoes
+            count, _ = self.voids.get(code, (0, position))
+            self.voids[code] = (count + 1, position)
+            for field in [f for f, source in from_ballots.items() if source == code]:
+                del from_ballots[field]
+            return
+        session = self._close(code, withheld.source_version, "no-result")
+        assert session.result is not None  # noqa: S101 -- _session_at
+        mine = next((t for t in session.result.subjects if t.subject == subject), None)
+        reason = None if mine is None or mine.score is not None else (
+            mine.withheld_reason or "no-counted-votes")
+        if reason != withheld.reason:
+            raise _fail(f"{subject}: its file says session {code} gave it no result "
+                        f"({withheld.reason}, position {position}); its close's tally gives "
+                        f"{'no such subject' if mine is None else mine.score or reason}")
+        self.withheld[code] += 1
+
+    def lines(self) -> list[str]:
+        lines = []
+        for code, session in sorted(self.closes.items()):
+            if session.result is not None and session.result.quorum_failed:
+                failed = ", ".join(f"{f.rater_class} {f.present}/{f.eligible} (needs "
+                                   f"{f.required})" for f in session.result.quorum_failed)
+                lines.append(f"ballots: session {code}: quorum failed ({failed}); no result, "
+                             f"as {self.withheld[code]} file(s) record")
+            elif code in self.recounted:
+                lines.append(f"ballots: session {code}: {self.recounted[code]} ballots on its "
+                             "board recounted; its tally and the scores recorded from it match")
+            else:
+                lines.append(f"ballots: session {code}: the scores recorded from it match the "
+                             f"tally its close recorded ({len(session.trackers)} ballots on "
+                             "its board; not recounted: this bundle carries no ballots)")
+            if code in self.voids:
+                count, position = self.voids[code]
+                lines.append(f"ballots: session {code} was voided (position {position}); its "
+                             f"scores were withdrawn from {count} file(s)")
+            elif code in self.in_force and self._voided_later(session):
+                lines.append(f"WARNING: session {code} was voided after its close, yet scores "
+                             "recorded from it are used")
+        if self.by_hand:
+            lines.append(f"ballots: {self.by_hand} evaluation result(s) entered by hand from "
+                         "counts held elsewhere (no ballots in this system to recount)")
+        return lines
+
+    def _voided_later(self, session: EvaluationSession) -> bool:
+        return any(e.version > session.version and e.topic == EvaluationSession.Voided.TOPIC
+                   for e in self.streams.get(str(session.id), []))
 
 
 def _check_ballots(bundle: Bundle, streams: dict[str, list[BundleEvent]],
                    pool: list[tuple[str, str, int]]) -> list[str]:
-    """Every score a pool file recorded from a ballot session's close is that close's tally
-    (recounted from the ballots when the bundle carries them); no hand entry overrides one."""
-    mapper = MsgspecMapper(transcoder=NoTranscoder())
-    sessions: dict[tuple[str, int], EvaluationSession] = {}
-    recounted: dict[str, int] = {}
-    by_hand = 0
+    check = _BallotCheck(bundle, streams)
     for subject, sid, head in pool:
-        from_ballots: set[str] = set()  # fields this file took from a ballot session
-        for ev in streams[sid]:
-            if (ev.version > head or ev.topic != SubjectFile.EvaluationRecorded.TOPIC
-                    or ev.payload is None):
-                continue
-            recorded: Any = mapper.to_domain_event(StoredEvent(
-                UUID(sid), ev.version, ev.topic, base64.b64decode(ev.payload)))
-            fields = {f for f in ("democratic", "satisfaction")
-                      if getattr(recorded, f) is not None}
-            if recorded.closed_version is None:
-                if str(EvaluationSession.id_for(recorded.session)) in streams:
-                    raise _fail(f"{subject}: a result entered by hand under the name of ballot "
-                                f"session {recorded.session}")
-                if fields & from_ballots:
-                    raise _fail(f"{subject}: a result entered by hand (position {ev.position}) "
-                                f"replaces the {', '.join(sorted(fields & from_ballots))} a "
-                                "ballot session's close recorded")
-                by_hand += 1
-                continue
-            key = (recorded.session, recorded.closed_version)
-            if key not in sessions:
-                sessions[key] = _closed_session(streams, *key)
-                if bundle.ballots:
-                    recounted[recorded.session] = _recount(streams, sessions[key])
-            _check_recorded(subject, recorded, fields, sessions[key], bundle.year)
-            from_ballots |= fields
-    return _ballot_lines(streams, sessions, recounted, by_hand)
+        check.file(subject, sid, head)
+    return check.lines()
 
 
 def _check_recorded(subject: str, recorded: Any, fields: set[str], session: EvaluationSession,
@@ -444,7 +546,7 @@ def _check_recorded(subject: str, recorded: Any, fields: set[str], session: Eval
         raise _fail(f"{subject}: session {recorded.session} ({definition.kind.value}, "
                     f"{definition.year}) cannot give this file's "
                     f"{', '.join(sorted(fields)) or 'empty result'}")
-    assert session.result is not None  # noqa: S101 -- _closed_session
+    assert session.result is not None  # noqa: S101 -- _session_at
     mine = next((t for t in session.result.subjects if t.subject == subject), None)
     score = None if mine is None else mine.score
     value = recorded.democratic if definition.kind == SessionKind.DEMOCRATIC else (
@@ -452,29 +554,6 @@ def _check_recorded(subject: str, recorded: Any, fields: set[str], session: Eval
     if score is None or value != score:
         raise _fail(f"{subject}: its file recorded {value} from session "
                     f"{recorded.session}; its close's tally gives {score}")
-
-
-def _ballot_lines(streams: dict[str, list[BundleEvent]],
-                  sessions: dict[tuple[str, int], EvaluationSession], recounted: dict[str, int],
-                  by_hand: int) -> list[str]:
-    lines = []
-    for (code, version), session in sorted(sessions.items()):
-        voided = [e for e in streams.get(str(session.id), [])
-                  if e.version > version and e.topic == EvaluationSession.Voided.TOPIC]
-        if voided:
-            lines.append(f"WARNING: session {code} was voided after its close (position "
-                         f"{voided[0].position}), yet scores recorded from it are used")
-        if code in recounted:
-            lines.append(f"ballots: session {code}: {recounted[code]} ballots on its board "
-                         "recounted; its tally and the scores recorded from it match")
-        else:
-            lines.append(f"ballots: session {code}: the scores recorded from it match the tally "
-                         f"its close recorded ({len(session.trackers)} ballots on its board; "
-                         "not recounted: this bundle carries no ballots)")
-    if by_hand:
-        lines.append(f"ballots: {by_hand} evaluation result(s) entered by hand from counts held "
-                     "elsewhere (no ballots in this system to recount)")
-    return lines
 
 
 def _recompute(bundle: Bundle, streams: dict[str, list[BundleEvent]], cycle: Cycle,

@@ -20,7 +20,14 @@ from api.mechanisms import ReceiptItem, receipt, strict_body
 from api.openapi import problems
 from api.ratelimit import FailureLimiter
 from api.routes.common import WriteOut, write
-from domain.ballots import SessionDefinition, SessionResult, SessionState
+from domain.ballots import (
+    EvaluationSession,
+    Outcome,
+    QuorumFailure,
+    SessionDefinition,
+    SessionResult,
+    SessionState,
+)
 from domain.errors import Conflict, InvalidInput
 from service.group_commit import VersionTaken
 
@@ -73,6 +80,9 @@ class SessionOut(msgspec.Struct, kw_only=True):
     issued: dict[str, int]
     cut_position: int | None
     version: int
+    # after close: "counted", or "quorum-failed" with each class below quorum (实到/应到)
+    outcome: Outcome | None = None
+    quorum_failed: list[QuorumFailure] = []
 
 
 class BoardOut(msgspec.Struct, kw_only=True):
@@ -81,7 +91,12 @@ class BoardOut(msgspec.Struct, kw_only=True):
     state: SessionState
     cut_position: int
     trackers: list[str]  # leaf hashes of the ballots counted, in sorted order
+    outcome: Outcome  # "quorum-failed": no subject has a result (see result.quorum_failed)
     result: SessionResult
+
+
+def _outcome(s: EvaluationSession) -> tuple[Outcome | None, list[QuorumFailure]]:
+    return (None, []) if s.result is None else (s.result.outcome, s.result.quorum_failed)
 
 
 def _sheet(urls: list[str], codes: list[str]) -> str:
@@ -122,14 +137,17 @@ class SessionController(Controller):
     @get("/{code:str}", opt={"public": True}, summary="Read a session",
          responses=problems(404))
     async def read(self, state: State, code: FromPath[str]) -> SessionOut:
-        """The definition, its fingerprint once frozen, the state and credentials issued per
-        class (counts only)."""
+        """The definition, its fingerprint once frozen, the state, credentials issued per
+        class (counts only) and, once closed, the outcome: "quorum-failed" names each class
+        below quorum with 实到 (present), 应到 (eligible) and the number required."""
         s = await to_thread.run_sync(state.services.sessions.session, code)
         issued: dict[str, int] = {}
         for rater_class in s.credentials.values():
             issued[rater_class] = issued.get(rater_class, 0) + 1
+        outcome, failed = _outcome(s)
         return SessionOut(definition=s.definition, state=s.state, fingerprint=s.fingerprint,
-                          issued=issued, cut_position=s.cut_position, version=s.version)
+                          issued=issued, cut_position=s.cut_position, version=s.version,
+                          outcome=outcome, quorum_failed=failed)
 
     @post("/{code:str}/freeze", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Freeze a session",
@@ -186,7 +204,7 @@ class SessionController(Controller):
 
     @post("/{code:str}/open", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Open for ballots",
-          responses=problems(400, 401, 403, 404, 409))
+          responses=problems(400, 401, 403, 404, 409, 422))
     async def open(self, request: Request[Any, Any, Any], code: FromPath[str],
                    data: JSONBody[Empty]) -> Response[WriteOut]:
         """Open the session for ballots."""
@@ -195,11 +213,13 @@ class SessionController(Controller):
 
     @post("/{code:str}/close", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Close and tally",
-          responses=problems(400, 401, 403, 404, 409))
+          responses=problems(400, 401, 403, 404, 409, 422))
     async def close(self, request: Request[Any, Any, Any], code: FromPath[str],
                     data: JSONBody[Empty]) -> Response[WriteOut]:
         """Cut at the log's head (later ballots are kept, marked late, not counted), check each
-        class's quorum, tally, and record each subject's score in its file."""
+        class's quorum (one class below it: no result for any subject), tally, and record each
+        subject's score -- or why it has none -- in its file. Refused while a subject's score
+        from another session's close stands (void that session first)."""
         return await write(request, 201, lambda p, after: request.app.state.services.sessions
                            .close(p, code, after_append=after))
 
@@ -209,7 +229,8 @@ class SessionController(Controller):
     async def void(self, request: Request[Any, Any, Any], code: FromPath[str],
                    data: JSONBody[VoidIn]) -> Response[WriteOut]:
         """Void the session (e.g. evidence of 拉票) with reason and authority; ballots are
-        never edited or deleted."""
+        never edited or deleted. While the cycle is scoring, the scores its close recorded are
+        withdrawn from the subjects' files."""
         return await write(request, 201, lambda p, after: request.app.state.services.sessions
                            .void(p, code, data.reason, data.authority, after_append=after))
 
@@ -246,8 +267,9 @@ class SessionController(Controller):
     @get("/{code:str}/board", opt={"public": True}, summary="The public bulletin board",
          responses=problems(404, 409))
     async def board(self, state: State, code: FromPath[str]) -> BoardOut:
-        """After close: the fingerprint, issued/used/valid counts per class, every counted
-        ballot's tracker in sorted order, and the tallies (withheld below k)."""
+        """After close: the fingerprint, the outcome (a class below quorum fails the session),
+        issued/used/valid counts per class, every counted ballot's tracker in sorted order, and
+        the tallies (withheld below k, and for every subject when quorum failed)."""
         services = state.services
         s = await to_thread.run_sync(services.sessions.session, code)
         if s.state not in (SessionState.CLOSED, SessionState.VOIDED) or s.result is None:
@@ -256,5 +278,6 @@ class SessionController(Controller):
         cut = s.cut_position if s.cut_position is not None else -1
         trackers = sorted(base64.b64encode(bytes.fromhex(t)).decode() for t in s.trackers)
         return BoardOut(session=code, fingerprint=s.fingerprint, state=s.state,
-                        cut_position=cut, trackers=trackers, result=s.result)
+                        cut_position=cut, trackers=trackers, outcome=s.result.outcome,
+                        result=s.result)
 

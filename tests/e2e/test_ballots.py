@@ -33,7 +33,7 @@ DEFINITION: dict[str, Any] = {
     "classes": [{"code": "cadres", "label": "干部", "weight": "0.6", "eligible": 10},
                 {"code": "public", "label": "群众", "weight": "0.4", "eligible": 6}],
     "rules": {"quorum": "0.5", "min_valid": 3, "top_option": "excellent", "max_top": 1,
-              "identical_invalid": True},
+              "identical_invalid": True, "identical_min_subjects": 2},
 }
 
 
@@ -100,6 +100,7 @@ def test_a_session_from_definition_to_board(box: Box, services: Services) -> Non
         (box.cadres[2], _answers((e, e), (g, f))), (box.cadres[3], _answers((g, f), (g, g))),
         (box.public[0], _answers((g, g), (f, f))), (box.public[1], _answers((e, g), (g, f))),
         (box.public[2], _answers((g, "unknown"), (f, g))),
+        (box.public[3], _answers((f, f), (g, g))),
     ]
     receipts = {code: ok(box.cast(code, answers)) for code, answers in valid}
     invalid_identical = box.cast(box.cadres[4], _answers((g, g), (g, g)))
@@ -111,18 +112,21 @@ def test_a_session_from_definition_to_board(box: Box, services: Services) -> Non
     classes = {c["rater_class"]: c for c in result["classes"]}
     assert (classes["cadres"]["issued"], classes["cadres"]["used"], classes["cadres"]["valid"],
             classes["cadres"]["invalid"]) == (8, 6, 4, 2)
-    assert classes["cadres"]["quorum_met"] is True  # 6 of 10 eligible ≥ 0.5
-    assert (classes["public"]["used"], classes["public"]["quorum_met"]) == (3, True)  # 3 of 6
+    # 实到 > 应到的半数: 6 of 10 and 4 of 6 (3 of 6 would not be enough)
+    assert (classes["cadres"]["quorum_met"], classes["cadres"]["required"]) == (True, 6)
+    assert (classes["public"]["used"], classes["public"]["quorum_met"],
+            classes["public"]["required"]) == (4, True, 4)
+    assert result["quorum_failed"] == []
     assert result["invalid_reasons"] == {"identical": 1, "too-many-top": 1}
     # Hand tally for team:E1 (values: excellent 100, good 80, fair 60; unknown not counted):
     #   cadres: de = (100+80+100+80)/4 = 90; ji = (80+80+100+60)/4 = 80  → class 85
-    #   public: de = (80+100+80)/3 = 86.67; ji = (80+80)/2 = 80           → class 83.33
-    #   score = 0.6*85 + 0.4*83.333… = 51 + 33.333… = 84.33
+    #   public: de = (80+100+80+60)/4 = 80; ji = (80+80+60)/3 = 73.33    → class 76.67
+    #   score = 0.6*85 + 0.4*76.666… = 51 + 30.666… = 81.67
     e1 = next(s for s in result["subjects"] if s["subject"] == "team:E1")
-    assert e1["valid_ballots"] == 7
-    assert e1["counts"]["de"] == {"excellent": 3, "good": 4}
-    assert e1["class_scores"] == {"cadres": "85.00", "public": "83.33"}
-    assert e1["score"] == "84.33"
+    assert e1["valid_ballots"] == 8
+    assert e1["counts"]["de"] == {"excellent": 3, "fair": 1, "good": 4}
+    assert e1["class_scores"] == {"cadres": "85.00", "public": "76.67"}
+    assert e1["score"] == "81.67"
     # The board lists every counted ballot's tracker, sorted, and each one is provably in the log.
     trackers = [r["tracker"] for r in receipts.values()]
     with services.db.read() as cur:
@@ -177,16 +181,23 @@ def test_abuse_3_never_more_ballots_than_credentials(box: Box) -> None:
 
 
 def test_abuse_4_a_class_below_quorum_gives_no_result(box: Box) -> None:
+    """实到 must be more than half of 应到 in every class; one class short fails the session
+    (the other class's ballots are not counted on their own, re-weighted)."""
     box.open()
-    for code in box.cadres[:3]:  # 3 of 10 eligible: below the 0.5 quorum
-        ok(box.cast(code, _answers(("good", "fair"), ("good", "good"))))
-    result = box.close()["result"]
-    cadres = next(c for c in result["classes"] if c["rater_class"] == "cadres")
-    assert cadres["quorum_met"] is False
-    for subject in result["subjects"]:  # no class met quorum: nothing counted, all withheld
-        assert subject["withheld"] is True
+    for code in box.cadres[:8] + box.public[:3]:  # 8 of 10 cadres; 3 of 6 public is not > half
+        ok(box.cast(code, _answers(("good", "fair"), ("good", "excellent"))))
+    board = box.close()
+    result = board["result"]
+    classes = {c["rater_class"]: c for c in result["classes"]}
+    assert (classes["cadres"]["quorum_met"], classes["public"]["quorum_met"]) == (True, False)
+    assert board["outcome"] == "quorum-failed"
+    assert result["quorum_failed"] == [
+        {"rater_class": "public", "present": 3, "eligible": 6, "required": 4}]
+    for subject in result["subjects"]:  # nothing counted, all withheld
+        assert (subject["withheld"], subject["withheld_reason"]) == (True, "quorum-failed")
         assert subject["counts"] is None
         assert subject["score"] is None
+    assert board["trackers"]  # the ballots themselves stay on the board, checkable
 
 
 def test_abuse_5_invalid_ballots_are_counted_as_invalid(box: Box) -> None:
@@ -279,7 +290,7 @@ def test_closing_records_the_scores_in_the_subjects_files(client: Client,
     setup_cycle(client, services, People(services))
     box = Box(client, services)
     box.open()
-    for code in box.cadres[:5] + box.public[:3]:
+    for code in box.cadres[:6] + box.public[:4]:  # more than half of each class
         ok(box.cast(code, _answers(("good", "fair"), ("excellent", "good"))))
     board = box.close()
     e2 = next(s for s in board["result"]["subjects"] if s["subject"] == "team:E2")
@@ -330,7 +341,8 @@ def test_concurrent_ballots_on_postgres(pg_services: Services) -> None:
 
 def test_revoting_when_allowed_counts_the_last_ballot(client: Client, services: Services) -> None:
     definition = json.loads(json.dumps(DEFINITION))
-    definition["rules"] |= {"revote": True, "min_valid": 1, "quorum": "0"}
+    definition["rules"] |= {"revote": True, "min_valid": 1, "quorum": "0",
+                            "quorum_rule": "at-least"}  # no quorum at all
     org = bearer(services, Role.ORGANIZER, IdentityKind.STAFF, "org-1")
     ok(client.post("/api/v1/sessions", json=definition, headers=org))
     ok(client.post(f"/api/v1/sessions/{S}/freeze", json={}, headers=org))

@@ -52,7 +52,14 @@ def _def(**changes: Any) -> dict[str, Any]:
     (_def(classes__1__code="cadres"), "session.unique", "classes"),
     (_def(classes__1__weight="0.3"), "session.weights-sum-to-one", "classes"),
     (_def(rules__top_option="best"), "session.top-option", "rules.top_option"),
-], ids=["no-subjects", "subject-twice", "item-twice", "class-twice", "weights", "top-option"])
+    (_def(rules__top_option=None), "session.top-option", "rules.top_option"),
+    (_def(rules__max_top_share="0"), "share.range", "rules.max_top_share"),
+    (_def(rules__max_top_share="1.5"), "share.range", "rules.max_top_share"),
+    (_def(rules__quorum="1.01"), "share.range", "rules.quorum"),
+    (_def(rules__quorum_source=" "), "session.quorum-source", "rules.quorum_source"),
+], ids=["no-subjects", "subject-twice", "item-twice", "class-twice", "weights", "top-option",
+        "limit-without-top-option", "top-share-zero", "top-share-above-one", "quorum-above-one",
+        "quorum-without-source"])
 def test_an_invalid_definition_is_refused(client: Client, services: Services,
                                           definition: dict[str, Any], rule: str,
                                           field: str) -> None:

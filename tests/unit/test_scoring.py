@@ -648,6 +648,11 @@ def test_moving_proposals_never_breaks_a_quota_the_decisions_kept(
     moved = [msgspec.structs.replace(new, subject=old.subject, code=old.code)
              for old, new in zip(subjects, changed, strict=True)]
     after = score_pool(scheme, _prop_pool(_with_decisions(moved, decisions)))
+    # Lifting a no-grade veto can revive a decision the veto had set aside; the decisions in
+    # force then differ from those checked above, and the service refuses such a lift with its
+    # quota guard (service/guards.quota_holds), so the case is not one this property covers.
+    assume(not any(after.for_subject(s).decided_by_committee
+                   and not decided.for_subject(s).decided_by_committee for s in decisions))
     # The pool's size is unchanged, so are its limits; a decision can only drop out (a
     # no-grade veto), never be added: the decisions still fit, and so does everything.
     assert after.quota_violations == []

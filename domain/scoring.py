@@ -9,7 +9,9 @@ Order of work (docs/scoring.md has the arithmetic):
 2. the satisfaction gate: below the scheme's threshold the gated components count zero;
 3. composite = Σ weight × component (missing components count zero and are listed; the
    weights of components formally not applicable are shared out pro rata) plus approved
-   total adjustments, rounded half-up to the scheme's places;
+   total adjustments, rounded half-up to the scheme's places. From ``kaoping-score/3`` on,
+   each component is itself rounded half-up to the scheme's places before it is weighted, so
+   the card a person reads (components with the scheme's places) adds up to its composite;
 4. rank within the pool: equal composites share a rank (1, 2, 2, 4);
 5. grade by bands, then vetoes in severity order (no-grade > force-lowest > cap);
 6. quotas, best grade first: over-quota candidates are demoted one grade, lowest in the pool
@@ -34,8 +36,8 @@ import msgspec
 
 from domain.scheme import Component, PoolRule, Scheme, Score, Share, SubjectKind, Veto, grades_of
 
-SCORE_FUNCTION_VERSION = "kaoping-score/2"
-SCORE_VERSIONS = ("kaoping-score/1", "kaoping-score/2")  # every version this code computes
+SCORE_FUNCTION_VERSION = "kaoping-score/3"
+SCORE_VERSIONS = ("kaoping-score/1", "kaoping-score/2", "kaoping-score/3")  # all computed here
 _HUNDRED = Decimal(100)
 _EFFECT_ORDER = {"no-grade": 0, "force-lowest": 1, "cap": 2}
 _ROUNDING = {"half-up": ROUND_HALF_UP, "floor": ROUND_FLOOR, "ceiling": ROUND_CEILING}
@@ -157,7 +159,10 @@ class _Scored(msgspec.Struct, kw_only=True):
     composite: Decimal
 
 
-def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence) -> _Scored:
+def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence,
+                   version: str) -> _Scored:
+    places = Decimal(1).scaleb(-scheme.composite_places)
+    round_components = version not in {"kaoping-score/1", "kaoping-score/2"}
     raw = normalise(evidence)
     deltas: dict[Component, Decimal] = {}
     for adj in evidence.adjustments:  # summed first, clamped once: order does not matter
@@ -181,10 +186,11 @@ def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence) ->
             value = Decimal(0)
         if gate_failed and component in scheme.gated_components:
             value = Decimal(0)
+        if round_components:
+            value = value.quantize(places, rounding=ROUND_HALF_UP)
         components[component] = value
         total += weight / share * value if share else Decimal(0)
     total += sum((a.delta for a in evidence.adjustments if a.component is None), Decimal(0))
-    places = Decimal(1).scaleb(-scheme.composite_places)
     composite = max(total, Decimal(0)).quantize(places, rounding=ROUND_HALF_UP)
     return _Scored(evidence=evidence, components=components, missing=missing,
                    gate_failed=gate_failed, composite=composite)
@@ -235,7 +241,8 @@ def score_pool(scheme: Scheme, pool: PoolEvidence, *,
         if len(values) != len(set(values)):
             msg = f"a {attr} appears twice in pool {pool.group}/{pool.kind.value}"
             raise ValueError(msg)
-    scored = sorted((_score_subject(scheme, rule, e) for e in pool.subjects), key=_order_key)
+    scored = sorted((_score_subject(scheme, rule, e, version) for e in pool.subjects),
+                    key=_order_key)
     ranks: dict[str, int] = {}
     for position, s in enumerate(scored):
         same = position > 0 and s.composite == scored[position - 1].composite

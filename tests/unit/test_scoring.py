@@ -7,7 +7,7 @@ copied from a run of the code. docs/scoring.md walks through the same hand-compu
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import msgspec
 import pytest
@@ -140,7 +140,7 @@ def test_hand_scheme_is_valid() -> None:
 
 def test_hand_computed_pool() -> None:
     result = _hand_result()
-    assert result.version == SCORE_FUNCTION_VERSION == "kaoping-score/2"
+    assert result.version == SCORE_FUNCTION_VERSION == "kaoping-score/3"
     assert (result.group, result.kind) == ("county", SubjectKind.PRINCIPAL)
     assert result.quota_limits == {EXCELLENT: 1}
     assert result.quota_violations == []
@@ -758,3 +758,38 @@ def test_component_adjustments_do_not_depend_on_their_order() -> None:
                             adjustments=order)])
         composites.add(score_pool(scheme, pool).results[0].composite)
     assert composites == {Decimal("95.00")}
+
+
+@PROPS
+@given(subjects=pool_subjects(max_size=6), places=st.integers(0, 3))
+def test_components_have_the_schemes_places_and_add_up(subjects: list[SubjectEvidence],
+                                                       places: int) -> None:
+    """kaoping-score/3: every component on a card has the scheme's places, and the composite is
+    the weighted sum of exactly those shown components (a reader's sum equals the record)."""
+    scheme = msgspec.structs.replace(_prop_scheme(), composite_places=places)
+    result = score_pool(scheme, _prop_pool(subjects))
+    unit = D(1).scaleb(-places)
+    weights = scheme.rule_for("town", SubjectKind.DEPUTY).weights
+    evidence = {s.subject: s for s in subjects}
+    for r in result.results:
+        for value in r.components.values():
+            assert value == value.quantize(unit)
+            assert -value.as_tuple().exponent <= places  # type: ignore[operator]
+        applicable = {c: w for c, w in weights.items()
+                      if c not in evidence[r.subject].not_applicable}
+        share = sum(applicable.values(), D(0))
+        total = sum((w / share * r.components[c] for c, w in applicable.items()), D(0))
+        total += sum((a.delta for a in evidence[r.subject].adjustments if a.component is None),
+                     D(0))
+        assert r.composite == max(total, D(0)).quantize(unit, rounding=ROUND_HALF_UP)
+
+
+def test_components_keep_their_full_precision_under_older_versions() -> None:
+    """A result published with kaoping-score/2 is recomputed as it was: its components were
+    not rounded (a mean of three leader scores keeps its long fraction)."""
+    scheme = _prop_scheme()
+    subject = SubjectEvidence(subject="S", code="S", leader_scores=[D(80), D(80), D("80.2")])
+    v2 = score_pool(scheme, _prop_pool([subject]), version="kaoping-score/2")
+    v3 = score_pool(scheme, _prop_pool([subject]))
+    assert v2.results[0].components[Component.LEADER_REVIEW] == D("240.2") / 3
+    assert v3.results[0].components[Component.LEADER_REVIEW] == D("80.07")

@@ -28,6 +28,7 @@ from api.routes.operations import rebuild_check
 from api.routes.people import CadreController, ImportController, LeaderController
 from api.routes.sessions import SessionController
 from api.routes.units import UnitController
+from api.routes.uses import UseController
 from api.routes.vote import ballot_page
 from api.routes.webhooks import WebhookController
 from service.logging import configure_logging
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
-        audit_access, report_status, EventController, export_results, WebhookController, jwks])
+        audit_access, report_status, EventController, export_results, WebhookController, jwks,
+        UseController])
     app = KaopingApp(
         route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],

@@ -25,6 +25,7 @@ from domain.people import Cadre, Leader
 from domain.publication import ResultsNotice
 from domain.subject_file import SubjectFile
 from domain.units import Unit
+from domain.uses import ResultUses
 from projections.follower import read_page
 from service.principals import Role
 
@@ -44,7 +45,8 @@ NEVER = frozenset({
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)
 AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, EvaluationSession,
-              LedgerKeys)
+              LedgerKeys, ResultUses)
+PERSONNEL = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
 
 
 def audience(topic: str) -> frozenset[Role]:
@@ -54,6 +56,8 @@ def audience(topic: str) -> frozenset[Role]:
         return EVALUATORS
     if topic.startswith("kaoping/ResultsNotice."):  # every individual's result and grade
         return EVALUATORS
+    if topic.startswith("kaoping/ResultUses."):  # personnel actions on a person
+        return PERSONNEL
     return EVERYONE
 
 

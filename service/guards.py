@@ -85,10 +85,16 @@ def heads_unchanged(heads: Sequence[StreamHead]) -> Check:
 
 def previous_unchanged(year: int, version: int | None) -> Check:
     """The previous cycle's results are still at the version 位次进退 was measured on."""
+    return results_unchanged(year - 1, version)
+
+
+def results_unchanged(year: int, version: int | None) -> Check:
+    """The cycle's published results are still at ``version`` (no correction since; a cycle
+    published before results notices were recorded has no notice stream: version 1)."""
     def check(cur: Cursor) -> None:
-        tip = stream_tip(cur, ResultsNotice.id_for(year - 1), END)
+        tip = stream_tip(cur, ResultsNotice.id_for(year), END)
         if tip is not None and tip[1] != version:
-            raise _moved(f"the published results of {year - 1}")
+            raise _moved(f"the published results of {year}")
     return check
 
 

@@ -31,6 +31,7 @@ from service.reference import Reference
 from service.store import EventStore, open_event_store
 from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
+from service.uses import Uses
 from service.webhooks import Webhooks
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Services:
                                      self.db)
         self.sessions = Sessions(self.store, self.db, self.clock, self.evaluation)
         self.cases = Cases(self.store, self.db)
+        self.uses = Uses(self.store, self.evaluation)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -184,21 +184,26 @@ class DemoCity:
         cadres = self._cadres(units, rng)
         subjects = len(units) + len(cadres)
         with self.progress.lock:
-            self.progress.state, self.progress.total = "loading", 2 + len(self.years) * (
+            self.progress.state, self.progress.total = "loading", 3 + len(self.years) * (
                 subjects + 8)
         ref = self.s.reference
         self._step("reference data", lambda: ref.import_rows(self.org, units=units,
                                                              cadres=cadres))
         self._step("city leaders", lambda: [ref.register_leader(
             self.org, code=code, name=f"市领导{code}") for code in self.leaders])
+        # A unit's strength persists across years (a strong bureau stays strong), with a small
+        # drift each year: year-on-year ranks correlate as in a real city, not at random.
+        base = {u["code"]: rng.gauss(0, 4) for u in units}
         for year in self.years:
-            self._cycle(year, units, rng)
+            self._cycle(year, units, rng, base)
+        self._step("use of results", lambda: self._uses(self.years[-1]))
         with self.progress.lock:
             self.progress.state, self.progress.step = "done", "published"
 
     # --- one cycle -------------------------------------------------------------------------
 
-    def _cycle(self, year: int, units: list[dict[str, str]], rng: random.Random) -> None:
+    def _cycle(self, year: int, units: list[dict[str, str]], rng: random.Random,
+               base: dict[str, float]) -> None:
         ev = self.s.evaluation
         self._step(f"{year}: open", lambda: ev.open_cycle(self.org, year))
         self._step(f"{year}: scheme", lambda: ev.set_scheme(self.org, year, demo_scheme(year)))
@@ -217,7 +222,7 @@ class DemoCity:
                     hotline="0371-12380", checkpoint=note)
         self._step(f"{year}: scoring open", lambda: ev.open_scoring(self.org, year))
         principal_of = {e.unit_code: e.code for e in roster if e.kind == SubjectKind.PRINCIPAL}
-        strength = {u["code"]: rng.gauss(0, 4) for u in units}
+        strength = {u["code"]: base[u["code"]] + rng.gauss(0, 1.5) for u in units}
         townships = {u["code"] for u in units if u["kind"] == UnitKind.TOWNSHIP.value}
         balloted = [e for e in roster
                     if e.kind == SubjectKind.TEAM and e.unit_code in townships]
@@ -231,6 +236,33 @@ class DemoCity:
         notified = f"{year + 1}-01-20"
         self._step(f"{year}: publication", lambda: ev.publish(
             self.org, year, self.s.stream_heads, notified_on=notified))
+
+    def _uses(self, year: int) -> None:
+        """考核结果运用 on the last published year: the rules that came due are answered, the
+        best cadre of a few pools promoted, the lowest given an adjustment and feedback."""
+        uses = self.s.uses
+        decided = f"{year + 1}-03-15"
+        for due in uses.due(self.org, year):
+            uses.record(self.org, year, due.subject, kind=due.answers[0], decided_on=decided,
+                        authority="市委常委会", document=f"市委干〔{year + 1}〕12号",
+                        reason=due.title)
+        published = self.s.evaluation.published(year)
+        assert published is not None  # noqa: S101 -- the cycle was just published
+        pools = [p for p in published.results() if p.kind != SubjectKind.TEAM]
+        for pool in pools[:3]:
+            best, worst = pool.results[0], pool.results[-1]
+            if best.final_grade == "优秀":
+                uses.record(self.org, year, best.subject, kind="promotion",
+                            decided_on=decided, authority="市委常委会",
+                            document=f"市委干〔{year + 1}〕15号", reason="年度考核优秀，拟提拔使用")
+            if worst.final_grade in {"基本称职", "不称职"}:
+                uses.record(self.org, year, worst.subject, kind="post-adjustment",
+                            decided_on=decided, authority="市委常委会",
+                            document=f"市委干〔{year + 1}〕16号",
+                            reason="年度考核等次靠后，调整岗位")
+            uses.record(self.org, year, worst.subject, kind="feedback", decided_on=decided,
+                        authority="市委组织部", document="个别反馈记录",
+                        reason="个别反馈考核结果和存在的问题")
 
     def _ballots(self, year: int, entries: list[RosterEntry], strength: dict[str, float],
                  rng: random.Random) -> None:

@@ -90,3 +90,45 @@ def test_a_backlog_recomputes_each_pool_once_at_the_end(services: Services) -> N
         row = cur.fetchone()
     assert row is not None
     assert row[0] == len(services.evaluation.cycle(2025).roster)
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    def ranks(xs: list[float]) -> list[float]:
+        order = sorted(range(len(xs)), key=lambda i: xs[i])
+        out = [0.0] * len(xs)
+        for rank, i in enumerate(order):
+            out[i] = float(rank)
+        return out
+
+    ra, rb = ranks(a), ranks(b)
+    n = len(a)
+    mean = (n - 1) / 2
+    cov = sum((x - mean) * (y - mean) for x, y in zip(ra, rb, strict=True))
+    var = sum((x - mean) ** 2 for x in ra)
+    return cov / var
+
+
+def test_units_keep_their_strength_across_years_and_results_are_used(
+        services: Services) -> None:
+    """Issue 13: year-on-year rank correlation of the teams ≥ 0.5 (a strong bureau stays
+    strong), and the last year's results are used (考核结果运用), each use on its grade."""
+    DemoCity(services, units=40, cadres=40, seed=5).run()
+    composites = {}
+    for year in (2024, 2025):
+        published = services.evaluation.published(year)
+        assert published is not None
+        composites[year] = {r.subject: float(r.composite) for p in published.results()
+                            if p.kind.value == "team" for r in p.results}
+    teams = sorted(composites[2024])
+    rho = _spearman([composites[2024][t] for t in teams], [composites[2025][t] for t in teams])
+    assert rho >= 0.5, rho
+    published = services.evaluation.published(2025)
+    assert published is not None
+    uses = {s: services.uses.of(DemoCity(services).org, 2025, s)
+            for p in published.results() for s in (r.subject for r in p.results)}
+    recorded = [(s, u) for s, found in uses.items() for u in found]
+    assert {u.kind for _, u in recorded} >= {"feedback"}
+    for subject, use in recorded:
+        result = published.result_of(subject)
+        assert result is not None and use.grade == result.final_grade
+        assert use.results_version == published.version

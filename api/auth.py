@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from anyio import to_thread
 from litestar.exceptions import HTTPException, NotAuthorizedException
 
+from api.ratelimit import client_address
 from service.principals import Principal, principal_for_api_key
 
 if TYPE_CHECKING:
@@ -38,8 +39,31 @@ async def _resolve(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal 
     return None
 
 
+def client_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The caller's address for throttling (X-Forwarded-For only from trusted proxies)."""
+    return client_address(connection.scope, connection.app.state.trusted_proxies)
+
+
+def limit_anonymous(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """429 when this client address has spent its anonymous budget (a token bucket)."""
+    wait = connection.app.state.anonymous_limiter.take(client_of(connection))
+    if wait is not None:
+        msg = (f"too many requests without credentials from this address; retry after {wait} s"
+               " (KAOPING_ANONYMOUS_RATE_PER_SECOND)")
+        raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg,
+                            extra={"rule": "rate-limit.anonymous", "field": "client"})
+
+
+async def anonymous_guard(connection: ASGIConnection[Any, Any, Any, Any],
+                          _: BaseRouteHandler) -> None:
+    """For public pages outside /api/v1 (the ballot page)."""
+    limit_anonymous(connection)
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
                        handler: BaseRouteHandler) -> None:
+    if not (connection.headers.get("x-api-key") or connection.headers.get("authorization")):
+        limit_anonymous(connection)
     principal = await _resolve(connection)
     if principal is None and not handler.opt.get("public", False):
         msg = "send an API key (X-API-Key) or a bearer token (Authorization: Bearer ...)"
@@ -51,7 +75,8 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
         if wait is not None:
             msg = (f"{principal.id} is over its request rate; retry after {wait} s "
                    "(KAOPING_RATE_LIMIT_PER_SECOND)")
-            raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg)
+            raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg,
+                                extra={"rule": "rate-limit.principal", "field": "principal"})
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -128,7 +128,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ballot_refusal_window_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     # Refused reads of restricted material are recorded as one counted event per principal,
     # material and rule per window of this length (not one event per refusal).
-    refused_read_window_seconds: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
+    refused_read_window_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
+    # Within a window, refusals are counted apart for up to this many distinct (year, subject,
+    # case) asked for, then together under "*": a caller varying the path (a bounded 50/s)
+    # adds at most this many events per window. 20 covers an investigator's working set.
+    refused_read_scopes: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
     # Webhooks (service/webhooks.py). Loopback and private targets are refused unless allowed:
     # a subscription must not become a probe of internal networks.
     webhook_allow_loopback: bool = False

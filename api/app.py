@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                                              burst=settings.rate_limit_burst)
         app.state.anonymous_limiter = PrincipalLimiter(rate=settings.anonymous_rate_per_second,
                                                        burst=settings.anonymous_burst)
+        app.state.anonymous_delay = settings.anonymous_throttle_delay_seconds
         app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
         app.state.ballot_refusals = FailureLimiter(
             per_client=settings.ballot_refusals_per_client,

@@ -7,6 +7,7 @@ supervisors see more on the same URL.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
@@ -44,10 +45,14 @@ def client_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return client_address(connection.scope, connection.app.state.trusted_proxies)
 
 
-def limit_anonymous(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
-    """429 when this client address has spent its anonymous budget (a token bucket)."""
+async def limit_anonymous(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """429 when this client address has spent its anonymous budget (a token bucket), answered
+    after a delay (KAOPING_ANONYMOUS_THROTTLE_DELAY_SECONDS, at most Retry-After): a client
+    looping on its connections gets one answer per connection per delay, so its refusals stop
+    taking the event loop from everyone else. Waiting holds nothing but this request."""
     wait = connection.app.state.anonymous_limiter.take(client_of(connection))
     if wait is not None:
+        await asyncio.sleep(min(float(wait), connection.app.state.anonymous_delay))
         msg = (f"too many requests without credentials from this address; retry after {wait} s"
                " (KAOPING_ANONYMOUS_RATE_PER_SECOND)")
         raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg,
@@ -57,13 +62,13 @@ def limit_anonymous(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 async def anonymous_guard(connection: ASGIConnection[Any, Any, Any, Any],
                           _: BaseRouteHandler) -> None:
     """For public pages outside /api/v1 (the ballot page)."""
-    limit_anonymous(connection)
+    await limit_anonymous(connection)
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
                        handler: BaseRouteHandler) -> None:
     if not (connection.headers.get("x-api-key") or connection.headers.get("authorization")):
-        limit_anonymous(connection)
+        await limit_anonymous(connection)
     principal = await _resolve(connection)
     if principal is None and not handler.opt.get("public", False):
         msg = "send an API key (X-API-Key) or a bearer token (Authorization: Bearer ...)"

@@ -118,6 +118,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # NAT open the page and cast at once; the rate (300 a minute) is far above a room's pace.
     anonymous_rate_per_second: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     anonymous_burst: Annotated[int, msgspec.Meta(ge=1)] = 200
+    # A refused anonymous request is answered after this delay (at most its Retry-After): a
+    # flood looping on N connections then costs N requests per delay, not the event loop.
+    anonymous_throttle_delay_seconds: Annotated[float, msgspec.Meta(ge=0, le=30)] = 1.0
     # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); from any
     # other peer the header is ignored. Empty: the TCP peer is the client.
     trusted_proxies: str = ""

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tests.e2e.live_server import http, serve
 
-THROTTLE = {"KAOPING_ANONYMOUS_BURST": "3", "KAOPING_ANONYMOUS_RATE_PER_SECOND": "0.001"}
+THROTTLE = {"KAOPING_ANONYMOUS_BURST": "3", "KAOPING_ANONYMOUS_RATE_PER_SECOND": "0.001",
+            "KAOPING_ANONYMOUS_THROTTLE_DELAY_SECONDS": "0"}
 
 
 def test_a_spoofed_header_from_an_untrusted_peer_changes_nothing(tmp_path: Path) -> None:

@@ -129,7 +129,8 @@ def test_a_view_is_built_once_per_version(client: Client, services: Services) ->
 
 def test_anonymous_callers_are_throttled_per_client(settings: Settings,
                                                    clock: FixedClock) -> None:
-    tight = settings.with_overrides(anonymous_burst=5, anonymous_rate_per_second=0.001)
+    tight = settings.with_overrides(anonymous_burst=5, anonymous_rate_per_second=0.001,
+                                    anonymous_throttle_delay_seconds=0.0)
     svc = Services(tight, clock=clock)
     try:
         with TestClient(app=create_app(tight, services=svc)) as c:

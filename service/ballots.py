@@ -72,7 +72,7 @@ class Sessions:
         self._checked: dict[str, float] = {}
         self._views: dict[tuple[str, str], tuple[int, Any, Callable[[EvaluationSession], Any]]] = {}
         self._lock = threading.Lock()
-        self._refresh_lock = threading.Lock()
+        self._refresh_locks = [threading.Lock() for _ in range(16)]
 
     @property
     def writer(self) -> GroupCommitter:
@@ -106,7 +106,8 @@ class Sessions:
         fresh = self._fresh(code)
         if fresh is not None:
             return fresh
-        with self._refresh_lock:  # one reader re-checks; a flood of others waits for it
+        with self._refresh_locks[hash(code) % len(self._refresh_locks)]:  # one reader re-checks
+            # the code; a flood of others waits for its answer instead of asking again
             fresh = self._fresh(code)
             if fresh is not None:
                 return fresh
@@ -120,6 +121,7 @@ class Sessions:
             if cached is None or cached[0] != version:
                 if version == 0 and len(self._cache) > 10_000:  # unknown codes are cached too
                     self._cache = {k: v for k, v in self._cache.items() if v[0]}
+                    self._checked = {k: t for k, t in self._checked.items() if k in self._cache}
                 cached = (version, self.session(code) if version else None)
                 self._cache[code] = cached
             self._checked[code] = self.monotonic()

@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from api import create_app
 from domain.cases import RefusedReads
+from domain.errors import InvalidInput
 from projections.follower import head_position
 from service.clock import FixedClock
 from service.principals import Identity, IdentityKind, Principal, Role
@@ -145,3 +146,12 @@ def test_concurrent_refusals_and_flushes_lose_nothing(tight: tuple[Client, Servi
     per_reader = {r.id: sum(e["count"] for e in rows if e["reader"] == r.id) for r in readers}
     assert per_reader == {r.id: 26 for r in readers}
     assert len(rows) == 8  # one record per reader and window
+
+
+def test_a_counted_record_counts_at_least_one_refusal() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        RefusedReads(reader="person:staff:x", role="investigator", what="case",
+                     rule="case.readers", year=None, subject=None, case=None, count=0,
+                     window_start="2026-03-01T09:00:00+00:00",
+                     window_end="2026-03-01T09:01:00+00:00", first="", last="")
+    assert refused.value.rule == "refused-reads.count"

@@ -15,7 +15,7 @@ from api.contract import install as install_contract
 from api.middleware import RequestContext
 from api.openapi import openapi_config
 from api.problems import exception_handlers
-from api.ratelimit import PrincipalLimiter
+from api.ratelimit import FailureLimiter, PrincipalLimiter, parse_networks
 from api.routes.auth import jwks
 from api.routes.cases import CaseController, audit_access, report_status
 from api.routes.cycles import CycleController
@@ -60,6 +60,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.state.services = svc
         app.state.limiter = PrincipalLimiter(rate=settings.rate_limit_per_second,
                                              burst=settings.rate_limit_burst)
+        app.state.anonymous_limiter = PrincipalLimiter(rate=settings.anonymous_rate_per_second,
+                                                       burst=settings.anonymous_burst)
+        app.state.anonymous_delay = settings.anonymous_throttle_delay_seconds
+        app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+        app.state.ballot_refusals = FailureLimiter(
+            per_client=settings.ballot_refusals_per_client,
+            per_session=settings.ballot_refusals_per_session,
+            window=settings.ballot_refusal_window_seconds)
         if settings.projections == "inprocess":
             svc.start()
         try:

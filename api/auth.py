@@ -7,11 +7,13 @@ supervisors see more on the same URL.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 from litestar.exceptions import HTTPException, NotAuthorizedException
 
+from api.ratelimit import client_address
 from service.principals import Principal, principal_for_api_key
 
 if TYPE_CHECKING:
@@ -38,8 +40,35 @@ async def _resolve(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal 
     return None
 
 
+def client_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The caller's address for throttling (X-Forwarded-For only from trusted proxies)."""
+    return client_address(connection.scope, connection.app.state.trusted_proxies)
+
+
+async def limit_anonymous(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """429 when this client address has spent its anonymous budget (a token bucket), answered
+    after a delay (KAOPING_ANONYMOUS_THROTTLE_DELAY_SECONDS, at most Retry-After): a client
+    looping on its connections gets one answer per connection per delay, so its refusals stop
+    taking the event loop from everyone else. Waiting holds nothing but this request."""
+    wait = connection.app.state.anonymous_limiter.take(client_of(connection))
+    if wait is not None:
+        await asyncio.sleep(min(float(wait), connection.app.state.anonymous_delay))
+        msg = (f"too many requests without credentials from this address; retry after {wait} s"
+               " (KAOPING_ANONYMOUS_RATE_PER_SECOND)")
+        raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg,
+                            extra={"rule": "rate-limit.anonymous", "field": "client"})
+
+
+async def anonymous_guard(connection: ASGIConnection[Any, Any, Any, Any],
+                          _: BaseRouteHandler) -> None:
+    """For public pages outside /api/v1 (the ballot page)."""
+    await limit_anonymous(connection)
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
                        handler: BaseRouteHandler) -> None:
+    if not (connection.headers.get("x-api-key") or connection.headers.get("authorization")):
+        await limit_anonymous(connection)
     principal = await _resolve(connection)
     if principal is None and not handler.opt.get("public", False):
         msg = "send an API key (X-API-Key) or a bearer token (Authorization: Bearer ...)"
@@ -51,7 +80,8 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
         if wait is not None:
             msg = (f"{principal.id} is over its request rate; retry after {wait} s "
                    "(KAOPING_RATE_LIMIT_PER_SECOND)")
-            raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg)
+            raise HTTPException(status_code=429, headers={"Retry-After": str(wait)}, detail=msg,
+                                extra={"rule": "rate-limit.principal", "field": "principal"})
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

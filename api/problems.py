@@ -186,7 +186,9 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Probl
         kind = "bad-request" if exc.status_code < 500 else "internal"
     detail = exc.detail or HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {})
-    return problem_response(request, kind, detail, headers=headers or None)
+    named = {k: v for k, v in exc.extra.items() if k in ("rule", "field")} if isinstance(
+        exc.extra, dict) else {}  # a throttle names its rule and what it counts
+    return problem_response(request, kind, detail, headers=headers or None, **named)
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # Logged with its traceback (no locals); the client gets the request id, never the details.

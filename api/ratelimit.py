@@ -1,4 +1,5 @@
-"""Throttling: refused ballot casts per client and session; every request per principal.
+"""Throttling: refused ballot casts per client and session; requests per principal, and per
+client address for anonymous callers (public session reads, the ballot page, casting).
 
 Written by hand because Litestar's RateLimitMiddleware counts every request (valid ballots
 included) and keys on the client address in a store; here only *refusals* count, and the
@@ -12,12 +13,68 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import Any
+
+Network = IPv4Network | IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``KAOPING_TRUSTED_PROXIES``: comma-separated addresses or CIDRs (ValueError if bad)."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",")
+                 if part.strip())
+
+
+def _key(ip: IPv4Address | IPv6Address) -> str:
+    # One IPv6 subscriber holds a whole /64: count it as one client, or it has 2**64 budgets.
+    if isinstance(ip, IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def client_address(scope: Any, trusted: tuple[Network, ...]) -> str:
+    """Who the client is, for throttling: the TCP peer, unless the peer is a configured proxy
+    (``KAOPING_TRUSTED_PROXIES``); then the X-Forwarded-For hops are read from the right, each
+    trusted proxy skipped, and the first address not a trusted proxy is the client. Anyone can
+    write X-Forwarded-For, so from any other peer the header is ignored; a malformed hop ends
+    the walk at the last address a trusted proxy vouched for."""
+    peer = scope.get("client")
+    host = str(peer[0]) if peer else "?"
+    try:
+        ip = ip_address(host)
+    except ValueError:
+        return host
+    if not any(ip in net for net in trusted):
+        return _key(ip)
+    hops = [hop.strip() for name, value in scope.get("headers", ())
+            if name.lower() == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",")]
+    for hop in reversed(hops):
+        try:
+            ip = ip_address(hop)
+        except ValueError:
+            break
+        if not any(ip in net for net in trusted):
+            break
+    return _key(ip)
 
 
 class FailureLimiter:
-    def __init__(self, *, per_client: int = 20, per_session: int = 200,
-                 window: float = 60.0) -> None:
+    """Refused ballot casts (wrong or revoked credentials), counted in a sliding window.
+
+    Each client has its own budget per session (``per_client``). The session has a budget too
+    (``per_session``), which only catches guessing spread over many clients: each client adds
+    at most ``per_client`` refusals to it, so one client alone can never exhaust it; and when
+    it is exhausted, only clients with a refusal of their own in the window are refused, so a
+    voter who has made no mistake is never locked out of the session by others' guessing.
+    """
+
+    def __init__(self, *, per_client: int = 20, per_session: int = 200, window: float = 60.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.per_client, self.per_session, self.window = per_client, per_session, window
+        self.monotonic = monotonic
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -32,19 +89,27 @@ class FailureLimiter:
             return 0
         return len(hits)
 
-    def retry_after(self, client: str, session: str) -> int | None:
-        """Seconds to wait if this client or session is over its limit, else None."""
-        now = time.monotonic()
+    def retry_after(self, client: str, session: str) -> tuple[int, str] | None:
+        """Seconds to wait and the budget spent, if this client is refused; else None."""
+        now = self.monotonic()
         with self._lock:
-            over = (self._count(f"c:{client}:{session}", now) >= self.per_client
-                    or self._count(f"s:{session}", now) >= self.per_session)
-        return int(self.window) if over else None
+            own = self._count(f"c:{client}:{session}", now)
+            if own >= self.per_client:
+                return self._wait(f"c:{client}:{session}", now), "ballot.refusals-per-client"
+            if own and self._count(f"s:{session}", now) >= self.per_session:
+                return self._wait(f"s:{session}", now), "ballot.refusals-per-session"
+        return None
+
+    def _wait(self, key: str, now: float) -> int:
+        return max(1, math.ceil(self._hits[key][0] + self.window - now))
 
     def failed(self, client: str, session: str) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         with self._lock:
-            for key in (f"c:{client}:{session}", f"s:{session}"):
-                self._hits.setdefault(key, deque()).append(now)
+            own = self._hits.setdefault(f"c:{client}:{session}", deque())
+            own.append(now)
+            if self._count(f"c:{client}:{session}", now) <= self.per_client:
+                self._hits.setdefault(f"s:{session}", deque()).append(now)
 
 
 class PrincipalLimiter:

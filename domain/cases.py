@@ -165,6 +165,40 @@ class AccessRecord(Aggregate):
         self.reader, self.allowed = reader, allowed
 
 
+class RefusedReads(Aggregate):
+    """Refused reads of restricted material by one reader, counted over one window: the log
+    keeps every refusal without growing by one event per refusal at the caller's pace."""
+
+    TOPIC = "kaoping/RefusedReads"
+
+    class Created(Aggregate.Created):
+        TOPIC = "kaoping/RefusedReads.Created"  # base only; never stored
+
+    class Counted(Created):
+        TOPIC = "kaoping/RefusedReads.Counted.v1"
+        reader: str
+        role: str
+        what: str  # explain-notes | evidence | case
+        rule: str
+        year: int | None  # what was asked for; all None for the refusals past the cap on
+        subject: str | None  # distinct (year, subject, case) per window: a caller varying
+        case: str | None  # the path must not get one event per variant
+        count: int
+        window_start: str  # ISO 8601, UTC: the window [start, end)
+        window_end: str
+        first: str  # the first and the last refusal counted
+        last: str
+
+    @event(Counted)
+    def __init__(self, reader: str, role: str, what: str, rule: str, year: int | None,
+                 subject: str | None, case: str | None, count: int, window_start: str,
+                 window_end: str, first: str, last: str) -> None:
+        if count < 1:
+            msg = "a count of refused reads is at least 1"
+            raise InvalidInput(msg, rule="refused-reads.count", field="count")
+        self.reader, self.count = reader, count
+
+
 def case_id(value: str) -> UUID:
     try:
         return UUID(value)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from domain.cases import AccessRecord, Case
+from domain.cases import AccessRecord, Case, RefusedReads
 
 if TYPE_CHECKING:
     from projections.follower import LoggedEvent
@@ -19,7 +19,8 @@ class CasesView:
 
     def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
         for e in events:
-            if not e.topic.startswith(("kaoping/Case.", "kaoping/AccessRecord.")):
+            if not e.topic.startswith(("kaoping/Case.", "kaoping/AccessRecord.",
+                                       "kaoping/RefusedReads.")):
                 continue
             ev = e.event
             if isinstance(ev, Case.Reported):
@@ -40,6 +41,13 @@ class CasesView:
                     "case_id, allowed, rule, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (e.position, ev.reader, ev.role, ev.what, ev.year, ev.subject, ev.case,
                      ev.allowed, ev.rule, ev.timestamp.isoformat()))
+            elif isinstance(ev, RefusedReads.Counted):
+                cur.execute(
+                    "INSERT INTO rm_access_log (position, reader, role, what, year, subject, "
+                    "case_id, allowed, rule, at, count, last_at) VALUES (%s, %s, %s, %s, %s, "
+                    "%s, %s, %s, %s, %s, %s, %s)",
+                    (e.position, ev.reader, ev.role, ev.what, ev.year, ev.subject, ev.case,
+                     False, ev.rule, ev.first, ev.count, ev.last))
 
 
 def open_subjects(cur: Cursor, investigator: str) -> set[tuple[int, str]]:
@@ -50,13 +58,14 @@ def open_subjects(cur: Cursor, investigator: str) -> set[tuple[int, str]]:
 
 def access_log(cur: Cursor, *, subject: str | None, after: int, limit: int,
                ) -> list[dict[str, Any]]:
-    sql = ("SELECT position, reader, role, what, year, subject, case_id, allowed, rule, at "
-           "FROM rm_access_log WHERE position > %s")
+    sql = ("SELECT position, reader, role, what, year, subject, case_id, allowed, rule, at, "
+           "count, last_at FROM rm_access_log WHERE position > %s")
     params: list[object] = [after]
     if subject is not None:
         sql += " AND subject = %s"
         params.append(subject)
     cur.execute(sql + " ORDER BY position LIMIT %s", [*params, limit])
     keys = ("position", "reader", "role", "what", "year", "subject", "case", "allowed", "rule",
-            "at")
-    return [dict(zip(keys, (*r[:7], bool(r[7]), *r[8:]), strict=True)) for r in cur.fetchall()]
+            "at", "count", "last")
+    return [dict(zip(keys, (*r[:7], bool(r[7]), *r[8:10], int(r[10]), r[11] or r[9]),
+                     strict=True)) for r in cur.fetchall()]

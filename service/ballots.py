@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -28,7 +29,7 @@ from domain.ballots import (
     tally,
     validate_definition,
 )
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from projections.follower import head_position
 from service.group_commit import GroupCommitter, VersionTaken
 from service.guards import cycle_unchanged, guarded
@@ -44,6 +45,7 @@ from service.session_files import (
 from service.writes import Written, is_version_conflict, save
 
 REFRESH = 0.5  # seconds between checks that a cached session is current
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from domain.cycle import Cycle
@@ -61,12 +63,16 @@ def coarse(now: datetime, seconds: int) -> datetime:
 
 class Sessions:
     def __init__(self, store: EventStore, db: Database, clock: Clock,
-                 evaluation: Evaluation) -> None:
+                 evaluation: Evaluation, *,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store, self.db, self.clock, self.evaluation = store, db, clock, evaluation
         self._writer: GroupCommitter | None = None
-        self._cache: dict[str, tuple[int, EvaluationSession]] = {}
+        self.monotonic = monotonic
+        self._cache: dict[str, tuple[int, EvaluationSession | None]] = {}  # None: no such code
         self._checked: dict[str, float] = {}
+        self._views: dict[tuple[str, str], tuple[int, Any, Callable[[EvaluationSession], Any]]] = {}
         self._lock = threading.Lock()
+        self._refresh_locks = [threading.Lock() for _ in range(16)]
 
     @property
     def writer(self) -> GroupCommitter:
@@ -90,30 +96,96 @@ class Sessions:
         return found
 
     def _session_for_casting(self, code: str) -> EvaluationSession:
-        """Sessions hold every credential hash; re-read one only when it has changed, and look
-        at most every REFRESH seconds. A ballot accepted just after a close is still safe: it
-        lands after the close's cut and is counted late; a revocation applies within REFRESH."""
+        return self.current(code)[1]
+
+    def current(self, code: str) -> tuple[int, EvaluationSession]:
+        """The session and its version. Sessions hold every credential hash: re-read one only
+        when it has changed, and look at most every REFRESH seconds (one process's own writes
+        are seen at once). A ballot accepted just after a close is still safe: it lands after
+        the close's cut and is counted late; a revocation applies within REFRESH."""
+        fresh = self._fresh(code)
+        if fresh is not None:
+            return fresh
+        with self._refresh_locks[hash(code) % len(self._refresh_locks)]:  # one reader re-checks
+            # the code; a flood of others waits for its answer instead of asking again
+            fresh = self._fresh(code)
+            if fresh is not None:
+                return fresh
+            sid = EvaluationSession.id_for(code)
+            with self.db.read() as cur:
+                cur.execute("SELECT max(stream_version) FROM kaoping_ledger "
+                            "WHERE stream_id = %s", (sid,))
+                row = cur.fetchone()
+            version = int(row[0]) if row and row[0] is not None else 0
+            cached = self._cache.get(code)
+            if cached is None or cached[0] != version:
+                if version == 0 and len(self._cache) > 10_000:  # unknown codes are cached too
+                    self._cache = {k: v for k, v in self._cache.items() if v[0]}
+                    self._checked = {k: t for k, t in self._checked.items() if k in self._cache}
+                cached = (version, self.session(code) if version else None)
+                self._cache[code] = cached
+            self._checked[code] = self.monotonic()
+            return self._fresh(code) or self._unknown(code)
+
+    def _fresh(self, code: str) -> tuple[int, EvaluationSession] | None:
+        """The cached session if checked within REFRESH (no I/O); raises NotFound for a code
+        known not to exist; None when it must be checked again."""
         cached = self._cache.get(code)
-        now = time.monotonic()
-        if cached is not None and now - self._checked.get(code, 0.0) < REFRESH:
-            return cached[1]
-        self._checked[code] = now
-        sid = EvaluationSession.id_for(code)
-        with self.db.read() as cur:
-            cur.execute("SELECT max(stream_version) FROM kaoping_ledger WHERE stream_id = %s",
-                        (sid,))
-            row = cur.fetchone()
-        version = int(row[0]) if row and row[0] is not None else 0
-        cached = self._cache.get(code)
-        if cached is None or cached[0] != version:
-            cached = (version, self.session(code))
-            self._cache[code] = cached
-        return cached[1]
+        if cached is None or self.monotonic() - self._checked.get(code, -REFRESH) >= REFRESH:
+            return None
+        if cached[1] is None:
+            return self._unknown(code)
+        return cached[0], cached[1]
+
+    @staticmethod
+    def _unknown(code: str) -> tuple[int, EvaluationSession]:
+        msg = f"no evaluation session {code}"
+        raise NotFound(msg, rule="session.exists", field="session")
+
+    # --- public views ------------------------------------------------------------------------
+
+    def cached_view(self, code: str, name: str, build: Callable[[EvaluationSession], T]
+                    ) -> T | None:
+        """A public view (the session, its board, its ballot page) from memory, without I/O;
+        None when the session must be re-checked first (then call ``public_view`` off the
+        event loop)."""
+        fresh = self._fresh(code)
+        return None if fresh is None else self._view(fresh, code, name, build)
+
+    def public_view(self, code: str, name: str, build: Callable[[EvaluationSession], T]) -> T:
+        """A public view, built once per version of the session and served from memory until
+        an event of the session changes it (define, freeze, issue, revoke, open, close, void;
+        ballots are streams of their own and change no view before the close)."""
+        return self._view(self.current(code), code, name, build)
+
+    def _view(self, fresh: tuple[int, EvaluationSession], code: str, name: str,
+              build: Callable[[EvaluationSession], T]) -> T:
+        version, session = fresh
+        hit = self._views.get((code, name))
+        if hit is not None and hit[0] == version:
+            found: T = hit[1]
+            return found
+        value = build(session)
+        self._views[(code, name)] = (version, value, build)
+        return value
+
+    def _changed(self, session: EvaluationSession) -> None:
+        """After a commit of the session: cache it, and rebuild the views that have readers
+        (at freeze, open, close, void...), so that readers find them built."""
+        code = session.definition.code
+        self._cache[code] = (session.version, session)
+        self._checked[code] = self.monotonic()
+        for (view_code, name), (_, _, build) in list(self._views.items()):
+            if view_code == code:
+                try:
+                    self._views[(code, name)] = (session.version, build(session), build)
+                except DomainError:  # e.g. the board before the close: built when asked
+                    self._views.pop((code, name), None)
 
     def _save(self, aggregate: Any, after_append: AfterAppend | None) -> Written:
         written = save(self.store, aggregate, after_append=after_append, stream_id=aggregate.id)
         if isinstance(aggregate, EvaluationSession):  # this process sees its own changes now
-            self._checked.pop(aggregate.definition.code, None)
+            self._changed(aggregate)
         return written
 
     # --- organiser --------------------------------------------------------------------------
@@ -300,5 +372,5 @@ class Sessions:
                 msg = "the session or a subject's file changed concurrently; retry"
                 raise Conflict(msg, rule="concurrent-change") from None
             raise
-        self._checked.pop(session.definition.code, None)
+        self._changed(session)
         return written

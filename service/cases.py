@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from domain.cases import AccessRecord, Case, CaseState, Channel
+from domain.cases import AccessRecord, Case, CaseState, Channel, RefusedReads
 from domain.errors import Forbidden, InvalidInput, NotFound
 from projections.cases import CasesView, open_subjects
 from projections.follower import tracked_position
@@ -20,6 +20,7 @@ from service.writes import Written, save
 
 if TYPE_CHECKING:
     from service.db import Database
+    from service.refusals import RefusedReadCounter
     from service.store import AfterAppend, EventStore
 
 
@@ -28,8 +29,9 @@ def follow_up_hash(code: str) -> str:
 
 
 class Cases:
-    def __init__(self, store: EventStore, db: Database) -> None:
-        self.store, self.db = store, db
+    def __init__(self, store: EventStore, db: Database,
+                 refusals: RefusedReadCounter | None = None) -> None:
+        self.store, self.db, self.refusals = store, db, refusals
 
     def case(self, case_id: UUID) -> Case:
         try:
@@ -93,8 +95,9 @@ class Cases:
         rid = "e.notification_id" if self.db.engine == "postgres" else "e.rowid"
         with self.db.read() as cur:
             cur.execute("SELECT l.position FROM kaoping_ledger l JOIN kaoping_events e ON "  # noqa: S608
-                        f"{rid} = l.notification_id WHERE e.topic <> %s "
-                        "ORDER BY l.position DESC LIMIT 1", (AccessRecord.Recorded.TOPIC,))
+                        f"{rid} = l.notification_id WHERE e.topic NOT IN (%s, %s) "
+                        "ORDER BY l.position DESC LIMIT 1",
+                        (AccessRecord.Recorded.TOPIC, RefusedReads.Counted.TOPIC))
             row = cur.fetchone()
         target = -1 if row is None else int(row[0])
         deadline = time.monotonic() + 5
@@ -128,6 +131,11 @@ class Cases:
 
     def record(self, principal: Principal, what: str, year: int | None, subject: str | None,
                case: str | None, allowed: bool, rule: str) -> None:
+        """An allowed read is one event; refused reads are counted per reader, material, rule
+        and window, and recorded as one event per window (service/refusals.py)."""
+        if not allowed and self.refusals is not None:
+            self.refusals.count(principal, what, rule, year, subject, case)
+            return
         entry = AccessRecord(reader=principal.id, role=principal.role.value, what=what,
                              year=year, subject=subject, case=case, allowed=allowed, rule=rule)
         self.store.save(entry)

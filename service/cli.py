@@ -58,7 +58,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     app = create_app(settings)
     uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
-                log_config=None, access_log=False, server_header=False)
+                log_config=None, access_log=False, server_header=False,
+                # The app reads X-Forwarded-For itself, and only from KAOPING_TRUSTED_PROXIES:
+                # uvicorn's own handling would believe any local peer's header.
+                proxy_headers=False)
     return 0
 
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 if TYPE_CHECKING:
+    from service.db import Cursor
     from service.settings import Settings
 
 # Any constant works; it only has to be the same for every runner of this project.
@@ -71,6 +72,22 @@ def pending_migrations(settings: Settings) -> list[Migration]:
         with psycopg.connect(settings.database_url) as pg:
             applied = _pg_applied(pg)
     return _check_applied(applied, migrations)
+
+
+def pending_in(cur: Cursor) -> list[Migration]:
+    """As ``pending_migrations``, on a connection the caller already holds (the pool's): a
+    readiness probe must not open a connection of its own each time it is asked."""
+    if cur.engine == "sqlite":
+        cur.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                    "name = 'kaoping_migrations'")
+    else:
+        cur.execute("SELECT count(*) FROM pg_class WHERE oid = to_regclass('kaoping_migrations')")
+    row = cur.fetchone()
+    applied: dict[str, str] = {}
+    if row and row[0]:
+        cur.execute("SELECT name, sha256 FROM kaoping_migrations")
+        applied = {str(n): str(h) for n, h in cur.fetchall()}
+    return _check_applied(applied, available(cur.engine))
 
 
 def migrate(settings: Settings) -> list[str]:

@@ -28,6 +28,7 @@ from service.ledger.log import LedgerLog
 from service.ledger.reads import stream_heads
 from service.ledger.signer import LedgerSigner, RotationPending, SignerRefused
 from service.reference import Reference
+from service.refusals import RefusedReadCounter
 from service.store import EventStore, open_event_store
 from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
@@ -69,7 +70,10 @@ class Services:
         self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone,
                                      self.db)
         self.sessions = Sessions(self.store, self.db, self.clock, self.evaluation)
-        self.cases = Cases(self.store, self.db)
+        self.refusals = RefusedReadCounter(self.store, self.db, self.clock,
+                                           window_seconds=settings.refused_read_window_seconds,
+                                           subjects_per_window=settings.refused_read_scopes)
+        self.cases = Cases(self.store, self.db, self.refusals)
         self.uses = Uses(self.store, self.evaluation)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()
@@ -82,7 +86,8 @@ class Services:
             return
         work: list[tuple[str, Callable[[threading.Event], None]]] = [
             ("kaoping-follower", self.follower.run), ("kaoping-signer", self.run_signer),
-            ("kaoping-webhooks", self.webhooks.run), ("kaoping-housekeeping", self.housekeep)]
+            ("kaoping-webhooks", self.webhooks.run), ("kaoping-housekeeping", self.housekeep),
+            ("kaoping-refusals", self.refusals.run)]
         if self.settings.demo and self._log_is_empty():
             work.append(("kaoping-demo", self.load_demo))
         elif self.settings.demo:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -112,6 +113,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Sized far above a person's use and above a system's bulk sync (one request per import).
     rate_limit_per_second: Annotated[float, msgspec.Meta(gt=0)] = 50.0
     rate_limit_burst: Annotated[int, msgspec.Meta(ge=1)] = 500
+    # Anonymous callers (public session reads, the ballot page, casting), per client address
+    # (token bucket, per API process). The burst lets a polling room of ~100 voters behind one
+    # NAT open the page and cast at once; the rate (300 a minute) is far above a room's pace.
+    anonymous_rate_per_second: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    anonymous_burst: Annotated[int, msgspec.Meta(ge=1)] = 200
+    # A refused anonymous request is answered after this delay (at most its Retry-After): a
+    # flood looping on N connections then costs N requests per delay, not the event loop.
+    anonymous_throttle_delay_seconds: Annotated[float, msgspec.Meta(ge=0, le=30)] = 1.0
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); from any
+    # other peer the header is ignored. Empty: the TCP peer is the client.
+    trusted_proxies: str = ""
+    # Refused ballot casts (wrong/revoked credentials) per client and session, and per session
+    # from all clients (each client adding at most its own budget), in a sliding window.
+    ballot_refusals_per_client: Annotated[int, msgspec.Meta(ge=1)] = 20
+    ballot_refusals_per_session: Annotated[int, msgspec.Meta(ge=1)] = 200
+    ballot_refusal_window_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # Refused reads of restricted material are recorded as one counted event per principal,
+    # material and rule per window of this length (not one event per refusal).
+    refused_read_window_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
+    # Within a window, refusals are counted apart for up to this many distinct (year, subject,
+    # case) asked for, then together under "*": a caller varying the path (a bounded 50/s)
+    # adds at most this many events per window. 20 covers an investigator's working set.
+    refused_read_scopes: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
     # Webhooks (service/webhooks.py). Loopback and private targets are refused unless allowed:
     # a subscription must not become a probe of internal networks.
     webhook_allow_loopback: bool = False
@@ -194,4 +218,16 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         msg = f"{name}={value!r} is invalid: {reason}"
         raise SettingsError(msg) from None
     _check_url(settings)
+    _check_proxies(settings)
     return settings
+
+
+def _check_proxies(settings: Settings) -> None:
+    for part in settings.trusted_proxies.split(","):
+        try:
+            if part.strip():
+                ip_network(part.strip(), strict=False)
+        except ValueError:
+            msg = (f"{_env_name('trusted_proxies')}={settings.trusted_proxies!r}: {part.strip()!r}"
+                   " is not an address or CIDR (e.g. 10.0.0.0/8,127.0.0.1)")
+            raise SettingsError(msg) from None

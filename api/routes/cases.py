@@ -82,7 +82,9 @@ class AccessEntry(msgspec.Struct, kw_only=True):
     case: str | None
     allowed: bool
     rule: str
-    at: str
+    at: str  # the read; for counted refusals, the first of them
+    count: int = 1  # refused reads are counted per reader, material, rule and window
+    last: str | None = None  # the last refusal counted (= at for a single read)
 
 
 def _cases(request: Request[Any, Any, Any]) -> Any:

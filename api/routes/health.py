@@ -10,7 +10,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from projections.follower import head_position, lag
-from service.migrate import MigrationError, pending_migrations
+from service.migrate import MigrationError, pending_in
 
 if TYPE_CHECKING:
     from service.runtime import Services
@@ -48,11 +48,11 @@ def _readiness(services: Services) -> Readiness:
     pending: list[str] = []
     head, lags, store = -1, {}, "ok"
     try:
-        pending = [m.name for m in pending_migrations(services.settings)]
+        with services.db.read() as cur:  # the pool's connection: no new one per probe
+            pending = [m.name for m in pending_in(cur)]
+            head = head_position(cur)
         if pending:
             problems.append(f"migrations not applied: {', '.join(pending)}")
-        with services.db.read() as cur:
-            head = head_position(cur)
         lags = lag(services.db, services.projections)
     except MigrationError as exc:
         problems.append(str(exc))

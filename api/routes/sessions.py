@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import segno
@@ -15,10 +16,9 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
-from api.auth import SECURITY, current_principal
+from api.auth import SECURITY, client_of, current_principal
 from api.mechanisms import ReceiptItem, receipt, strict_body
 from api.openapi import problems
-from api.ratelimit import FailureLimiter
 from api.routes.common import WriteOut, write
 from domain.ballots import (
     EvaluationSession,
@@ -32,7 +32,7 @@ from domain.errors import Conflict, InvalidInput
 from service.group_commit import VersionTaken
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-limiter = FailureLimiter()
+T = TypeVar("T")
 
 
 class IssueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +99,39 @@ def _outcome(s: EvaluationSession) -> tuple[Outcome | None, list[QuorumFailure]]
     return (None, []) if s.result is None else (s.result.outcome, s.result.quorum_failed)
 
 
+def _session_out(s: EvaluationSession) -> SessionOut:
+    issued: dict[str, int] = {}
+    for rater_class in s.credentials.values():
+        issued[rater_class] = issued.get(rater_class, 0) + 1
+    outcome, failed = _outcome(s)
+    return SessionOut(definition=s.definition, state=s.state, fingerprint=s.fingerprint,
+                      issued=issued, cut_position=s.cut_position, version=s.version,
+                      outcome=outcome, quorum_failed=failed)
+
+
+def _board_out(s: EvaluationSession) -> BoardOut:
+    if s.state not in (SessionState.CLOSED, SessionState.VOIDED) or s.result is None:
+        msg = "the board is published when the session closes"
+        raise Conflict(msg, rule="board.after-close")
+    cut = s.cut_position if s.cut_position is not None else -1
+    trackers = sorted(base64.b64encode(bytes.fromhex(t)).decode() for t in s.trackers)
+    return BoardOut(session=s.definition.code, fingerprint=s.fingerprint, state=s.state,
+                    cut_position=cut, trackers=trackers, outcome=s.result.outcome,
+                    result=s.result)
+
+
+async def public_view(state: State, code: str, name: str,
+                      build: Callable[[EvaluationSession], T]) -> T:
+    """Public reads are served from views built once per version of the session: on the
+    event loop while the session is known current, else after one check off the loop."""
+    sessions = state.services.sessions
+    view: T | None = sessions.cached_view(code, name, build)
+    if view is not None:
+        return view
+    fresh: T = await to_thread.run_sync(sessions.public_view, code, name, build)
+    return fresh
+
+
 def _sheet(urls: list[str], codes: list[str]) -> str:
     """An A4-proportioned SVG page: one QR code and its code per slip."""
     cols, cell = 3, 240
@@ -114,10 +147,6 @@ def _sheet(urls: list[str], codes: list[str]) -> str:
                      f'font-family="monospace">{code}</text>')
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _client(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "?"
 
 
 class SessionController(Controller):
@@ -140,14 +169,7 @@ class SessionController(Controller):
         """The definition, its fingerprint once frozen, the state, credentials issued per
         class (counts only) and, once closed, the outcome: "quorum-failed" names each class
         below quorum with 实到 (present), 应到 (eligible) and the number required."""
-        s = await to_thread.run_sync(state.services.sessions.session, code)
-        issued: dict[str, int] = {}
-        for rater_class in s.credentials.values():
-            issued[rater_class] = issued.get(rater_class, 0) + 1
-        outcome, failed = _outcome(s)
-        return SessionOut(definition=s.definition, state=s.state, fingerprint=s.fingerprint,
-                          issued=issued, cut_position=s.cut_position, version=s.version,
-                          outcome=outcome, quorum_failed=failed)
+        return await public_view(state, code, "session", _session_out)
 
     @post("/{code:str}/freeze", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Freeze a session",
@@ -242,11 +264,13 @@ class SessionController(Controller):
         """One ballot per credential. A retry of the same ballot gets the same receipt; another
         ballot with a used credential is refused (unless the session allows revoting). The
         tracker is the ballot's leaf hash. Refused guesses are throttled (429)."""
-        client = _client(request)
-        wait = limiter.retry_after(client, code)
-        if wait is not None:
+        client, limiter = client_of(request), state.ballot_refusals
+        refused = limiter.retry_after(client, code)
+        if refused is not None:
+            wait, rule = refused
             raise HTTPException(status_code=429, headers={"Retry-After": str(wait)},
-                                detail="too many refused credentials; try again later")
+                                detail="too many refused credentials; try again later",
+                                extra={"rule": rule, "field": "credential"})
         sessions = state.services.sessions
         try:
             # Validation runs on the loop (the session is cached); only the commit waits, and it
@@ -270,14 +294,4 @@ class SessionController(Controller):
         """After close: the fingerprint, the outcome (a class below quorum fails the session),
         issued/used/valid counts per class, every counted ballot's tracker in sorted order, and
         the tallies (withheld below k, and for every subject when quorum failed)."""
-        services = state.services
-        s = await to_thread.run_sync(services.sessions.session, code)
-        if s.state not in (SessionState.CLOSED, SessionState.VOIDED) or s.result is None:
-            msg = "the board is published when the session closes"
-            raise Conflict(msg, rule="board.after-close")
-        cut = s.cut_position if s.cut_position is not None else -1
-        trackers = sorted(base64.b64encode(bytes.fromhex(t)).decode() for t in s.trackers)
-        return BoardOut(session=code, fingerprint=s.fingerprint, state=s.state,
-                        cut_position=cut, trackers=trackers, outcome=s.result.outcome,
-                        result=s.result)
-
+        return await public_view(state, code, "board", _board_out)

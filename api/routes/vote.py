@@ -9,13 +9,15 @@ endpoint and shows the tracker.
 from __future__ import annotations
 
 import html
+from functools import partial
 from typing import Any
 
-from anyio import to_thread
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from api.auth import anonymous_guard
+from api.routes.sessions import public_view
 from domain.ballots import EvaluationSession
 
 TEXT = {
@@ -102,12 +104,13 @@ fieldset{{border:1px solid #ccc;margin:.5rem 0}}label{{display:inline-block;marg
 <div id="result" aria-live="polite"></div></main><script>{SCRIPT}</script></body></html>"""
 
 
-@get("/vote/{code:str}", opt={"public": True}, include_in_schema=False, media_type="text/html")
+@get("/vote/{code:str}", opt={"public": True}, include_in_schema=False, media_type="text/html",
+     guards=[anonymous_guard])
 async def ballot_page(request: Request[Any, Any, Any], state: State,
                       code: FromPath[str]) -> Response[str]:
-    session = await to_thread.run_sync(state.services.sessions.session, code)
     lang = "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
-    return Response(_page(session, lang), media_type="text/html", headers={
+    page = await public_view(state, code, f"page-{lang}", partial(_page, lang=lang))
+    return Response(page, media_type="text/html", headers={
         "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
         "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
                                    "style-src 'unsafe-inline'"})

@@ -108,9 +108,9 @@ def http(
 
 
 @contextmanager
-def serve(tmp: Path) -> Iterator[Server]:
+def serve(tmp: Path, **extra_env: str) -> Iterator[Server]:
     """``kaoping migrate`` then ``kaoping serve`` on a free port; always stopped afterwards."""
-    env = server_env(tmp)
+    env = {**server_env(tmp), **extra_env}
     kaoping(env, tmp, "migrate")
     port = free_port()
     srv = Server(url=f"http://{HOST}:{port}", env=env, workdir=tmp, log=tmp / "serve.log")

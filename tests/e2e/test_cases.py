@@ -3,10 +3,12 @@ record of every read of restricted material."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from litestar.testing import TestClient
 
+from service.clock import FixedClock
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.conftest import bearer
@@ -69,7 +71,11 @@ def test_an_investigation_from_report_to_closure(client: Client, services: Servi
     services.follower.catch_up()
     assert client.get(f"{BASE}/subjects/team:E1/explain", headers=inv).status_code == 403
 
-    # Every read of restricted material, allowed or not, is on the record for supervisors.
+    # Every read of restricted material, allowed or not, is on the record for supervisors
+    # (refusals as counts per window, recorded once the window has ended).
+    assert isinstance(services.clock, FixedClock)
+    services.clock.advance(timedelta(seconds=services.settings.refused_read_window_seconds + 5))
+    services.refusals.flush()
     services.follower.catch_up()
     log = client.get("/api/v1/audit/access?subject=team:E2", headers=supervisor)
     assert log.status_code == 200

@@ -11,7 +11,7 @@ material of its subjects — and every such read, allowed or refused, is itself 
 from __future__ import annotations
 
 from enum import StrEnum
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -163,6 +163,34 @@ class AccessRecord(Aggregate):
     def __init__(self, reader: str, role: str, what: str, year: int | None,
                  subject: str | None, case: str | None, allowed: bool, rule: str) -> None:
         self.reader, self.allowed = reader, allowed
+
+
+class Investigator(Aggregate):
+    """办案人员: a person designated by the supervisors to investigate reports. Only a
+    registered investigator can be assigned a case (by their principal id)."""
+
+    TOPIC = "kaoping/Investigator"
+
+    class Created(Aggregate.Created):
+        TOPIC = "kaoping/Investigator.Created"  # base only; never stored
+
+    class Registered(Created):
+        TOPIC = "kaoping/Investigator.Registered.v1"
+        principal: str
+        name: str
+        actor: str
+
+    @staticmethod
+    def id_for(principal: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"kaoping:investigator:{principal}")
+
+    @classmethod
+    def create_id(cls, principal: str, **_: object) -> UUID:
+        return cls.id_for(principal)
+
+    @event(Registered)
+    def __init__(self, principal: str, name: str, actor: str) -> None:
+        self.principal, self.name = principal, name
 
 
 def case_id(value: str) -> UUID:

@@ -17,6 +17,7 @@ from projections.event_counts import EventCounts
 from projections.follower import Follower, Projection, head_position
 from projections.results import ResultsView
 from projections.units import UnitsView
+from service.audience import CardGate
 from service.ballots import Sessions
 from service.cases import Cases
 from service.clock import Clock, SystemClock
@@ -68,7 +69,8 @@ class Services:
         self.evaluation = Evaluation(self.store, self.reference, self.clock, settings.timezone,
                                      self.db)
         self.sessions = Sessions(self.store, self.db, self.clock, self.evaluation)
-        self.cases = Cases(self.store, self.db)
+        self.cases = Cases(self.store, self.db, self.evaluation.cycle)
+        self.cards = CardGate(self.cases)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -34,20 +34,20 @@ class Audience(StrEnum):
     CASE_LIST = "case-list"  # investigators (their own cases), supervisors (all)
 
 
-C = "/api/v1/cycles/{year:int}"
-S = C + "/subjects/{subject:str}"
+C = "/api/v1/cycles/{year}"
+S = C + "/subjects/{subject}"
 
 AUDIENCES: dict[str, Audience] = {
     # operations and documents
     "/health": Audience.PUBLIC,
     "/ready": Audience.PUBLIC,
-    "/vote/{code:str}": Audience.PUBLIC,  # the ballot page: the credential is the key
+    "/vote/{code}": Audience.PUBLIC,  # the ballot page: the credential is the key
     "/schema": Audience.PUBLIC,
     "/schema/openapi.json": Audience.PUBLIC,
     "/schema/scalar": Audience.PUBLIC,
     "/schema/swagger": Audience.PUBLIC,
     "/schema/oauth2-redirect.html": Audience.PUBLIC,
-    "/schema/{path:str}": Audience.PUBLIC,
+    "/schema/{path}": Audience.PUBLIC,
     "/api/v1/auth/jwks": Audience.PUBLIC,
     "/api/v1/operations/rebuild-check": Audience.SUPERVISORS,
     # the cycle and its public documents
@@ -68,9 +68,9 @@ AUDIENCES: dict[str, Audience] = {
     S + "/evidence": Audience.EVIDENCE,
     # reference data
     "/api/v1/units": Audience.PUBLIC,
-    "/api/v1/units/{unit_id:uuid}": Audience.PUBLIC,
+    "/api/v1/units/{unit_id}": Audience.PUBLIC,
     "/api/v1/cadres": Audience.SIGNED_IN,  # personal details: never anonymous
-    "/api/v1/cadres/{code:str}": Audience.SIGNED_IN,
+    "/api/v1/cadres/{code}": Audience.SIGNED_IN,
     # the ledger (hashes, checkpoints and proofs are public; envelopes are not served here)
     "/api/v1/ledger/checkpoint": Audience.PUBLIC,
     "/api/v1/ledger/key": Audience.PUBLIC,
@@ -79,21 +79,21 @@ AUDIENCES: dict[str, Audience] = {
     "/api/v1/ledger/proofs/inclusion": Audience.PUBLIC,
     "/api/v1/ledger/proofs/consistency": Audience.PUBLIC,
     # ballot sessions: definitions and the bulletin board are public (docs/ballots.md)
-    "/api/v1/sessions/{code:str}": Audience.PUBLIC,
-    "/api/v1/sessions/{code:str}/board": Audience.PUBLIC,
+    "/api/v1/sessions/{code}": Audience.PUBLIC,
+    "/api/v1/sessions/{code}/board": Audience.PUBLIC,
     # cases and the access record
     "/api/v1/cases": Audience.CASE_LIST,
-    "/api/v1/cases/{case_id:uuid}": Audience.CASE_FILE,
+    "/api/v1/cases/{case_id}": Audience.CASE_FILE,
     "/api/v1/reports/status": Audience.PUBLIC,  # the follow-up code is the key
     "/api/v1/audit/access": Audience.SUPERVISORS,
     # events and webhooks: what is served depends on the caller's role or ownership
     "/api/v1/events": Audience.SIGNED_IN,
     "/api/v1/events/stream": Audience.SIGNED_IN,
     "/api/v1/events/catalogue": Audience.PUBLIC,
-    "/api/v1/events/schemas/{type_name:str}": Audience.PUBLIC,
+    "/api/v1/events/schemas/{type_name}": Audience.PUBLIC,
     "/api/v1/webhooks/subscriptions": Audience.SIGNED_IN,
-    "/api/v1/webhooks/subscriptions/{subscription_id:str}": Audience.SIGNED_IN,
-    "/api/v1/webhooks/subscriptions/{subscription_id:str}/deliveries": Audience.SIGNED_IN,
+    "/api/v1/webhooks/subscriptions/{subscription_id}": Audience.SIGNED_IN,
+    "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries": Audience.SIGNED_IN,
 }
 
 

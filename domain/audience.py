@@ -33,19 +33,21 @@ def own_subject(kind: str, ident: str) -> str | None:
 
 def card_refusal(policy: PublicationPolicy, *, reader: ReaderKind, kind: SubjectKind,
                  depth: Depth, published: bool, in_case_scope: bool = False) -> str | None:
-    """The rule refusing ``reader`` the card of a subject of ``kind``, or None if allowed."""
-    if reader == ReaderKind.EVALUATOR:
-        return None
-    if reader == ReaderKind.INVESTIGATOR:
-        if not in_case_scope:
-            return "investigator.case-scope"
+    """The rule refusing ``reader`` the card of a subject of ``kind``, or None if allowed.
+    An investigator outside their cases reads what the public reads, no more."""
+    if reader == ReaderKind.INVESTIGATOR and in_case_scope:
         early = policy.investigators_before_publication
         return None if published or early else "results.published"
+    if reader == ReaderKind.EVALUATOR:
+        return None
+    if published and depth == "result" and kind in policy.public_kinds:
+        return None
+    if reader == ReaderKind.INVESTIGATOR:
+        return "investigator.case-scope"
     if not published:
         return "results.published"
     own = reader == ReaderKind.SELF and policy.subject_reads_own_card
-    public = depth == "result" and kind in policy.public_kinds
-    return None if own or public else "card.readers"
+    return None if own else "card.readers"
 
 
 def public_kinds(policy: PublicationPolicy, reader: ReaderKind) -> set[SubjectKind] | None:

@@ -14,7 +14,7 @@ from domain.errors import InvalidInput
 from service.principals import Identity, IdentityKind, Principal, Role
 from service.runtime import Services
 from tests.conftest import bearer
-from tests.e2e.test_cycle_scenario import ok
+from tests.e2e.test_cycle_scenario import People, frozen_cycle, ok
 from tests.e2e.test_refusals_scheme import log_length, refused_with
 
 Client = TestClient[Any]
@@ -24,8 +24,13 @@ INTAKE = Principal(id="person:staff:xf-1", name="xf-1", role=Role.INTAKE,
 
 class Desk:
     def __init__(self, client: Client, services: Services) -> None:
+        frozen_cycle(client, services, People(services))  # reports name subjects of a cycle
         self.intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
         self.inv = bearer(services, Role.INVESTIGATOR, IdentityKind.STAFF, "inv-1")
+        self.supervisor = bearer(services, Role.SUPERVISOR, IdentityKind.STAFF, "sup-1")
+        for person in ("inv-1", "inv-2"):
+            ok(client.post("/api/v1/investigators", headers=self.supervisor, json={
+                "investigator": f"person:staff:{person}", "name": person}))
         self.case = ok(client.post("/api/v1/cases", headers=self.intake, json={
             "channel": "hotline", "year": 2025, "subjects": ["team:E1"],
             "summary": "反映发改局虚报项目进度"}))["case_id"]

@@ -111,7 +111,8 @@ class PublicationPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
         default_factory=lambda: [SubjectKind.TEAM])
     subject_reads_own_card: bool = True  # results in writing to the person (公务员法 Art. 38)
     notice_grades: list[str] = msgspec.field(default_factory=lambda: ["优秀", "好"])
-    # 公示期不少于5个工作日 (选拔任用工作条例 Art. 47, applied to 优秀 公示; calendar days here)
+    # The 公示 period: open in domain-notes §6; 5 days as the usual 任前公示 (at least 5
+    # working days) [inference]; calendar days here, from the written notification.
     notice_days: Days = 5
     # Reports arrive from the announcement's hotline while the cycle runs (domain-notes §1.8):
     # an investigator's case may need the working results before publication.

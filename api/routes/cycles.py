@@ -419,12 +419,13 @@ class CycleController(Controller):
                       ) -> Response[Any]:
         """Every number of the score card with the events behind it (position, leaf hash,
         actor, time, facts), replayed through the score function as of ``as_of`` (default:
-        now). ``format=text`` for a terminal. Interview notes only for the assessment team and
-        supervisors (and investigators whose case covers the subject). Who may read a card:
-        docs/evaluation.md, "Who may read a result"."""
+        now). ``format=text`` for a terminal. Interview notes only for supervisors and
+        investigators whose case covers the subject. Who may read a card: docs/evaluation.md,
+        "Who may read a result" (the subject itself reads its card without who entered each
+        input)."""
         principal = current_principal(request)
         services = state.services
-        await _card(services, principal, "explain-notes", year, subject)
+        reader = await _card(services, principal, "explain-notes", year, subject)
         restricted_ok = principal.role in {Role.SUPERVISOR, Role.INVESTIGATOR}
 
         def run() -> ScoreCard:
@@ -433,6 +434,9 @@ class CycleController(Controller):
                                restricted_ok=restricted_ok)
 
         card = await to_thread.run_sync(run)
+        if reader == ReaderKind.SELF:
+            card = msgspec.structs.replace(card, inputs=[
+                msgspec.structs.replace(line, actor="") for line in card.inputs])
         if format == "text":
             return Response(render(card), media_type="text/plain")
         return Response(card)
@@ -719,10 +723,11 @@ async def _card(services: Any, principal: Principal | None, what: str, year: int
 
 def _own_view(changes: list[Change], year: int) -> list[Change]:
     """A subject reading its own history sees that a rival's event moved its card, not
-    which rival or what (a rival's sanction is not theirs to read)."""
+    which rival or what (a rival's sanction is not theirs to read), nor who entered each of
+    its own inputs (a leader's score is not to be answered to the leader)."""
     own = {"self", "cycle", "published", f"results-{year - 1}"}
-    return [c if c.by in own else Change(position=c.position, topic="", actor="",
-                                         time=c.time, changed=c.changed, by="pool")
+    return [Change(position=c.position, topic=c.topic if c.by in own else "", actor="",
+                   time=c.time, changed=c.changed, by=c.by if c.by in own else "pool")
             for c in changes]
 
 

@@ -175,12 +175,18 @@ def test_a_cadre_reads_its_own_card_only_once_published(
     world.publish(client, services)
     card = ok(client.get(f"{BASE}/subjects/cadre:P1/explain", headers=world.who.p1), 200)
     assert card["subject"] == "cadre:P1"
+    # Its own inputs, without who entered them (the two leaders' scores are there).
+    reviews = [i for i in card["inputs"] if i["part"] == "leader-review"]
+    assert len(reviews) == 2 and {i["actor"] for i in card["inputs"]} == {""}
+    staff = ok(client.get(f"{BASE}/subjects/cadre:P1/explain", headers=world.who.org), 200)
+    assert {i["actor"] for i in staff["inputs"] if i["part"] == "leader-review"} == {
+        "person:leader:L1", "person:leader:L2"}
     changes = rows(client.get(f"{BASE}/subjects/cadre:P1/history", headers=world.who.p1))
     # P2's 诫勉 moved P1 into the one 优秀 place: P1 sees that a rival's event moved its
     # card, not whose or what.
     rivals = [c for c in changes if c["by"] not in ("self", "cycle", "published")]
-    assert rivals and all(c["by"] == "pool" and c["topic"] == "" and c["actor"] == ""
-                          for c in rivals)
+    assert rivals and all(c["by"] == "pool" and c["topic"] == "" for c in rivals)
+    assert {c["actor"] for c in changes} == {""}
     full = rows(client.get(f"{BASE}/subjects/cadre:P1/history", headers=world.who.org))
     assert any(c["by"] == "cadre:P2" and "Sanction" in c["topic"] for c in full)
     assert [c["position"] for c in full] == [c["position"] for c in changes]

@@ -30,6 +30,8 @@ class Audience(StrEnum):
     SUBJECT_RESULT = "subject-result"
     SUBJECT_DETAIL = "subject-detail"  # as SUBJECT_RESULT, but never to the public
     EVIDENCE = "evidence"  # evaluators; investigators whose case covers the subject
+    # Evaluators every row; the subject itself its own row; investigators their cases' rows.
+    EXPORT_ROWS = "export-rows"
     CASE_FILE = "case-file"  # intake, supervisors, the case's investigator
     CASE_LIST = "case-list"  # investigators (their own cases), supervisors (all)
 
@@ -59,7 +61,7 @@ AUDIENCES: dict[str, Audience] = {
     C + "/notice": Audience.PUBLIC,  # 公示: only the policy's grades, only in its window
     C + "/results": Audience.RESULTS,
     C + "/corrections/pending": Audience.EVALUATORS,
-    C + "/exports/results": Audience.EVALUATORS,
+    C + "/exports/results": Audience.EXPORT_ROWS,
     # one subject's card
     S + "/result": Audience.SUBJECT_RESULT,
     S + "/explain": Audience.SUBJECT_DETAIL,

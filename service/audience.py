@@ -71,3 +71,22 @@ class CardGate:
         if rule is not None:
             raise Forbidden(_WHY[rule].format(subject=subject), rule=rule)
         return reader
+
+    def export_scope(self, principal: Principal, cycle: Cycle) -> dict[str, str | None] | None:
+        """Whose rows of a results export ``principal`` may read: None for every row
+        (evaluators); else subject -> the case covering it (None for the subject's own row).
+        Investigators' exports are recorded per subject, with the case."""
+        reader = reader_kind(principal)
+        if reader == ReaderKind.EVALUATOR:
+            return None
+        if reader == ReaderKind.INVESTIGATOR:
+            covered = self.cases.covered(principal.id, cycle.year)
+            for subject, case in covered.items():
+                self.cases.record(principal, "export", cycle.year, subject, case, True,
+                                  "investigator.case-scope")
+            return dict(covered)
+        acts = principal.acts_as
+        own = own_subject(acts.kind.value, acts.id) if acts is not None else None
+        if own is None or not policy_of(cycle).subject_reads_own_card:
+            return {}
+        return {own: None}

@@ -139,6 +139,10 @@ class Cases:
             return None
         return self._scope(investigator).get((year, subject))
 
+    def covered(self, investigator: str, year: int) -> dict[str, str]:
+        """The subjects of ``year`` that ``investigator``'s open cases cover -> the case."""
+        return {s: c for (y, s), c in self._scope(investigator).items() if y == year}
+
     def _scope(self, investigator: str) -> dict[tuple[int, str], str]:
         """The investigator's open cases by (year, subject), once the cases read model has caught up
         with the log as it was when asked (access records themselves excepted: reading must

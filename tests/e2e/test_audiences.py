@@ -55,6 +55,8 @@ def expected(audience: Audience, reader: str, subject: str | None, published: bo
         Audience.SUBJECT_RESULT: card or (team and published),
         Audience.SUBJECT_DETAIL: card,
         Audience.EVIDENCE: reader in EVALUATORS or reader == "inv-in",
+        Audience.EXPORT_ROWS: reader in {*EVALUATORS, "inv-in", "inv-out", "self",
+                                         "other-cadre"},
         Audience.CASE_FILE: reader in {"intake", "supervisor", "inv-in"},
         Audience.CASE_LIST: reader in {"supervisor", "inv-in", "inv-out"},
     }[audience]
@@ -279,3 +281,29 @@ def test_the_case_list_by_reader(client: Client, services: Services, world: Worl
         assert (body["status"], body["rule"]) == (403, "case.list-readers")
     bad = client.get("/api/v1/cases?cursor=garbage!!", headers=sup).json()
     assert (bad["status"], bad["field"]) == (400, "cursor")
+
+
+def test_an_export_holds_the_rows_the_reader_may_read(client: Client, services: Services,
+                                                      world: World) -> None:
+    world.publish(client, services)
+
+    def subjects(reader: str) -> list[str]:
+        return [r["subject"] for r in rows(client.get(f"{BASE}/exports/results",
+                                                      headers=world.readers[reader]))]
+
+    assert len(subjects("organizer")) == 8
+    assert subjects("self") == [SELF]
+    assert sorted(subjects("inv-in")) == ["cadre:P1", "team:E1"]
+    assert subjects("inv-out") == ["team:E3"]
+    csv_own = client.get(f"{BASE}/exports/results?format=csv", headers=world.readers["self"])
+    assert "张一" in csv_own.text and "王二" not in csv_own.text
+    for reader in ("leader", "department", "anonymous"):
+        resp = client.get(f"{BASE}/exports/results", headers=world.readers[reader])
+        assert resp.status_code in (401, 403)
+        assert resp.json()["rule"] in ("authentication", "export.reader")
+    exported = [(e["reader"], e["subject"], e["case"]) for e in _access(
+        client, services, world.readers["supervisor"]) if e["what"] == "export"]
+    assert sorted(exported) == sorted([
+        ("person:staff:inv-1", "cadre:P1", world.cases["inv-1"]),
+        ("person:staff:inv-1", "team:E1", world.cases["inv-1"]),
+        ("person:staff:inv-2", "team:E3", world.cases["inv-2"])])

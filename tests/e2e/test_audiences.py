@@ -105,7 +105,8 @@ QUERIES = {"/diff": "?from=0&to=1", "/events/stream": "?limit=1",
 
 
 def url(template: str, world: World, subject: str) -> str:
-    values = {"year": "2025", "subject": subject, "code": "S-none", "path": "nothing",
+    code = "P1" if template.startswith("/api/v1/cadres/") else "S-none"  # a real cadre
+    values = {"year": "2025", "subject": subject, "code": code, "path": "nothing",
               "unit_id": "00000000-0000-4000-8000-000000000000",
               "case_id": world.cases["inv-1"], "type_name": "kaoping.unit.registered.v1",
               "subscription_id": "none"}

@@ -16,8 +16,14 @@ from api.middleware import RequestContext
 from api.openapi import openapi_config
 from api.problems import exception_handlers
 from api.ratelimit import FailureLimiter, PrincipalLimiter, parse_networks
+from api.readers import declared_audience
 from api.routes.auth import jwks
-from api.routes.cases import CaseController, audit_access, report_status
+from api.routes.cases import (
+    CaseController,
+    audit_access,
+    register_investigator,
+    report_status,
+)
 from api.routes.cycles import CycleController
 from api.routes.events import EventController
 from api.routes.exports import export_results
@@ -76,11 +82,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             if own:
                 svc.close()
 
-    api_v1 = Router(path="/api/v1", guards=[authenticate], route_handlers=[
+    api_v1 = Router(path="/api/v1", guards=[authenticate, declared_audience], route_handlers=[
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
-        audit_access, report_status, EventController, export_results, WebhookController, jwks,
-        UseController])
+        audit_access, report_status, register_investigator, EventController, export_results,
+        WebhookController, jwks, UseController])
     app = KaopingApp(
         route_handlers=[health, ready, ballot_page, api_v1],
         lifespan=[lifespan],

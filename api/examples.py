@@ -238,6 +238,12 @@ OPERATIONS: dict[str, Example] = {
     f"GET {_C}/corrections": Example(None, {
         "year": YEAR, "results_version": 2, "results_fingerprint": _hex("results 2025 v2"),
         "published_position": 1208, "corrections": [CORRECTION]}),
+    f"GET {_C}/notice": Example(None, {
+        "year": YEAR, "results_version": 1, "opens_on": "2026-01-20", "closes_on": "2026-01-24",
+        "items": [{"subject": TEAM, "name": "城关镇", "kind": "team", "group": "platform-1",
+                   "unit_code": "XZ-01", "grade": "好"},
+                  {"subject": CADRE, "name": "李明", "kind": "principal", "group": "platform-1",
+                   "unit_code": "XZ-01", "grade": "优秀"}]}),
     f"GET {_C}/corrections/pending": Example(None, {
         "year": YEAR, "results_version": 2, "pools": [{
             "group": "platform-1", "kind": "team", "changes": [{
@@ -394,6 +400,12 @@ OPERATIONS: dict[str, Example] = {
          "summary": "反映民主测评前有人打招呼拉票", "reporter": None},
         {"case_id": CASE_ID, "follow_up_code": "JB-7Q4M-XK2D",
          "receipt": [_receipt(800, CASE_ID, 1, "Case.Reported")]}),
+    "GET /api/v1/cases": Example(None, {"items": [
+        {"case_id": CASE_ID, "year": YEAR, "subjects": [CADRE], "state": "assigned",
+         "investigator": "person:staff:jw-03"}], "next_cursor": None}),
+    "POST /api/v1/investigators": Example(
+        {"investigator": "person:staff:jw-03", "name": "市纪委监委 王某"},
+        _written(799, _id("investigator/jw-03"), 1, "Investigator.Registered")),
     "GET /api/v1/cases/{case_id}": Example(None, {
         "case_id": CASE_ID, "channel": "hotline", "year": YEAR, "subjects": [CADRE],
         "summary": "反映民主测评前有人打招呼拉票", "state": "assigned",
@@ -498,6 +510,10 @@ PROBLEMS: dict[int, tuple[str, str, str | None, str | None]] = {
 }
 # Refusals particular to an operation, where the generic one would mislead.
 SPECIFIC_PROBLEMS: dict[str, dict[int, tuple[str, str, str | None, str | None]]] = {
+    f"GET {_C}/notice": {409: ("conflict", f"the notice (公示) of {YEAR} runs from 2026-01-20 "
+                               "to 2026-01-24; today is 2026-02-03", "notice.window", "year")},
+    "GET /api/v1/cases": {403: ("forbidden", "the case list is for investigators (their "
+                                "cases) and supervisors", "case.list-readers", None)},
     f"POST {_W}": {422: ("invalid-input", "hooks.internal resolves to a private, link-local "
                          "or reserved address (10.0.0.7); webhooks go only to public addresses",
                          "webhook.url.private", "url")},

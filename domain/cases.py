@@ -11,7 +11,7 @@ material of its subjects — and every such read, allowed or refused, is itself 
 from __future__ import annotations
 
 from enum import StrEnum
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -197,6 +197,34 @@ class RefusedReads(Aggregate):
             msg = "a count of refused reads is at least 1"
             raise InvalidInput(msg, rule="refused-reads.count", field="count")
         self.reader, self.count = reader, count
+
+
+class Investigator(Aggregate):
+    """办案人员: a person designated by the supervisors to investigate reports. Only a
+    registered investigator can be assigned a case (by their principal id)."""
+
+    TOPIC = "kaoping/Investigator"
+
+    class Created(Aggregate.Created):
+        TOPIC = "kaoping/Investigator.Created"  # base only; never stored
+
+    class Registered(Created):
+        TOPIC = "kaoping/Investigator.Registered.v1"
+        principal: str
+        name: str
+        actor: str
+
+    @staticmethod
+    def id_for(principal: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"kaoping:investigator:{principal}")
+
+    @classmethod
+    def create_id(cls, principal: str, **_: object) -> UUID:
+        return cls.id_for(principal)
+
+    @event(Registered)
+    def __init__(self, principal: str, name: str, actor: str) -> None:
+        self.principal, self.name = principal, name
 
 
 def case_id(value: str) -> UUID:

@@ -95,6 +95,30 @@ class PoolRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     quotas: list[Quota] = []
 
 
+class PublicationPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Who may read which results (公开范围); the defaults and their sources are in
+    docs/evaluation.md ("Who may read a result").
+
+    The public sees the published results of the subject kinds in ``public_kinds`` (by
+    default the leadership teams' grades and ranks per group); an individual cadre's card is
+    for the cadre, the evaluators and the investigators whose open case covers the cadre. The
+    公示 (public notice) lists, for ``notice_days`` days from the written notification, only the
+    names and grades in ``notice_grades`` (拟定优秀 → 公示, domain-notes §1.8); sanctions and
+    vetoes are never public.
+    """
+
+    public_kinds: list[SubjectKind] = msgspec.field(
+        default_factory=lambda: [SubjectKind.TEAM])
+    subject_reads_own_card: bool = True  # results in writing to the person (公务员法 Art. 38)
+    notice_grades: list[str] = msgspec.field(default_factory=lambda: ["优秀", "好"])
+    # The 公示 period: open in domain-notes §6; 5 days as the usual 任前公示 (at least 5
+    # working days) [inference]; calendar days here, from the written notification.
+    notice_days: Days = 5
+    # Reports arrive from the announcement's hotline while the cycle runs (domain-notes §1.8):
+    # an investigator's case may need the working results before publication.
+    investigators_before_publication: bool = True
+
+
 class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     cycle: int
     pools: list[PoolRule]
@@ -114,6 +138,7 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     review_decision_days: Days = 30  # a 复核 is decided within 30 days of filing
     appeal_decision_days: Days = 60  # a 申诉 within 60 days of acceptance (filing here)
     appeal_extension_days: Days = 30  # ... extendable once, by at most 30 days
+    publication: PublicationPolicy = msgspec.field(default_factory=PublicationPolicy)
 
     def rule_for(self, group: str, kind: SubjectKind) -> PoolRule:
         for rule in self.pools:

@@ -50,10 +50,27 @@ class CasesView:
                      False, ev.rule, ev.first, ev.count, ev.last))
 
 
-def open_subjects(cur: Cursor, investigator: str) -> set[tuple[int, str]]:
-    cur.execute("SELECT year, subjects FROM rm_cases WHERE investigator = %s AND "
-                "state = 'assigned'", (investigator,))
-    return {(int(y), s) for y, subjects in cur.fetchall() for s in json.loads(subjects)}
+def open_subjects(cur: Cursor, investigator: str) -> dict[tuple[int, str], str]:
+    """(year, subject) -> an open case of ``investigator`` that covers it (the lowest id)."""
+    cur.execute("SELECT year, subjects, case_id FROM rm_cases WHERE investigator = %s AND "
+                "state = 'assigned' ORDER BY case_id DESC", (investigator,))
+    return {(int(y), s): str(c) for y, subjects, c in cur.fetchall() for s in json.loads(subjects)}
+
+
+def list_cases(cur: Cursor, *, investigator: str | None, after: str | None, limit: int,
+               ) -> list[dict[str, Any]]:
+    """Cases by id (keyset pages after the id ``after``); only ``investigator``'s if given."""
+    sql = "SELECT case_id, year, subjects, investigator, state FROM rm_cases WHERE 1 = 1"
+    params: list[object] = []
+    if after is not None:
+        sql += " AND case_id > %s"
+        params.append(after)
+    if investigator is not None:
+        sql += " AND investigator = %s"
+        params.append(investigator)
+    cur.execute(sql + " ORDER BY case_id LIMIT %s", [*params, limit])
+    return [{"case_id": str(r[0]), "year": int(r[1]), "subjects": json.loads(r[2]),
+             "investigator": r[3], "state": str(r[4])} for r in cur.fetchall()]
 
 
 def access_log(cur: Cursor, *, subject: str | None, after: int, limit: int,

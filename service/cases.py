@@ -5,20 +5,23 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
-from domain.cases import AccessRecord, Case, CaseState, Channel, RefusedReads
-from domain.errors import Forbidden, InvalidInput, NotFound
-from projections.cases import CasesView, open_subjects
+from domain.cases import AccessRecord, Case, CaseState, Channel, Investigator, RefusedReads
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from projections.cases import CasesView, list_cases, open_subjects
 from projections.follower import tracked_position
 from service.policy import require_role
 from service.principals import Principal, Role
-from service.writes import Written, save
+from service.writes import Written, is_version_conflict, save
 
 if TYPE_CHECKING:
+    from domain.cycle import Cycle
     from service.db import Database
     from service.refusals import RefusedReadCounter
     from service.store import AfterAppend, EventStore
@@ -30,8 +33,9 @@ def follow_up_hash(code: str) -> str:
 
 class Cases:
     def __init__(self, store: EventStore, db: Database,
+                 cycle: Callable[[int], Cycle],
                  refusals: RefusedReadCounter | None = None) -> None:
-        self.store, self.db, self.refusals = store, db, refusals
+        self.store, self.db, self._cycle, self.refusals = store, db, cycle, refusals
 
     def case(self, case_id: UUID) -> Case:
         try:
@@ -52,6 +56,7 @@ class Cases:
         if not 2000 <= year <= 2100:  # as the API's Year; the read models hold 32-bit years
             msg = "year must be from 2000 to 2100"
             raise InvalidInput(msg, rule="case.year", field="year")
+        self._require_subjects(year, subjects)
         code = None if reporter else secrets.token_urlsafe(12)
         case = Case(channel=channel.value, year=year, subjects=subjects, summary=summary,
                     follow_up_hash=follow_up_hash(code) if code else None, actor=principal.id)
@@ -59,10 +64,38 @@ class Cases:
             case.identify_reporter(reporter, principal.id)
         return save(self.store, case, after_append=after_append, stream_id=case.id), code
 
+    def _require_subjects(self, year: int, subjects: list[str]) -> None:
+        """A report is about subjects of the cycle's roster (as the announcement lists them)."""
+        try:
+            roster = {e.subject for e in self._cycle(year).roster}
+        except NotFound:
+            roster = set()
+        for i, subject in enumerate(subjects):
+            if subject not in roster:
+                msg = f"{subject} is not a subject of cycle {year}"
+                raise InvalidInput(msg, rule="case.subject-unknown", field=f"subjects[{i}]")
+
+    def register_investigator(self, principal: Principal, investigator: str, name: str,
+                              after_append: AfterAppend | None = None) -> Written:
+        """Supervisors designate who may be assigned cases (their principal id)."""
+        require_role(principal, Role.SUPERVISOR)
+        found = Investigator(principal=investigator, name=name, actor=principal.id)
+        try:
+            return save(self.store, found, after_append=after_append, stream_id=found.id)
+        except IntegrityError as exc:
+            if is_version_conflict(exc):
+                msg = f"{investigator} is already registered"
+                raise Conflict(msg, rule="investigator.registered-once",
+                               field="investigator") from None
+            raise
+
     def assign(self, principal: Principal, case_id: UUID, investigator: str,
                after_append: AfterAppend | None = None) -> Written:
         require_role(principal, Role.INTAKE, Role.ORGANIZER)
         case = self.case(case_id)
+        if Investigator.id_for(investigator) not in self.store.repository:
+            msg = f"{investigator} is not a registered investigator (POST /api/v1/investigators)"
+            raise InvalidInput(msg, rule="case.investigator-registered", field="investigator")
         case.assign(investigator, principal.id)
         return save(self.store, case, after_append=after_append, stream_id=case.id)
 
@@ -74,6 +107,20 @@ class Cases:
                                    "outcome": case.link_outcome, "close": case.close}
         actions[action](**fields, actor=principal.id)
         return save(self.store, case, after_append=after, stream_id=case.id)
+
+    def listing(self, principal: Principal, *, after: str | None, limit: int,
+                ) -> list[dict[str, Any]]:
+        """Investigators: the cases assigned to them; supervisors: every case. The listing is
+        recorded (it names the subjects under investigation)."""
+        if principal.role not in (Role.INVESTIGATOR, Role.SUPERVISOR):
+            self.record(principal, "cases", None, None, None, False, "case.list-readers")
+            msg = "the case list is for investigators (their cases) and supervisors"
+            raise Forbidden(msg, rule="case.list-readers")
+        mine = principal.id if principal.role == Role.INVESTIGATOR else None
+        with self.db.read() as cur:
+            rows = list_cases(cur, investigator=mine, after=after, limit=limit)
+        self.record(principal, "cases", None, None, None, True, "case.list-readers")
+        return rows
 
     def status(self, code: str) -> CaseState:
         """What an anonymous reporter may learn with their code: the state, nothing else."""
@@ -88,8 +135,18 @@ class Cases:
 
     # --- restricted material ---------------------------------------------------------------
 
-    def _scope(self, investigator: str) -> set[tuple[int, str]]:
-        """The investigator's open cases' subjects, once the cases read model has caught up
+    def case_for(self, investigator: str, year: int | None, subject: str | None) -> str | None:
+        """The id of an open case of ``investigator`` that covers ``subject`` in ``year``."""
+        if year is None or subject is None:
+            return None
+        return self._scope(investigator).get((year, subject))
+
+    def covered(self, investigator: str, year: int) -> dict[str, str]:
+        """The subjects of ``year`` that ``investigator``'s open cases cover -> the case."""
+        return {s: c for (y, s), c in self._scope(investigator).items() if y == year}
+
+    def _scope(self, investigator: str) -> dict[tuple[int, str], str]:
+        """The investigator's open cases by (year, subject), once the cases read model has caught up
         with the log as it was when asked (access records themselves excepted: reading must
         not wait for the record of earlier reads). Waits at most 5 s."""
         rid = "e.notification_id" if self.db.engine == "postgres" else "e.rowid"
@@ -119,9 +176,8 @@ class Cases:
         if principal.role in (Role.SUPERVISOR, Role.ASSESSMENT_TEAM):
             allowed, rule = True, "restricted.role"
         elif principal.role == Role.INVESTIGATOR:
-            in_scope = year is not None and subject is not None and (
-                (year, subject) in self._scope(principal.id))
-            allowed, rule = in_scope, "investigator.case-scope"
+            case = case or self.case_for(principal.id, year, subject)
+            allowed, rule = case is not None, "investigator.case-scope"
         if record_allowed or not allowed:
             self.record(principal, what, year, subject, case, allowed, rule)
         if principal.role == Role.INVESTIGATOR and not allowed:

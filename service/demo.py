@@ -23,6 +23,7 @@ from domain.scheme import (
     GradeBand,
     IndicatorDef,
     PoolRule,
+    PublicationPolicy,
     Quota,
     Scheme,
     SubjectKind,
@@ -122,7 +123,10 @@ def demo_scheme(year: int) -> Scheme:
                          list(CATEGORIES[UnitKind.TOWNSHIP])),
             IndicatorDef("petitions", "信访稳定", "P07", Decimal("1"),
                          list(CATEGORIES[UnitKind.DEPARTMENT])),
-        ])
+        ],
+        # Teams' grades public, cadres' cards to themselves; 公示 of 优秀/好 for 5 days
+        # (defaults and sources: docs/evaluation.md, "Who may read a result").
+        publication=PublicationPolicy())
 
 
 class DemoCity:

@@ -18,7 +18,7 @@ from uuid import UUID
 import msgspec
 
 from domain.ballots import Ballot, EvaluationSession
-from domain.cases import AccessRecord, Case, RefusedReads
+from domain.cases import AccessRecord, Case, Investigator, RefusedReads
 from domain.cycle import Cycle
 from domain.ledger_keys import LedgerKeys
 from domain.people import Cadre, Leader
@@ -41,7 +41,7 @@ NEVER = frozenset({
     Case.FindingRecorded.TOPIC, Case.OutcomeLinked.TOPIC, Case.Closed.TOPIC,
     AccessRecord.Recorded.TOPIC, RefusedReads.Counted.TOPIC,
     EvaluationSession.CredentialsIssued.TOPIC,
-    EvaluationSession.CredentialRevoked.TOPIC,
+    EvaluationSession.CredentialRevoked.TOPIC, Investigator.Registered.TOPIC,
 })
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)

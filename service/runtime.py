@@ -17,6 +17,7 @@ from projections.event_counts import EventCounts
 from projections.follower import Follower, Projection, head_position
 from projections.results import ResultsView
 from projections.units import UnitsView
+from service.audience import CardGate
 from service.ballots import Sessions
 from service.cases import Cases
 from service.clock import Clock, SystemClock
@@ -73,7 +74,8 @@ class Services:
         self.refusals = RefusedReadCounter(self.store, self.db, self.clock,
                                            window_seconds=settings.refused_read_window_seconds,
                                            subjects_per_window=settings.refused_read_scopes)
-        self.cases = Cases(self.store, self.db, self.refusals)
+        self.cases = Cases(self.store, self.db, self.evaluation.cycle, self.refusals)
+        self.cards = CardGate(self.cases)
         self.uses = Uses(self.store, self.evaluation)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()

@@ -12,8 +12,17 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import INT64, ReceiptItem, receipt, strict_body, wait_for_projection
+from api.mechanisms import (
+    INT64,
+    ReceiptItem,
+    decode_cursor,
+    next_page,
+    receipt,
+    strict_body,
+    wait_for_projection,
+)
 from api.openapi import problems
+from api.problems import BodyValidationError, FieldError
 from api.routes.common import WriteOut, Year, write
 from domain.cases import CaseState, Channel
 from domain.errors import Forbidden
@@ -49,6 +58,24 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     kind: str
     subject: str
     reference: Text
+
+
+class InvestigatorIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    investigator: Annotated[str, msgspec.Meta(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class CaseSummary(msgspec.Struct, kw_only=True):
+    case_id: UUID
+    year: int
+    subjects: list[str]
+    state: CaseState
+    investigator: str | None
+
+
+class CasePage(msgspec.Struct, kw_only=True):
+    items: list[CaseSummary]
+    next_cursor: str | None
 
 
 class CloseIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -148,6 +175,32 @@ class CaseController(Controller):
         return await write(request, 201, lambda p, after: _cases(request).work(
             p, case_id, "close", conclusion=data.conclusion, after_append=after))
 
+    @get("/", security=SECURITY, summary="List cases", responses=problems(400, 401, 403, 503))
+    async def list_(self, request: Request[Any, Any, Any],
+                    cursor: Annotated[str | None, QueryParameter()] = None,
+                    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+                    min_position: Annotated[int | None, QueryParameter(ge=0, le=INT64)] = None,
+                    ) -> Response[CasePage]:
+        """Investigators: the cases assigned to them; supervisors: every case. By case id;
+        follow ``Link: rel="next"``. Each listing is recorded in the access record."""
+        principal = current_principal(request)
+        services = request.app.state.services
+        after = decode_cursor(cursor, {})
+        if after is not None:
+            try:
+                UUID(after)
+            except ValueError:
+                raise BodyValidationError(FieldError(
+                    field="cursor", rule="cursor",
+                    message="the cursor is not one this API issued")) from None
+        await wait_for_projection(services, CasesView.name, min_position)
+        rows = await to_thread.run_sync(lambda: _cases(request).listing(
+            principal, after=after, limit=limit + 1))
+        items = [CaseSummary(**r) for r in rows[:limit]]
+        nxt, headers = next_page(request, len(rows), limit,
+                                 str(items[-1].case_id) if items else "", {})
+        return Response(CasePage(items=items, next_cursor=nxt), headers=headers)
+
     @get("/{case_id:uuid}", security=SECURITY, summary="Read a case file",
          responses=problems(401, 403, 404))
     async def read(self, request: Request[Any, Any, Any], case_id: FromPath[UUID]) -> CaseOut:
@@ -168,6 +221,17 @@ class CaseController(Controller):
                        investigator=case.investigator, findings=case.findings,
                        outcomes=[list(o) for o in case.outcomes],
                        reporter=case.reporter if principal.role == Role.INTAKE else None)
+
+
+@post("/investigators", status_code=201, security=SECURITY, tags=["cases"],
+      before_request=strict_body(InvestigatorIn), summary="Register an investigator",
+      responses=problems(400, 401, 403, 409))
+async def register_investigator(request: Request[Any, Any, Any],
+                                data: JSONBody[InvestigatorIn]) -> Response[WriteOut]:
+    """Designate a person (their principal id, e.g. person:staff:wang) who may be assigned
+    report-line cases (supervisors). Assigning a case to anyone else is refused."""
+    return await write(request, 201, lambda p, after: _cases(request).register_investigator(
+        p, data.investigator, data.name, after_append=after))
 
 
 @get("/reports/status", opt={"public": True}, tags=["cases"], summary="A report's state",

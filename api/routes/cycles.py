@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from functools import partial
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from api.mechanisms import (
 )
 from api.openapi import problems
 from api.routes.common import WriteOut, Year, write
+from domain.audience import Depth, ReaderKind, public_kinds
 from domain.cycle import Cycle, Phase, RosterEntry
 from domain.errors import Conflict, Forbidden, NotFound, StaleVersion
 from domain.publication import pool_key
@@ -35,9 +37,10 @@ from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
 from projections.results import ResultsView, dirty_pools, read_result, read_results
 from projections.units import UnitsView, list_units
+from service.audience import policy_of, reader_kind
 from service.evidence import Bundle, build_bundle, encode_bundle
 from service.explain import Change, Diff, ScoreCard, diff, explain, history, position_for, render
-from service.principals import Role
+from service.principals import Principal, Role
 from service.published import (
     Correction,
     PublishedResults,
@@ -129,6 +132,25 @@ class CorrectionsOut(msgspec.Struct, kw_only=True):
     results_fingerprint: str
     published_position: int
     corrections: list[Correction]
+
+
+class NoticeItem(msgspec.Struct, kw_only=True):
+    subject: str
+    name: str
+    kind: SubjectKind
+    group: str
+    unit_code: str
+    grade: str
+
+
+class NoticeOut(msgspec.Struct, kw_only=True):
+    """公示: only what the publication policy lists, only during its window."""
+
+    year: int
+    results_version: int
+    opens_on: str  # local dates, both included
+    closes_on: str
+    items: list[NoticeItem]
 
 
 class CorrectionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -353,6 +375,10 @@ class CycleController(Controller):
         at that point, or (privileged) the working results replayed from the evidence."""
         services = state.services
         cycle = await _visible_cycle(request, services, year, as_of)
+        kinds = public_kinds(policy_of(cycle), reader_kind(optional_principal(request)))
+        if kind is not None and kinds is not None and kind not in kinds:
+            msg = f"the results of kind {kind.value} are not public (publication policy)"
+            raise Forbidden(msg, rule="card.readers", field="kind")
         query = {"group": group, "kind": kind.value if kind else None, "as_of": as_of}
         after = decode_cursor(cursor, query)
         key = msgspec.json.decode(after, type=tuple[str, str, int]) if after else None
@@ -362,7 +388,7 @@ class CycleController(Controller):
 
         def page() -> list[tuple[str, str, int, SubjectResult]]:
             if view.pools is not None:
-                return _page(view.pools, group, query["kind"], key, limit + 1)
+                return _page(view.pools, group, query["kind"], key, limit + 1, kinds)
             with services.db.read() as cur:
                 _not_dirty(cur, year, group, query["kind"])
                 return read_results(cur, year, group=group, kind=query["kind"], after=key,
@@ -393,16 +419,14 @@ class CycleController(Controller):
                       ) -> Response[Any]:
         """Every number of the score card with the events behind it (position, leaf hash,
         actor, time, facts), replayed through the score function as of ``as_of`` (default:
-        now). ``format=text`` for a terminal. Interview notes only for the assessment team and
-        supervisors."""
+        now). ``format=text`` for a terminal. Interview notes only for supervisors and
+        investigators whose case covers the subject. Who may read a card: docs/evaluation.md,
+        "Who may read a result" (the subject itself reads its card without who entered each
+        input)."""
         principal = current_principal(request)
-        if principal.role not in EVIDENCE_READERS:
-            msg = "explanations are for supervisors, investigators and the organizer"
-            raise Forbidden(msg, rule="explain.reader")
         services = state.services
-        restricted_ok = principal.role in {Role.SUPERVISOR, Role.INVESTIGATOR} and (
-            await to_thread.run_sync(services.cases.gate, principal, "explain-notes", year,
-                                     subject))
+        reader = await _card(services, principal, "explain-notes", year, subject)
+        restricted_ok = principal.role in {Role.SUPERVISOR, Role.INVESTIGATOR}
 
         def run() -> ScoreCard:
             with services.db.read() as cur:
@@ -410,6 +434,9 @@ class CycleController(Controller):
                                restricted_ok=restricted_ok)
 
         card = await to_thread.run_sync(run)
+        if reader == ReaderKind.SELF:
+            card = msgspec.structs.replace(card, inputs=[
+                msgspec.structs.replace(line, actor="") for line in card.inputs])
         if format == "text":
             return Response(render(card), media_type="text/plain")
         return Response(card)
@@ -424,10 +451,8 @@ class CycleController(Controller):
         """The score card's fields that differ between two as-of points (log positions or ISO
         times with zone), each as [before, after]."""
         principal = current_principal(request)
-        if principal.role not in EVIDENCE_READERS:
-            msg = "diffs are for supervisors, investigators and the organizer"
-            raise Forbidden(msg, rule="explain.reader")
         services = state.services
+        await _card(services, principal, "diff", year, subject)
 
         def run() -> Diff:
             with services.db.read() as cur:
@@ -443,16 +468,15 @@ class CycleController(Controller):
         """Each event of the subject's file, with what it changed (composite, rank, proposed
         and final grade, no-grade reason) from what to what, by whom, when."""
         principal = current_principal(request)
-        if principal.role not in EVIDENCE_READERS:
-            msg = "histories are for supervisors, investigators and the organizer"
-            raise Forbidden(msg, rule="explain.reader")
         services = state.services
+        reader = await _card(services, principal, "history", year, subject)
 
         def run() -> list[Change]:
             with services.db.read() as cur:
                 return history(cur, services.store.mapper, year, subject)
 
-        return await to_thread.run_sync(run)
+        changes = await to_thread.run_sync(run)
+        return changes if reader != ReaderKind.SELF else _own_view(changes, year)
 
     @get("/{year:int}/subjects/{subject:str}/evidence", security=SECURITY, tags=["results"],
          summary="Evidence bundle for offline verification",
@@ -479,15 +503,17 @@ class CycleController(Controller):
             raise Forbidden(msg, rule="evidence.ballots-reader", field="ballots")
         services = state.services
         what = "evidence+ballots" if ballots else "evidence"
-        rule = "evidence.reader"
+        rule, case = "evidence.reader", None
         if principal.role == Role.INVESTIGATOR:  # a refusal is recorded (and raised) here
+            case = await to_thread.run_sync(services.cases.case_for, principal.id, year,
+                                            subject)
             await to_thread.run_sync(partial(services.cases.gate, record_allowed=False),
-                                     principal, "evidence", year, subject)
+                                     principal, "evidence", year, subject, case)
             rule = "investigator.case-scope"
         bundle = await to_thread.run_sync(partial(build_bundle, ballots=ballots), services,
                                           year, subject, since)
         # Recorded once the bundle exists: a refusal for an unpublished cycle reads nothing.
-        await to_thread.run_sync(services.cases.record, principal, what, year, subject, None,
+        await to_thread.run_sync(services.cases.record, principal, what, year, subject, case,
                                  True, rule)
         name = f"evidence-{year}-{subject.replace(':', '-')}.json"
         return Response(encode_bundle(bundle), media_type="application/json", headers={
@@ -503,11 +529,16 @@ class CycleController(Controller):
                              as_of: Annotated[str | None, QueryParameter(
                                  description=AS_OF)] = None,
                              ) -> SubjectResultOut:
-        """One subject's score card, with the same visibility and versions as the results:
-        the published version in force once published (``results_version``), else the
-        working result."""
+        """One subject's score card, with the same versions as the results: the published
+        version in force once published (``results_version``), else the working result. The
+        public reads the published cards of the kinds the scheme's publication policy names
+        (leadership teams by default); a cadre's card is for the cadre, the organizer, the
+        committee, supervisors and investigators whose open case covers the cadre."""
         services = state.services
-        cycle = await _visible_cycle(request, services, year, as_of)
+        principal = optional_principal(request)
+        reader = await _card(services, principal, "result", year, subject, depth="result")
+        cycle = await _visible_cycle(request, services, year, as_of, privileged=reader in (
+            ReaderKind.EVALUATOR, ReaderKind.INVESTIGATOR))
         entry = cycle.entry(subject)
         view = await to_thread.run_sync(_results_view, services, year, as_of)
         if view.pools is not None:
@@ -544,6 +575,36 @@ class CycleController(Controller):
                               results_fingerprint=published.fingerprint,
                               published_position=published.published_position,
                               corrections=published.corrections)
+
+    @get("/{year:int}/notice", opt={"public": True}, tags=["results"],
+         summary="The public notice (公示) of the grades the policy names",
+         responses=problems(404, 409))
+    async def notice(self, state: State, year: FromPath[int]) -> NoticeOut:
+        """公示: during the notice window (``notice_days`` from the written notification, in
+        local dates), the names and grades of the subjects whose published grade the scheme's
+        publication policy lists (``notice_grades``: 优秀 and 好 by default) — nothing else:
+        no scores, no sanctions, no vetoes. Outside the window: 409 ``notice.window``."""
+        services = state.services
+        cycle: Cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+        published = await to_thread.run_sync(services.evaluation.published, year)
+        policy = policy_of(cycle)
+        today = services.clock.now().astimezone(services.evaluation.tz).date()
+        if published is None or cycle.published_on is None:
+            msg = f"cycle {year} is not published: there is no notice (公示) yet"
+            raise Conflict(msg, rule="notice.window", field="year")
+        opens = date.fromisoformat(cycle.published_on)
+        closes = opens + timedelta(days=policy.notice_days - 1)
+        if not opens <= today <= closes:
+            msg = f"the notice (公示) of {year} runs from {opens} to {closes}; today is {today}"
+            raise Conflict(msg, rule="notice.window", field="year")
+        names = {e.subject: e for e in cycle.roster}
+        items = [NoticeItem(subject=r.subject, name=names[r.subject].name, kind=pool.kind,
+                            group=pool.group, unit_code=names[r.subject].unit_code,
+                            grade=r.final_grade)
+                 for pool in sorted(published.results(), key=pool_key) for r in pool.results
+                 if r.final_grade is not None and r.final_grade in policy.notice_grades]
+        return NoticeOut(year=year, results_version=published.version,
+                         opens_on=opens.isoformat(), closes_on=closes.isoformat(), items=items)
 
     @get("/{year:int}/corrections/pending", security=SECURITY, tags=["results"],
          summary="What a correction would publish", responses=problems(401, 403, 404, 409))
@@ -616,12 +677,14 @@ def _results_view(services: Any, year: int, as_of: str | None) -> ResultsViewOf:
 
 
 def _page(pools: list[PoolResult], group: str | None, kind: str | None,
-          after: tuple[str, str, int] | None,
-          limit: int) -> list[tuple[str, str, int, SubjectResult]]:
-    """The same keyset pages over a list of pools as the read model gives."""
+          after: tuple[str, str, int] | None, limit: int,
+          kinds: set[SubjectKind] | None = None) -> list[tuple[str, str, int, SubjectResult]]:
+    """The same keyset pages over a list of pools as the read model gives; only pools of
+    ``kinds`` when given (what the publication policy shows the caller)."""
     rows = [(p.group, p.kind.value, seq, r) for p in sorted(pools, key=pool_key)
             for seq, r in enumerate(p.results)
-            if (group is None or p.group == group) and (kind is None or p.kind.value == kind)]
+            if (group is None or p.group == group) and (kind is None or p.kind.value == kind)
+            and (kinds is None or p.kind in kinds)]
     if after is not None:
         rows = [row for row in rows if row[:3] > after]
     return rows[:limit]
@@ -649,15 +712,37 @@ def _head(services: Any) -> int:
         return head_position(cur)
 
 
+async def _card(services: Any, principal: Principal | None, what: str, year: int,
+                subject: str, depth: Depth = "detail") -> ReaderKind:
+    """The card gate (service/audience.py): refuses, and records investigators' reads."""
+    cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+    reader: ReaderKind = await to_thread.run_sync(services.cards.check, principal, what,
+                                                  cycle, subject, depth)
+    return reader
+
+
+def _own_view(changes: list[Change], year: int) -> list[Change]:
+    """A subject reading its own history sees that a rival's event moved its card, not
+    which rival or what (a rival's sanction is not theirs to read), nor who entered each of
+    its own inputs (a leader's score is not to be answered to the leader)."""
+    own = {"self", "cycle", "published", f"results-{year - 1}"}
+    return [Change(position=c.position, topic=c.topic if c.by in own else "", actor="",
+                   time=c.time, changed=c.changed, by=c.by if c.by in own else "pool")
+            for c in changes]
+
+
 async def _visible_cycle(request: Request[Any, Any, Any], services: Any, year: int,
-                         as_of: str | None = None) -> Cycle:
+                         as_of: str | None = None, *, privileged: bool | None = None) -> Cycle:
     """The cycle, if its results may be read by this caller: once published, by anyone (an
-    ``as_of`` before publication only by the privileged); before, by the privileged."""
+    ``as_of`` before publication only by the privileged); before, by the privileged
+    (``privileged``: the card gate already decided who the caller is)."""
     cycle: Cycle = await to_thread.run_sync(services.evaluation.cycle, year)
     principal = optional_principal(request)
+    if privileged is None:
+        privileged = principal is not None and principal.role in PRIVILEGED
     public = cycle.phase == Phase.PUBLISHED and (
         as_of is None or await to_thread.run_sync(_published_at, services, year, as_of))
-    if not public and (principal is None or principal.role not in PRIVILEGED):
+    if not public and not privileged:
         msg = "results are public once published; until then only for the organizer, " \
               "the committee and supervisors"
         raise Forbidden(msg, rule="results.published")

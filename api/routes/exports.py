@@ -22,10 +22,8 @@ from api.openapi import problems
 from domain.cycle import Phase
 from domain.errors import Conflict, Forbidden
 from domain.scheme import SubjectKind
-from service.principals import Role
 
 A1517 = {"优秀": "1", "称职": "2", "基本称职": "3", "不称职": "4"}
-READERS = {Role.ORGANIZER, Role.SUPERVISOR, Role.COMMITTEE}
 COLUMNS = ("year", "results_version", "subject", "code", "name", "kind", "group", "unit_code",
            "composite", "rank",
            "previous_rank", "rank_change", "final_grade", "a1517", "no_grade_reason")
@@ -77,11 +75,18 @@ async def export_results(request: Request[Any, Any, Any], state: State, year: Fr
                          format: Annotated[str, QueryParameter(  # noqa: A002
                              pattern="^(csv|json)$")] = "json") -> Response[Any]:
     """Every subject's published result with its grade as a GB/A1517 code; ``format=csv`` for
-    a UTF-8 CSV (with BOM, so spreadsheet software reads the Chinese names)."""
-    if current_principal(request).role not in READERS:
-        msg = "exports are for the organizer, the committee and supervisors"
+    a UTF-8 CSV (with BOM, so spreadsheet software reads the Chinese names). The organizer,
+    the committee and supervisors get every row; a cadre (or a unit) its own row; an
+    investigator the rows of its open cases' subjects (recorded)."""
+    principal, services = current_principal(request), state.services
+    cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+    mine = await to_thread.run_sync(services.cards.export_scope, principal, cycle)
+    if mine is not None and not mine:
+        msg = "exports are for the organizer, the committee and supervisors; a subject gets " \
+              "its own row, an investigator the rows of its cases"
         raise Forbidden(msg, rule="export.reader")
-    rows = await to_thread.run_sync(_rows, state.services, year)
+    rows = [r for r in await to_thread.run_sync(_rows, services, year)
+            if mine is None or r.subject in mine]
     if format == "json":
         return Response(rows)
     buf = io.StringIO()

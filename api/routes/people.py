@@ -118,22 +118,25 @@ class CadreController(Controller):
                                         since=data.since, reason=data.reason,
                                         expected_version=version, after_append=after))
 
-    @get("/{code:str}", opt={"public": True}, summary="Read a cadre", responses=problems(404))
+    @get("/{code:str}", security=SECURITY, summary="Read a cadre",
+         responses=problems(401, 404))
     async def read(self, state: State, code: FromPath[str]) -> Response[CadreOut]:
-        """A cadre in their current post; the ETag is the cadre's version."""
+        """A cadre in their current post; the ETag is the cadre's version. Personal details:
+        not for anonymous callers."""
         c = await to_thread.run_sync(state.services.reference.cadre, code)
         return Response(CadreOut(code=c.code, name=c.name, unit_code=c.unit_code, role=c.role,
                                  since=c.since, version=c.version),
                         headers={"ETag": etag(c.version)})
 
-    @get("/", opt={"public": True}, summary="List cadres", responses=problems(400, 503))
+    @get("/", security=SECURITY, summary="List cadres", responses=problems(400, 401, 503))
     async def list(self, request: Request[Any, Any, Any], state: State,
                    cursor: Annotated[str | None, QueryParameter()] = None,
                    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
                    unit_code: Annotated[str | None, QueryParameter()] = None,
                    min_position: Annotated[int | None, QueryParameter(ge=0, le=INT64)] = None,
                    ) -> Response[CadrePage]:
-        """Cadres ordered by code; filter by unit; follow ``Link: rel="next"``."""
+        """Cadres ordered by code; filter by unit; follow ``Link: rel="next"``. Not for
+        anonymous callers."""
         services = state.services
         query = {"unit_code": unit_code}
         after = decode_cursor(cursor, query)

@@ -38,6 +38,9 @@ def test_an_investigation_from_report_to_closure(client: Client, services: Servi
         "reporter": "张某 13800000000"}, headers=intake))
     assert named["follow_up_code"] is None
     case = anonymous["case_id"]
+    for person in ("inv-1", "inv-2"):
+        ok(client.post("/api/v1/investigators", json={"investigator": f"person:staff:{person}",
+                                                      "name": person}, headers=supervisor))
     ok(client.post(f"/api/v1/cases/{case}/assignment",
                    json={"investigator": "person:staff:inv-1"}, headers=intake))
     services.follower.catch_up()

@@ -42,8 +42,11 @@ def published_cycle(client: Client, services: Services) -> People:
 
 
 def _grades(client: Client, services: Services, **query: str) -> dict[str, Any]:
+    """The published grades of every kind: a supervisor reads them (the public reads the
+    teams' only: tests/e2e/test_audiences.py)."""
     services.follower.catch_up()
-    body = ok(client.get(f"{BASE}/results", params=query), 200)
+    supervisor = bearer(services, Role.SUPERVISOR, IdentityKind.STAFF, "sup-grades")
+    body = ok(client.get(f"{BASE}/results", params=query, headers=supervisor), 200)
     return {"version": body["results_version"], "corrections": body["corrections"],
             "grades": {s: g for s, (_, _, g, _) in _table(body).items()}}
 
@@ -68,7 +71,7 @@ def test_a_change_after_publication_stays_out_of_the_public_results_until_correc
                    json={"reason": "复查撤销"}, headers=who.org))
     assert _grades(client, services) == published
     assert ok(client.get(f"{BASE}/exports/results", headers=who.org), 200) == export
-    one = ok(client.get(f"{BASE}/subjects/cadre:P1/result"), 200)
+    one = ok(client.get(f"{BASE}/subjects/cadre:P1/result", headers=who.p1), 200)  # own card
     assert (one["final_grade"], one["results_version"]) == ("优秀", 1)
 
     # Explain shows both: what the evidence gives now, and what was published (differs).

@@ -85,7 +85,7 @@ def test_a_post_change_changes_the_post(client: Client, services: Services) -> N
     who = People(services)
     ok(client.post("/api/v1/imports", json={"units": UNITS, "cadres": CADRES}, headers=who.org))
     services.follower.catch_up()
-    cadre = ok(client.get("/api/v1/cadres/P1"), 200)
+    cadre = ok(client.get("/api/v1/cadres/P1", headers=who.org), 200)
     before = log_length(services)
     refused_with(client.patch("/api/v1/cadres/P1", headers={
         **who.org, "If-Match": f'"{cadre["version"]}"'}, json={

@@ -14,7 +14,7 @@ from domain.errors import InvalidInput
 from service.principals import Identity, IdentityKind, Principal, Role
 from service.runtime import Services
 from tests.conftest import bearer
-from tests.e2e.test_cycle_scenario import ok
+from tests.e2e.test_cycle_scenario import People, frozen_cycle, ok
 from tests.e2e.test_refusals_scheme import log_length, refused_with
 
 Client = TestClient[Any]
@@ -24,8 +24,13 @@ INTAKE = Principal(id="person:staff:xf-1", name="xf-1", role=Role.INTAKE,
 
 class Desk:
     def __init__(self, client: Client, services: Services) -> None:
+        frozen_cycle(client, services, People(services))  # reports name subjects of a cycle
         self.intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
         self.inv = bearer(services, Role.INVESTIGATOR, IdentityKind.STAFF, "inv-1")
+        self.supervisor = bearer(services, Role.SUPERVISOR, IdentityKind.STAFF, "sup-1")
+        for person in ("inv-1", "inv-2"):
+            ok(client.post("/api/v1/investigators", headers=self.supervisor, json={
+                "investigator": f"person:staff:{person}", "name": person}))
         self.case = ok(client.post("/api/v1/cases", headers=self.intake, json={
             "channel": "hotline", "year": 2025, "subjects": ["team:E1"],
             "summary": "反映发改局虚报项目进度"}))["case_id"]
@@ -106,3 +111,30 @@ def test_a_case_id_is_a_uuid() -> None:
     with pytest.raises(InvalidInput) as caught:
         case_id("case-17")
     assert (caught.value.rule, caught.value.field) == ("case.id", "case")
+
+
+def test_a_report_names_subjects_of_the_cycle(client: Client, services: Services,
+                                              desk: Desk) -> None:
+    before = log_length(services)
+    refused_with(client.post("/api/v1/cases", headers=desk.intake, json={
+        "channel": "hotline", "year": 2025, "subjects": ["team:E1", "team:ZZ"],
+        "summary": "s"}), 422, "invalid-input", "case.subject-unknown", "subjects[1]")
+    refused_with(client.post("/api/v1/cases", headers=desk.intake, json={
+        "channel": "hotline", "year": 2031, "subjects": ["team:E1"], "summary": "s"}), 422,
+        "invalid-input", "case.subject-unknown", "subjects[0]")  # no cycle 2031
+    assert log_length(services) == before
+
+
+def test_cases_go_to_registered_investigators_only(client: Client, services: Services,
+                                                   desk: Desk) -> None:
+    before = log_length(services)
+    refused_with(client.post(f"{desk.url}/assignment", headers=desk.intake,
+                             json={"investigator": "person:staff:inv-9"}), 422,
+                 "invalid-input", "case.investigator-registered", "investigator")
+    refused_with(client.post("/api/v1/investigators", headers=desk.supervisor, json={
+        "investigator": "person:staff:inv-1", "name": "again"}), 409, "conflict",
+        "investigator.registered-once", "investigator")
+    refused_with(client.post("/api/v1/investigators", headers=desk.intake, json={
+        "investigator": "person:staff:inv-9", "name": "x"}), 403, "forbidden", "role", None)
+    assert log_length(services) == before
+    assert services.cases.case(uuid.UUID(desk.case)).investigator is None

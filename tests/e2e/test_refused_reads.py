@@ -22,6 +22,7 @@ from service.refusals import GRACE
 from service.runtime import Services
 from service.settings import Settings
 from tests.conftest import bearer
+from tests.e2e.test_cycle_scenario import People, setup_cycle
 
 Client = TestClient[Any]
 WINDOW = 60
@@ -54,9 +55,10 @@ def counted(client: Client, services: Services) -> list[dict[str, Any]]:
 def test_a_refused_reader_in_a_loop_adds_one_counted_record_per_window(
         tight: tuple[Client, Services], clock: FixedClock) -> None:
     client, services = tight
+    setup_cycle(client, services, People(services))  # reports name subjects of a cycle
     intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
     cases = [client.post("/api/v1/cases", json={
-        "channel": "hotline", "year": 2025, "subjects": [f"team:E{i}"], "summary": "反映问题"},
+        "channel": "hotline", "year": 2025, "subjects": [f"team:E{i + 1}"], "summary": "反映问题"},
         headers=intake).json()["case_id"] for i in range(3)]
     outsider = bearer(services, Role.INVESTIGATOR, IdentityKind.STAFF, "inv-9")
     start = head(services)

@@ -13,7 +13,7 @@ from litestar import Litestar, Router
 from api.auth import authenticate
 from api.contract import install as install_contract
 from api.middleware import RequestContext
-from api.openapi import openapi_config
+from api.openapi import PlainDecimals, openapi_config
 from api.problems import exception_handlers
 from api.ratelimit import PrincipalLimiter
 from api.routes.auth import jwks
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         openapi_config=openapi_config(version("kaoping")),
         debug=False,
         request_max_body_size=settings.max_body_bytes,
+        plugins=[PlainDecimals()],
         logging_config=None,  # service.logging owns logging; Litestar must not reconfigure it
     )
     install_contract(app)

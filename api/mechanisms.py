@@ -14,7 +14,8 @@ import msgspec
 from anyio import to_thread
 from litestar.exceptions import HTTPException
 
-from api.problems import BodyValidationError, FieldError, msgspec_field_error
+from api.problems import BodyValidationError, FieldError
+from api.strict import StrictDecoder
 from domain.errors import BadArgument, InvalidInput
 from projections.follower import head_position, tracked_position
 from service.idempotency import check_key, fingerprint
@@ -35,19 +36,19 @@ JSON_TYPES = ("application/json",)
 # --- strict bodies ---------------------------------------------------------------------------
 
 def strict_body(struct: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
-    """A before_request hook: decode the body strictly (no "1" -> 1), so the lax conversion
-    Litestar then does for ``data: JSONBody[T]`` can only see values that are already right."""
-    decoder = msgspec.json.Decoder(struct)
+    """A before_request hook: decode the body strictly (no "1" -> 1, no duplicate keys, only
+    text, only plain decimals: ``api.strict``), so the lax conversion Litestar then does for
+    ``data: JSONBody[T]`` can only see values that are already right."""
+    decoder = StrictDecoder(struct)
 
     async def check(request: Request[Any, Any, Any]) -> None:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in JSON_TYPES:
             detail = f"send the body as application/json, not {media or 'nothing'}"
             raise HTTPException(status_code=415, detail=detail)
-        try:
-            decoder.decode(await request.body())
-        except msgspec.DecodeError as exc:
-            raise BodyValidationError(msgspec_field_error(exc)) from None
+        error = decoder.check(await request.body())
+        if error is not None:
+            raise BodyValidationError(error)
 
     return check
 

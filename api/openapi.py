@@ -6,11 +6,20 @@ browser can reach it; the JSON document at /schema/openapi.json needs nothing fr
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+from litestar.openapi.spec import Components, Schema, SecurityScheme, Server, Tag
+from litestar.plugins import OpenAPISchemaPlugin
 
 from api.problems import KINDS, PROBLEM_JSON, Problem
+from api.strict import MAX_PLACES, PLAIN_DECIMAL
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.typing import FieldDefinition
 
 _DESCRIPTIONS = {status: title for status, title, _ in KINDS.values()}
 
@@ -23,6 +32,22 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
                              generate_examples=False)
         for status in statuses
     }
+
+
+class PlainDecimals(OpenAPISchemaPlugin):
+    """Documents a Decimal as ``api.strict`` accepts it: a JSON number or string, written as
+    a plain decimal (Litestar's default says only "string")."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is Decimal
+
+    def to_openapi_schema(self, field_definition: FieldDefinition,
+                          schema_creator: SchemaCreator) -> Schema:
+        rule = f"a plain decimal: digits 0-9, optional '-', at most {MAX_PLACES} places"
+        return Schema(one_of=[Schema(type="number", description=rule),  # type: ignore[arg-type]
+                              Schema(type="string", pattern=f"^{PLAIN_DECIMAL.pattern}$",  # type: ignore[arg-type]
+                                     description=rule)])
 
 
 TAGS = [

@@ -347,6 +347,8 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
               f"{table.rebuilt_rows:>7}  {table.rebuilt_digest[:16]}")
         for key in table.differences:
             print(f"       differs: {key}")
+    for name, why in report.stopped.items():
+        print(f"STOP {name:<20} {why}")
     print(f"{'ok' if report.ok else 'FAILED'}: read models rebuilt from the log up to "
           f"{report.positions} (checkpoint {report.checkpoint_size})")
     return 0 if report.ok else 1

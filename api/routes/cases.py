@@ -17,18 +17,20 @@ from api.openapi import problems
 from api.routes.common import WriteOut, Year, write
 from domain.cases import CaseState, Channel
 from domain.errors import Forbidden
+from domain.text import text
 from projections.cases import CasesView, access_log
 from service.principals import Role
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+Text = Annotated[str, text(min_length=1, max_length=5000)]
+Word = Annotated[str, text(min_length=1, max_length=64)]
 
 
 class ReportIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     channel: Channel
     year: Year
-    subjects: list[str]
+    subjects: list[Word]
     summary: Text
-    reporter: Annotated[str, msgspec.Meta(max_length=200)] | None = None  # None: anonymous
+    reporter: Annotated[str, text(max_length=200)] | None = None  # None: anonymous
 
 
 class ReportOut(msgspec.Struct, kw_only=True):
@@ -38,7 +40,7 @@ class ReportOut(msgspec.Struct, kw_only=True):
 
 
 class AssignIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    investigator: Annotated[str, msgspec.Meta(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
+    investigator: Annotated[str, text(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
 
 
 class FindingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -46,8 +48,8 @@ class FindingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: str
-    subject: str
+    kind: Word
+    subject: Word
     reference: Text
 
 

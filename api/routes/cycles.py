@@ -31,6 +31,7 @@ from domain.errors import Conflict, Forbidden, NotFound, StaleVersion
 from domain.publication import pool_key
 from domain.scheme import Scheme, SubjectKind
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult, SubjectResult
+from domain.text import text
 from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
 from projections.results import ResultsView, dirty_pools, read_result, read_results
@@ -47,8 +48,8 @@ from service.published import (
 )
 from service.streams import END, replay_as_of
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Text = Annotated[str, text(min_length=1, max_length=500)]
+IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
 class OpenCycle(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,10 +63,10 @@ class Amendment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Announcement(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    team_members: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]]
+    team_members: list[Annotated[str, text(min_length=1, max_length=100)]]
     starts_on: IsoDate
     ends_on: IsoDate
-    hotline: Annotated[str, msgspec.Meta(min_length=3, max_length=100)]
+    hotline: Annotated[str, text(min_length=3, max_length=100)]
 
 
 class AnnouncementOut(msgspec.Struct, kw_only=True):

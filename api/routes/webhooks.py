@@ -21,11 +21,12 @@ from api.mechanisms import (
     strict_body,
 )
 from api.openapi import problems
+from domain.text import text
 from service.idempotency import fingerprint
 from service.webhooks import Delivery, Subscription
 
-Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-EventType = Annotated[str, msgspec.Meta(max_length=200)]
+Url = Annotated[str, text(min_length=8, max_length=2000)]
+EventType = Annotated[str, text(max_length=200)]
 
 
 class SubscribeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -174,26 +174,48 @@ def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
     return None if header is None else check_key(header)
 
 
+async def is_replay(request: Request[Any, Any, Any], services: Services,
+                    principal: Principal) -> bool:
+    """Whether this request's Idempotency-Key is done: work before the command (waiting for a
+    read model) can be skipped, the answer will be the first one."""
+    key = idempotency_key(request)
+    return key is not None and await to_thread.run_sync(services.idempotency.done,
+                                                        principal.id, key)
+
+
 async def perform(request: Request[Any, Any, Any], services: Services, principal: Principal,
                   status: int, command: Callable[[AfterAppend | None], Written],
                   ) -> tuple[int, Written, bool]:
     """Run a command once per Idempotency-Key; return (status, what was written, replayed?)."""
+    status, written, _, replayed = await perform_keeping(request, services, principal, status,
+                                                         command, None)
+    return status, written, replayed
+
+
+async def perform_keeping(request: Request[Any, Any, Any], services: Services,
+                          principal: Principal, status: int,
+                          command: Callable[[AfterAppend | None], Written], extra: bytes | None,
+                          ) -> tuple[int, Written, bytes | None, bool]:
+    """``perform``, keeping ``extra`` with the key (in the events' transaction) for a replay;
+    return (status, what was written, the first request's extra, replayed?)."""
     key = idempotency_key(request)
     if key is None:
         written = await to_thread.run_sync(command, None)
         services.written()
-        return status, written, False
+        return status, written, extra, False
     digest = fingerprint(request.method, request.url.path, await request.body())
     now = services.clock.now()
     idem = services.idempotency
     first = await to_thread.run_sync(idem.reserve, principal.id, key, digest, now)
     if first is not None:
         leaves = await to_thread.run_sync(read_leaves, services.db, first.positions)
-        return first.status, Written(first.stream_id, first.stream_version, leaves), True
+        return (first.status, Written(first.stream_id, first.stream_version, leaves),
+                first.extra, True)
     try:
-        written = await to_thread.run_sync(command, idem.completer(principal.id, key, status))
+        written = await to_thread.run_sync(
+            command, idem.completer(principal.id, key, status, extra))
     except BaseException:
         await to_thread.run_sync(idem.release, principal.id, key)
         raise
     services.written()
-    return status, written, False
+    return status, written, extra, False

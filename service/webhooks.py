@@ -194,18 +194,28 @@ class Webhooks:
         self._wake.set()
         return sub, False
 
-    def delete(self, owner: str, sub_id: str, *, expected_version: int) -> Subscription:
+    def delete(self, owner: str, sub_id: str, *, expected_version: int,
+               key: str | None = None, fingerprint: str = "") -> tuple[Subscription, bool]:
         """Deactivate: nothing more is queued or sent, pending deliveries are cancelled; the
-        subscription and its delivery log stay readable (audit)."""
+        subscription and its delivery log stay readable (audit). Return it and whether this
+        was a replay of the last change's Idempotency-Key."""
         with self.db.write() as cur:
             sub = self._own(cur, owner, sub_id)
+            cur.execute("SELECT change_key, change_fingerprint FROM "
+                        "kaoping_webhook_subscriptions WHERE id = %s", (sub_id,))
+            last = cur.fetchone()
+            if key is not None and last is not None and last[0] == key:
+                if last[1] != fingerprint:
+                    raise _key_reused()
+                return sub, True
             if not sub.active and sub.version == expected_version:
-                return sub  # deleted already, and the caller saw it deleted
-            self._advance(cur, sub, expected_version, "active = %s, deleted_at = %s",
-                          (False, self.clock.now().isoformat()))
+                return sub, False  # deleted already, and the caller saw it deleted
+            self._advance(cur, sub, expected_version, "active = %s, deleted_at = %s, "
+                          "change_key = %s, change_fingerprint = %s",
+                          (False, self.clock.now().isoformat(), key, fingerprint))
             cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'cancelled' "
                         "WHERE subscription_id = %s AND state = 'pending'", (sub_id,))
-            return self._own(cur, owner, sub_id)
+            return self._own(cur, owner, sub_id), False
 
     @staticmethod
     def _advance(cur: Cursor, sub: Subscription, expected: int, assignments: str,
@@ -230,9 +240,10 @@ class Webhooks:
                         (sub_id, after, limit))
             return [_delivery(r) for r in cur.fetchall()]
 
-    def redeliver(self, owner: str, sub_id: str, delivery_id: int, key: str | None) -> Delivery:
+    def redeliver(self, owner: str, sub_id: str, delivery_id: int,
+                  key: str | None) -> tuple[Delivery, bool]:
         """Queue a delivery again now (whatever its state). The same Idempotency-Key twice
-        queues it once."""
+        queues it once (the second answer is a replay); used for another delivery, refused."""
         now = self.clock.now().timestamp()
         if not 0 < delivery_id < 2**63:  # beyond any stored id (and any SQLite INTEGER)
             msg = f"subscription {sub_id} has no delivery {delivery_id}"
@@ -247,7 +258,14 @@ class Webhooks:
             if row is None:
                 msg = f"subscription {sub_id} has no delivery {delivery_id}"
                 raise NotFound(msg, rule="webhook.delivery.exists")
-            if key is None or row[0] != key:
+            if key is not None and row[0] != key:
+                cur.execute("SELECT 1 FROM kaoping_webhook_deliveries WHERE subscription_id "
+                            "= %s AND redeliver_key = %s AND id <> %s",
+                            (sub_id, key, delivery_id))
+                if cur.fetchone() is not None:
+                    raise _key_reused()
+            replayed = key is not None and row[0] == key
+            if not replayed:
                 cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'pending', "
                             "attempts = 0, first_attempt_at = NULL, next_attempt_at = %s, "
                             "redeliver_key = %s WHERE id = %s", (now, key, delivery_id))
@@ -256,7 +274,7 @@ class Webhooks:
             found = cur.fetchone()
         self._wake.set()
         assert found is not None  # noqa: S101 -- read back in the same transaction
-        return _delivery(found)
+        return _delivery(found), replayed
 
     # -- the deliverer --
 

@@ -20,6 +20,7 @@ from api.mechanisms import (
     decode_cursor,
     etag,
     expected_version,
+    is_replay,
     next_page,
     strict_body,
     wait_for_projection,
@@ -198,10 +199,13 @@ class CycleController(Controller):
         """Set the scheme (考核方案) while the cycle is in set-up; needs If-Match (the cycle's
         ETag). Weights must sum to 1 per pool; bands best first, the last from 0."""
         services = _services(request)
-        cycle = await to_thread.run_sync(services.evaluation.cycle, year)
-        _check_if_match(request, cycle.version)
-        return await write(request, 200, lambda p, after: services.evaluation
-                           .set_scheme(p, year, data, after_append=after))
+
+        def command(p: Any, after: Any) -> Any:
+            # Inside the command: a retry of a done request is a replay, not a stale version.
+            _check_if_match(request, services.evaluation.cycle(year).version)
+            return services.evaluation.set_scheme(p, year, data, after_append=after)
+
+        return await write(request, 200, command)
 
     @get("/{year:int}/scheme", opt={"public": True}, summary="Read the scheme",
          responses=problems(404))
@@ -218,8 +222,9 @@ class CycleController(Controller):
         """Every unit's team and every cadre in post become subjects, each in the pool of its
         unit's category. Read from the reference data as of this request."""
         services = _services(request)
+        replay = await is_replay(request, services, current_principal(request))
         head = await to_thread.run_sync(_head, services)
-        for view in (UnitsView.name, CadresView.name):
+        for view in () if replay else (UnitsView.name, CadresView.name):
             await wait_for_projection(services, view, head)
 
         def entries() -> list[RosterEntry]:

@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.state.limiter = PrincipalLimiter(rate=settings.rate_limit_per_second,
                                              burst=settings.rate_limit_burst)
         if settings.projections == "inprocess":
-            svc.start()
+            svc.start(demo=settings.demo_on_serve)
         try:
             yield
         finally:

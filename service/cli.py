@@ -71,7 +71,9 @@ def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        services.start()  # the follower, the checkpoint signer, the webhook deliverer
+        # The follower, the checkpoint signer, the webhook deliverer; the demo city only when
+        # KAOPING_DEMO=true says so (a worker never loads it by default).
+        services.start(demo=settings.demo is True)
         while not stop.wait(1.0):
             pass
     finally:

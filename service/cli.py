@@ -1,4 +1,5 @@
-"""``kaoping``: the command line for operators (serve, migrate, project, keys, tokens)."""
+"""``kaoping``: the command line for operators (serve, migrate, project, keys, tokens,
+webhooks)."""
 
 from __future__ import annotations
 
@@ -272,6 +273,35 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks_list(settings: Settings, _: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        for owner, role, sub in services.webhooks.everyone():
+            state = ("deleted" if not sub.active else "suspended" if sub.suspended_at
+                     else "paused" if sub.paused else "active")
+            print(msgspec.json.encode({"id": sub.id, "state": state, "owner": owner,
+                                       "role": role, "url": sub.url,
+                                       "event_types": sub.event_types,
+                                       "after_position": sub.after_position,
+                                       "created_at": sub.created_at,
+                                       "suspended": sub.suspended_reason}).decode())
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_webhooks_remove(settings: Settings, args: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        services.webhooks.remove(args.subscription_id, args.reason,
+                                 f"operator:{getpass.getuser()}")
+    finally:
+        services.close()
+    print(f"webhook subscription {args.subscription_id} removed: nothing more is sent; its "
+          "delivery log stays readable", file=sys.stderr)
+    return 0
+
+
 def _csv_rows(path: str | None) -> list[dict[str, str]]:
     if not path:
         return []
@@ -407,6 +437,17 @@ def _evaluation_commands(sub: Any) -> None:
     check.set_defaults(func=cmd_verify)
 
 
+def _webhook_commands(sub: Any) -> None:
+    hooks = sub.add_parser("webhooks", help="webhook subscriptions (operators)").add_subparsers(
+        dest="webhooks", required=True)
+    hooks.add_parser("list", help="every subscription: owner, role, URL, state, why suspended"
+                     ).set_defaults(func=cmd_webhooks_list)
+    remove = hooks.add_parser("remove", help="deactivate a subscription, with the reason")
+    remove.add_argument("subscription_id")
+    remove.add_argument("--reason", required=True)
+    remove.set_defaults(func=cmd_webhooks_remove)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -467,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", action="append", metavar="VKEY",
                         help="a trusted verifier key (default: this deployment's own)")
     verify.set_defaults(func=cmd_verify_log)
+    _webhook_commands(sub)
     tokens = sub.add_parser("tokens", help="people's bearer tokens").add_subparsers(
         dest="tokens", required=True)
     issue = tokens.add_parser("issue", help="issue a short-lived bearer token for a person")

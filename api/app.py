@@ -6,14 +6,15 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router
 
 from api.auth import authenticate
 from api.contract import install as install_contract
 from api.middleware import RequestContext
 from api.openapi import PlainDecimals, openapi_config
+from api.pages import PAGE_CSP, assets_router
 from api.problems import exception_handlers
 from api.ratelimit import PrincipalLimiter
 from api.routes.auth import jwks
@@ -46,6 +47,13 @@ class KaopingApp(Litestar):
         return RequestContext(super()._create_asgi_handler())
 
 
+async def _page_policy(response: Response[Any]) -> Response[Any]:
+    """Every HTML page (the docs, the ballot page) gets a CSP without 'unsafe-inline'."""
+    if str(getattr(response, "media_type", "")).startswith("text/html"):  # not a file's
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    return response
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                services: Services | None = None) -> Litestar:
     """Build the app. Without arguments, settings come from the environment (uvicorn --factory)."""
@@ -72,7 +80,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, EventController, export_results, WebhookController, jwks])
     app = KaopingApp(
-        route_handlers=[health, ready, ballot_page, api_v1],
+        route_handlers=[health, ready, ballot_page, assets_router(), api_v1],
+        after_request=_page_policy,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(version("kaoping")),

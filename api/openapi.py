@@ -1,7 +1,7 @@
 """OpenAPI 3.1: error responses documented as RFC 9457 problems, security schemes, UI pages.
 
-The Scalar page is served with assets from the CDN Litestar pins by default only if the reader's
-browser can reach it; the JSON document at /schema/openapi.json needs nothing from outside.
+The documentation page (/schema, also /schema/swagger) is Swagger UI served from this package
+(api/pages.py, pinned and vendored): it works offline, like /schema/openapi.json.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Schema, SecurityScheme, Server, Tag
 from litestar.plugins import OpenAPISchemaPlugin
 
+from api.pages import DocsPage
 from api.problems import KINDS, PROBLEM_JSON, Problem
 from api.strict import MAX_PLACES, PLAIN_DECIMAL
 
@@ -94,5 +94,5 @@ def openapi_config(version: str) -> OpenAPIConfig:
             "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",
                                           description="A person's short-lived EdDSA JWT"),
         }),
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[DocsPage(path=["/", "/swagger"])],
     )

@@ -16,10 +16,13 @@ from typing import Annotated, Any
 import msgspec
 
 # Written with escapes so the pattern itself is printable ASCII (it is published in OpenAPI).
-NOT_TEXT = r"\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+_CONTROLS_AND_NONCHARACTERS = r"\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
+NOT_TEXT = _CONTROLS_AND_NONCHARACTERS + r"\ud800-\udfff"
 # Every text pattern begins with this look-ahead; a field's own pattern (a code's shape)
-# follows it, so both hold.
-GUARD = rf"^(?=[^{NOT_TEXT}]*$)"
+# follows it, so both hold. Lone surrogates are left out of it: a regex engine over Unicode
+# scalar values (most JSON Schema validators) cannot even name them, and a request body with
+# one is refused before any schema is applied (api/strict.py; msgspec cannot decode one).
+GUARD = rf"^(?=[^{_CONTROLS_AND_NONCHARACTERS}]*$)"
 _FIRST_BAD = re.compile(rf"[{NOT_TEXT}]")
 
 

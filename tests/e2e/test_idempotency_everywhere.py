@@ -18,10 +18,12 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from api.contract import EXEMPT_FROM_IDEMPOTENCY
+from domain.ballots import credential_hash
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from service.webhooks import Webhooks
 from tests.conftest import bearer
+from tests.e2e.test_ballots import DEFINITION
 from tests.e2e.test_cycle_scenario import BASE, CADRES, SCHEME, UNITS, People, Y
 from tests.e2e.test_refusals_scheme import log_length
 
@@ -154,6 +156,35 @@ def _inputs(w: Walk, who: People) -> None:
             who.org2, {}, other=(f"{s}/adjustments/a2/approval", {}))
 
 
+def _sessions(w: Walk, who: People) -> None:
+    base = "/api/v1/sessions"
+    code = DEFINITION["code"]
+    url = f"{base}/{code}"
+    w.twice("POST", base, base, who.org, DEFINITION,
+            other=(base, {**DEFINITION, "title": "另一场测评"}))
+    w.twice("POST", f"{base}/{{code}}/freeze", f"{url}/freeze", who.org, {},
+            other=(f"{url}/open", {}))
+    issued = w.client.post(f"{url}/credentials", json={"rater_class": "cadres", "count": 2},
+                           headers=who.org)
+    assert issued.status_code == 201, issued.text
+    first, second = (credential_hash(code, c) for c in issued.json()["codes"])
+    w.twice("POST", f"{base}/{{code}}/credentials/revocations", f"{url}/credentials/revocations",
+            who.org, {"credential_hash": first, "reason": "凭条遗失"},
+            other=(f"{url}/credentials/revocations",
+                   {"credential_hash": second, "reason": "凭条遗失"}))
+    w.twice("POST", f"{base}/{{code}}/open", f"{url}/open", who.org, {},
+            other=(f"{url}/close", {}))
+    w.twice("POST", f"{base}/{{code}}/close", f"{url}/close", who.org, {},
+            other=(f"{url}/open", {}))
+    other = {**DEFINITION, "code": "void-me"}
+    assert w.client.post(base, json=other, headers=who.org).status_code == 201
+    for step in ("freeze", "open"):
+        assert w.client.post(f"{base}/void-me/{step}", json={}, headers=who.org).is_success
+    void = {"reason": "程序违规", "authority": "市委组织部"}
+    w.twice("POST", f"{base}/{{code}}/void", f"{base}/void-me/void", who.org, void,
+            other=(f"{base}/void-me/void", {**void, "reason": "另一理由"}))
+
+
 def _cases(w: Walk, services: Services) -> None:
     intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
     inv = bearer(services, Role.INVESTIGATOR, IdentityKind.STAFF, "inv-1")
@@ -198,12 +229,13 @@ def test_every_write_route_replays_its_first_result(client: Client, services: Se
     w = Walk(client, services)
     _reference_and_cycle(w, who)
     _inputs(w, who)
+    _sessions(w, who)
     _cases(w, services)
     _webhooks(w, services, who)
     routes = _write_routes(client.app)
     exempt = {("POST", p) for p, _ in EXEMPT_FROM_IDEMPOTENCY}
     assert w.exercised <= set(routes), sorted(w.exercised - set(routes))
-    assert len(w.exercised) >= 30
+    assert len(w.exercised) >= 37
     # The rest (sessions, seal, grading, appeals, corrections) need a long set-up to succeed
     # once; each goes through the same shared mechanism the walk proves, which is checked here
     # so that a new route with its own handling cannot slip by.

@@ -223,3 +223,19 @@ def test_the_check_report_of_a_stopped_model_is_served(client: Client,
     served = ok(client.get("/api/v1/operations/rebuild-check", headers=supervisor), 200)
     assert served["report"]["ok"] is False
     assert list(served["report"]["stopped"]) == ["choosy.v1"]
+
+
+def test_a_csv_import_refuses_what_is_not_text(settings: Any, services: Services,
+                                               tmp_path: Any) -> None:
+    from tests.e2e.test_cli import _kaoping  # noqa: PLC0415
+
+    units = tmp_path / "units.csv"
+    units.write_text("code,name,kind,category\nXZ-01,城关镇,township,platform-1\n"
+                     "XZ-02,城\x07南,township,platform-1\n", encoding="utf-8")
+    before = log_length(services)
+    out = _kaoping(settings, "import", "--units", str(units))
+    assert out.returncode == 1, out.stderr
+    assert "units[2].name" in out.stderr
+    assert "[text.characters]" in out.stderr
+    assert "U+0007" in out.stderr
+    assert log_length(services) == before

@@ -35,19 +35,23 @@ class _Number(str):
 
 
 class _Object(dict[str, Any]):
-    """A JSON object that remembers keys it saw twice."""
+    """A JSON object that had a key twice (which ones: ``twice``)."""
 
     __slots__ = ("twice",)
 
     def __init__(self, pairs: list[tuple[str, Any]]) -> None:
         super().__init__(pairs)
         self.twice: list[str] = []
-        if len(self) < len(pairs):
-            seen: set[str] = set()
-            for key, _ in pairs:
-                if key in seen:
-                    self.twice.append(key)
-                seen.add(key)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                self.twice.append(key)
+            seen.add(key)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    made = dict(pairs)
+    return made if len(made) == len(pairs) else _Object(pairs)
 
 
 class _NotJson(ValueError):
@@ -59,31 +63,40 @@ def _constant(name: str) -> Any:
 
 
 def _parse(raw: bytes) -> Any:
-    return json.loads(raw, object_pairs_hook=_Object, parse_int=_Number, parse_float=_Number,
+    return json.loads(raw, object_pairs_hook=_object, parse_int=_Number, parse_float=_Number,
                       parse_constant=_constant)
+
+
+# What a body holding anything but text must contain (a superset: a match only means the exact
+# walk runs): a JSON escape of a control character, surrogate or noncharacter, or such a
+# character written as itself.
+_MAYBE_NOT_TEXT = re.compile(
+    rb"\\[bfnrt]|\\u(?:00[0-1]|007[fF]|00[89]|[dD][89a-fA-F]|[fF][dD][dDeE]|[fF]{3}[eEfF])"
+    rb"|[\x00-\x1f\x7f]|\xc2[\x80-\x9f]|\xef\xb7[\x90-\xaf]|\xef\xbf[\xbe\xbf]")
 
 
 def _join(path: str, key: str | int) -> str:
     return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
 
 
-def _lexical(value: Any, path: str) -> FieldError | None:
-    """Duplicate keys and non-text strings anywhere in the body (keys included)."""
-    if isinstance(value, _Object):
-        if value.twice:
+def _lexical(value: Any, path: str, text: bool) -> FieldError | None:
+    """Duplicate keys, and (``text``) non-text strings, anywhere in the body (keys included)."""
+    if isinstance(value, dict):
+        if isinstance(value, _Object):
             name = value.twice[0]
             return FieldError(field=_join(path, name), rule="json.duplicate-key",
                               message=f"the key {name!r} appears more than once in one object")
         for key, item in value.items():
-            found = _text_error(key, path, "key") or _lexical(item, _join(path, key))
+            found = (text and _text_error(key, path, "key")) or _lexical(
+                item, _join(path, key), text)
             if found:
                 return found
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            found = _lexical(item, _join(path, i))
+            found = _lexical(item, _join(path, i), text)
             if found:
                 return found
-    elif isinstance(value, str) and not isinstance(value, _Number):
+    elif text and isinstance(value, str) and not isinstance(value, _Number):
         return _text_error(value, path, "value")
     return None
 
@@ -132,6 +145,7 @@ class StrictDecoder:
     def __init__(self, struct: type[Any]) -> None:
         self.decoder = msgspec.json.Decoder(struct)
         self.info = mi.type_info(struct)
+        self.has_decimals = "DecimalType" in repr(self.info)  # else that walk finds nothing
 
     def check(self, raw: bytes) -> FieldError | None:
         try:
@@ -139,7 +153,8 @@ class StrictDecoder:
         except (ValueError, RecursionError):  # not JSON: msgspec words the error better
             tree = None
         else:
-            found = _lexical(tree, "") or _decimals(tree, self.info, "")
+            found = _lexical(tree, "", _MAYBE_NOT_TEXT.search(raw) is not None) or (
+                _decimals(tree, self.info, "") if self.has_decimals else None)
             if found:
                 return found
         try:

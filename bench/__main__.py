@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from bench import ballots, ledger, replay, webhooks
+from bench import ballots, ledger, replay, strict, webhooks
 from service.logging import configure_logging
 
 BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
@@ -20,6 +20,7 @@ BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
     "replay": (replay.run, {"units": 16, "cadres": 48, "events": 20_000, "runner_events": 1000,
                             "samples": 24}),
     "webhooks": (webhooks.run, {"events": 200}),
+    "strict": (strict.run, {"bodies": 200}),
 }
 
 

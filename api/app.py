@@ -6,14 +6,15 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router
 
 from api.auth import authenticate
 from api.contract import install as install_contract
 from api.middleware import RequestContext
-from api.openapi import openapi_config
+from api.openapi import PlainDecimals, openapi_config
+from api.pages import PAGE_CSP, assets_router
 from api.problems import exception_handlers
 from api.ratelimit import FailureLimiter, PrincipalLimiter, parse_networks
 from api.readers import declared_audience
@@ -53,6 +54,13 @@ class KaopingApp(Litestar):
         return RequestContext(super()._create_asgi_handler())
 
 
+async def _page_policy(response: Response[Any]) -> Response[Any]:
+    """Every HTML page (the docs, the ballot page) gets a CSP without 'unsafe-inline'."""
+    if str(getattr(response, "media_type", "")).startswith("text/html"):  # not a file's
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    return response
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                services: Services | None = None) -> Litestar:
     """Build the app. Without arguments, settings come from the environment (uvicorn --factory)."""
@@ -75,7 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             per_session=settings.ballot_refusals_per_session,
             window=settings.ballot_refusal_window_seconds)
         if settings.projections == "inprocess":
-            svc.start()
+            svc.start(demo=settings.demo_on_serve)
         try:
             yield
         finally:
@@ -88,12 +96,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         audit_access, report_status, register_investigator, EventController, export_results,
         WebhookController, jwks, UseController])
     app = KaopingApp(
-        route_handlers=[health, ready, ballot_page, api_v1],
+        route_handlers=[health, ready, ballot_page, assets_router(), api_v1],
+        after_request=_page_policy,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(version("kaoping")),
         debug=False,
         request_max_body_size=settings.max_body_bytes,
+        plugins=[PlainDecimals()],
         logging_config=None,  # service.logging owns logging; Litestar must not reconfigure it
     )
     install_contract(app)

@@ -1,9 +1,8 @@
 """What the generated OpenAPI document cannot know by itself, added after Litestar builds it:
 
-- the ``Idempotency-Key`` header on every POST that honours it (all but the exemptions:
-  casting a ballot — the credential is its key — and issuing credentials or taking a report,
-  whose codes are shown once);
-- the ``Idempotency-Key`` header on every PATCH (each honours it, api/mechanisms.py);
+- the ``Idempotency-Key`` header on every POST, PUT, PATCH and DELETE (each honours it,
+  api/mechanisms.py), but for the two exemptions: casting a ballot (the credential is its
+  key) and issuing credentials (codes are shown once: a retry answers 409, issues nothing);
 - the ``If-Match`` header on every update (PUT, PATCH, DELETE);
 - the ``webhooks`` section: every event type other systems may receive, with its schema;
 - the examples of every operation (api/examples.py): request body, success response, and an
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
 EXEMPT_FROM_IDEMPOTENCY = (
     ("/api/v1/sessions/{code}/ballots", "the credential is the ballot's key"),
     ("/api/v1/sessions/{code}/credentials", "codes are shown once"),
-    ("/api/v1/cases", "the follow-up code is shown once"),
 )
 IDEMPOTENCY = Parameter(
     name="Idempotency-Key", param_in="header", required=False,
@@ -71,6 +69,7 @@ def annotate(openapi: OpenAPI) -> OpenAPI:
                 _problems_only(op)
                 _examples(f"{method} {path}", path, op)
         for operation, header in ((item.post, IDEMPOTENCY), (item.patch, IDEMPOTENCY),
+                                  (item.put, IDEMPOTENCY), (item.delete, IDEMPOTENCY),
                                   (item.put, IF_MATCH), (item.patch, IF_MATCH),
                                   (item.delete, IF_MATCH)):
             if not isinstance(operation, Operation):

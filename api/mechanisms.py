@@ -14,7 +14,8 @@ import msgspec
 from anyio import to_thread
 from litestar.exceptions import HTTPException
 
-from api.problems import BodyValidationError, FieldError, msgspec_field_error
+from api.problems import BodyValidationError, FieldError
+from api.strict import StrictDecoder
 from domain.errors import BadArgument, InvalidInput
 from projections.follower import head_position, tracked_position
 from service.idempotency import check_key, fingerprint
@@ -35,19 +36,19 @@ JSON_TYPES = ("application/json",)
 # --- strict bodies ---------------------------------------------------------------------------
 
 def strict_body(struct: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
-    """A before_request hook: decode the body strictly (no "1" -> 1), so the lax conversion
-    Litestar then does for ``data: JSONBody[T]`` can only see values that are already right."""
-    decoder = msgspec.json.Decoder(struct)
+    """A before_request hook: decode the body strictly (no "1" -> 1, no duplicate keys, only
+    text, only plain decimals: ``api.strict``), so the lax conversion Litestar then does for
+    ``data: JSONBody[T]`` can only see values that are already right."""
+    decoder = StrictDecoder(struct)
 
     async def check(request: Request[Any, Any, Any]) -> None:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in JSON_TYPES:
             detail = f"send the body as application/json, not {media or 'nothing'}"
             raise HTTPException(status_code=415, detail=detail)
-        try:
-            decoder.decode(await request.body())
-        except msgspec.DecodeError as exc:
-            raise BodyValidationError(msgspec_field_error(exc)) from None
+        error = decoder.check(await request.body())
+        if error is not None:
+            raise BodyValidationError(error)
 
     return check
 
@@ -173,26 +174,48 @@ def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
     return None if header is None else check_key(header)
 
 
+async def is_replay(request: Request[Any, Any, Any], services: Services,
+                    principal: Principal) -> bool:
+    """Whether this request's Idempotency-Key is done: work before the command (waiting for a
+    read model) can be skipped, the answer will be the first one."""
+    key = idempotency_key(request)
+    return key is not None and await to_thread.run_sync(services.idempotency.done,
+                                                        principal.id, key)
+
+
 async def perform(request: Request[Any, Any, Any], services: Services, principal: Principal,
                   status: int, command: Callable[[AfterAppend | None], Written],
                   ) -> tuple[int, Written, bool]:
     """Run a command once per Idempotency-Key; return (status, what was written, replayed?)."""
+    status, written, _, replayed = await perform_keeping(request, services, principal, status,
+                                                         command, None)
+    return status, written, replayed
+
+
+async def perform_keeping(request: Request[Any, Any, Any], services: Services,
+                          principal: Principal, status: int,
+                          command: Callable[[AfterAppend | None], Written], extra: bytes | None,
+                          ) -> tuple[int, Written, bytes | None, bool]:
+    """``perform``, keeping ``extra`` with the key (in the events' transaction) for a replay;
+    return (status, what was written, the first request's extra, replayed?)."""
     key = idempotency_key(request)
     if key is None:
         written = await to_thread.run_sync(command, None)
         services.written()
-        return status, written, False
+        return status, written, extra, False
     digest = fingerprint(request.method, request.url.path, await request.body())
     now = services.clock.now()
     idem = services.idempotency
     first = await to_thread.run_sync(idem.reserve, principal.id, key, digest, now)
     if first is not None:
         leaves = await to_thread.run_sync(read_leaves, services.db, first.positions)
-        return first.status, Written(first.stream_id, first.stream_version, leaves), True
+        return (first.status, Written(first.stream_id, first.stream_version, leaves),
+                first.extra, True)
     try:
-        written = await to_thread.run_sync(command, idem.completer(principal.id, key, status))
+        written = await to_thread.run_sync(
+            command, idem.completer(principal.id, key, status, extra))
     except BaseException:
         await to_thread.run_sync(idem.release, principal.id, key)
         raise
     services.written()
-    return status, written, False
+    return status, written, extra, False

@@ -1,16 +1,25 @@
 """OpenAPI 3.1: error responses documented as RFC 9457 problems, security schemes, UI pages.
 
-The Scalar page is served with assets from the CDN Litestar pins by default only if the reader's
-browser can reach it; the JSON document at /schema/openapi.json needs nothing from outside.
+The documentation page (/schema, also /schema/swagger) is Swagger UI served from this package
+(api/pages.py, pinned and vendored): it works offline, like /schema/openapi.json.
 """
 
 from __future__ import annotations
 
-from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, Schema, SecurityScheme, Server, Tag
+from litestar.plugins import OpenAPISchemaPlugin
+
+from api.pages import DocsPage
 from api.problems import KINDS, PROBLEM_JSON, Problem
+from api.strict import MAX_PLACES, PLAIN_DECIMAL
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.typing import FieldDefinition
 
 _DESCRIPTIONS = {status: title for status, title, _ in KINDS.values()}
 
@@ -23,6 +32,22 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
                              generate_examples=False)
         for status in statuses
     }
+
+
+class PlainDecimals(OpenAPISchemaPlugin):
+    """Documents a Decimal as ``api.strict`` accepts it: a JSON number or string, written as
+    a plain decimal (Litestar's default says only "string")."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is Decimal
+
+    def to_openapi_schema(self, field_definition: FieldDefinition,
+                          schema_creator: SchemaCreator) -> Schema:
+        rule = f"a plain decimal: digits 0-9, optional '-', at most {MAX_PLACES} places"
+        return Schema(one_of=[Schema(type="number", description=rule),  # type: ignore[arg-type]
+                              Schema(type="string", pattern=f"^{PLAIN_DECIMAL.pattern}$",  # type: ignore[arg-type]
+                                     description=rule)])
 
 
 TAGS = [
@@ -69,5 +94,5 @@ def openapi_config(version: str) -> OpenAPIConfig:
             "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",
                                           description="A person's short-lived EdDSA JWT"),
         }),
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[DocsPage(path=["/", "/swagger"])],
     )

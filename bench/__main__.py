@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from bench import ballots, flood, ledger, replay, webhooks
+from bench import ballots, flood, ledger, replay, strict, webhooks
 from service.logging import configure_logging
 
 BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
@@ -21,6 +21,7 @@ BENCHES: dict[str, tuple[Callable[..., str], dict[str, int]]] = {
                             "samples": 24}),
     "webhooks": (webhooks.run, {"events": 200}),
     "flood": (flood.run, {"seconds": 2, "connections": 8, "credentials": 200}),
+    "strict": (strict.run, {"bodies": 200}),
 }
 
 

@@ -23,6 +23,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, InvalidInput
 from domain.scheme import check_score, check_share
+from domain.text import Text, text
 
 # v2: a class below quorum fails the whole session (v1 dropped the class and re-weighted the
 # others); quorum may be strict (more than the share); per-ballot limits scale with the session.
@@ -30,7 +31,7 @@ TALLY_VERSION = "kaoping-tally/2"
 # The default quorum and where it comes from; a session may state another rule and its source.
 SEED_QUORUM_SOURCE = ("民主测评办法（县政协）: 实到人数超过应到人数的半数, 测评方有效 — "
                       "reference/domain-notes.md §1.6 (wm114.cn/wen/166/331845.html)")
-Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+Code = Annotated[str, text(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 
 
 class SessionKind(StrEnum):
@@ -48,19 +49,19 @@ class SessionState(StrEnum):
 
 class Option(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: Code
-    label: str
+    label: Text
     value: Decimal  # 0–100
     counted: bool = True  # 不了解 / 弃权 are usually not counted
 
 
 class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: Code
-    label: str
+    label: Text
 
 
 class RaterClass(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: Code
-    label: str
+    label: Text
     weight: Decimal
     eligible: Annotated[int, msgspec.Meta(ge=1)]
 
@@ -75,9 +76,9 @@ class QuorumRule(StrEnum):
 class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     quorum: Decimal = Decimal("0.5")  # share of a class's eligible raters who must take part
     quorum_rule: QuorumRule = QuorumRule.MORE_THAN
-    quorum_source: str = SEED_QUORUM_SOURCE  # where the quorum rule comes from
+    quorum_source: Text = SEED_QUORUM_SOURCE  # where the quorum rule comes from
     min_valid: Annotated[int, msgspec.Meta(ge=1)] = 5  # k: fewer valid ballots, no result
-    top_option: str | None = None  # the option the top limits count, e.g. "excellent"
+    top_option: Text | None = None  # the option the top limits count, e.g. "excellent"
     max_top: Annotated[int, msgspec.Meta(ge=0)] | None = None  # per ballot, across subjects
     # per ballot, at most this share of the subjects (rounded up: one subject may always get
     # the top option, however small the session)
@@ -110,8 +111,8 @@ class SessionDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     code: Code
     year: int
     kind: SessionKind
-    title: str
-    subjects: list[str]
+    title: Text
+    subjects: list[Text]
     items: list[Item]
     options: list[Option]
     classes: list[RaterClass]

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from domain.errors import InvalidInput
+from domain.text import Text
 
 
 class SubjectKind(StrEnum):
@@ -44,14 +45,14 @@ Rounding = Literal["half-up", "floor", "ceiling"]
 
 
 class GradeBand(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    grade: str
+    grade: Text
     min_score: Score
 
 
 class Quota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """At most ``share`` of a pool (rounded as said, never above ``hard_cap``) may get ``grade``."""
 
-    grade: str
+    grade: Text
     share: Share
     rounding: Rounding = "floor"
     hard_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None
@@ -64,21 +65,21 @@ class Veto(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     grade; ``cap`` allows at best ``cap_at``. Several apply in severity order (no-grade first).
     """
 
-    code: str
+    code: Text
     effect: Literal["no-grade", "force-lowest", "cap"]
-    cap_at: str | None = None
-    reason_code: str | None = None
-    label: str = ""
+    cap_at: Text | None = None
+    reason_code: Text | None = None
+    label: Text = ""
 
 
 class IndicatorDef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A 部门核对考证 indicator, owned (and scored) by one functional department."""
 
-    code: str
-    name: str
-    owner: str  # the owning department's unit code
+    code: Text
+    name: Text
+    owner: Text  # the owning department's unit code
     weight: Share
-    groups: list[str]
+    groups: list[Text]
     kinds: list[SubjectKind] = msgspec.field(default_factory=lambda: [SubjectKind.TEAM])
 
 
@@ -88,7 +89,7 @@ Days = Annotated[int, msgspec.Meta(ge=1, le=366)]
 class PoolRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Weights, bands and quotas for one comparison group (比较组) and subject kind."""
 
-    group: str
+    group: Text
     kind: SubjectKind
     weights: dict[Component, Share]
     bands: list[GradeBand]  # best grade first; the last band's grade is the lowest

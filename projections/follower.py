@@ -254,6 +254,7 @@ class Follower:
                     cur.execute("ROLLBACK TO SAVEPOINT projection")
                     failed = failed or exc
                     self._pause(p.name, exc)
+                    record_stop(cur, p.name, exc)
                     continue
                 finally:
                     cur.execute("RELEASE SAVEPOINT projection")
@@ -282,7 +283,7 @@ class Follower:
 
     @staticmethod
     def _move(cur: Cursor, name: str, was: int, to: int) -> None:
-        cur.execute("UPDATE kaoping_projection_tracking SET position = %s "
+        cur.execute("UPDATE kaoping_projection_tracking SET position = %s, error = NULL "
                     "WHERE name = %s AND position = %s", (to, name, was))
         if cur.rowcount != 1:
             msg = f"projection {name} moved under us from {was}"
@@ -315,6 +316,19 @@ class Follower:
                 cur.execute(f"DELETE FROM {table}")  # noqa: S608 -- names from code, not input
             cur.execute("UPDATE kaoping_projection_tracking SET position = -1 WHERE name = %s",
                         (projection.name,))
+
+
+def record_stop(cur: Cursor, name: str, exc: BaseException) -> None:
+    """Say (in the tracking row, for /ready and rebuild --check) why ``name`` stopped."""
+    cur.execute("UPDATE kaoping_projection_tracking SET error = %s WHERE name = %s",
+                (f"{type(exc).__name__}: {exc}"[:500], name))
+
+
+def stopped(cur: Cursor) -> dict[str, tuple[int, str]]:
+    """Read models stopped on an event they could not apply: name -> (position, error)."""
+    cur.execute("SELECT name, position, error FROM kaoping_projection_tracking "
+                "WHERE error IS NOT NULL ORDER BY name")
+    return {str(n): (int(p), str(e)) for n, p, e in cur.fetchall()}
 
 
 def lag(db: Database, projections: Sequence[Projection]) -> dict[str, int]:

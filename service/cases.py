@@ -31,6 +31,11 @@ def follow_up_hash(code: str) -> str:
     return hashlib.sha256(f"kaoping-report:{code}".encode()).hexdigest()
 
 
+def follow_up_code() -> str:
+    """A new anonymous reporter's follow-up code (96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
 class Cases:
     def __init__(self, store: EventStore, db: Database,
                  cycle: Callable[[int], Cycle],
@@ -47,8 +52,10 @@ class Cases:
 
     def report(self, principal: Principal, *, channel: Channel, year: int,
                subjects: list[str], summary: str, reporter: str | None,
-               after_append: AfterAppend | None = None) -> tuple[Written, str | None]:
-        """Take a report; an anonymous reporter gets a follow-up code, shown once."""
+               after_append: AfterAppend | None = None,
+               code: str | None = None) -> tuple[Written, str | None]:
+        """Take a report; an anonymous reporter gets a follow-up code, shown once (``code``:
+        one made beforehand with ``follow_up_code()``, so a retry can be answered with it)."""
         require_role(principal, Role.INTAKE)
         if not subjects:
             msg = "a report names at least one subject"
@@ -57,7 +64,7 @@ class Cases:
             msg = "year must be from 2000 to 2100"
             raise InvalidInput(msg, rule="case.year", field="year")
         self._require_subjects(year, subjects)
-        code = None if reporter else secrets.token_urlsafe(12)
+        code = None if reporter else (code or follow_up_code())
         case = Case(channel=channel.value, year=year, subjects=subjects, summary=summary,
                     follow_up_hash=follow_up_hash(code) if code else None, actor=principal.id)
         if reporter:

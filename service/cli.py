@@ -1,4 +1,5 @@
-"""``kaoping``: the command line for operators (serve, migrate, project, keys, tokens)."""
+"""``kaoping``: the command line for operators (serve, migrate, project, keys, tokens,
+webhooks)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        services.start()  # the follower, the checkpoint signer, the webhook deliverer
+        # The follower, the checkpoint signer, the webhook deliverer; the demo city only when
+        # KAOPING_DEMO=true says so (a worker never loads it by default).
+        services.start(demo=settings.demo is True)
         while not stop.wait(1.0):
             pass
     finally:
@@ -273,6 +276,35 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks_list(settings: Settings, _: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        for owner, role, sub in services.webhooks.everyone():
+            state = ("deleted" if not sub.active else "suspended" if sub.suspended_at
+                     else "paused" if sub.paused else "active")
+            print(msgspec.json.encode({"id": sub.id, "state": state, "owner": owner,
+                                       "role": role, "url": sub.url,
+                                       "event_types": sub.event_types,
+                                       "after_position": sub.after_position,
+                                       "created_at": sub.created_at,
+                                       "suspended": sub.suspended_reason}).decode())
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_webhooks_remove(settings: Settings, args: argparse.Namespace) -> int:
+    services = _services(settings)
+    try:
+        services.webhooks.remove(args.subscription_id, args.reason,
+                                 f"operator:{getpass.getuser()}")
+    finally:
+        services.close()
+    print(f"webhook subscription {args.subscription_id} removed: nothing more is sent; its "
+          "delivery log stays readable", file=sys.stderr)
+    return 0
+
+
 def _csv_rows(path: str | None) -> list[dict[str, str]]:
     if not path:
         return []
@@ -350,6 +382,8 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
               f"{table.rebuilt_rows:>7}  {table.rebuilt_digest[:16]}")
         for key in table.differences:
             print(f"       differs: {key}")
+    for name, why in report.stopped.items():
+        print(f"STOP {name:<20} {why}")
     print(f"{'ok' if report.ok else 'FAILED'}: read models rebuilt from the log up to "
           f"{report.positions} (checkpoint {report.checkpoint_size})")
     return 0 if report.ok else 1
@@ -404,6 +438,17 @@ def _evaluation_commands(sub: Any) -> None:
     check.add_argument("--key", action="append", required=True)
     check.add_argument("--trusted")
     check.set_defaults(func=cmd_verify)
+
+
+def _webhook_commands(sub: Any) -> None:
+    hooks = sub.add_parser("webhooks", help="webhook subscriptions (operators)").add_subparsers(
+        dest="webhooks", required=True)
+    hooks.add_parser("list", help="every subscription: owner, role, URL, state, why suspended"
+                     ).set_defaults(func=cmd_webhooks_list)
+    remove = hooks.add_parser("remove", help="deactivate a subscription, with the reason")
+    remove.add_argument("subscription_id")
+    remove.add_argument("--reason", required=True)
+    remove.set_defaults(func=cmd_webhooks_remove)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -466,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", action="append", metavar="VKEY",
                         help="a trusted verifier key (default: this deployment's own)")
     verify.set_defaults(func=cmd_verify_log)
+    _webhook_commands(sub)
     tokens = sub.add_parser("tokens", help="people's bearer tokens").add_subparsers(
         dest="tokens", required=True)
     issue = tokens.add_parser("issue", help="issue a short-lived bearer token for a person")

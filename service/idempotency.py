@@ -36,6 +36,7 @@ class Completed:
     stream_id: UUID
     stream_version: int
     positions: list[int]
+    extra: bytes | None = None  # what the route kept for a replay (see completer)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> bytes:
@@ -65,7 +66,7 @@ class IdempotencyStore:
         with self.db.write() as cur:
             cur.execute(
                 "SELECT fingerprint, state, created_at, response_status, stream_id, "
-                "stream_version, positions FROM kaoping_idempotency "
+                "stream_version, positions, extra FROM kaoping_idempotency "
                 "WHERE principal = %s AND idem_key = %s",
                 (principal, key),
             )
@@ -81,7 +82,7 @@ class IdempotencyStore:
                     (principal, key, digest, self._ts(now)),
                 )
                 return None
-        stored, state, _, status, stream_id, version, positions = row
+        stored, state, _, status, stream_id, version, positions, extra = row
         if bytes(stored) != digest:
             msg = "this Idempotency-Key was used with a different request body or endpoint"
             raise InvalidInput(msg, rule="idempotency-key.reused", field="Idempotency-Key")
@@ -89,7 +90,16 @@ class IdempotencyStore:
             msg = "a request with this Idempotency-Key is still being processed"
             raise Conflict(msg, rule="idempotency-key.in-progress", field="Idempotency-Key")
         return Completed(int(status), UUID(str(stream_id)), int(version),
-                         msgspec.json.decode(positions, type=list[int]))
+                         msgspec.json.decode(positions, type=list[int]),
+                         None if extra is None else bytes(extra))
+
+    def done(self, principal: str, key: str) -> bool:
+        """Whether ``key`` completed a command already (its retry will be a replay)."""
+        with self.db.read() as cur:
+            cur.execute("SELECT state FROM kaoping_idempotency WHERE principal = %s AND "
+                        "idem_key = %s", (principal, key))
+            row = cur.fetchone()
+        return row is not None and row[0] == "done"
 
     @staticmethod
     def _expired(created: object, now: datetime) -> bool:
@@ -99,19 +109,22 @@ class IdempotencyStore:
             raise TypeError(msg)
         return now - at > RETENTION
 
-    def completer(self, principal: str, key: str, status: int) -> AfterAppend:
+    def completer(self, principal: str, key: str, status: int,
+                  extra: bytes | None = None) -> AfterAppend:
         """The hook that completes the key inside the events' own transaction. The response is
-        rebuilt from the first stream written (the command's resource) at its new version."""
+        rebuilt from the first stream written (the command's resource) at its new version,
+        plus ``extra``: what the events cannot give back (a code kept only as a hash)."""
 
         def complete(cur: Cursor, leaves: list[Leaf]) -> None:
             stream_id = leaves[0].stream_id
             version = max(lf.stream_version for lf in leaves if lf.stream_id == stream_id)
             cur.execute(
                 "UPDATE kaoping_idempotency SET state = 'done', response_status = %s, "
-                "stream_id = %s, stream_version = %s, positions = %s "
+                "stream_id = %s, stream_version = %s, positions = %s, extra = %s "
                 "WHERE principal = %s AND idem_key = %s AND state = 'pending' RETURNING 1",
                 (status, str(stream_id), version,
-                 msgspec.json.encode([lf.position for lf in leaves]).decode(), principal, key),
+                 msgspec.json.encode([lf.position for lf in leaves]).decode(), extra,
+                 principal, key),
             )
             # RETURNING + fetch rather than rowcount: in psycopg's pipeline mode (the library's
             # write path) rowcount is not known until the pipeline syncs.

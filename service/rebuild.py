@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import psycopg
 
-from projections.follower import Follower, Projection, tracked_position
+from projections.follower import Follower, Projection, stopped, tracked_position
 from service.db import Cursor, Engine, PostgresCursor, SQLiteCursor, db_time
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class CheckReport(msgspec.Struct, kw_only=True):
     checkpoint_size: int
     positions: dict[str, int]  # projection -> position rebuilt to
     tables: list[TableReport]
+    # Read models stopped on an event they cannot apply, live or in the rebuild: name -> why
+    stopped: dict[str, str] = {}
 
 
 class _OneConnection:
@@ -130,6 +132,31 @@ def _compare(table: str, live: list[tuple[Any, ...]],
                        differences=keys[:20])
 
 
+def _rebuild(db: _OneConnection, services: Services,
+             positions: dict[str, int]) -> dict[str, str]:
+    """Rebuild into the temporary tables; a read model that stops on an event is left out
+    (the others go on) and returned with why: name -> reason."""
+    halted: dict[str, str] = {}
+    while True:
+        todo = [p for p in services.projections if p.name not in halted]
+        follower = Follower(db, services.store.mapper, todo,
+                            page_size=services.settings.projection_page_size,
+                            read_ahead=False)  # one connection: its temp tables are its own
+        try:
+            follower.catch_up(stops=positions)
+        except Exception:  # recorded in the temporary tracking row, reported below
+            with db.read() as cur:
+                now = stopped(cur)
+            if not set(now) - set(halted):  # not a read model's stop: a real failure
+                raise
+            halted |= {n: f"rebuild: stopped after position {p}: {e}"
+                       for n, (p, e) in now.items() if n not in halted}
+            continue
+        finally:
+            follower.close()
+        return halted
+
+
 def check(services: Services) -> CheckReport:
     """Rebuild into temporary tables and compare; record the result."""
     cp = services.signer.sign(services.db, services.clock.now())
@@ -142,19 +169,19 @@ def check(services: Services) -> CheckReport:
             if db.engine == "postgres":
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             positions = {p.name: tracked_position(cur, p.name) for p in services.projections}
+            halted = {n: f"live: stopped after position {p}: {e}"
+                      for n, (p, e) in stopped(cur).items()}
             live = {t: _rows(cur, live_prefix + t, t) for t in tables}
         _make_temp(db, tables)
-        follower = Follower(db, services.store.mapper,
-                            services.projections, page_size=services.settings.projection_page_size,
-                            read_ahead=False)  # one connection: its temp tables are its own
-        follower.catch_up(stops=positions)
+        halted |= _rebuild(db, services, positions)
         with db.write() as cur:
             rebuilt = {t: _rows(cur, temp_prefix + t, t) for t in tables}
     finally:
         db.close()
     reports = [_compare(t, live[t], rebuilt[t]) for t in tables]
-    report = CheckReport(ok=all(not r.differences for r in reports), checkpoint_size=cp.size,
-                         positions=positions, tables=reports)
+    report = CheckReport(ok=not halted and all(not r.differences for r in reports),
+                         checkpoint_size=cp.size, positions=positions, tables=reports,
+                         stopped=halted)
     with services.db.write() as cur:
         cur.execute("INSERT INTO kaoping_rebuild_checks (checked_at, checkpoint_size, "
                     "checkpoint, ok, report) VALUES (%s, %s, %s, %s, %s)",

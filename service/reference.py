@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, StaleVersion
 from domain.people import Cadre, Leader, PostRole
+from domain.text import first_non_text
 from domain.units import Unit, UnitKind, register_unit
 from service.policy import require_role
 from service.principals import Principal, Role
@@ -96,7 +97,15 @@ class Reference:
                     after_append: AfterAppend | None = None) -> Written:
         """Register every unit and cadre in one transaction, or none; report every bad row."""
         require_role(principal, Role.ORGANIZER)
-        errors: list[tuple[str, str, str]] = []
+        # A CSV import (kaoping import) reaches here without the API's strict decoder.
+        errors: list[tuple[str, str, str]] = [
+            (f"{what}[{i}].{field}", "text.characters", f"{bad} is not text")
+            for what, rows in (("units", units), ("cadres", cadres))
+            for i, row in enumerate(rows, start=1) for field, value in row.items()
+            if (bad := first_non_text(f"{field}{value}")) is not None]
+        if errors:
+            msg = f"{len(errors)} value(s) are not text; nothing was imported"
+            raise InvalidInput(msg, rule="import.rows", field=errors[0][0], errors=errors)
         made: list[Any] = []
         unit_codes: set[str] = set()
         for i, row in enumerate(units, start=1):

@@ -82,17 +82,18 @@ class Services:
         self._threads: list[threading.Thread] = []
         self.demo_progress = Progress()
 
-    def start(self) -> None:
-        """Run the background work in this process (embedded default: the API process)."""
+    def start(self, *, demo: bool = False) -> None:
+        """Run the background work in this process (embedded default: the API process);
+        ``demo``: load the demo city if the log is empty (Settings.demo_on_serve)."""
         if self._threads:
             return
         work: list[tuple[str, Callable[[threading.Event], None]]] = [
             ("kaoping-follower", self.follower.run), ("kaoping-signer", self.run_signer),
             ("kaoping-webhooks", self.webhooks.run), ("kaoping-housekeeping", self.housekeep),
             ("kaoping-refusals", self.refusals.run)]
-        if self.settings.demo and self._log_is_empty():
+        if demo and self._log_is_empty():
             work.append(("kaoping-demo", self.load_demo))
-        elif self.settings.demo:
+        elif demo:
             with self.demo_progress.lock:  # loaded on an earlier start (or real data)
                 self.demo_progress.state = "present"
                 self.demo_progress.step = "the store already holds data; nothing to load"
@@ -107,6 +108,10 @@ class Services:
 
     def load_demo(self, _stop: threading.Event) -> None:
         """First start of an empty embedded store: load the demo city in the background."""
+        log.warning("demo.loading", engine=self.settings.engine,
+                    explicit=self.settings.demo is True,
+                    note="the demo city's events stay in this log for ever; set "
+                         "KAOPING_DEMO=false on a store meant for real data")
         try:
             DemoCity(self, progress=self.demo_progress).run()
             log.info("demo.loaded", steps=self.demo_progress.done)

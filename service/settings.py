@@ -106,7 +106,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     timezone: str = "Asia/Shanghai"
     # Larger request bodies are refused with 413 (a bulk import of a city fits well within).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_000_000
-    demo: bool = True
+    # The demo city (示范市, ~12,000 events that can never be removed from the log). Unset: it
+    # loads only into an empty embedded SQLite store, by `kaoping serve` (`make run`); never
+    # into PostgreSQL, nor by `kaoping project` or any other command, unless set to true.
+    demo: bool | None = None
     # How often housekeeping runs (expired Idempotency-Keys are forgotten).
     housekeeping_interval_seconds: Annotated[float, msgspec.Meta(ge=1)] = 3600.0
     # Per-principal request rate (token bucket, per API process): 429 + Retry-After beyond it.
@@ -152,6 +155,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def engine(self) -> Literal["sqlite", "postgres"]:
         return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"
+
+    @property
+    def demo_on_serve(self) -> bool:
+        """Whether `kaoping serve` loads the demo city into an empty store."""
+        return self.engine == "sqlite" if self.demo is None else self.demo
 
     @property
     def sqlite_path(self) -> Path:

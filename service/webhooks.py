@@ -61,10 +61,14 @@ class Subscription(msgspec.Struct, kw_only=True):
     created_at: str
     deleted_at: str | None
     version: int  # the ETag: If-Match on every change
+    # Set when the credential that subscribed was revoked or expired: nothing is queued or sent
+    # from then on, and nothing resumes it (subscribe again with a live credential).
+    suspended_at: str | None = None
+    suspended_reason: str | None = None
 
 
 _SUB_COLUMNS = ("id, url, event_types, after_position, active, created_at, paused, deleted_at, "
-                "version")
+                "version, suspended_at, suspended_reason")
 _DELIVERY_COLUMNS = ("id, subscription_id, position, state, event_type, attempts, "
                      "next_attempt_at, last_status, last_error, delivered_at")
 
@@ -85,7 +89,8 @@ class Delivery(msgspec.Struct, kw_only=True):
 def _subscription(row: Any) -> Subscription:
     return Subscription(id=row[0], url=row[1], event_types=msgspec.json.decode(row[2]),
                         after_position=row[3], active=bool(row[4]), created_at=row[5],
-                        paused=bool(row[6]), deleted_at=row[7], version=row[8])
+                        paused=bool(row[6]), deleted_at=row[7], version=row[8],
+                        suspended_at=row[9], suspended_reason=row[10])
 
 
 def _delivery(row: Any) -> Delivery:
@@ -94,6 +99,12 @@ def _delivery(row: Any) -> Delivery:
                     event_type=row[4], state=state, attempts=row[5],
                     next_attempt_at=row[6] if state == "pending" else None, last_status=row[7],
                     last_error=row[8], delivered_at=row[9])
+
+
+def _suspended(sub: Subscription) -> Conflict:
+    msg = (f"webhook subscription {sub.id} was suspended at {sub.suspended_at} "
+           f"({sub.suspended_reason}); it never resumes: subscribe again")
+    return Conflict(msg, rule="webhook.subscription.suspended")
 
 
 def _key_reused() -> InvalidInput:
@@ -129,21 +140,25 @@ class Webhooks:
                             "idempotency_key = %s", (principal.id, key))
                 row = cur.fetchone()
                 if row is not None:
-                    if row[10] != fingerprint:
+                    if row[12] != fingerprint:
                         raise _key_reused()
-                    return _subscription(row), row[9], True
+                    return _subscription(row), row[11], True
             head = head_position(cur)
             start = head if after is None else min(after, head)
             sub_id = "wh_" + secrets.token_hex(8)
             secret = new_secret()
             created = self.clock.now().isoformat()
+            # A person's token lives at most the ttl: so, at the latest, does what it made.
+            expires = None if principal.via == "api-key" else (
+                self.clock.now().timestamp() + self.settings.token_ttl_seconds)
             cur.execute(
                 "INSERT INTO kaoping_webhook_subscriptions (id, owner, role, url, event_types, "
-                "secret, idempotency_key, fingerprint, after_position, active, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "secret, idempotency_key, fingerprint, after_position, active, created_at, "
+                "via, credential_expires_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (sub_id, principal.id, principal.role.value, url,
                  msgspec.json.encode(sorted(event_types)).decode(), secret, key, fingerprint,
-                 start, True, created))
+                 start, True, created, principal.via, expires))
         self._wake.set()
         return Subscription(id=sub_id, url=url, event_types=sorted(event_types),
                             after_position=start, active=True, paused=False,
@@ -188,24 +203,36 @@ class Webhooks:
             if not sub.active:
                 msg = f"webhook subscription {sub_id} was deleted; subscribe again"
                 raise Conflict(msg, rule="webhook.subscription.deleted")
+            if sub.suspended_at is not None and not paused:
+                raise _suspended(sub)
             self._advance(cur, sub, expected_version, "paused = %s, change_key = %s, "
                           "change_fingerprint = %s", (paused, key, fingerprint))
             sub = self._own(cur, owner, sub_id)
         self._wake.set()
         return sub, False
 
-    def delete(self, owner: str, sub_id: str, *, expected_version: int) -> Subscription:
+    def delete(self, owner: str, sub_id: str, *, expected_version: int,
+               key: str | None = None, fingerprint: str = "") -> tuple[Subscription, bool]:
         """Deactivate: nothing more is queued or sent, pending deliveries are cancelled; the
-        subscription and its delivery log stay readable (audit)."""
+        subscription and its delivery log stay readable (audit). Return it and whether this
+        was a replay of the last change's Idempotency-Key."""
         with self.db.write() as cur:
             sub = self._own(cur, owner, sub_id)
+            cur.execute("SELECT change_key, change_fingerprint FROM "
+                        "kaoping_webhook_subscriptions WHERE id = %s", (sub_id,))
+            last = cur.fetchone()
+            if key is not None and last is not None and last[0] == key:
+                if last[1] != fingerprint:
+                    raise _key_reused()
+                return sub, True
             if not sub.active and sub.version == expected_version:
-                return sub  # deleted already, and the caller saw it deleted
-            self._advance(cur, sub, expected_version, "active = %s, deleted_at = %s",
-                          (False, self.clock.now().isoformat()))
+                return sub, False  # deleted already, and the caller saw it deleted
+            self._advance(cur, sub, expected_version, "active = %s, deleted_at = %s, "
+                          "change_key = %s, change_fingerprint = %s",
+                          (False, self.clock.now().isoformat(), key, fingerprint))
             cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'cancelled' "
                         "WHERE subscription_id = %s AND state = 'pending'", (sub_id,))
-            return self._own(cur, owner, sub_id)
+            return self._own(cur, owner, sub_id), False
 
     @staticmethod
     def _advance(cur: Cursor, sub: Subscription, expected: int, assignments: str,
@@ -230,24 +257,35 @@ class Webhooks:
                         (sub_id, after, limit))
             return [_delivery(r) for r in cur.fetchall()]
 
-    def redeliver(self, owner: str, sub_id: str, delivery_id: int, key: str | None) -> Delivery:
+    def redeliver(self, owner: str, sub_id: str, delivery_id: int,
+                  key: str | None) -> tuple[Delivery, bool]:
         """Queue a delivery again now (whatever its state). The same Idempotency-Key twice
-        queues it once."""
+        queues it once (the second answer is a replay); used for another delivery, refused."""
         now = self.clock.now().timestamp()
         if not 0 < delivery_id < 2**63:  # beyond any stored id (and any SQLite INTEGER)
             msg = f"subscription {sub_id} has no delivery {delivery_id}"
             raise NotFound(msg, rule="webhook.delivery.exists")
         with self.db.write() as cur:
-            if not self._own(cur, owner, sub_id).active:
+            sub = self._own(cur, owner, sub_id)
+            if not sub.active:
                 msg = f"webhook subscription {sub_id} was deleted; its log is read-only"
                 raise Conflict(msg, rule="webhook.subscription.deleted")
+            if sub.suspended_at is not None:
+                raise _suspended(sub)
             cur.execute("SELECT redeliver_key FROM kaoping_webhook_deliveries "
                         "WHERE id = %s AND subscription_id = %s", (delivery_id, sub_id))
             row = cur.fetchone()
             if row is None:
                 msg = f"subscription {sub_id} has no delivery {delivery_id}"
                 raise NotFound(msg, rule="webhook.delivery.exists")
-            if key is None or row[0] != key:
+            if key is not None and row[0] != key:
+                cur.execute("SELECT 1 FROM kaoping_webhook_deliveries WHERE subscription_id "
+                            "= %s AND redeliver_key = %s AND id <> %s",
+                            (sub_id, key, delivery_id))
+                if cur.fetchone() is not None:
+                    raise _key_reused()
+            replayed = key is not None and row[0] == key
+            if not replayed:
                 cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'pending', "
                             "attempts = 0, first_attempt_at = NULL, next_attempt_at = %s, "
                             "redeliver_key = %s WHERE id = %s", (now, key, delivery_id))
@@ -256,16 +294,73 @@ class Webhooks:
             found = cur.fetchone()
         self._wake.set()
         assert found is not None  # noqa: S101 -- read back in the same transaction
-        return _delivery(found)
+        return _delivery(found), replayed
+
+    # -- operators (kaoping webhooks list / remove) --
+
+    def everyone(self) -> list[tuple[str, str, Subscription]]:
+        """Every subscription with its owner and role, for operators."""
+        with self.db.read() as cur:
+            cur.execute(f"SELECT owner, role, {_SUB_COLUMNS} FROM "  # noqa: S608
+                        "kaoping_webhook_subscriptions ORDER BY created_at, id")
+            return [(str(r[0]), str(r[1]), _subscription(r[2:])) for r in cur.fetchall()]
+
+    def remove(self, sub_id: str, reason: str, actor: str) -> Subscription:
+        """An operator deactivates a subscription (whoever owns it), with the reason recorded;
+        pending deliveries are cancelled, the row and its log stay for audit."""
+        with self.db.write() as cur:
+            cur.execute("SELECT owner FROM kaoping_webhook_subscriptions WHERE id = %s",
+                        (sub_id,))
+            row = cur.fetchone()
+            if row is None:
+                msg = f"no webhook subscription {sub_id}"
+                raise NotFound(msg, rule="webhook.subscription.exists")
+            cur.execute("UPDATE kaoping_webhook_subscriptions SET active = %s, deleted_at = %s, "
+                        "deleted_reason = %s, version = version + 1 WHERE id = %s AND "
+                        "active = %s RETURNING 1",
+                        (False, self.clock.now().isoformat(), f"{actor}: {reason}", sub_id,
+                         True))
+            if not cur.fetchall():
+                msg = f"webhook subscription {sub_id} was deleted already"
+                raise Conflict(msg, rule="webhook.subscription.deleted")
+            cur.execute("UPDATE kaoping_webhook_deliveries SET state = 'cancelled' "
+                        "WHERE subscription_id = %s AND state = 'pending'", (sub_id,))
+            log.warning("webhook.removed", subscription=sub_id, actor=actor, reason=reason)
+            return self._own(cur, str(row[0]), sub_id)
 
     # -- the deliverer --
 
+    def suspend_orphans(self) -> list[str]:
+        """Suspend every live subscription whose credential is gone: an API-key principal with
+        no unrevoked key left, or a person's token past its expiry. Return their ids."""
+        now = self.clock.now()
+        with self.db.write() as cur:
+            cur.execute(
+                "SELECT s.id, s.owner, s.via, s.credential_expires_at FROM "
+                "kaoping_webhook_subscriptions s WHERE s.active = %s AND s.suspended_at IS NULL "
+                "AND ((s.via = 'api-key' AND NOT EXISTS (SELECT 1 FROM kaoping_api_keys k "
+                "WHERE 'key:' || COALESCE(k.principal_key_id, k.key_id) = s.owner "
+                "AND k.revoked_at IS NULL)) "
+                "OR (s.via = 'token' AND s.credential_expires_at <= %s))",
+                (True, now.timestamp()))
+            gone = cur.fetchall()
+            for sub_id, owner, via, _ in gone:
+                reason = (f"the API key of {owner} was revoked" if via == "api-key" else
+                          f"the token {owner} subscribed with expired")
+                cur.execute("UPDATE kaoping_webhook_subscriptions SET suspended_at = %s, "
+                            "suspended_reason = %s, version = version + 1 WHERE id = %s",
+                            (now.isoformat(), reason, sub_id))
+                log.warning("webhook.suspended", subscription=sub_id, owner=owner,
+                            reason=reason)
+        return [str(g[0]) for g in gone]
+
     def queue(self, batch: int = 500) -> int:
         """Queue deliveries of new events for every active subscription, paused ones included
-        (their deliveries wait for the resume); return how many."""
+        (their deliveries wait for the resume); return how many. Suspended ones get none."""
+        self.suspend_orphans()
         with self.db.read() as cur:
             cur.execute("SELECT id, role, event_types FROM kaoping_webhook_subscriptions "
-                        "WHERE active = %s", (True,))
+                        "WHERE active = %s AND suspended_at IS NULL", (True,))
             subs = cur.fetchall()
         queued = 0
         now = self.clock.now().timestamp()
@@ -275,7 +370,7 @@ class Webhooks:
                 # Re-read under the row's lock (SQLite: the write lock), so a subscription
                 # deleted since the list above gets no new pending deliveries.
                 cur.execute("SELECT after_position FROM kaoping_webhook_subscriptions "  # noqa: S608 -- a fixed clause
-                            "WHERE id = %s AND active = %s"
+                            "WHERE id = %s AND active = %s AND suspended_at IS NULL"
                             + (" FOR UPDATE" if cur.engine == "postgres" else ""),
                             (sub_id, True))
                 row = cur.fetchone()
@@ -298,6 +393,7 @@ class Webhooks:
         return queued
 
     def _claim(self, limit: int) -> list[tuple[int, str, int, int, float | None, str, str, str]]:
+        self.suspend_orphans()  # a key revoked since the last queue sends nothing more
         now = self.clock.now().timestamp()
         lease = now + self.settings.webhook_timeout_seconds * 2 + 5
         with self.db.read() as cur:
@@ -306,7 +402,7 @@ class Webhooks:
                 "s.url, s.secret, s.role, d.next_attempt_at FROM kaoping_webhook_deliveries d "
                 "JOIN kaoping_webhook_subscriptions s ON s.id = d.subscription_id "
                 "WHERE d.state = 'pending' AND d.next_attempt_at <= %s "
-                "AND s.active = %s AND s.paused = %s "
+                "AND s.active = %s AND s.paused = %s AND s.suspended_at IS NULL "
                 # Queued in log order, so a resumed subscription's backlog goes out in order.
                 "ORDER BY d.next_attempt_at, d.id LIMIT %s", (now, True, False, limit))
             due = cur.fetchall()

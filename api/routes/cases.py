@@ -17,6 +17,7 @@ from api.mechanisms import (
     ReceiptItem,
     decode_cursor,
     next_page,
+    perform_keeping,
     receipt,
     strict_body,
     wait_for_projection,
@@ -26,18 +27,21 @@ from api.problems import BodyValidationError, FieldError
 from api.routes.common import WriteOut, Year, write
 from domain.cases import CaseState, Channel
 from domain.errors import Forbidden
+from domain.text import text
 from projections.cases import CasesView, access_log
+from service.cases import follow_up_code
 from service.principals import Role
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+Text = Annotated[str, text(min_length=1, max_length=5000)]
+Word = Annotated[str, text(min_length=1, max_length=64)]
 
 
 class ReportIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     channel: Channel
     year: Year
-    subjects: list[str]
+    subjects: list[Word]
     summary: Text
-    reporter: Annotated[str, msgspec.Meta(max_length=200)] | None = None  # None: anonymous
+    reporter: Annotated[str, text(max_length=200)] | None = None  # None: anonymous
 
 
 class ReportOut(msgspec.Struct, kw_only=True):
@@ -47,7 +51,7 @@ class ReportOut(msgspec.Struct, kw_only=True):
 
 
 class AssignIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    investigator: Annotated[str, msgspec.Meta(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
+    investigator: Annotated[str, text(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
 
 
 class FindingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -55,8 +59,8 @@ class FindingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: str
-    subject: str
+    kind: Word
+    subject: Word
     reference: Text
 
 
@@ -127,15 +131,26 @@ class CaseController(Controller):
     async def report(self, request: Request[Any, Any, Any],
                      data: JSONBody[ReportIn]) -> Response[ReportOut]:
         """A hotline, mailbox or website report about subjects of a cycle (intake role). The
-        reporter's identity is optional; an anonymous reporter gets a follow-up code once."""
+        reporter's identity is optional; an anonymous reporter gets a follow-up code, shown
+        only in this response (and in its replay to the same Idempotency-Key)."""
         principal = current_principal(request)
-        written, code = await to_thread.run_sync(lambda: _cases(request).report(
-            principal, channel=data.channel, year=data.year, subjects=data.subjects,
-            summary=data.summary, reporter=data.reporter))
-        request.app.state.services.written()
-        return Response(ReportOut(case_id=written.stream_id, follow_up_code=code,
-                                  receipt=receipt(written.leaves)), status_code=201,
-                        headers={"Cache-Control": "no-store"})
+        code = None if data.reporter else follow_up_code()
+
+        def command(after: Any) -> Any:
+            return _cases(request).report(
+                principal, channel=data.channel, year=data.year, subjects=data.subjects,
+                summary=data.summary, reporter=data.reporter, after_append=after, code=code)[0]
+
+        status, written, kept, replayed = await perform_keeping(
+            request, request.app.state.services, principal, 201, command,
+            None if code is None else code.encode())
+        headers = {"Cache-Control": "no-store"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(ReportOut(case_id=written.stream_id,
+                                  follow_up_code=None if kept is None else kept.decode(),
+                                  receipt=receipt(written.leaves)), status_code=status,
+                        headers=headers)
 
     @post("/{case_id:uuid}/assignment", status_code=201, security=SECURITY,
           before_request=strict_body(AssignIn), summary="Assign an investigator",

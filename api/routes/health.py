@@ -9,7 +9,7 @@ from anyio import to_thread
 from litestar import Response, get
 from litestar.datastructures import State
 
-from projections.follower import head_position, lag
+from projections.follower import head_position, lag, stopped
 from service.migrate import MigrationError, pending_in
 
 if TYPE_CHECKING:
@@ -54,6 +54,10 @@ def _readiness(services: Services) -> Readiness:
         if pending:
             problems.append(f"migrations not applied: {', '.join(pending)}")
         lags = lag(services.db, services.projections)
+        with services.db.read() as cur:
+            halted = stopped(cur)
+        problems.extend(f"read model {name} stopped after position {position}: {error}"
+                        for name, (position, error) in halted.items())
     except MigrationError as exc:
         problems.append(str(exc))
     except Exception as exc:  # noqa: BLE001 -- readiness reports any store failure, never raises
@@ -67,6 +71,7 @@ def _readiness(services: Services) -> Readiness:
 
 @get("/ready", opt={"public": True}, tags=["operations"], summary="Ready to serve")
 async def ready(state: State) -> Response[Readiness]:
-    """Readiness: store reachable, migrations current; reports each read model's lag in events."""
+    """Readiness: store reachable, migrations current, no read model stopped on an event it
+    cannot apply (named with the error); reports each read model's lag in events."""
     result: Readiness = await to_thread.run_sync(_readiness, state.services)
     return Response(result, status_code=200 if result.ready else 503)

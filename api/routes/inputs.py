@@ -18,11 +18,13 @@ from api.mechanisms import expected_version, strict_body
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.scheme import Component
+from domain.text import text
 
-Text = Annotated[str, msgspec.Meta(max_length=2000)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-Key = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Text = Annotated[str, text(max_length=2000)]
+Reason = Annotated[str, text(min_length=1, max_length=2000)]
+Key = Annotated[str, text(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Word = Annotated[str, text(min_length=1, max_length=64)]
 INPUT_ERRORS = problems(400, 401, 403, 404, 409, 415, 422)
 
 
@@ -43,22 +45,22 @@ class ScoreIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    activity: Annotated[str, msgspec.Meta(examples=["interview"])]
-    notes: Annotated[str, msgspec.Meta(min_length=1, max_length=20000)]
+    activity: Annotated[str, text(min_length=1, max_length=64, examples=["interview"])]
+    notes: Annotated[str, text(min_length=1, max_length=20000)]
 
 
 class AnalysisIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    dimension: Annotated[str, msgspec.Meta(examples=["economy"])]
+    dimension: Annotated[str, text(min_length=1, max_length=64, examples=["economy"])]
     score: Decimal
     rationale: Text = ""
 
 
 class TargetsIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    targets: list[Annotated[str, msgspec.Meta(min_length=1, max_length=500)]]
+    targets: list[Annotated[str, text(min_length=1, max_length=500)]]
 
 
 class TargetAssessment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    target: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    target: Annotated[str, text(min_length=1, max_length=500)]
     achieved: bool
     evidence: Text
 
@@ -93,18 +95,18 @@ class Approval(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class DecisionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    grade: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+    grade: Annotated[str, text(min_length=1, max_length=20)]
     reason: Reason
-    minutes_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    minutes_ref: Annotated[str, text(min_length=1, max_length=200)]
 
 
 class ReviewIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: Annotated[str, msgspec.Meta(examples=["review"])]
+    kind: Annotated[str, text(min_length=1, max_length=64, examples=["review"])]
     reason: Reason
 
 
 class ReviewDecisionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    grade: str | None = None  # null: the result is upheld
+    grade: Word | None = None  # null: the result is upheld
     reason: Reason
     authority: Reason | None = None  # the deciding body (default: the deciding principal)
     late_reason: Reason | None = None  # required when deciding after the deadline

@@ -23,14 +23,17 @@ from api.mechanisms import (
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.people import PostRole
+from domain.text import text
 from domain.units import UnitKind
 from projections.cadres import CadreRow, CadresView, list_cadres
 
-Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$",
+Code = Annotated[str, text(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$",
                                    examples=["C-0001"])]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2025-01-01"])]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Name = Annotated[str, text(min_length=1, max_length=100)]
+IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2025-01-01"])]
+Text = Annotated[str, text(min_length=1, max_length=500)]
+# Import rows are checked row by row by the service (every bad row listed); here only as text.
+Cell = Annotated[str, text(max_length=500)]
 
 
 class RegisterCadre(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -68,18 +71,18 @@ class RegisterLeader(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class UnitRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    code: str
-    name: str
+    code: Cell
+    name: Cell
     kind: UnitKind
-    category: str
+    category: Cell
 
 
 class CadreImportRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    code: str
-    name: str
-    unit_code: str
-    role: str
-    since: str
+    code: Cell
+    name: Cell
+    unit_code: Cell
+    role: Cell
+    since: Cell
 
 
 class ImportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -29,14 +29,16 @@ from domain.ballots import (
     SessionState,
 )
 from domain.errors import Conflict, InvalidInput
+from domain.text import text
 from service.group_commit import VersionTaken
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Text = Annotated[str, text(min_length=1, max_length=2000)]
+Word = Annotated[str, text(min_length=1, max_length=64)]
 T = TypeVar("T")
 
 
 class IssueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    rater_class: str
+    rater_class: Word
     count: Annotated[int, msgspec.Meta(ge=1, le=5000)]
 
 
@@ -49,7 +51,7 @@ class IssuedOut(msgspec.Struct, kw_only=True):
 
 
 class RevokeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    credential_hash: str
+    credential_hash: Word
     reason: Text
 
 
@@ -63,8 +65,8 @@ class Empty(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CastIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    credential: Annotated[str, msgspec.Meta(min_length=16, max_length=64)]
-    answers: dict[str, dict[str, str]]  # subject -> item -> option code
+    credential: Annotated[str, text(min_length=16, max_length=64)]
+    answers: dict[Word, dict[Word, Word]]  # subject -> item -> option code
 
 
 class CastOut(msgspec.Struct, kw_only=True):

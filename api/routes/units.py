@@ -24,14 +24,15 @@ from api.mechanisms import (
     wait_for_projection,
 )
 from api.openapi import problems
+from domain.text import text
 from domain.units import Unit, UnitKind
 from projections.units import UnitRow, UnitsView, list_units
 
-Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$",
+Code = Annotated[str, text(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$",
                                    examples=["XZ-01"], description="Unique unit code")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["城关镇"])]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-Category = Annotated[str, msgspec.Meta(min_length=1, max_length=64, examples=["platform-1"])]
+Name = Annotated[str, text(min_length=1, max_length=100, examples=["城关镇"])]
+Text = Annotated[str, text(min_length=1, max_length=500)]
+Category = Annotated[str, text(min_length=1, max_length=64, examples=["platform-1"])]
 
 
 class RegisterUnit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -17,11 +17,12 @@ from api.auth import SECURITY, current_principal
 from api.mechanisms import strict_body
 from api.openapi import problems
 from api.routes.common import WriteOut, write
+from domain.text import text
 from domain.uses import Use, UseKind
 from service.uses import Due
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Text = Annotated[str, text(min_length=1, max_length=2000)]
+IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
 class UseIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

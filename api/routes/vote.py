@@ -1,6 +1,7 @@
 """GET /vote/{session} — the ballot page a printed QR code opens.
 
-Plain, accessible HTML for a phone: no login, no third-party assets, one inline script. The
+Plain, accessible HTML for a phone: no login, no third-party assets, no inline script or
+style (api/assets/ballot.js and ballot.css, under a CSP without 'unsafe-inline'). The
 credential travels in the URL fragment (``#c=…``), which browsers never send to the server, so
 it appears in no request line or log; the script posts it with the answers to the casting
 endpoint and shows the tracker.
@@ -17,6 +18,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 
 from api.auth import anonymous_guard
+from api.pages import PAGE_CSP, asset_url
 from api.routes.sessions import public_view
 from domain.ballots import EvaluationSession
 
@@ -32,48 +34,6 @@ TEXT = {
                "inclusion proof against a signed checkpoint."),
            "error": "Not accepted: ", "closed": "This session is not accepting ballots."},
 }
-
-SCRIPT = """
-const form = document.getElementById('ballot');
-const out = document.getElementById('result');
-const code = new URLSearchParams(location.hash.slice(1)).get('c');
-if (!code) { out.textContent = form.dataset.missing; form.hidden = true; }
-form.addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const answers = {};
-  for (const el of form.querySelectorAll('input[type=radio]:checked')) {
-    (answers[el.dataset.subject] ??= {})[el.dataset.item] = el.value;
-  }
-  const button = form.querySelector('button');
-  button.disabled = true;
-  let resp, body;
-  try {
-    resp = await fetch(form.action, {method: 'POST',
-      headers: {'content-type': 'application/json'},
-      body: JSON.stringify({credential: code, answers})});
-    body = await resp.json();
-  } catch (err) {  // network failure or a non-JSON answer: let the voter retry
-    button.disabled = false;
-    out.textContent = form.dataset.error + (resp ? resp.status : err.message);
-    return;
-  }
-  if (resp.ok) {
-    form.hidden = true;
-    out.innerHTML = '';
-    const p = document.createElement('p'); p.textContent = form.dataset.done;
-    const t = document.createElement('code'); t.id = 'tracker'; t.textContent = body.tracker;
-    const n = document.createElement('p');
-    n.textContent = form.dataset.position + ': ' + body.position;
-    n.id = 'position';
-    const c = document.createElement('p'); c.textContent = form.dataset.check;
-    out.append(p, t, n, c);
-  } else {
-    button.disabled = false;
-    out.textContent = form.dataset.error + (body.detail || resp.status);
-  }
-});
-"""
-
 
 def _page(session: EvaluationSession, lang: str) -> str:
     t, d = TEXT[lang], session.definition
@@ -93,15 +53,14 @@ def _page(session: EvaluationSession, lang: str) -> str:
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(d.title)} · {e(t['title'])}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:1rem}}
-fieldset{{border:1px solid #ccc;margin:.5rem 0}}label{{display:inline-block;margin:.25rem .75rem
-.25rem 0;padding:.25rem}}button{{font-size:1.1rem;padding:.6rem 1.4rem}}code{{word-break:break-all}}
-</style></head><body><main><h1>{e(d.title)}</h1>{closed}
+<link rel="stylesheet" href="{asset_url('ballot.css')}"></head>
+<body><main><h1>{e(d.title)}</h1>{closed}
 <form id="ballot" action="/api/v1/sessions/{e(d.code)}/ballots" data-missing="{e(t['missing'])}"
  data-done="{e(t['done'])}" data-position="{e(t['position'])}" data-check="{e(t['check'])}"
  data-error="{e(t['error'])}">{''.join(rows)}
 <button type="submit">{e(t['submit'])}</button></form>
-<div id="result" aria-live="polite"></div></main><script>{SCRIPT}</script></body></html>"""
+<div id="result" aria-live="polite"></div></main>
+<script src="{asset_url('ballot.js')}"></script></body></html>"""
 
 
 @get("/vote/{code:str}", opt={"public": True}, include_in_schema=False, media_type="text/html",
@@ -112,5 +71,4 @@ async def ballot_page(request: Request[Any, Any, Any], state: State,
     page = await public_view(state, code, f"page-{lang}", partial(_page, lang=lang))
     return Response(page, media_type="text/html", headers={
         "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-        "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                                   "style-src 'unsafe-inline'"})
+        "Content-Security-Policy": PAGE_CSP})

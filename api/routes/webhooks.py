@@ -21,11 +21,12 @@ from api.mechanisms import (
     strict_body,
 )
 from api.openapi import problems
+from domain.text import text
 from service.idempotency import fingerprint
 from service.webhooks import Delivery, Subscription
 
-Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-EventType = Annotated[str, msgspec.Meta(max_length=200)]
+Url = Annotated[str, text(min_length=8, max_length=2000)]
+EventType = Annotated[str, text(max_length=200)]
 
 
 class SubscribeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -114,13 +115,17 @@ class WebhookController(Controller):
     @post("/{subscription_id:str}/deliveries/{delivery_id:int}/redelivery", status_code=202,
           security=SECURITY, summary="Deliver again", responses=problems(400, 401, 404, 409))
     async def redeliver(self, request: Request[Any, Any, Any], state: State,
-                        subscription_id: FromPath[str], delivery_id: FromPath[int]) -> Delivery:
+                        subscription_id: FromPath[str],
+                        delivery_id: FromPath[int]) -> Response[Delivery]:
         """Queue the delivery again now, whatever its state (for example after it was parked
-        as failed). Retrying with the same Idempotency-Key queues it once."""
+        as failed). Retrying with the same Idempotency-Key queues it once; the key used for
+        another delivery is refused."""
         principal = current_principal(request)
         key = idempotency_key(request)
-        return await to_thread.run_sync(state.services.webhooks.redeliver, principal.id,
-                                        subscription_id, delivery_id, key)
+        delivery, replayed = await to_thread.run_sync(
+            state.services.webhooks.redeliver, principal.id, subscription_id, delivery_id, key)
+        return Response(delivery, status_code=202,
+                        headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @get("/{subscription_id:str}", security=SECURITY, summary="Read a subscription",
          responses=problems(401, 404))
@@ -161,10 +166,14 @@ class WebhookController(Controller):
         at its current ETag answers the same again."""
         principal = current_principal(request)
         version = expected_version(request)
-        sub = await to_thread.run_sync(
+        key = idempotency_key(request)
+        # No body: the request is the path and the version it deletes.
+        digest = fingerprint(request.method, f"{request.url.path} @{version}", b"").hex()
+        sub, replayed = await to_thread.run_sync(
             lambda: state.services.webhooks.delete(principal.id, subscription_id,
-                                                   expected_version=version))
-        return _with_etag(sub)
+                                                   expected_version=version, key=key,
+                                                   fingerprint=digest))
+        return _with_etag(sub, replayed=replayed)
 
 
 def _with_etag(sub: Subscription, *, replayed: bool = False) -> Response[Subscription]:

@@ -192,8 +192,8 @@ def test_every_write_and_list_uses_the_shared_mechanisms(client: Client) -> None
             assert "Idempotency-Key" in names, f"POST {path} ignores Idempotency-Key"
         if method in ("put", "patch", "delete"):
             assert "If-Match" in names, f"{method.upper()} {path} has no If-Match"
-        if method == "patch":
-            assert "Idempotency-Key" in names, f"PATCH {path} ignores Idempotency-Key"
+        if method in ("put", "patch", "delete"):
+            assert "Idempotency-Key" in names, f"{method.upper()} {path} ignores Idempotency-Key"
         if method == "get" and _returns_list(op) and path not in bounded:
             assert names & PAGING, f"GET {path} returns a list without a cursor"
 

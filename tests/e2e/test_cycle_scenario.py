@@ -229,8 +229,8 @@ def scoring(client: Client, services: Services) -> People:
 
 @pytest.mark.parametrize(
     ("score", "status", "rule"),
-    [(101, 422, "score.range"), (-1, 422, "score.range"), ("NaN", 422, "score.range"),
-     ("88.123", 422, "score.precision"), (True, 400, "type"), ("eighty", 400, "format")])
+    [(101, 422, "score.range"), (-1, 422, "score.range"), ("NaN", 400, "decimal.plain"),
+     ("88.123", 422, "score.precision"), (True, 400, "type"), ("eighty", 400, "decimal.plain")])
 def test_abuse_11_scores_outside_0_to_100(client: Client, services: Services, scoring: People,
                                           score: Any, status: int, rule: str) -> None:
     before = _events(services)

@@ -156,7 +156,7 @@ def test_bad_inputs_on_a_team_file(client: Client, services: Services, scoring: 
     assert subject_version(services, "team:E1") == version
 
 
-@pytest.mark.parametrize("delta", ["0", "100.5", "-101", "Infinity"])
+@pytest.mark.parametrize("delta", ["0", "100.5", "-101"])  # "Infinity": test_input_hygiene
 def test_an_adjustment_moves_the_score_by_a_non_zero_amount_within_100(
         client: Client, services: Services, scoring: People, delta: str) -> None:
     before = log_length(services)

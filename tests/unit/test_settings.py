@@ -62,3 +62,23 @@ def test_library_settings_come_from_ours_only() -> None:
     lite = library_env(Settings(database_url="sqlite:///var/x.db"))
     assert lite["SQLITE_DBNAME"] == "var/x.db"
     assert lite["CREATE_TABLE"] == "n"
+
+
+PG = "postgresql://a@h/db"
+
+
+@pytest.mark.parametrize(("env", "loads"), [
+    ({}, True),  # `make run`: the embedded store gets the demo city
+    ({"KAOPING_DATABASE_URL": PG}, False),  # production: never unless asked
+    ({"KAOPING_DATABASE_URL": PG, "KAOPING_DEMO": "true"}, True),
+    ({"KAOPING_DEMO": "false"}, False),
+    ({"KAOPING_DEMO": "0"}, False),
+])
+def test_the_demo_city_loads_by_default_only_into_the_embedded_store(
+        env: dict[str, str], loads: bool) -> None:
+    assert load_settings(env).demo_on_serve is loads
+
+
+def test_kaoping_demo_must_be_a_boolean() -> None:
+    with pytest.raises(SettingsError, match="KAOPING_DEMO"):
+        load_settings({"KAOPING_DEMO": "sometimes"})

@@ -1,0 +1,2 @@
+-- See postgres/0016.
+ALTER TABLE kaoping_projection_tracking ADD COLUMN error TEXT;

@@ -1,0 +1,2 @@
+-- See postgres/0017.
+ALTER TABLE kaoping_idempotency ADD COLUMN extra BLOB;

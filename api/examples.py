@@ -259,6 +259,24 @@ OPERATIONS: dict[str, Example] = {
         "group": "platform-1", "unit_code": "XZ-01", "composite": "91.35", "rank": 2,
         "previous_rank": 2, "rank_change": 0, "final_grade": "优秀", "a1517": "1",
         "no_grade_reason": None}]),
+    f"POST {_S}/uses": Example(
+        {"kind": "promotion", "decided_on": "2026-03-15", "authority": "市委常委会",
+         "document": "市委干〔2026〕15号", "reason": "年度考核优秀，拟提拔使用"},
+        _written(1302, _id("uses 2025 cadre"), 1, "ResultUses.Opened")),
+    f"GET {_S}/uses": Example(None, {
+        "year": YEAR, "subject": CADRE, "uses": [{
+            "kind": "promotion", "grade": "优秀", "results_version": 1,
+            "results_fingerprint": _hex("results 2025 v1"), "decided_on": "2026-03-15",
+            "authority": "市委常委会", "document": "市委干〔2026〕15号",
+            "reason": "年度考核优秀，拟提拔使用", "actor": "person:staff:zzb-01"}]}),
+    f"GET {_C}/uses/due": Example(None, {
+        "year": YEAR, "items": [{
+            "subject": CADRE, "rule": "two-years-lowest",
+            "title": "连续两年最低等次 (连续两年不称职)", "years": [2024, 2025],
+            "grades": ["不称职", "不称职"],
+            "answers": ["post-adjustment", "demotion", "removal", "non-leadership"],
+            "answered": False,
+            "source": "reference/domain-notes.md §1.5 (连续两年不称职 → 辞退)"}]}),
     # --- one subject's file ---------------------------------------------------------------------
     f"POST {_S}/targets": Example(
         {"targets": ["地区生产总值增长6.5%", "新增城镇就业1200人", "完成老旧小区改造8个"]},

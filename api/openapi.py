@@ -67,6 +67,7 @@ TAGS = [
     Tag(name="appeals", description="复核 and 申诉 within their deadlines"),
     Tag(name="results", description="Composites, ranks, rank change and grades"),
     Tag(name="cases", description="举报: report-line cases, and the record of restricted reads"),
+    Tag(name="use of results", description="考核结果运用: decisions resting on a published grade"),
     Tag(name="ledger", description="The public tamper-evident log: checkpoints, proofs"),
     Tag(name="events", description="The event feed (CloudEvents), its SSE stream, the catalogue"),
     Tag(name="webhooks", description="Signed deliveries of the feed's events (Standard Webhooks)"),

@@ -46,10 +46,10 @@ AUDIENCES: dict[str, Audience] = {
     "/vote/{code}": Audience.PUBLIC,  # the ballot page: the credential is the key
     "/schema": Audience.PUBLIC,
     "/schema/openapi.json": Audience.PUBLIC,
-    "/schema/scalar": Audience.PUBLIC,
     "/schema/swagger": Audience.PUBLIC,
     "/schema/oauth2-redirect.html": Audience.PUBLIC,
     "/schema/{path}": Audience.PUBLIC,
+    "/assets/{file_path}": Audience.PUBLIC,  # the pages' own scripts and styles (vendored)
     "/api/v1/auth/jwks": Audience.PUBLIC,
     "/api/v1/operations/rebuild-check": Audience.SUPERVISORS,
     # the cycle and its public documents

@@ -111,7 +111,7 @@ class PublicationPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     public_kinds: list[SubjectKind] = msgspec.field(
         default_factory=lambda: [SubjectKind.TEAM])
     subject_reads_own_card: bool = True  # results in writing to the person (公务员法 Art. 38)
-    notice_grades: list[str] = msgspec.field(default_factory=lambda: ["优秀", "好"])
+    notice_grades: list[Text] = msgspec.field(default_factory=lambda: ["优秀", "好"])
     # The 公示 period: open in domain-notes §6; 5 days as the usual 任前公示 (at least 5
     # working days) [inference]; calendar days here, from the written notification.
     notice_days: Days = 5

@@ -65,8 +65,8 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class InvestigatorIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    investigator: Annotated[str, msgspec.Meta(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    investigator: Annotated[str, text(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
+    name: Annotated[str, text(min_length=1, max_length=100)]
 
 
 class CaseSummary(msgspec.Struct, kw_only=True):

@@ -193,6 +193,14 @@ def _cases(w: Walk, services: Services) -> None:
                    other=("/api/v1/cases", {**report, "summary": "另一件事"}))
     assert case["follow_up_code"]  # anonymous: the replay carried the same code (compared)
     url = f"/api/v1/cases/{case['case_id']}"
+    supervisor = bearer(services, Role.SUPERVISOR, IdentityKind.STAFF, "sup-1")
+    w.twice("POST", "/api/v1/investigators", "/api/v1/investigators", supervisor,
+            {"investigator": "person:staff:inv-1", "name": "调查员一"},
+            other=("/api/v1/investigators", {"investigator": "person:staff:inv-3",
+                                             "name": "调查员三"}))
+    assert w.client.post("/api/v1/investigators", json={
+        "investigator": "person:staff:inv-2", "name": "调查员二"},
+        headers=supervisor).status_code == 201
     w.twice("POST", "/api/v1/cases/{case_id}/assignment", f"{url}/assignment", intake,
             {"investigator": "person:staff:inv-1"},
             other=(f"{url}/assignment", {"investigator": "person:staff:inv-2"}))

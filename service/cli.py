@@ -326,6 +326,8 @@ def cmd_verify(_: Settings, args: argparse.Namespace) -> int:
     argv = [args.bundle, *[x for key in args.key for x in ("--key", key)]]
     if args.trusted:
         argv += ["--trusted", args.trusted]
+    if args.consistency:
+        argv += ["--consistency", args.consistency]
     return verify_main(argv)
 
 
@@ -399,7 +401,12 @@ def _evaluation_commands(sub: Any) -> None:
     check = sub.add_parser("verify", help="verify an evidence bundle offline")
     check.add_argument("bundle")
     check.add_argument("--key", action="append", required=True)
-    check.add_argument("--trusted")
+    check.add_argument("--trusted", metavar="CHECKPOINT",
+                       help="a checkpoint you already hold (same size as the bundle's or "
+                            "earlier)")
+    check.add_argument("--consistency", metavar="FILE",
+                       help="a consistency proof from the trusted size, as GET "
+                            "/api/v1/ledger/proofs/consistency?from=&to= returns it")
     check.set_defaults(func=cmd_verify)
 
 

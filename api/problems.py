@@ -25,6 +25,7 @@ from domain.errors import (
     InvalidInput,
     NotFound,
     StaleVersion,
+    Unavailable,
 )
 from service.principals import PrincipalError
 
@@ -129,13 +130,16 @@ class BodyValidationError(Exception):
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     kind = {InvalidInput: "invalid-input", NotFound: "not-found", Conflict: "conflict",
             Forbidden: "forbidden", StaleVersion: "stale-version",
-            BadArgument: "validation", IntegrityFailure: "integrity"}.get(type(exc),
+            BadArgument: "validation", IntegrityFailure: "integrity",
+            Unavailable: "unavailable"}.get(type(exc),
                                                                          "invalid-input")
     if exc.rule == "idempotency-key.format":
         kind = "bad-request"
     if exc.rule == "if-match.required":
         kind = "precondition-required"
-    if isinstance(exc, IntegrityFailure):
+    if isinstance(exc, Unavailable):
+        kind = "unavailable"
+    if isinstance(exc, IntegrityFailure | Unavailable):
         structlog.get_logger("kaoping.integrity").critical("integrity.failed", rule=exc.rule,
                                                              detail=exc.detail)
     extra: dict[str, Any] = {"rule": exc.rule, "field": exc.field}

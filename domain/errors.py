@@ -58,3 +58,10 @@ class IntegrityFailure(DomainError):
     failure an operator must look at, never answered with the doubtful data."""
 
     kind = "integrity"
+
+
+class Unavailable(DomainError):
+    """The service refuses writes until an operator acts (a ledger found rolled back or forked):
+    retrying does not help."""
+
+    kind = "unavailable"

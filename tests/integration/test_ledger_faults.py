@@ -96,9 +96,9 @@ def test_the_guard_refuses_writes_after_a_restore_and_ready_says_why(
                body["problems"])
 
 
-def test_the_guard_finds_a_fork(restored: tuple[Services, int, int], settings: Settings,
+def test_the_guard_finds_a_fork(restored: tuple[Services, int, int],
                                 client: Client) -> None:
-    services, backup, latest = restored
+    services, _, latest = restored
     # A process that does not check (today's main) wrote on after the restore: positions
     # 15..17 now hold other events than the ones signed.
     services.store.recorder.ledger_guard = None  # type: ignore[attr-defined]

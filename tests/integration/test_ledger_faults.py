@@ -16,7 +16,7 @@ from service.settings import Settings
 from tests.e2e.test_cli import _kaoping
 from tests.integration.test_ledger import _add, _q, _rid, _superuser
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient[Any]
 UNIT = {"name": "Written after the restore", "kind": "department", "category": "vertical"}
 
 

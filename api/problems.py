@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 
 from domain.errors import (
     BadArgument,
+    Busy,
     Conflict,
     DomainError,
     Forbidden,
@@ -131,7 +132,7 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Probl
     kind = {InvalidInput: "invalid-input", NotFound: "not-found", Conflict: "conflict",
             Forbidden: "forbidden", StaleVersion: "stale-version",
             BadArgument: "validation", IntegrityFailure: "integrity",
-            Unavailable: "unavailable"}.get(type(exc),
+            Unavailable: "unavailable", Busy: "conflict"}.get(type(exc),
                                                                          "invalid-input")
     if exc.rule == "idempotency-key.format":
         kind = "bad-request"
@@ -149,6 +150,8 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Probl
     if isinstance(exc, StaleVersion):
         extra["current_version"] = exc.current
         headers = {"ETag": f'"{exc.current}"'}
+    if isinstance(exc, Busy):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem_response(request, kind, exc.detail, headers=headers, **extra)
 
 def _body(request: Request[Any, Any, Any], exc: BodyValidationError) -> Response[Problem]:

@@ -38,6 +38,15 @@ class Conflict(DomainError):
     kind = "conflict"
 
 
+class Busy(Conflict):
+    """The same request is in flight: retry after ``retry_after`` seconds."""
+
+    def __init__(self, detail: str, *, rule: str, field: str | None = None,
+                 retry_after: int) -> None:
+        super().__init__(detail, rule=rule, field=field)
+        self.retry_after = retry_after
+
+
 class Forbidden(DomainError):
     kind = "forbidden"
 

@@ -66,7 +66,8 @@ class Services:
             TokenKeys(settings.token_key_path, jwks_path=settings.token_jwks_path),
             issuer=settings.token_issuer, audience=settings.token_audience,
             ttl=timedelta(seconds=settings.token_ttl_seconds))
-        self.idempotency = IdempotencyStore(self.db)
+        self.idempotency = IdempotencyStore(
+            self.db, lease=timedelta(seconds=settings.idempotency_lease_seconds))
         self.signer = LedgerSigner(settings.signing_key_path, settings.ledger_origin)
         self.guard = LedgerGuard(self.signer)
         recorder = self.store.recorder

@@ -5,6 +5,7 @@ taken over, and 50 concurrent first uses of one key give one write and no 5xx.""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -80,6 +81,7 @@ def test_fifty_concurrent_first_uses_give_one_write_and_no_5xx(
         settings: Settings, services: Services, organizer: dict[str, str]) -> None:
     app = create_app(settings, services=services)
     headers = {**organizer, "Idempotency-Key": "stampede"}
+    _warm_pool(services)
 
     async def stampede() -> list[Any]:
         async with AsyncTestClient(app=app) as client:
@@ -100,3 +102,49 @@ def test_fifty_concurrent_first_uses_give_one_write_and_no_5xx(
             assert r.status_code == 201
             assert r.json()["receipt"] == performed[0].json()["receipt"]
     assert _count_events(services) == 1
+
+
+def _warm_pool(services: Services) -> None:
+    """Open every pooled connection (the pool starts with one), so writers really overlap."""
+    size = services.settings.db_pool_size if services.settings.engine == "postgres" else 1
+    held = threading.Barrier(size)
+
+    def hold() -> None:
+        with services.db.read():
+            held.wait(timeout=30)
+
+    threads = [threading.Thread(target=hold) for _ in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+
+def test_fifty_threads_racing_to_reserve_one_key(services: Services,
+                                                 organizer: dict[str, str]) -> None:
+    """The race itself, without HTTP in front to stagger it: 50 threads released at once."""
+    principal = services.tokens.verify(organizer["Authorization"][7:], now=services.clock.now())
+    digest = fingerprint("POST", "/api/v1/units", BODY)
+    _warm_pool(services)
+    barrier = threading.Barrier(50)
+    outcomes: list[object] = []
+
+    def race() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(services.idempotency.reserve(principal.id, "race", digest,
+                                                         services.clock.now()))
+        except Exception as exc:  # noqa: BLE001 -- every outcome is asserted below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=race) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outcomes) == 50
+    reserved = [o for o in outcomes if isinstance(o, Reservation)]
+    others = [o for o in outcomes if not isinstance(o, Reservation)]
+    assert len(reserved) == 1
+    assert all(isinstance(o, Busy) and o.rule == "idempotency-key.in-progress"
+               for o in others), {type(o).__name__: str(o) for o in others}

@@ -119,7 +119,7 @@ def test_power_columns_are_fixed_for_everyone(services: Services, settings: Sett
         for column, value in (("owner", "key:boss"), ("role", "supervisor"),
                               ("url", "https://evil.example/h"), ("secret", "whsec_y")):
             with pytest.raises(REFUSED, match="kaoping_webhook_subscriptions"):
-                conn.execute(_q(settings, f"UPDATE kaoping_webhook_subscriptions SET {column} "  # noqa: S608
+                conn.execute(_q(settings, f"UPDATE kaoping_webhook_subscriptions SET {column} "
                                           "= %s WHERE id = %s"), (value, "wh_1"))
         conn.execute(_q(settings, "UPDATE kaoping_webhook_subscriptions SET paused = %s "
                                   "WHERE id = %s"), (True, "wh_1"))

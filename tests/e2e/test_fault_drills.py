@@ -146,7 +146,8 @@ def _join(threads: list[threading.Thread]) -> None:
 def _missing_receipts(dsn: str, acked: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
     """Every acknowledged receipt whose position does not hold its tracker (leaf hash)."""
     with psycopg.connect(dsn) as conn:
-        leaves: dict[int, bytes] = dict(conn.execute("SELECT position, leaf_hash FROM kaoping_ledger").fetchall())
+        rows = conn.execute("SELECT position, leaf_hash FROM kaoping_ledger").fetchall()
+    leaves = {int(p): bytes(h) for p, h in rows}
     return [f"position {a['position']}" for _, a in acked
             if leaves.get(a["position"]) != base64.b64decode(a["tracker"])]
 

@@ -88,10 +88,6 @@ class LedgerGuard:
         self._floor_stamp: tuple[object, ...] = ()
         self._floor: Checkpoint | None = None
 
-    @property
-    def halted(self) -> LedgerHalted | None:
-        return self._halted
-
     def _last(self) -> Checkpoint | None:
         return self.signer.last_signed()
 

@@ -26,6 +26,7 @@ import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,8 @@ class Load:
                 try:
                     status, answer = http("POST", f"{self.url}/api/v1/sessions/{SESSION}/ballots",
                                           msgspec.json.decode(body))
-                except (urllib.error.URLError, OSError):
-                    status, answer = 0, None
+                except (urllib.error.URLError, OSError, HTTPException):
+                    status, answer = 0, None  # cut off mid-answer: not acknowledged
                 with self.lock:
                     self.statuses.append(status)
                     if status == 201:

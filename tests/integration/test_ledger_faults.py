@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from service.keys import load_or_create_ed25519
+from service.ledger import merkle
+from service.ledger.checkpoint import Checkpoint, sign_checkpoint
 from service.ledger.verify_log import verify_log
 from service.runtime import Services
 from service.settings import Settings
@@ -158,3 +161,25 @@ def test_a_healthy_log_passes_everything(services: Services, settings: Settings,
     assert report.nodes_checked == sum(size >> level for level in range(1, size.bit_length()))
     assert services.guard.check(services.db) is None
     assert client.get("/ready").json()["ledger"] == "ok"
+
+
+def test_a_crash_between_remembering_and_committing_a_checkpoint_is_no_fault(
+        services: Services) -> None:
+    """The signer writes its state file just before its transaction commits: a crash there
+    leaves the file ahead of the stored nodes and checkpoints (found by the kill -9 drill)."""
+    _add(services, 6)
+    _signed(services)
+    _add(services, 6, start=10)
+    size = _head(services)
+    with services.db.read() as cur:
+        cur.execute("SELECT leaf_hash FROM kaoping_ledger ORDER BY position")
+        root = merkle.root_of([bytes(h) for (h,) in cur.fetchall()])
+    key = load_or_create_ed25519(services.settings.signing_key_path)
+    origin = services.settings.ledger_origin
+    services.signer.state_path.write_bytes(
+        sign_checkpoint(Checkpoint(origin, size, root), origin, key))
+    assert services.guard.check(services.db) is None
+    _add(services, 1, start=40)  # writes go on
+    assert _signed(services) == size + 2  # and the next signing stores the nodes
+    assert verify_log(services.db, [services.signer.vkey],
+                      signed=services.signer.last_signed()).ok

@@ -199,7 +199,8 @@ OPERATIONS: dict[str, Example] = {
     "GET /ready": Example(None, {
         "ready": True, "store": "ok", "migrations_pending": [], "head_position": 1208,
         "projection_lag": {"units.v1": 0, "cadres.v1": 0, "results.v1": 2, "cases.v1": 0},
-        "problems": [], "demo": {"state": "idle", "step": "", "done": 0, "total": 0}}),
+        "problems": [], "demo": {"state": "idle", "step": "", "done": 0, "total": 0},
+        "ledger": "ok"}),
     "GET /api/v1/operations/rebuild-check": Example(None, {
         "checked_at": "2025-12-02T02:00:00+00:00", "checkpoint": CHECKPOINT,
         "report": {"ok": True, "checkpoint_size": 1208, "positions": {"results.v1": 1207},

@@ -18,7 +18,7 @@ from api.problems import BodyValidationError, FieldError
 from api.strict import StrictDecoder
 from domain.errors import BadArgument, InvalidInput
 from projections.follower import head_position, tracked_position
-from service.idempotency import check_key, fingerprint
+from service.idempotency import Completed, check_key, fingerprint
 from service.ledger.reads import read_leaves
 from service.writes import Written
 
@@ -207,15 +207,15 @@ async def perform_keeping(request: Request[Any, Any, Any], services: Services,
     now = services.clock.now()
     idem = services.idempotency
     first = await to_thread.run_sync(idem.reserve, principal.id, key, digest, now)
-    if first is not None:
+    if isinstance(first, Completed):
         leaves = await to_thread.run_sync(read_leaves, services.db, first.positions)
         return (first.status, Written(first.stream_id, first.stream_version, leaves),
                 first.extra, True)
     try:
         written = await to_thread.run_sync(
-            command, idem.completer(principal.id, key, status, extra))
+            command, idem.completer(principal.id, key, status, first, extra))
     except BaseException:
-        await to_thread.run_sync(idem.release, principal.id, key)
+        await to_thread.run_sync(idem.release, principal.id, key, first)
         raise
     services.written()
     return status, written, extra, False

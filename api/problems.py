@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 
 from domain.errors import (
     BadArgument,
+    Busy,
     Conflict,
     DomainError,
     Forbidden,
@@ -25,6 +26,7 @@ from domain.errors import (
     InvalidInput,
     NotFound,
     StaleVersion,
+    Unavailable,
 )
 from service.principals import PrincipalError
 
@@ -129,13 +131,16 @@ class BodyValidationError(Exception):
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     kind = {InvalidInput: "invalid-input", NotFound: "not-found", Conflict: "conflict",
             Forbidden: "forbidden", StaleVersion: "stale-version",
-            BadArgument: "validation", IntegrityFailure: "integrity"}.get(type(exc),
+            BadArgument: "validation", IntegrityFailure: "integrity",
+            Unavailable: "unavailable", Busy: "conflict"}.get(type(exc),
                                                                          "invalid-input")
     if exc.rule == "idempotency-key.format":
         kind = "bad-request"
     if exc.rule == "if-match.required":
         kind = "precondition-required"
-    if isinstance(exc, IntegrityFailure):
+    if isinstance(exc, Unavailable):
+        kind = "unavailable"
+    if isinstance(exc, IntegrityFailure | Unavailable):
         structlog.get_logger("kaoping.integrity").critical("integrity.failed", rule=exc.rule,
                                                              detail=exc.detail)
     extra: dict[str, Any] = {"rule": exc.rule, "field": exc.field}
@@ -145,6 +150,8 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Probl
     if isinstance(exc, StaleVersion):
         extra["current_version"] = exc.current
         headers = {"ETag": f'"{exc.current}"'}
+    if isinstance(exc, Busy):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem_response(request, kind, exc.detail, headers=headers, **extra)
 
 def _body(request: Request[Any, Any, Any], exc: BodyValidationError) -> Response[Problem]:

@@ -38,6 +38,15 @@ class Conflict(DomainError):
     kind = "conflict"
 
 
+class Busy(Conflict):
+    """The same request is in flight: retry after ``retry_after`` seconds."""
+
+    def __init__(self, detail: str, *, rule: str, field: str | None = None,
+                 retry_after: int) -> None:
+        super().__init__(detail, rule=rule, field=field)
+        self.retry_after = retry_after
+
+
 class Forbidden(DomainError):
     kind = "forbidden"
 
@@ -58,3 +67,10 @@ class IntegrityFailure(DomainError):
     failure an operator must look at, never answered with the doubtful data."""
 
     kind = "integrity"
+
+
+class Unavailable(DomainError):
+    """The service refuses writes until an operator acts (a ledger found rolled back or forked):
+    retrying does not help."""
+
+    kind = "unavailable"

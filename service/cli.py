@@ -236,8 +236,14 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     from service.ledger.signer import LedgerSigner  # noqa: PLC0415
     from service.ledger.verify_log import logged_handovers, verify_log  # noqa: PLC0415
 
-    vkeys = args.key or LedgerSigner(settings.signing_key_path,
-                                     settings.ledger_origin).trusted_vkeys()
+    signer = LedgerSigner(settings.signing_key_path, settings.ledger_origin)
+    vkeys = args.key or signer.trusted_vkeys()
+    failures: list[str] = []
+    try:
+        # The signer's memory, outside the database: a store shorter than it was rolled back.
+        signed = signer.last_signed()
+    except SignerRefused as exc:
+        signed, failures = None, [str(exc)]
     db = open_database(settings)
     try:
         # A retired key signs no tree past its handover: the keyring's and the log's record.
@@ -247,17 +253,23 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("verifying the ledger", total=None)
             report = verify_log(db, vkeys, retired=retired, origin=settings.ledger_origin,
-                                progress=lambda n: bar.update(task, completed=n))
+                                progress=lambda n: bar.update(task, completed=n),
+                                signed=signed)
     finally:
         db.close()
+    report.failures[:0] = failures
     if not report.ok:
         for failure in report.failures:
             print(f"FAIL {failure}", file=sys.stderr)
         print(f"verify-log: {len(report.failures)} problem(s); first: {report.failures[0]}",
               file=sys.stderr)
         return 1
+    memory = (f"; the signer's last checkpoint (size {report.signed_size}) reached with its "
+              "root" if report.signed_size is not None else
+              "; no signer state file beside the key to compare with" if signed is None else "")
     print(f"ok: {report.events} events, {report.checkpoints} checkpoints verified; "
-          f"root {report.root.hex()}")
+          f"{report.nodes_checked} tree nodes match their leaves; root {report.root.hex()}"
+          f"{memory}")
     return 0
 
 
@@ -361,6 +373,8 @@ def cmd_verify(_: Settings, args: argparse.Namespace) -> int:
     argv = [args.bundle, *[x for key in args.key for x in ("--key", key)]]
     if args.trusted:
         argv += ["--trusted", args.trusted]
+    if args.consistency:
+        argv += ["--consistency", args.consistency]
     return verify_main(argv)
 
 
@@ -436,7 +450,12 @@ def _evaluation_commands(sub: Any) -> None:
     check = sub.add_parser("verify", help="verify an evidence bundle offline")
     check.add_argument("bundle")
     check.add_argument("--key", action="append", required=True)
-    check.add_argument("--trusted")
+    check.add_argument("--trusted", metavar="CHECKPOINT",
+                       help="a checkpoint you already hold (same size as the bundle's or "
+                            "earlier)")
+    check.add_argument("--consistency", metavar="FILE",
+                       help="a consistency proof from the trusted size, as GET "
+                            "/api/v1/ledger/proofs/consistency?from=&to= returns it")
     check.set_defaults(func=cmd_verify)
 
 

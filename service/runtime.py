@@ -25,12 +25,18 @@ from service.db import Database, open_database
 from service.demo import DemoCity, Progress
 from service.evaluation import Evaluation
 from service.idempotency import IdempotencyStore
+from service.ledger.guard import LedgerGuard
 from service.ledger.log import LedgerLog
 from service.ledger.reads import stream_heads
 from service.ledger.signer import LedgerSigner, RotationPending, SignerRefused
 from service.reference import Reference
 from service.refusals import RefusedReadCounter
-from service.store import EventStore, open_event_store
+from service.store import (
+    EventStore,
+    PostgresLedgerRecorder,
+    SQLiteLedgerRecorder,
+    open_event_store,
+)
 from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
 from service.uses import Uses
@@ -63,8 +69,13 @@ class Services:
             TokenKeys(settings.token_key_path, jwks_path=settings.token_jwks_path),
             issuer=settings.token_issuer, audience=settings.token_audience,
             ttl=timedelta(seconds=settings.token_ttl_seconds))
-        self.idempotency = IdempotencyStore(self.db)
+        self.idempotency = IdempotencyStore(
+            self.db, lease=timedelta(seconds=settings.idempotency_lease_seconds))
         self.signer = LedgerSigner(settings.signing_key_path, settings.ledger_origin)
+        self.guard = LedgerGuard(self.signer)
+        recorder = self.store.recorder
+        if isinstance(recorder, (PostgresLedgerRecorder, SQLiteLedgerRecorder)):
+            recorder.ledger_guard = self.guard
         self.ledger = LedgerLog(self.db)
         self.units = Units(self.store)
         self.reference = Reference(self.store)
@@ -120,15 +131,21 @@ class Services:
             log.exception("demo.failed")
 
     def run_signer(self, stop: threading.Event) -> None:
-        """Sign a checkpoint every few seconds while the log grows."""
+        """Sign a checkpoint every few seconds while the log grows; never while the guard finds
+        the store rolled back or forked (it re-checks every round, so /ready stays current)."""
         while not stop.is_set():
             try:
+                halted = self.guard.check(self.db)
+                if halted is not None:
+                    log.critical("ledger.guard_tripped", rule=halted.rule, detail=halted.detail)
+                    stop.wait(self.settings.checkpoint_interval_seconds)
+                    continue
                 self.signer.sign(self.db, self.clock.now())
             except RotationPending:
                 log.warning("ledger.rotation_pending", key=str(self.signer.next_path))
             except SignerRefused:
                 log.critical("ledger.signer_refused", exc_info=True)
-                return  # an operator must look: never sign a forked log
+                self.guard.check(self.db)  # writes stop too; the next round reports it
             except Exception:
                 log.exception("ledger.sign_failed")
             stop.wait(self.settings.checkpoint_interval_seconds)

@@ -110,6 +110,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # loads only into an empty embedded SQLite store, by `kaoping serve` (`make run`); never
     # into PostgreSQL, nor by `kaoping project` or any other command, unless set to true.
     demo: bool | None = None
+    # How long a pending Idempotency-Key is held for the request that reserved it: after a
+    # crash (kill -9) a retry performs the request once this has passed. Well above the slowest
+    # write (a bulk import, a publication: seconds), well below a client's patience.
+    idempotency_lease_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
     # How often housekeeping runs (expired Idempotency-Keys are forgotten).
     housekeeping_interval_seconds: Annotated[float, msgspec.Meta(ge=1)] = 3600.0
     # Per-principal request rate (token bucket, per API process): 429 + Retry-After beyond it.

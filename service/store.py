@@ -16,7 +16,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -38,6 +38,9 @@ from service.db import SQLiteCursor as OurSQLiteCursor
 from service.ledger.envelope import ZERO_HASH, Envelope, payload_hash
 from service.mapper import MsgspecMapper, NoTranscoder
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.ledger.guard import LedgerGuard
 
 AfterAppend = Callable[[Cursor, "list[Leaf]"], None]
 
@@ -64,13 +67,16 @@ def _as_uuid(value: UUID | str) -> UUID:
 
 def append_leaves(
     cur: Cursor, stored_events: Sequence[StoredEvent], notification_ids: Sequence[int],
-    next_position: int | None = None,
+    next_position: int | None = None, guard: LedgerGuard | None = None,
 ) -> list[Leaf]:
-    """Compute and insert the leaves of a batch; the caller holds the log's write lock."""
+    """Compute and insert the leaves of a batch; the caller holds the log's write lock. The
+    guard refuses positions below the last signed checkpoint (a rolled-back store)."""
     if next_position is None:
         cur.execute("SELECT max(position) FROM kaoping_ledger")
         row = cur.fetchone()
         next_position = 0 if row is None or row[0] is None else int(row[0]) + 1
+    if guard is not None:
+        guard.admit(cur, next_position)
     nxt = next_position
     previous: dict[tuple[UUID, int], bytes] = {}
     wanted = [
@@ -128,8 +134,9 @@ def _insert_leaves(cur: Cursor, leaves: list[Leaf]) -> None:
 
 
 def _after_insert(cur: Cursor, stored: Sequence[StoredEvent], ids: Sequence[int],
-                  kwargs: dict[str, Any], next_position: int | None = None) -> None:
-    leaves = append_leaves(cur, stored, ids, next_position)
+                  kwargs: dict[str, Any], next_position: int | None = None,
+                  guard: LedgerGuard | None = None) -> None:
+    leaves = append_leaves(cur, stored, ids, next_position, guard)
     after: AfterAppend | None = kwargs.get("after_append")
     if after is not None:
         after(cur, leaves)
@@ -139,6 +146,8 @@ def _after_insert(cur: Cursor, stored: Sequence[StoredEvent], ids: Sequence[int]
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    ledger_guard: LedgerGuard | None = None  # set by Services (service/ledger/guard.py)
+
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         # The ledger's head comes back with the inserted ids, in the same round trip: the
@@ -187,11 +196,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ids = [row["notification_id"] for row in rows]
         head = rows[0]["kaoping_head"] if rows else None
         _after_insert(PostgresCursor(curs), stored_events, ids, kwargs,
-                      next_position=0 if head is None else int(head) + 1)
+                      next_position=0 if head is None else int(head) + 1,
+                      guard=self.ledger_guard)
         return ids
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    ledger_guard: LedgerGuard | None = None  # set by Services (service/ledger/guard.py)
+
     def __init__(self, datastore: Any, events_table_name: str = "kaoping_events") -> None:
         super().__init__(datastore, events_table_name)
 
@@ -199,7 +211,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs) or []
-        _after_insert(OurSQLiteCursor(c), stored_events, ids, kwargs)
+        _after_insert(OurSQLiteCursor(c), stored_events, ids, kwargs,
+                      guard=self.ledger_guard)
         return ids
 
 

@@ -8,8 +8,11 @@ names what failed:
    or received from (each ledger key rotation in the bundle: a checkpoint signed by both keys
    whose tree contains the rotation event naming them, consistent with the bundle's); a
    retired key signs no checkpoint larger than its handover;
-2. with ``--trusted``: the consistency proof from that checkpoint to the bundle's (a log
-   rewritten and re-signed since then fails here);
+2. with ``--trusted``: the bundle's tree against the checkpoint already held: the same root
+   when the sizes are equal, else the consistency proof from that size (carried in the bundle,
+   or given with ``--consistency FILE`` as the log's endpoint serves it); a log rewritten and
+   re-signed since then fails here, and the output names the trusted size it was checked
+   against;
 3. every event: its payload hash, its leaf hash rebuilt from the envelope fields and the
    previous leaf of its stream, and its inclusion proof;
 4. every stream is a hash chain from version 1 with no gap;
@@ -140,34 +143,78 @@ def _keys_with_handovers(bundle: Bundle,
             pending = [p for p in pending if p[0] is not h]
 
 
-def _check_checkpoints(bundle: Bundle, given: Sequence[str],
-                       trusted: bytes | None) -> tuple[int, bytes]:
+class ProofFile(msgspec.Struct, rename={"from_": "from"}):
+    """A consistency proof as ``GET /api/v1/ledger/proofs/consistency`` returns it (base64)."""
+
+    from_: int
+    to: int
+    proof: list[str]
+
+
+def _consistency_hashes(bundle: Bundle, old: int, new: int,
+                        fetched: ProofFile | None) -> tuple[list[bytes], str]:
+    """The proof from ``old`` to ``new`` and where it came from: the bundle, or the proof file
+    given with ``--consistency``. Neither: fail saying exactly how to get one."""
+    if bundle.consistency is not None and bundle.consistency.from_size == old:
+        return [bytes.fromhex(h) for h in bundle.consistency.proof], "carried in the bundle"
+    if fetched is not None:
+        if (fetched.from_, fetched.to) != (old, new):
+            raise _fail(f"the --consistency proof is from {fetched.from_} to {fetched.to}, "
+                        f"not from the trusted size {old} to the bundle's {new}")
+        try:
+            return ([base64.b64decode(h, validate=True) for h in fetched.proof],
+                    "from the --consistency file")
+        except ValueError:
+            raise _fail("the --consistency proof is not base64") from None
+    carried = (f"it carries one from size {bundle.consistency.from_size}"
+               if bundle.consistency else "it carries none")
+    raise _fail(f"the bundle has no consistency proof from the trusted size {old} ({carried}); "
+                f"get one from the log (GET /api/v1/ledger/proofs/consistency?from={old}&to="
+                f"{new}, saved to a file) and pass it with --consistency FILE, or ask for a "
+                f"bundle made with `kaoping evidence ... --since {old}`")
+
+
+def _check_trusted(bundle: Bundle, cp: Checkpoint, old: Checkpoint,
+                   fetched: ProofFile | None) -> str:
+    """Check the bundle's checkpoint against one the investigator already holds; say what was
+    checked. Equal sizes need equal roots (a proof between equal sizes is empty)."""
+    if old.size > cp.size:
+        raise _fail(f"the bundle's log ({cp.size}) is shorter than the trusted "
+                    f"checkpoint's ({old.size})")
+    if old.size == cp.size:
+        if not merkle.verify_consistency(old.size, cp.size, old.root, cp.root, []):
+            raise _fail(f"the bundle's checkpoint and the trusted one are both of size "
+                        f"{cp.size} but have different roots: the log was forked")
+        return (f"trusted checkpoint: size {old.size}, the same tree as the bundle's "
+                f"(root {old.root.hex()[:16]}…)")
+    hashes, source = _consistency_hashes(bundle, old.size, cp.size, fetched)
+    if not merkle.verify_consistency(old.size, cp.size, old.root, cp.root, hashes):
+        raise _fail(f"the log at size {cp.size} is not an extension of the trusted "
+                    f"checkpoint at size {old.size}: it was rewritten")
+    return (f"trusted checkpoint: size {old.size} (root {old.root.hex()[:16]}…); the bundle's "
+            f"log of size {cp.size} extends it (RFC 9162 consistency proof {source})")
+
+
+def _check_checkpoints(bundle: Bundle, given: Sequence[str], trusted: bytes | None,
+                       fetched: ProofFile | None = None) -> tuple[int, bytes, list[str]]:
     vkeys, retired, handovers = _keys_with_handovers(bundle, given)
     try:
         cp = open_checkpoint_within(bundle.checkpoint.encode(), vkeys, retired)
     except CheckpointError as exc:
         raise _fail(f"checkpoint: {exc}") from None
+    lines: list[str] = []
     if trusted is not None:
         try:
             old = open_checkpoint_within(trusted, vkeys, retired)
         except CheckpointError as exc:
             raise _fail(f"trusted checkpoint: {exc}") from None
-        proof = bundle.consistency
-        if old.size > cp.size:
-            raise _fail(f"the bundle's log ({cp.size}) is shorter than the trusted "
-                        f"checkpoint's ({old.size})")
-        if old.size < cp.size and (proof is None or proof.from_size != old.size):
-            raise _fail(f"the bundle has no consistency proof from the trusted size {old.size}")
-        hashes = [bytes.fromhex(h) for h in proof.proof] if proof else []
-        if not merkle.verify_consistency(old.size, cp.size, old.root, cp.root, hashes):
-            raise _fail(f"the log at size {cp.size} is not an extension of the trusted "
-                        f"checkpoint at size {old.size}: it was rewritten")
+        lines.append(_check_trusted(bundle, cp, old, fetched))
     for handed, h in handovers:
         if not merkle.verify_consistency(handed.size, cp.size, handed.root, cp.root,
                                          [bytes.fromhex(p) for p in h.consistency]):
             raise _fail(f"the key handover at size {handed.size} is not in the log the "
                         f"bundle's checkpoint signs (size {cp.size})")
-    return cp.size, cp.root
+    return cp.size, cp.root, lines
 
 
 def _check_events(bundle: Bundle, size: int, root: bytes) -> dict[str, list[BundleEvent]]:
@@ -587,15 +634,24 @@ def _recompute(bundle: Bundle, streams: dict[str, list[BundleEvent]], cycle: Cyc
     raise _fail(f"the pool's recomputed results differ from results version {version.number}")
 
 
-def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = None) -> list[str]:
-    """Raise VerifyError naming the first failure; return what was checked."""
+def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = None,
+                  consistency: bytes | None = None) -> list[str]:
+    """Raise VerifyError naming the first failure; return what was checked. ``consistency``:
+    a proof file from the log's consistency endpoint, for a trusted size the bundle has none
+    from."""
     try:
         bundle = msgspec.json.decode(data, type=Bundle)
     except msgspec.DecodeError as exc:
         raise _fail(f"not an evidence bundle: {exc}") from None
     if bundle.format != FORMAT:
         raise _fail(f"unknown bundle format {bundle.format!r}")
-    size, root = _check_checkpoints(bundle, vkeys, trusted)
+    fetched = None
+    if consistency is not None:
+        try:
+            fetched = msgspec.json.decode(consistency, type=ProofFile)
+        except msgspec.DecodeError as exc:
+            raise _fail(f"the --consistency file is not a consistency proof: {exc}") from None
+    size, root, trusted_lines = _check_checkpoints(bundle, vkeys, trusted, fetched)
     streams = _check_events(bundle, size, root)
     cycle_sid = str(Cycle.id_for(bundle.year))
     if cycle_sid not in streams:
@@ -629,6 +685,7 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
     corrected = [v for v in versions if v.number > 1]
     return [
         f"checkpoint: {size} leaves, signed",
+        *trusted_lines,
         f"events: {len(bundle.events)} in {len(streams)} streams, each proven in the log",
         f"publication heads: all {subjects} evidence streams of the pool complete",
         *ballots,
@@ -651,12 +708,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", required=True, action="append",
                         help="the published verifier key (repeatable)")
     parser.add_argument("--trusted", type=Path, help="a checkpoint you already hold")
+    parser.add_argument("--consistency", type=Path,
+                        help="a consistency proof from the trusted size to the bundle's, as "
+                             "GET /api/v1/ledger/proofs/consistency returns it (when the bundle "
+                             "carries none from that size)")
     args = parser.parse_args(argv)
     try:
         lines = verify_bundle(args.bundle.read_bytes(), args.key,
-                              args.trusted.read_bytes() if args.trusted else None)
+                              args.trusted.read_bytes() if args.trusted else None,
+                              args.consistency.read_bytes() if args.consistency else None)
     except VerifyError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"NOT VERIFIED: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     for line in lines:
         label = ("" if line.startswith("WARNING") else "note  " if "entered by hand" in line

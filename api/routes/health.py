@@ -35,6 +35,7 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     projection_lag: dict[str, int]
     problems: list[str]
     demo: DemoStatus
+    ledger: str = "ok"  # or the guard's rule: ledger.rolled-back, ledger.forked, ...
 
 
 @get("/health", opt={"public": True}, tags=["operations"], summary="Process is alive")
@@ -46,7 +47,7 @@ async def health() -> Health:
 def _readiness(services: Services) -> Readiness:
     problems: list[str] = []
     pending: list[str] = []
-    head, lags, store = -1, {}, "ok"
+    head, lags, store, ledger = -1, {}, "ok", "ok"
     try:
         with services.db.read() as cur:  # the pool's connection: no new one per probe
             pending = [m.name for m in pending_in(cur)]
@@ -58,6 +59,10 @@ def _readiness(services: Services) -> Readiness:
             halted = stopped(cur)
         problems.extend(f"read model {name} stopped after position {position}: {error}"
                         for name, (position, error) in halted.items())
+        broken = services.guard.check(services.db)
+        if broken is not None:
+            ledger = broken.rule
+            problems.append(f"{broken.rule}: {broken.detail}; writes are refused")
     except MigrationError as exc:
         problems.append(str(exc))
     except Exception as exc:  # noqa: BLE001 -- readiness reports any store failure, never raises
@@ -66,12 +71,15 @@ def _readiness(services: Services) -> Readiness:
     p = services.demo_progress
     demo = DemoStatus(state=p.state, step=p.step, done=p.done, total=p.total)
     return Readiness(ready=not problems, store=store, migrations_pending=pending,
-                     head_position=head, projection_lag=lags, problems=problems, demo=demo)
+                     head_position=head, projection_lag=lags, problems=problems, demo=demo,
+                     ledger=ledger)
 
 
 @get("/ready", opt={"public": True}, tags=["operations"], summary="Ready to serve")
 async def ready(state: State) -> Response[Readiness]:
     """Readiness: store reachable, migrations current, no read model stopped on an event it
-    cannot apply (named with the error); reports each read model's lag in events."""
+    cannot apply (named with the error), the ledger an extension of the last checkpoint signed
+    (else ``ledger`` names the guard's finding and writes are refused); reports each read
+    model's lag in events."""
     result: Readiness = await to_thread.run_sync(_readiness, state.services)
     return Response(result, status_code=200 if result.ready else 503)

@@ -31,6 +31,7 @@ from domain.ballots import (
 from domain.errors import Conflict, InvalidInput
 from domain.text import text
 from service.group_commit import VersionTaken
+from service.idempotency import Reservation
 
 Text = Annotated[str, text(min_length=1, max_length=2000)]
 Word = Annotated[str, text(min_length=1, max_length=64)]
@@ -193,19 +194,21 @@ class SessionController(Controller):
         services = request.app.state.services
         principal = current_principal(request)
         key = request.headers.get("idempotency-key")
+        held: Reservation | None = None
         if key is not None:
             digest = f"credentials:{code}".encode()
             first = await to_thread.run_sync(services.idempotency.reserve, principal.id, key,
                                              digest, services.clock.now())
-            if first is not None:
+            if not isinstance(first, Reservation):
                 msg = "these credentials were issued already and are never shown again"
                 raise Conflict(msg, rule="credentials.shown-once", field="Idempotency-Key")
+            held = first
         try:
             written, codes = await to_thread.run_sync(
                 lambda: services.sessions.issue(principal, code, data.rater_class, data.count))
         except BaseException:
-            if key is not None:
-                await to_thread.run_sync(services.idempotency.release, principal.id, key)
+            if key is not None and held is not None:
+                await to_thread.run_sync(services.idempotency.release, principal.id, key, held)
             raise
         if key is not None:
             await to_thread.run_sync(services.idempotency.mark_done, principal.id, key, 201,

@@ -4,7 +4,11 @@ For every position in order it rebuilds the envelope from the event row as store
 (payload hash, topic, stream, version) and the stream's previous leaf, and compares the leaf
 hash; it folds the recomputed leaves into a compact range (O(log n) hashes) to recompute the
 root at every stored checkpoint, and checks each checkpoint's signature, origin, size and root.
-Work is streamed in pages: memory does not grow with the log.
+Every stored tree node (``kaoping_tree_nodes``, which proofs are built from) is compared with the
+node recomputed from the leaves, and none may be stored that the leaves do not give. Given the
+signer's last signed checkpoint (kept beside its key, outside the database), a log shorter than
+it (its tail deleted, or restored from an old backup, checkpoints and all) or with another root
+at its size fails. Work is streamed in pages: memory does not grow with the log.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from service.db import events_row_id
 from service.ledger import merkle
 from service.ledger.checkpoint import CheckpointError, open_checkpoint_within
 from service.ledger.log import envelope_rows
+from service.ledger.tree import node_reader
 
 if TYPE_CHECKING:
     from service.db import Database
+    from service.ledger.checkpoint import Checkpoint
     from service.ledger.envelope import Envelope
     from service.ledger.signer import StoredCheckpoint
 
@@ -33,14 +39,18 @@ class CompactRange:
         self.size = 0
         self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[tuple[merkle.NodeId, bytes]]:
+        """Add a leaf; return the perfect nodes (level >= 1) it completes."""
         level, digest = 0, leaf
+        completed: list[tuple[merkle.NodeId, bytes]] = []
         while self._stack and self._stack[-1][0] == level:
             _, left = self._stack.pop()
             digest = merkle.node_hash(left, digest)
             level += 1
+            completed.append(((level, self.size >> level), digest))
         self._stack.append((level, digest))
         self.size += 1
+        return completed
 
     def root(self) -> bytes:
         if not self._stack:
@@ -55,6 +65,8 @@ class CompactRange:
 class Report:
     events: int = 0
     checkpoints: int = 0
+    nodes_checked: int = 0
+    signed_size: int | None = None  # the signer's last checkpoint, when it was compared
     root: bytes = merkle.EMPTY_ROOT
     failures: list[str] = field(default_factory=list)
 
@@ -94,6 +106,29 @@ def _check_checkpoint(cp: StoredCheckpoint, tree: CompactRange, vkeys: list[str]
     return None
 
 
+def perfect_nodes(size: int) -> int:
+    """How many perfect subtrees of level >= 1 a tree of ``size`` leaves has."""
+    count, level = 0, 1
+    while size >> level:
+        count += size >> level
+        level += 1
+    return count
+
+
+def _stored_nodes(db: Database) -> tuple[int, int]:
+    """(how many tree nodes are stored, the leaves they reach: the largest end of any)."""
+    with db.read() as cur:
+        cur.execute("SELECT count(*), max((idx + 1) * (CAST(1 AS bigint) << level)) "
+                    "FROM kaoping_tree_nodes")
+        row = cur.fetchone()
+    return (0, 0) if row is None else (int(row[0] or 0), int(row[1] or 0))
+
+
+def node_reader_for(db: Database, ids: list[merkle.NodeId]) -> Mapping[merkle.NodeId, bytes]:
+    with db.read() as cur:
+        return node_reader(cur)(ids) if ids else {}
+
+
 def _dangling_events(db: Database) -> str | None:
     rid = events_row_id(db.engine)
     with db.read() as cur:
@@ -121,11 +156,12 @@ def _row_problem(position: int, stored_leaf: bytes, envelope: Envelope | None) -
 
 class _Verifier:
     def __init__(self, db: Database, vkeys: list[str], retired: Mapping[str, int],
-                 origin: str | None, stop_after: int) -> None:
+                 origin: str | None, stop_after: int, signed: Checkpoint | None) -> None:
         self.db, self.vkeys, self.origin, self.stop_after = db, vkeys, origin, stop_after
-        self.retired = retired
+        self.retired, self.signed = retired, signed
         self.report = Report()
         self.tree = CompactRange()
+        self._nodes: list[tuple[merkle.NodeId, bytes]] = []  # recomputed, not yet compared
         self._checkpoints = _checkpoints(db)
         self._pending = next(self._checkpoints, None)
 
@@ -142,6 +178,28 @@ class _Verifier:
             if problem and self.fail(problem):
                 return True
             self._pending = next(self._checkpoints, None)
+        signed = self.signed
+        if signed is not None and signed.size == self.tree.size:
+            self.report.signed_size = signed.size
+            if self.tree.root() != signed.root and self.fail(
+                    f"the signer's last signed checkpoint (size {signed.size}, kept beside its "
+                    "key) has another root than the leaves stored now: the log was forked or "
+                    "rewritten"):
+                return True
+        return False
+
+    def compare_nodes(self) -> bool:
+        """Compare the stored nodes with the ones just recomputed; True when stopping."""
+        found = node_reader_for(self.db, [node for node, _ in self._nodes])
+        for (level, idx), digest in self._nodes:
+            stored = found.get((level, idx))
+            if stored is not None and stored != digest and self.fail(
+                    f"tree node level {level} index {idx} (leaves {idx << level}.."
+                    f"{((idx + 1) << level) - 1}) does not match the hash of its leaves: a "
+                    "stored node was changed, and proofs served from it are wrong"):
+                return True
+        self.report.nodes_checked += len(found)
+        self._nodes.clear()
         return False
 
     def walk(self, progress: Callable[[int], None] | None) -> bool:
@@ -157,10 +215,13 @@ class _Verifier:
                     return True
                 expected = position + 1
                 # Fold in the recomputed leaf when there is one, so later roots are the truth.
-                self.tree.append(envelope.leaf_hash() if envelope else stored_leaf)
+                self._nodes += self.tree.append(envelope.leaf_hash() if envelope
+                                                else stored_leaf)
                 self.report.events += 1
                 if self.settle_checkpoints():
                     return True
+            if self.compare_nodes():
+                return True
             if progress is not None:
                 progress(self.report.events)
         return False
@@ -174,6 +235,18 @@ class _Verifier:
         if self._pending is not None:
             self.fail(f"checkpoint at size {self._pending.size} is beyond the log's "
                       f"{self.tree.size} leaves (events were removed from the end)")
+        if self.signed is not None and self.signed.size > self.tree.size:
+            self.fail(f"the log holds {self.tree.size} leaves but this deployment's signer "
+                      f"signed a tree of size {self.signed.size} (its last checkpoint, kept "
+                      "beside its key): events were removed from the end, or the store was "
+                      "restored from an old backup")
+        count, reach = _stored_nodes(self.db)
+        if reach > self.tree.size:
+            self.fail(f"tree nodes are stored for leaves up to {reach - 1}, beyond the log's "
+                      f"{self.tree.size} leaves")
+        elif count > self.report.nodes_checked:
+            self.fail(f"{count - self.report.nodes_checked} stored tree node(s) are not nodes "
+                      "of the tree the leaves give (inserted by hand)")
         dangling = _dangling_events(self.db)
         if dangling:
             self.fail(dangling)
@@ -208,10 +281,11 @@ def logged_handovers(db: Database, origin: str) -> dict[str, int]:
 
 def verify_log(db: Database, vkeys: list[str], *, retired: Mapping[str, int] | None = None,
                origin: str | None = None, progress: Callable[[int], None] | None = None,
-               stop_after: int = 20) -> Report:
+               stop_after: int = 20, signed: Checkpoint | None = None) -> Report:
     """``retired``: verifier keys that sign checkpoints only up to the given size (their
-    handover), as ``open_checkpoint_within``."""
-    verifier = _Verifier(db, vkeys, retired or {}, origin, stop_after)
+    handover), as ``open_checkpoint_within``. ``signed``: the signer's last signed checkpoint
+    (``LedgerSigner.last_signed``), which the log must reach with the same root."""
+    verifier = _Verifier(db, vkeys, retired or {}, origin, stop_after, signed)
     if not verifier.settle_checkpoints() and not verifier.walk(progress):
         verifier.finish()
     return verifier.report

@@ -213,13 +213,14 @@ def test_keys_are_scoped_to_the_principal(client: Client, services: Services,
 
 def test_a_duplicate_in_flight_gets_409(client: Client, services: Services,
                                         organizer: dict[str, str]) -> None:
-    from service.idempotency import fingerprint  # noqa: PLC0415
+    from service.idempotency import Reservation, fingerprint  # noqa: PLC0415
 
     principal = services.tokens.verify(organizer["Authorization"][7:], now=services.clock.now())
     body = b'{"code":"XZ-01","name":"x","kind":"township","category":"platform-1"}'
     digest = fingerprint("POST", "/api/v1/units", body)
     # The first request has reserved the key and is still running its command.
-    assert services.idempotency.reserve(principal.id, "k-3", digest, services.clock.now()) is None
+    assert isinstance(services.idempotency.reserve(principal.id, "k-3", digest,
+                                                   services.clock.now()), Reservation)
     resp = client.post("/api/v1/units", content=body, headers={
         **organizer, "Idempotency-Key": "k-3", "content-type": "application/json"})
     assert _problem(resp, 409)["rule"] == "idempotency-key.in-progress"

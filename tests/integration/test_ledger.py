@@ -21,6 +21,7 @@ from domain.units import UnitKind, register_unit
 from service.clock import FixedClock
 from service.ledger import merkle
 from service.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from service.ledger.guard import LedgerHalted
 from service.ledger.signer import SignerRefused
 from service.ledger.tree import extend_nodes
 from service.ledger.verify_log import verify_log
@@ -144,7 +145,10 @@ def test_the_signer_refuses_a_store_restored_from_an_old_backup(
 
     restored = Services(backup, clock=clock)  # same signing key and state file
     try:
-        _add(restored, 2, start=100)  # the restored store moves on with other events
+        # The restored store cannot move on with other events (the rollback guard) …
+        with pytest.raises(LedgerHalted, match=r"positions 7\.\.12 were acknowledged"):
+            _add(restored, 2, start=100)
+        # … and nothing is signed over it.
         with pytest.raises(SignerRefused, match=f"already signed a tree of size {signed.size}"):
             restored.signer.sign(restored.db, clock.now())
     finally:

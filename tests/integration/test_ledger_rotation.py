@@ -26,6 +26,7 @@ from service.ledger.checkpoint import (
     open_note,
     sign_checkpoint,
 )
+from service.ledger.guard import LedgerHalted
 from service.ledger.rotation import rotate_ledger_key
 from service.ledger.signer import RotationPending, SignerRefused
 from service.ledger.verify_log import logged_handovers, verify_log
@@ -135,7 +136,9 @@ def test_the_successor_refuses_a_store_restored_from_before_the_rotation(
     restored = Services(backup, clock=clock)  # the same key directory: the successor's key
     try:
         assert restored.signer.vkey == handover.successor
-        _add(restored, 1, start=101)  # fewer leaves than the handover covered
+        # Fewer leaves than the handover covered: no write (the rollback guard), no signature.
+        with pytest.raises(LedgerHalted, match="were acknowledged and are gone"):
+            _add(restored, 1, start=101)
         with pytest.raises(SignerRefused,
                            match=f"already signed a tree of size {handover.checkpoint.size}"):
             restored.signer.sign(restored.db, clock.now())

@@ -201,7 +201,16 @@ def test_webhook_subscriptions_are_deactivated_never_deleted(pg_settings: Settin
             "FROM information_schema.role_table_grants WHERE grantee = current_user "
             "AND table_name LIKE 'kaoping_webhook_%%' GROUP BY table_name "
             "ORDER BY table_name").fetchall()
+        # A subscription's owner, role, url and secret are fixed (migration 0014): UPDATE is
+        # granted on its lifecycle columns only.
+        updatable = conn.execute(
+            "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM "
+            "information_schema.column_privileges WHERE grantee = current_user AND "
+            "table_name = 'kaoping_webhook_subscriptions' AND privilege_type = 'UPDATE'"
+        ).fetchone()
     assert rows == [("kaoping_webhook_deliveries", "INSERT,SELECT,UPDATE"),
-                    ("kaoping_webhook_subscriptions", "INSERT,SELECT,UPDATE")]
+                    ("kaoping_webhook_subscriptions", "INSERT,SELECT")]
+    assert updatable == ("active,after_position,change_fingerprint,change_key,deleted_at,"
+                         "paused,version",)
     outcome = _pg_try(pg_settings.database_url, "DELETE FROM kaoping_webhook_subscriptions")
     assert "permission denied" in outcome

@@ -542,6 +542,12 @@ class CycleController(Controller):
         committee, supervisors and investigators whose open case covers the cadre."""
         services = state.services
         principal = optional_principal(request)
+        # Before scoring there is no card to gate (and no roster to find the subject in): the
+        # phase is public, so say that first, to anyone.
+        early: Cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+        if early.phase in (Phase.SETUP, Phase.FROZEN):
+            msg = f"cycle {year} has no results before scoring opens"
+            raise Conflict(msg, rule="results.scoring-open")
         reader = await _card(services, principal, "result", year, subject, depth="result")
         cycle = await _visible_cycle(request, services, year, as_of, privileged=reader in (
             ReaderKind.EVALUATOR, ReaderKind.INVESTIGATOR))

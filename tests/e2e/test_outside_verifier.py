@@ -60,7 +60,11 @@ Receipt = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve(tmp_path_factory.mktemp("kaoping-outside")) as srv:
+    # The outside verifier asks, without credentials, for one proof per event it checks (about a
+    # thousand here): a deployment that serves verifiers sizes its anonymous limits for that
+    # (docs/operations.md). The anonymous throttle has tests of its own.
+    with serve(tmp_path_factory.mktemp("kaoping-outside"), KAOPING_ANONYMOUS_BURST="100000",
+               KAOPING_ANONYMOUS_RATE_PER_SECOND="100000") as srv:
         yield srv
 
 

@@ -275,9 +275,10 @@ def test_a_subject_result_waits_for_the_read_model(client: Client, services: Ser
 
 
 @pytest.mark.parametrize(("path", "rule"), [
-    ("subjects/team:E1/explain", "explain.reader"),
-    ("subjects/team:E1/diff?from=1&to=2", "explain.reader"),
-    ("subjects/team:E1/history", "explain.reader"),
+    # A card's detail before publication: the card gate (docs/evaluation.md, "Who may read").
+    ("subjects/team:E1/explain", "results.published"),
+    ("subjects/team:E1/diff?from=1&to=2", "results.published"),
+    ("subjects/team:E1/history", "results.published"),
     ("subjects/team:E1/evidence", "evidence.reader"),
     ("exports/results", "export.reader"),
 ])

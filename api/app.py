@@ -22,6 +22,7 @@ from api.routes.cycles import CycleController
 from api.routes.events import EventController
 from api.routes.exports import export_results
 from api.routes.health import health, ready
+from api.routes.home import home, home_css
 from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
 from api.routes.operations import rebuild_check
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, EventController, export_results, WebhookController, jwks])
     app = KaopingApp(
-        route_handlers=[health, ready, ballot_page, api_v1],
+        route_handlers=[home, home_css, health, ready, ballot_page, api_v1],
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(version("kaoping")),

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from projections.follower import head_position
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.conftest import bearer
@@ -88,7 +89,8 @@ def test_the_stream_resumes_from_last_event_id(client: Client, services: Service
 
     def stream(headers: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
         out = []
-        with client.stream("GET", "/api/v1/events/stream?limit=3", headers=headers) as resp:
+        query = "limit=3" if "Last-Event-ID" in headers else "after=-1&limit=3"
+        with client.stream("GET", f"/api/v1/events/stream?{query}", headers=headers) as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")
             ident = ""
@@ -103,6 +105,25 @@ def test_the_stream_resumes_from_last_event_id(client: Client, services: Service
     assert [int(i) for i, _ in first] == [e["position"] for e in events[:3]]
     resumed = stream({**who.org, "Last-Event-ID": first[-1][0]})
     assert [d["position"] for _, d in resumed] == [e["position"] for e in events[3:6]]
+
+
+def test_the_stream_starts_at_the_head_unless_told_otherwise(client: Client,
+                                                              services: Services) -> None:
+    who = _busy_log(client, services)
+    events = _all(client, who.org)
+
+    def start(query: str, headers: dict[str, str]) -> int:
+        with client.stream("GET", f"/api/v1/events/stream?{query}", headers=headers) as resp:
+            assert resp.status_code == 200
+            first = next(iter(resp.iter_lines()))
+        return int(first.removeprefix(": after "))
+
+    with services.db.read() as cur:
+        head = head_position(cur)
+    assert start("limit=1", who.org) == head
+    assert start("limit=1", who.org) >= events[-1]["position"]
+    assert start("after=-1&limit=1", who.org) == -1
+    assert start("limit=1", {**who.org, "Last-Event-ID": "5"}) == 5
 
 
 def test_every_published_type_has_a_schema(client: Client) -> None:

@@ -20,6 +20,7 @@ from api.mechanisms import INT64
 from api.openapi import problems
 from service.ledger.keyring import LedgerKeyInfo
 from service.ledger.log import MAX_LEAVES
+from service.ledger.signer import list_checkpoints
 from service.principals import Role
 
 TEXT = "text/plain"  # Litestar appends "; charset=utf-8" itself
@@ -49,6 +50,18 @@ class ConsistencyProof(msgspec.Struct, rename={"from_": "from"}):
     proof: list[str]
 
 
+class CheckpointOut(msgspec.Struct, kw_only=True):
+    size: int
+    key_id: str
+    signed_at: str
+    note: str  # GET /api/v1/ledger/checkpoint?size=<size>: the signed note itself
+
+
+class CheckpointPage(msgspec.Struct, kw_only=True):
+    items: list[CheckpointOut]
+    next_before: int | None  # pass as ?before= for older checkpoints
+
+
 class LedgerKeys(msgspec.Struct):
     keys: list[LedgerKeyInfo]
 
@@ -66,6 +79,28 @@ class LedgerController(Controller):
         bytes: origin, tree size, base64 root hash, blank line, Ed25519 signature line."""
         cp = await to_thread.run_sync(state.services.ledger.checkpoint, size)
         return Response(cp.note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
+
+    @get("/checkpoints", opt={"public": True}, summary="Every signed checkpoint",
+         responses=problems(400))
+    async def checkpoints(self, request: Request[Any, Any, Any], state: State,
+                          before: Annotated[int | None, QueryParameter(ge=1, le=INT64)] = None,
+                          limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+                          ) -> Response[CheckpointPage]:
+        """The checkpoints signed so far, newest first (tree size, signing key, time), each
+        with the URL of its signed note; ``before`` and ``Link: rel="next"`` page back."""
+        def read() -> list[tuple[int, str, str]]:
+            with state.services.db.read() as cur:
+                return list_checkpoints(cur, before, limit)
+
+        rows = await to_thread.run_sync(read)
+        items = [CheckpointOut(size=size, key_id=key, signed_at=at,
+                               note=f"/api/v1/ledger/checkpoint?size={size}")
+                 for size, key, at in rows]
+        nxt = rows[-1][0] if len(rows) == limit else None
+        headers = {}
+        if nxt is not None:
+            headers["Link"] = f'<{request.url.path}?before={nxt}&limit={limit}>; rel="next"'
+        return Response(CheckpointPage(items=items, next_before=nxt), headers=headers)
 
     @get("/key", opt={"public": True}, media_type=TEXT, summary="The verifier key")
     async def key(self, state: State) -> Response[str]:

@@ -16,7 +16,7 @@ from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from api.auth import optional_principal
-from api.mechanisms import INT64
+from api.mechanisms import INT64, decode_cursor, next_page
 from api.openapi import problems
 from service.ledger.keyring import LedgerKeyInfo
 from service.ledger.log import MAX_LEAVES
@@ -59,7 +59,7 @@ class CheckpointOut(msgspec.Struct, kw_only=True):
 
 class CheckpointPage(msgspec.Struct, kw_only=True):
     items: list[CheckpointOut]
-    next_before: int | None  # pass as ?before= for older checkpoints
+    next_cursor: str | None
 
 
 class LedgerKeys(msgspec.Struct):
@@ -83,24 +83,26 @@ class LedgerController(Controller):
     @get("/checkpoints", opt={"public": True}, summary="Every signed checkpoint",
          responses=problems(400))
     async def checkpoints(self, request: Request[Any, Any, Any], state: State,
-                          before: Annotated[int | None, QueryParameter(ge=1, le=INT64)] = None,
+                          cursor: Annotated[str | None, QueryParameter(
+                              description="Opaque cursor from a previous page")] = None,
                           limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
                           ) -> Response[CheckpointPage]:
         """The checkpoints signed so far, newest first (tree size, signing key, time), each
-        with the URL of its signed note; ``before`` and ``Link: rel="next"`` page back."""
+        with the URL of its signed note; ``Link: rel="next"`` pages back."""
+        after = decode_cursor(cursor, {})
+        before = int(after) if after else None
+
         def read() -> list[tuple[int, str, str]]:
             with state.services.db.read() as cur:
-                return list_checkpoints(cur, before, limit)
+                return list_checkpoints(cur, before, limit + 1)
 
         rows = await to_thread.run_sync(read)
         items = [CheckpointOut(size=size, key_id=key, signed_at=at,
                                note=f"/api/v1/ledger/checkpoint?size={size}")
-                 for size, key, at in rows]
-        nxt = rows[-1][0] if len(rows) == limit else None
-        headers = {}
-        if nxt is not None:
-            headers["Link"] = f'<{request.url.path}?before={nxt}&limit={limit}>; rel="next"'
-        return Response(CheckpointPage(items=items, next_before=nxt), headers=headers)
+                 for size, key, at in rows[:limit]]
+        nxt, headers = next_page(request, len(rows), limit,
+                                 str(items[-1].size) if items else "", {})
+        return Response(CheckpointPage(items=items, next_cursor=nxt), headers=headers)
 
     @get("/key", opt={"public": True}, media_type=TEXT, summary="The verifier key")
     async def key(self, state: State) -> Response[str]:

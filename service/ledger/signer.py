@@ -68,7 +68,8 @@ def list_checkpoints(cur: Cursor, before: int | None, limit: int) -> list[tuple[
     """(size, key id, signed at) of signed checkpoints, newest first, below ``before``."""
     cur.execute("SELECT size, key_id, signed_at FROM kaoping_checkpoints WHERE size < %s "
                 "ORDER BY size DESC LIMIT %s", (2**62 if before is None else before, limit))
-    return [(int(r[0]), str(r[1]), str(r[2])) for r in cur.fetchall()]
+    return [(int(r[0]), str(r[1]), r[2].isoformat() if hasattr(r[2], "isoformat") else str(r[2]))
+            for r in cur.fetchall()]
 
 
 def checkpoint_at(cur: Cursor, size: int) -> StoredCheckpoint | None:

@@ -133,15 +133,16 @@ def test_the_checkpoints_are_listed_newest_first_and_each_opens(client: Client,
     assert first.status_code == 200
     page = first.json()
     assert [c["size"] for c in page["items"]] == sorted(sizes, reverse=True)[:2]
-    assert page["next_before"] == page["items"][-1]["size"]
+    assert page["next_cursor"]
     assert 'rel="next"' in first.headers["link"]
-    rest = client.get(f"/api/v1/ledger/checkpoints?limit=2&before={page['next_before']}").json()
+    rest = client.get(f"/api/v1/ledger/checkpoints?limit=2&cursor={page['next_cursor']}").json()
     assert [c["size"] for c in rest["items"]] == sorted(sizes, reverse=True)[2:]
     for item in page["items"] + rest["items"]:
         note = client.get(item["note"])
         assert note.status_code == 200
         assert open_checkpoint(note.content, [vkey]).size == item["size"]
         assert item["key_id"]
-    bad = client.get("/api/v1/ledger/checkpoints?before=0")
+    assert rest["next_cursor"] is None
+    bad = client.get("/api/v1/ledger/checkpoints?cursor=not-ours")
     assert bad.status_code == 400
-    assert bad.json()["field"] == "before"
+    assert bad.json()["field"] == "cursor"

@@ -14,8 +14,9 @@ help:
 $(STAMP):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "installing Kaoping and its tools into $(VENV) (pip's output: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[dev]'; } \
+	  >$(VENV)/install.log 2>&1 || { tail -n 30 $(VENV)/install.log; echo "pip failed: see $(VENV)/install.log"; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
 migrate: $(STAMP)
@@ -32,7 +33,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# scripts/system-deps: what pip cannot install (chromium, a CJK font, PostgreSQL running).
 test: lint typecheck
+	@scripts/system-deps
 	$(BIN)/pytest
 
 bench: $(STAMP)

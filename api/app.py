@@ -29,6 +29,7 @@ from api.routes.cycles import CycleController
 from api.routes.events import EventController
 from api.routes.exports import export_results
 from api.routes.health import health, ready
+from api.routes.home import home, home_css
 from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
 from api.routes.operations import rebuild_check
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         audit_access, report_status, register_investigator, EventController, export_results,
         WebhookController, jwks, UseController])
     app = KaopingApp(
-        route_handlers=[health, ready, ballot_page, assets_router(), api_v1],
+        route_handlers=[home, home_css, health, ready, ballot_page, assets_router(), api_v1],
         after_request=_page_policy,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),

@@ -29,7 +29,7 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 from api.examples import CODES, OPERATIONS, PATH_VALUES, PROBLEMS, SPECIFIC_PROBLEMS
 from api.problems import KINDS, PROBLEM_JSON, TYPE_BASE
@@ -83,8 +83,8 @@ def annotate(openapi: OpenAPI) -> OpenAPI:
         name: PathItem(post=Operation(
             summary=f"{entry['topic']} (CloudEvent)", operation_id=f"event-{name}",
             tags=["events"],
-            request_body=RequestBody(content={"application/cloudevents+json": OpenAPIMediaType(
-                schema=_schema(entry["schema"]))}, required=True),
+            request_body=RequestBody(content={"application/json": OpenAPIMediaType(
+                schema=_cloudevent(name, entry["schema"]))}, required=True),
             responses={"2XX": OpenAPIResponse(description="delivered")}))
         for name, entry in catalogue().items()
     }
@@ -180,14 +180,65 @@ def _concrete(path: str) -> str:
 
 
 def _schema(json_schema: dict[str, Any]) -> Schema:
-    """The event's data schema, as an opaque JSON Schema object (OpenAPI 3.1 is JSON Schema)."""
-    definitions = json_schema.get("$defs", {})
-    ref = json_schema.get("$ref", "")
-    body = definitions.get(ref.rsplit("/", 1)[-1], json_schema) if ref else json_schema
-    props: dict[str, Schema | Any] = {
-        str(k): Schema(description=str(v.get("type", v.get("anyOf", ""))))
-        for k, v in body.get("properties", {}).items()}
-    return Schema(type=OpenAPIType.OBJECT, properties=props, required=body.get("required"))
+    """The event's data schema as an OpenAPI 3.1 Schema object, every type kept: its ``$defs``
+    are inlined, so that the ``webhooks`` section stands on its own."""
+    definitions: dict[str, Any] = json_schema.get("$defs", {})
+
+    def convert(node: Any, seen: tuple[str, ...] = ()) -> Any:
+        if isinstance(node, list):
+            return [convert(n, seen) for n in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.rsplit("/", 1)[-1]
+            if name in seen:  # a recursive type: stop at an open object
+                return Schema(type=OpenAPIType.OBJECT, title=name)
+            return convert(definitions[name], (*seen, name))
+        fields: dict[str, Any] = {}
+        for key, value in node.items():
+            attr = _SCHEMA_KEYS.get(key)
+            if attr is None:
+                continue
+            if key == "type":
+                fields[attr] = ([OpenAPIType(v) for v in value] if isinstance(value, list)
+                                else OpenAPIType(value))
+            elif key == "properties":
+                fields[attr] = {k: convert(v, seen) for k, v in value.items()}
+            else:
+                fields[attr] = convert(value, seen) if key in _SUBSCHEMAS else value
+        return Schema(**fields)
+
+    schema: Schema = convert(json_schema)
+    return schema
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_SCHEMA_FIELDS = {f for f in Schema.__dataclass_fields__ if not f.startswith("schema_")}
+_SCHEMA_KEYS = {key: _snake(key) for key in (
+    "type", "enum", "const", "format", "title", "description", "default", "pattern",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+    "maxLength", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties",
+    "required", "properties", "additionalProperties", "items", "prefixItems", "anyOf",
+    "oneOf", "allOf") if _snake(key) in _SCHEMA_FIELDS}
+_SUBSCHEMAS = {"additionalProperties", "items", "prefixItems", "anyOf", "oneOf", "allOf"}
+
+
+def _cloudevent(name: str, data: dict[str, Any]) -> Schema:
+    """A delivery's body: the CloudEvent (api/routes/events.py, ``CloudEvent``) carrying
+    ``data`` of this type."""
+    string = Schema(type=OpenAPIType.STRING)
+    envelope: dict[str, Schema | Reference] = {
+        "specversion": Schema(type=OpenAPIType.STRING, const="1.0"),
+        "id": string, "source": string, "type": Schema(type=OpenAPIType.STRING, const=name),
+        "time": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+        "subject": string, "datacontenttype": string, "dataschema": string,
+        "data": _schema(data), "position": Schema(type=OpenAPIType.INTEGER, minimum=0),
+        "leafhash": Schema(type=OpenAPIType.STRING, pattern="^[0-9a-f]{64}$")}
+    return Schema(type=OpenAPIType.OBJECT, properties=envelope, required=sorted(envelope))
 
 
 def install(app: Litestar) -> None:

@@ -446,6 +446,12 @@ OPERATIONS: dict[str, Example] = {
         "rule": "case.assigned", "at": "2025-12-21T06:30:00+00:00"}]),
     # --- the ledger ---------------------------------------------------------------------------
     "GET /api/v1/ledger/checkpoint": Example(None, CHECKPOINT),
+    "GET /api/v1/ledger/checkpoints": Example(None, {"items": [
+        {"size": 15877, "key_id": "5e1d7a02", "signed_at": "2026-01-20T02:00:05+00:00",
+         "note": "/api/v1/ledger/checkpoint?size=15877"},
+        {"size": 15811, "key_id": "5e1d7a02", "signed_at": "2026-01-20T01:59:58+00:00",
+         "note": "/api/v1/ledger/checkpoint?size=15811"}],
+        "next_cursor": "eyJhZnRlciI6IjE1ODExIiwicXVlcnkiOiIifQ"}),
     "GET /api/v1/ledger/key": Example(None, f"{ORIGIN}+848c5fc1+"
                                             "Ac03ldvCMtZBNk092OLota7GdCUD4TmsqJGN4hvuS/Sg\n"),
     "GET /api/v1/ledger/keys": Example(None, {"keys": [

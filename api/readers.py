@@ -41,6 +41,8 @@ S = C + "/subjects/{subject}"
 
 AUDIENCES: dict[str, Audience] = {
     # operations and documents
+    "/": Audience.PUBLIC,  # the landing page: links only
+    "/home.css": Audience.PUBLIC,
     "/health": Audience.PUBLIC,
     "/ready": Audience.PUBLIC,
     "/vote/{code}": Audience.PUBLIC,  # the ballot page: the credential is the key
@@ -78,6 +80,7 @@ AUDIENCES: dict[str, Audience] = {
     "/api/v1/cadres/{code}": Audience.SIGNED_IN,
     # the ledger (hashes, checkpoints and proofs are public; envelopes are not served here)
     "/api/v1/ledger/checkpoint": Audience.PUBLIC,
+    "/api/v1/ledger/checkpoints": Audience.PUBLIC,
     "/api/v1/ledger/key": Audience.PUBLIC,
     "/api/v1/ledger/keys": Audience.PUBLIC,
     "/api/v1/ledger/leaves": Audience.PUBLIC,

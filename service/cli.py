@@ -420,8 +420,9 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
 def _evaluation_commands(sub: Any) -> None:
     demo = sub.add_parser("demo", help="load the demo city and run two cycles to publication")
     demo.add_argument("--units", type=int, default=121, help="units (15 are townships)")
-    demo.add_argument("--cadres", type=int, default=1000)
-    demo.add_argument("--seed", type=int, default=2025)
+    demo.add_argument("--cadres", type=int, default=1000, help="cadres across the units")
+    demo.add_argument("--seed", type=int, default=2025,
+                      help="random seed: the same seed gives the same city and results")
     demo.set_defaults(func=cmd_demo)
     imp = sub.add_parser("import", help="import units and cadres from CSV (all or nothing)")
     imp.add_argument("--units", metavar="CSV", help="columns: code,name,kind,category")
@@ -429,9 +430,10 @@ def _evaluation_commands(sub: Any) -> None:
     imp.set_defaults(func=cmd_import)
     evidence = sub.add_parser("evidence", help="write the evidence bundle of a published result")
     evidence.add_argument("subject", help="e.g. team:T02 or cadre:C00017")
-    evidence.add_argument("--cycle", type=int, required=True)
+    evidence.add_argument("--cycle", type=int, required=True, help="the cycle's year")
     evidence.add_argument("--since", type=int, help="include a consistency proof from this size")
-    evidence.add_argument("-o", "--output")
+    evidence.add_argument("-o", "--output",
+                          help="file to write (default: evidence-YEAR-SUBJECT.json)")
     evidence.add_argument("--ballots", action="store_true",
                           help="add the ballots on the boards of the pool's ballot sessions "
                                "for an offline recount (sealed material: they link trackers "
@@ -443,16 +445,17 @@ def _evaluation_commands(sub: Any) -> None:
                               "serving); exit 1 on any difference")
     rebuild.set_defaults(func=cmd_rebuild)
     why = sub.add_parser("explain", help="a score card down to its events")
-    why.add_argument("subject")
-    why.add_argument("--cycle", type=int, required=True)
+    why.add_argument("subject", help="e.g. team:T02 or cadre:C00017")
+    why.add_argument("--cycle", type=int, required=True, help="the cycle's year")
     why.add_argument("--as-of", dest="as_of", help="a log position or an ISO time with zone")
     why.set_defaults(func=cmd_explain)
     check = sub.add_parser("verify", help="verify an evidence bundle offline")
-    check.add_argument("bundle")
-    check.add_argument("--key", action="append", required=True)
+    check.add_argument("bundle", help="the evidence bundle (JSON) to check")
+    check.add_argument("--key", action="append", required=True,
+                       help="a ledger verifier key you trust (repeat for rotated keys)")
     check.add_argument("--trusted", metavar="CHECKPOINT",
                        help="a checkpoint you already hold (same size as the bundle's or "
-                            "earlier)")
+                            "earlier): the bundle's must extend it")
     check.add_argument("--consistency", metavar="FILE",
                        help="a consistency proof from the trusted size, as GET "
                             "/api/v1/ledger/proofs/consistency?from=&to= returns it")
@@ -475,8 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(func=cmd_migrate)
     serve = sub.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to listen on (default: KAOPING_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: KAOPING_PORT)")
     serve.set_defaults(func=cmd_serve)
     project = sub.add_parser("project", help="follow the log into the read models (worker)")
     project.add_argument("--once", action="store_true", help="catch up, then exit")
@@ -486,17 +489,18 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="API keys and signing keys").add_subparsers(
         dest="keys", required=True)
     create = keys.add_parser("create", help="create an API key for a system (printed once)")
-    create.add_argument("--role", required=True, choices=roles)
-    create.add_argument("--name", required=True)
-    create.add_argument("--as", dest="acts_as", metavar="KIND:ID")
+    create.add_argument("--role", required=True, choices=roles, help="the system's role")
+    create.add_argument("--name", required=True, help="who holds the key, e.g. \"HR system\"")
+    create.add_argument("--as", dest="acts_as", metavar="KIND:ID",
+                        help="the domain identity it acts as, e.g. department:P07")
     create.set_defaults(func=cmd_keys_create)
     keys.add_parser("list", help="every API key (ids, principals, states; never the keys)"
                     ).set_defaults(func=cmd_keys_list)
     rotate = keys.add_parser("rotate", help="a new key for the same principal (printed once)")
-    rotate.add_argument("key_id")
+    rotate.add_argument("key_id", help="the key's id (kaoping keys list)")
     rotate.set_defaults(func=cmd_keys_rotate)
     revoke = keys.add_parser("revoke", help="refuse an API key from now on")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id (kaoping keys list)")
     revoke.set_defaults(func=cmd_keys_revoke)
     keys.add_parser("ledger-public", help="print the ledger's C2SP verifier key").set_defaults(
         func=cmd_ledger_public)
@@ -505,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate_ledger = keys.add_parser(
         "rotate-ledger-key", help="a new ledger signing key; the handover checkpoint is "
                                   "signed by both keys and the rotation recorded in the log")
-    rotate_ledger.add_argument("--reason", required=True)
+    rotate_ledger.add_argument("--reason", required=True, help="why the key is replaced")
     rotate_ledger.add_argument("--authority", required=True,
                                help="who decided it, e.g. the body and its decision's minutes")
     rotate_ledger.set_defaults(func=cmd_ledger_key_rotate)
@@ -534,9 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = sub.add_parser("tokens", help="people's bearer tokens").add_subparsers(
         dest="tokens", required=True)
     issue = tokens.add_parser("issue", help="issue a short-lived bearer token for a person")
-    issue.add_argument("--role", required=True, choices=roles)
-    issue.add_argument("--as", dest="acts_as", required=True, metavar="KIND:ID")
-    issue.add_argument("--name")
+    issue.add_argument("--role", required=True, choices=roles, help="the person's role")
+    issue.add_argument("--as", dest="acts_as", required=True, metavar="KIND:ID",
+                       help="who the person is, e.g. staff:li-wei or leader:L01")
+    issue.add_argument("--name", help="the person's name, for the access record")
     issue.set_defaults(func=cmd_tokens_issue)
     return parser
 
@@ -556,6 +561,21 @@ def _require_store(settings: Settings, command: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``kaoping`` command. Output piped into a reader that stops early (``| head``) ends
+    the command quietly, as other Unix tools do, instead of with a BrokenPipe traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # https://docs.python.org/3/library/signal.html#note-on-sigpipe: point stdout at
+        # /dev/null so that the interpreter's last flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(os.environ)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import StoredEvent
 
 from domain.ballots import Ballot, EvaluationSession
 from domain.cases import AccessRecord, Case, Investigator, RefusedReads
@@ -27,6 +28,7 @@ from domain.subject_file import SubjectFile
 from domain.units import Unit
 from domain.uses import ResultUses
 from projections.follower import read_page
+from service.db import as_uuid
 from service.principals import Role
 
 if TYPE_CHECKING:
@@ -67,10 +69,30 @@ def event_type(topic: str) -> str:
     return topic.replace("/", ".").lower()
 
 
+# Kept out of ``data``: the stream id and version are the envelope's (``position``,
+# ``leafhash``), the timestamp is the CloudEvent's ``time``, the topic its ``type``.
+ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp",
+                             "originator_topic"})
+# A subject file's stream id is a hash of (year, subject): its events say which file they are
+# in, so that other systems never have to map stream UUIDs back to subjects.
+SUBJECT_FILE_FIELDS: dict[str, Any] = {"year": int, "subject": str}
+# How the CloudEvent ``subject`` names each kind of stream, from the stream's first event.
+STREAM_PREFIX = {"Unit": "unit", "Cadre": "cadre", "Leader": "leader", "Cycle": "cycle",
+                 "EvaluationSession": "session", "ResultsNotice": "results-notice",
+                 "LedgerKeys": "ledger-keys"}
+
+
+def _is_subject_file(topic: str) -> bool:
+    return topic.startswith("kaoping/SubjectFile.")
+
+
 def _fields(cls: type[Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
-    skip = {"originator_id", "originator_version"}
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in skip}
+    out = {f.name: hints[f.name] for f in dataclasses.fields(cls)
+           if f.name not in ENVELOPE_FIELDS}
+    if _is_subject_file(getattr(cls, "TOPIC", "")):
+        out = {**SUBJECT_FILE_FIELDS, **out}
+    return out
 
 
 @functools.cache
@@ -107,10 +129,47 @@ class CloudEvent(msgspec.Struct, kw_only=True, rename={"data_schema": "dataschem
     leafhash: str  # hex: check it with /api/v1/ledger/proofs/inclusion
 
 
-def _data(event: Any) -> dict[str, Any]:
-    out: dict[str, Any] = msgspec.to_builtins(
-        {k: v for k, v in vars(event).items()
-         if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")})
+def _data(event: Any, stream: StreamName | None) -> dict[str, Any]:
+    fields = {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
+    if stream is not None and stream.year is not None:  # a subject file
+        fields = {"year": stream.year, "subject": stream.code, **fields}
+    out: dict[str, Any] = msgspec.to_builtins(fields)
+    return out
+
+
+class StreamName(msgspec.Struct, frozen=True):
+    code: str  # ``team:T02``, ``cadre:C00001``, ``unit:T02``, ``cycle:2025``, ``session:…``
+    year: int | None = None  # a subject file's cycle
+
+
+def _name(first: Any, topic: str) -> StreamName | None:
+    if _is_subject_file(topic):
+        return StreamName(str(first.subject), int(first.year))
+    prefix = STREAM_PREFIX.get(topic.removeprefix("kaoping/").split(".", 1)[0])
+    definition = getattr(first, "definition", None)
+    for value in (getattr(first, "code", None), getattr(first, "year", None),
+                  getattr(definition, "code", None), getattr(first, "origin", None)):
+        if prefix and value is not None:
+            return StreamName(f"{prefix}:{value}")
+    return None
+
+
+def stream_names(cur: Cursor, mapper: Mapper[UUID],
+                 stream_ids: set[UUID]) -> dict[UUID, StreamName]:
+    """Each stream's readable name, from its first event (one query per 400 streams)."""
+    out: dict[UUID, StreamName] = {}
+    ids = sorted(stream_ids)
+    for i in range(0, len(ids), 400):
+        chunk = ids[i:i + 400]
+        marks = ", ".join(["%s"] * len(chunk))
+        cur.execute("SELECT originator_id, topic, state FROM kaoping_events "  # noqa: S608
+                    f"WHERE originator_version = 1 AND originator_id IN ({marks})", chunk)
+        for o, t, s in cur.fetchall():
+            sid = as_uuid(o)
+            first = mapper.to_domain_event(StoredEvent(sid, 1, str(t), bytes(s)))
+            name = _name(first, str(t))
+            if name is not None:
+                out[sid] = name
     return out
 
 
@@ -124,18 +183,19 @@ def page(cur: Cursor, mapper: Mapper[UUID], role: Role, origin: str, after: int,
         rows = read_page(cur, last, batch, mapper)
         if not rows:
             break
+        names = stream_names(cur, mapper, {r.stream_id for r in rows if role in audience(r.topic)})
         for row in rows:
             last = row.position
             if role not in audience(row.topic):
                 continue
-            ev = row.event
+            ev, name = row.event, names.get(row.stream_id)
             out.append(CloudEvent(
                 specversion=SPEC_VERSION, id=f"{origin}/{row.position}", source=f"/{origin}",
                 type=event_type(row.topic), time=ev.timestamp.isoformat(),
-                subject=str(getattr(ev, "subject", None) or row.stream_id),
+                subject=name.code if name else str(row.stream_id),
                 datacontenttype="application/json",
                 data_schema=f"/api/v1/events/schemas/{event_type(row.topic)}",
-                data=_data(ev), position=row.position, leafhash=row.leaf_hash.hex()))
+                data=_data(ev, name), position=row.position, leafhash=row.leaf_hash.hex()))
             if len(out) == limit:
                 break
     return out, last

@@ -86,7 +86,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     host: str = "127.0.0.1"
     port: Port = 8000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    # "auto": readable lines on a terminal, JSON lines otherwise (files, pipes, log collectors).
+    log_format: Literal["auto", "json", "console"] = "auto"
     signing_key_path: str = "var/ledger-signing.key"
     token_key_path: str = "var/token-signing.key"  # noqa: S105 -- a path, not a secret
     token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=86400)] = 900

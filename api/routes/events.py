@@ -17,6 +17,7 @@ from api.auth import SECURITY, current_principal
 from api.mechanisms import INT64
 from api.openapi import problems
 from domain.errors import NotFound
+from projections.follower import head_position
 from service.feed import CloudEvent, catalogue, page
 
 
@@ -56,14 +57,23 @@ class EventController(Controller):
     async def stream(self, request: Request[Any, Any, Any], state: State,
                      last_event_id: Annotated[int | None, HeaderParameter(
                          name="Last-Event-ID")] = None,
-                     after: Annotated[int, QueryParameter(ge=-1, le=INT64)] = -1,
+                     after: Annotated[int | None, QueryParameter(ge=-1, le=INT64)] = None,
                      limit: Annotated[int | None, QueryParameter(ge=1, le=INT64)] = None,
                      ) -> ServerSentEvent:
         """The same events as Server-Sent Events (``id`` = position, ``event`` = type, ``data``
-        = the CloudEvent). Resume with ``Last-Event-ID``; ``limit`` closes after that many."""
+        = the CloudEvent), from now on: the stream starts at the head of the log unless
+        ``Last-Event-ID`` (resume) or ``after`` (``-1``: from the beginning) says where.
+        The first line is a comment, ``: after <position>``. ``limit`` closes the stream after
+        that many events."""
         principal = current_principal(request)
         services = state.services
         start = last_event_id if last_event_id is not None else after
+        if start is None:
+            def head() -> int:
+                with services.db.read() as cur:
+                    return head_position(cur)
+
+            start = await to_thread.run_sync(head)
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             position, sent = start, 0
@@ -83,7 +93,8 @@ class EventController(Controller):
                 if not items:
                     await asyncio.sleep(0.5)
 
-        return ServerSentEvent(events())
+        # A comment first: the client learns where the stream starts (and the headers flush).
+        return ServerSentEvent(events(), comment_message=f"after {start}")
 
     @get("/catalogue", opt={"public": True}, summary="Every event type and its data schema")
     async def catalogue(self) -> dict[str, dict[str, Any]]:

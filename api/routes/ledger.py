@@ -16,10 +16,11 @@ from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from api.auth import optional_principal
-from api.mechanisms import INT64
+from api.mechanisms import INT64, decode_cursor, next_page
 from api.openapi import problems
 from service.ledger.keyring import LedgerKeyInfo
 from service.ledger.log import MAX_LEAVES
+from service.ledger.signer import list_checkpoints
 from service.principals import Role
 
 TEXT = "text/plain"  # Litestar appends "; charset=utf-8" itself
@@ -49,6 +50,18 @@ class ConsistencyProof(msgspec.Struct, rename={"from_": "from"}):
     proof: list[str]
 
 
+class CheckpointOut(msgspec.Struct, kw_only=True):
+    size: int
+    key_id: str
+    signed_at: str
+    note: str  # GET /api/v1/ledger/checkpoint?size=<size>: the signed note itself
+
+
+class CheckpointPage(msgspec.Struct, kw_only=True):
+    items: list[CheckpointOut]
+    next_cursor: str | None
+
+
 class LedgerKeys(msgspec.Struct):
     keys: list[LedgerKeyInfo]
 
@@ -66,6 +79,30 @@ class LedgerController(Controller):
         bytes: origin, tree size, base64 root hash, blank line, Ed25519 signature line."""
         cp = await to_thread.run_sync(state.services.ledger.checkpoint, size)
         return Response(cp.note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
+
+    @get("/checkpoints", opt={"public": True}, summary="Every signed checkpoint",
+         responses=problems(400))
+    async def checkpoints(self, request: Request[Any, Any, Any], state: State,
+                          cursor: Annotated[str | None, QueryParameter(
+                              description="Opaque cursor from a previous page")] = None,
+                          limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+                          ) -> Response[CheckpointPage]:
+        """The checkpoints signed so far, newest first (tree size, signing key, time), each
+        with the URL of its signed note; ``Link: rel="next"`` pages back."""
+        after = decode_cursor(cursor, {})
+        before = int(after) if after else None
+
+        def read() -> list[tuple[int, str, str]]:
+            with state.services.db.read() as cur:
+                return list_checkpoints(cur, before, limit + 1)
+
+        rows = await to_thread.run_sync(read)
+        items = [CheckpointOut(size=size, key_id=key, signed_at=at,
+                               note=f"/api/v1/ledger/checkpoint?size={size}")
+                 for size, key, at in rows[:limit]]
+        nxt, headers = next_page(request, len(rows), limit,
+                                 str(items[-1].size) if items else "", {})
+        return Response(CheckpointPage(items=items, next_cursor=nxt), headers=headers)
 
     @get("/key", opt={"public": True}, media_type=TEXT, summary="The verifier key")
     async def key(self, state: State) -> Response[str]:

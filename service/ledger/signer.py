@@ -64,6 +64,14 @@ def latest_checkpoint(cur: Cursor) -> StoredCheckpoint | None:
     return None if row is None else StoredCheckpoint(int(row[0]), bytes(row[1]), bytes(row[2]))
 
 
+def list_checkpoints(cur: Cursor, before: int | None, limit: int) -> list[tuple[int, str, str]]:
+    """(size, key id, signed at) of signed checkpoints, newest first, below ``before``."""
+    cur.execute("SELECT size, key_id, signed_at FROM kaoping_checkpoints WHERE size < %s "
+                "ORDER BY size DESC LIMIT %s", (2**62 if before is None else before, limit))
+    return [(int(r[0]), str(r[1]), r[2].isoformat() if hasattr(r[2], "isoformat") else str(r[2]))
+            for r in cur.fetchall()]
+
+
 def checkpoint_at(cur: Cursor, size: int) -> StoredCheckpoint | None:
     cur.execute("SELECT size, root, note FROM kaoping_checkpoints WHERE size = %s", (size,))
     row = cur.fetchone()

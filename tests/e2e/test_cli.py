@@ -149,3 +149,24 @@ def test_from_the_wrong_directory_nothing_is_created(tmp_path: Path) -> None:
         assert "no store at" in out.stderr
         assert "run kaoping from the project directory" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_into_a_closed_pipe_ends_quietly(settings: Settings, services: Services) -> None:
+    """`kaoping keys list | head -1`: the reader is gone before the command writes."""
+    for n in range(3):
+        assert _kaoping(settings, "keys", "create", "--role", "organizer",
+                        "--name", f"system {n}").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAOPING_")}
+    env |= {"KAOPING_DATABASE_URL": settings.database_url,
+            "KAOPING_TOKEN_KEY_PATH": settings.token_key_path}
+    reader, writer = os.pipe()
+    os.close(reader)  # like `head` once it has read its lines
+    try:
+        done = subprocess.run([sys.executable, "-m", "service.cli", "keys", "list"], env=env,
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120,
+                              check=False)
+    finally:
+        os.close(writer)
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
+    assert done.returncode == 1

@@ -88,7 +88,8 @@ def test_the_stream_resumes_from_last_event_id(client: Client, services: Service
 
     def stream(headers: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
         out = []
-        with client.stream("GET", "/api/v1/events/stream?limit=3", headers=headers) as resp:
+        query = "limit=3" if "Last-Event-ID" in headers else "after=-1&limit=3"
+        with client.stream("GET", f"/api/v1/events/stream?{query}", headers=headers) as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")
             ident = ""
@@ -103,6 +104,30 @@ def test_the_stream_resumes_from_last_event_id(client: Client, services: Service
     assert [int(i) for i, _ in first] == [e["position"] for e in events[:3]]
     resumed = stream({**who.org, "Last-Event-ID": first[-1][0]})
     assert [d["position"] for _, d in resumed] == [e["position"] for e in events[3:6]]
+
+
+def test_the_stream_says_where_it_starts(client: Client, services: Services) -> None:
+    """``after`` and ``Last-Event-ID`` choose the start, and the first line names it. (Without
+    either the stream starts at the head; the test client cannot close an idle stream, so that
+    case is left to a live-server test.)"""
+    who = _busy_log(client, services)
+
+    def stream(query: str, headers: dict[str, str]) -> tuple[int, list[dict[str, Any]]]:
+        start, data = -2, []
+        with client.stream("GET", f"/api/v1/events/stream?{query}", headers=headers) as resp:
+            assert resp.status_code == 200
+            for line in resp.iter_lines():
+                if line.startswith(":"):
+                    start = int(line.removeprefix(": after "))
+                elif line.startswith("data:"):
+                    data.append(json.loads(line[5:]))
+        return start, data
+
+    start, data = stream("after=-1&limit=1", who.org)
+    assert (start, [d["position"] for d in data]) == (-1, [0])
+    start, data = stream("limit=1", {**who.org, "Last-Event-ID": "5"})
+    assert start == 5
+    assert data[0]["position"] > 5
 
 
 def test_every_published_type_has_a_schema(client: Client) -> None:

@@ -119,3 +119,30 @@ def test_an_absurd_size_is_a_clear_400_not_a_storage_overflow(client: Client) ->
     assert resp.status_code == 400, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert "size" in resp.text
+
+
+def test_the_checkpoints_are_listed_newest_first_and_each_opens(client: Client,
+                                                                services: Services) -> None:
+    vkey = services.signer.vkey
+    sizes = []
+    for batch, n in enumerate((2, 3, 1)):
+        services.store.save(*[register_unit(f"CP{batch}-{i}", "n", UnitKind.DEPARTMENT,
+                                            "vertical", "t") for i in range(n)])
+        sizes.append(services.signer.sign(services.db, services.clock.now()).size)
+    first = client.get("/api/v1/ledger/checkpoints?limit=2")
+    assert first.status_code == 200
+    page = first.json()
+    assert [c["size"] for c in page["items"]] == sorted(sizes, reverse=True)[:2]
+    assert page["next_cursor"]
+    assert 'rel="next"' in first.headers["link"]
+    rest = client.get(f"/api/v1/ledger/checkpoints?limit=2&cursor={page['next_cursor']}").json()
+    assert [c["size"] for c in rest["items"]] == sorted(sizes, reverse=True)[2:]
+    for item in page["items"] + rest["items"]:
+        note = client.get(item["note"])
+        assert note.status_code == 200
+        assert open_checkpoint(note.content, [vkey]).size == item["size"]
+        assert item["key_id"]
+    assert rest["next_cursor"] is None
+    bad = client.get("/api/v1/ledger/checkpoints?cursor=not-ours")
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "cursor"

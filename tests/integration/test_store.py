@@ -211,6 +211,6 @@ def test_webhook_subscriptions_are_deactivated_never_deleted(pg_settings: Settin
     assert rows == [("kaoping_webhook_deliveries", "INSERT,SELECT,UPDATE"),
                     ("kaoping_webhook_subscriptions", "INSERT,SELECT")]
     assert updatable == ("active,after_position,change_fingerprint,change_key,deleted_at,"
-                         "paused,version",)
+                         "deleted_reason,paused,suspended_at,suspended_reason,version",)
     outcome = _pg_try(pg_settings.database_url, "DELETE FROM kaoping_webhook_subscriptions")
     assert "permission denied" in outcome

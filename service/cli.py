@@ -468,8 +468,9 @@ def _webhook_commands(sub: Any) -> None:
     hooks.add_parser("list", help="every subscription: owner, role, URL, state, why suspended"
                      ).set_defaults(func=cmd_webhooks_list)
     remove = hooks.add_parser("remove", help="deactivate a subscription, with the reason")
-    remove.add_argument("subscription_id")
-    remove.add_argument("--reason", required=True)
+    remove.add_argument("subscription_id", help="the subscription's id (see `webhooks list`)")
+    remove.add_argument("--reason", required=True,
+                        help="why it is removed (recorded with the operator)")
     remove.set_defaults(func=cmd_webhooks_remove)
 
 

@@ -143,8 +143,8 @@ class StreamName(msgspec.Struct, frozen=True):
 
 
 def _name(first: Any, topic: str) -> StreamName | None:
-    if _is_subject_file(topic):
-        return StreamName(str(first.subject), int(first.year))
+    if _is_subject_file(topic) or topic.startswith("kaoping/ResultUses."):
+        return StreamName(str(first.subject), int(first.year))  # a subject's, in one cycle
     prefix = STREAM_PREFIX.get(topic.removeprefix("kaoping/").split(".", 1)[0])
     definition = getattr(first, "definition", None)
     for value in (getattr(first, "code", None), getattr(first, "year", None),

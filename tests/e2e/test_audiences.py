@@ -100,7 +100,7 @@ class World:
         services.follower.catch_up()
 
 
-QUERIES = {"/diff": "?from=0&to=1", "/events/stream": "?limit=1",
+QUERIES = {"/diff": "?from=0&to=1", "/events/stream": "?after=-1&limit=1",
            "/reports/status": "?code=no-such-code"}
 
 

@@ -100,13 +100,14 @@ class Uses:
             grades_by_year[y] = self._grades(y) if y == year or self._is_published(y) else {}
         out: list[Due] = []
         for subject in sorted(grades_by_year[year]):
+            recorded = None  # read once per subject, only when a rule is met
             for rule in RULES:
                 years = list(range(year - rule.years + 1, year + 1))
                 marks = [grades_by_year[y].get(subject) for y in years]
                 if not all(m is not None and m[0] == (m[1][-1] if rule.worst else m[1][0])
                            for m in marks):
                     continue
-                recorded = self._stream(year, subject)
+                recorded = recorded or self._stream(year, subject)
                 answered = recorded is not None and any(
                     u.kind in {a.value for a in rule.answers} for u in recorded.uses)
                 out.append(Due(subject=subject, rule=rule.code, title=rule.title, years=years,

@@ -544,10 +544,7 @@ class CycleController(Controller):
         principal = optional_principal(request)
         # Before scoring there is no card to gate (and no roster to find the subject in): the
         # phase is public, so say that first, to anyone.
-        early: Cycle = await to_thread.run_sync(services.evaluation.cycle, year)
-        if early.phase in (Phase.SETUP, Phase.FROZEN):
-            msg = f"cycle {year} has no results before scoring opens"
-            raise Conflict(msg, rule="results.scoring-open")
+        _require_scoring_opened(await to_thread.run_sync(services.evaluation.cycle, year))
         reader = await _card(services, principal, "result", year, subject, depth="result")
         cycle = await _visible_cycle(request, services, year, as_of, privileged=reader in (
             ReaderKind.EVALUATOR, ReaderKind.INVESTIGATOR))
@@ -758,7 +755,11 @@ async def _visible_cycle(request: Request[Any, Any, Any], services: Any, year: i
         msg = "results are public once published; until then only for the organizer, " \
               "the committee and supervisors"
         raise Forbidden(msg, rule="results.published")
-    if cycle.phase in (Phase.SETUP, Phase.FROZEN):
-        msg = f"cycle {year} has no results before scoring opens"
-        raise Conflict(msg, rule="results.scoring-open")
+    _require_scoring_opened(cycle)
     return cycle
+
+
+def _require_scoring_opened(cycle: Cycle) -> None:
+    if cycle.phase in (Phase.SETUP, Phase.FROZEN):
+        msg = f"cycle {cycle.year} has no results before scoring opens"
+        raise Conflict(msg, rule="results.scoring-open")

@@ -107,6 +107,19 @@ def _suspended(sub: Subscription) -> Conflict:
     return Conflict(msg, rule="webhook.subscription.suspended")
 
 
+def _replays_last_change(cur: Cursor, sub_id: str, key: str | None, fingerprint: str) -> bool:
+    """Whether ``key`` is the Idempotency-Key of the subscription's last change (a retry to
+    replay); the same key with another request is refused."""
+    cur.execute("SELECT change_key, change_fingerprint FROM kaoping_webhook_subscriptions "
+                "WHERE id = %s", (sub_id,))
+    last = cur.fetchone()
+    if key is None or last is None or last[0] != key:
+        return False
+    if last[1] != fingerprint:
+        raise _key_reused()
+    return True
+
+
 def _key_reused() -> InvalidInput:
     msg = "this Idempotency-Key was used with a different request"
     return InvalidInput(msg, rule="idempotency-key.reused", field="Idempotency-Key")
@@ -193,12 +206,7 @@ class Webhooks:
         last change's Idempotency-Key."""
         with self.db.write() as cur:
             sub = self._own(cur, owner, sub_id)
-            cur.execute("SELECT change_key, change_fingerprint FROM "
-                        "kaoping_webhook_subscriptions WHERE id = %s", (sub_id,))
-            last = cur.fetchone()
-            if key is not None and last is not None and last[0] == key:
-                if last[1] != fingerprint:
-                    raise _key_reused()
+            if _replays_last_change(cur, sub_id, key, fingerprint):
                 return sub, True
             if not sub.active:
                 msg = f"webhook subscription {sub_id} was deleted; subscribe again"
@@ -218,12 +226,7 @@ class Webhooks:
         was a replay of the last change's Idempotency-Key."""
         with self.db.write() as cur:
             sub = self._own(cur, owner, sub_id)
-            cur.execute("SELECT change_key, change_fingerprint FROM "
-                        "kaoping_webhook_subscriptions WHERE id = %s", (sub_id,))
-            last = cur.fetchone()
-            if key is not None and last is not None and last[0] == key:
-                if last[1] != fingerprint:
-                    raise _key_reused()
+            if _replays_last_change(cur, sub_id, key, fingerprint):
                 return sub, True
             if not sub.active and sub.version == expected_version:
                 return sub, False  # deleted already, and the caller saw it deleted

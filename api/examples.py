@@ -359,8 +359,8 @@ OPERATIONS: dict[str, Example] = {
         {"code": "XZ-01", "name": "城关镇", "kind": "township", "category": "platform-1"},
         {"unit": UNIT, "receipt": [_receipt(0, UNIT_ID, 1, "Unit.Registered")]}),
     "GET /api/v1/units": Example(None, {"items": [UNIT], "next_cursor": None}),
-    "GET /api/v1/units/{unit_id}": Example(None, UNIT),
-    "PATCH /api/v1/units/{unit_id}": Example(
+    "GET /api/v1/units/{unit}": Example(None, UNIT),
+    "PATCH /api/v1/units/{unit}": Example(
         {"name": "城关街道", "reason": "经省政府批准撤镇设街道"},
         {"unit": {**UNIT, "name": "城关街道", "version": 2},
          "receipt": [_receipt(64, UNIT_ID, 2, "Unit.Renamed")]}),

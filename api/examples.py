@@ -397,7 +397,7 @@ OPERATIONS: dict[str, Example] = {
                       "…</svg>",
          "receipt": [_receipt(702, SESSION_ID, 3, "EvaluationSession.CredentialsIssued")]}),
     "POST /api/v1/sessions/{code}/credentials/revocations": Example(
-        {"credential_hash": _hex("credential"), "reason": "选票纸遗失，按规定作废"},
+        {"credential": "Q7RM-2KXD-9F4T-HW8C", "reason": "选票纸遗失，按规定作废"},
         _session(703, 4, "CredentialRevoked")),
     "POST /api/v1/sessions/{code}/open": Example({}, _session(704, 5, "Opened")),
     "POST /api/v1/sessions/{code}/ballots": Example(

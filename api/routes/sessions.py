@@ -27,6 +27,7 @@ from domain.ballots import (
     SessionDefinition,
     SessionResult,
     SessionState,
+    credential_hash,
 )
 from domain.errors import Conflict, InvalidInput
 from domain.text import text
@@ -52,7 +53,10 @@ class IssuedOut(msgspec.Struct, kw_only=True):
 
 
 class RevokeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    credential_hash: Word
+    """One of: the credential's code as printed on the slip, or its hash (a receipt's)."""
+
+    credential: Word | None = None
+    credential_hash: Word | None = None
     reason: Text
 
 
@@ -224,10 +228,14 @@ class SessionController(Controller):
           responses=problems(400, 401, 403, 404, 409, 422))
     async def revoke(self, request: Request[Any, Any, Any], code: FromPath[str],
                      data: JSONBody[RevokeIn]) -> Response[WriteOut]:
-        """Revoke a credential by its hash, with a reason (e.g. a lost slip)."""
+        """Revoke a credential, with a reason (e.g. a lost slip): by its code as printed on the
+        slip (``credential``), or by its hash (``credential_hash``). Only the hash is stored."""
+        if (data.credential is None) == (data.credential_hash is None):
+            msg = "give exactly one of credential (the printed code) and credential_hash"
+            raise InvalidInput(msg, rule="credential.one-of", field="credential")
+        digest = data.credential_hash or credential_hash(code, data.credential or "")
         return await write(request, 201, lambda p, after: request.app.state.services.sessions
-                           .revoke(p, code, data.credential_hash, data.reason,
-                                   after_append=after))
+                           .revoke(p, code, digest, data.reason, after_append=after))
 
     @post("/{code:str}/open", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Open for ballots",

@@ -52,7 +52,8 @@ SECRET = "whsec_" + _hash("demo webhook secret")
 
 def _receipt(position: int, stream: str, version: int, topic: str) -> dict[str, Any]:
     return {"position": position, "leaf_hash": _hash(f"leaf {position}"), "stream_id": stream,
-            "stream_version": version, "topic": f"kaoping/{topic}.v1"}
+            "stream_version": version, "topic": f"kaoping/{topic}.v1",
+            "leaf_hash_hex": _hex(f"leaf {position}")}
 
 
 def _written(position: int, stream: str, version: int, topic: str) -> dict[str, Any]:
@@ -327,7 +328,8 @@ OPERATIONS: dict[str, Example] = {
     f"GET {_S}/explain": Example(None, {
         "year": YEAR, "subject": TEAM, "as_of": 1208, "result": RESULT,
         "weights": {"leader-review": "0.25", "democratic": "0.15"},
-        "inputs": [{"position": 901, "leaf_hash": _hash("leaf 901"), "version": 4,
+        "inputs": [{"position": 901, "leaf_hash": _hex("leaf 901"),
+                    "leaf_hash_base64": _hash("leaf 901"), "version": 4,
                     "topic": "kaoping/SubjectFile.LeaderScored.v1", "part": "leader-review",
                     "actor": "person:leader:L01", "time": "2025-12-20T02:14:00+00:00",
                     "facts": {"rater": "leader:L01", "score": "92.5"}}]}),
@@ -468,10 +470,12 @@ OPERATIONS: dict[str, Example] = {
     "GET /api/v1/auth/jwks": Example(None, {"keys": [
         {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
          "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "use": "sig", "alg": "EdDSA"}]}),
-    "GET /api/v1/ledger/leaves": Example(None, [{"index": 0, "leaf_hash": _hash("leaf 0")},
-                                                {"index": 1, "leaf_hash": _hash("leaf 1")}]),
+    "GET /api/v1/ledger/leaves": Example(None, [
+        {"index": i, "leaf_hash": _hash(f"leaf {i}"), "leaf_hash_hex": _hex(f"leaf {i}")}
+        for i in (0, 1)]),
     "GET /api/v1/ledger/proofs/inclusion": Example(None, {
         "index": 901, "size": 1208, "leaf_hash": _hash("leaf 901"),
+        "leaf_hash_hex": _hex("leaf 901"),
         "proof": [_hash(f"node {i}") for i in range(3)]}),
     "GET /api/v1/ledger/proofs/consistency": Example(None, {
         "from": 134, "to": 1208, "proof": [_hash(f"node {i}") for i in range(3, 6)]}),

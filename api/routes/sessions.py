@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
 from api.auth import SECURITY, client_of, current_principal
-from api.mechanisms import ReceiptItem, receipt, strict_body
+from api.mechanisms import receipt, strict_body
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.ballots import (
@@ -44,12 +44,11 @@ class IssueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=5000)]
 
 
-class IssuedOut(msgspec.Struct, kw_only=True):
+class IssuedOut(WriteOut, kw_only=True):
     rater_class: str
     codes: list[str]  # shown once; only their hashes are stored
     vote_urls: list[str]  # what each printed QR code opens (the code rides in the #fragment)
     sheet_svg: str  # a printable sheet of QR codes
-    receipt: list[ReceiptItem]
 
 
 class RevokeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -74,7 +73,10 @@ class CastIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     answers: dict[Word, dict[Word, Word]]  # subject -> item -> option code
 
 
-class CastOut(msgspec.Struct, kw_only=True):
+class CastOut(WriteOut, kw_only=True):
+    """The ballot's receipt: its stream is derived from the session and the credential's hash,
+    so it names no person."""
+
     session: str
     position: int  # the ballot's place in the public log
     tracker: str  # base64 leaf hash: check it against a checkpoint with the inclusion proof
@@ -219,7 +221,8 @@ class SessionController(Controller):
                                      written.stream_id, written.version)
         base = str(request.base_url).rstrip("/")
         urls = [f"{base}/vote/{code}#c={c}" for c in codes]
-        return Response(IssuedOut(rater_class=data.rater_class, codes=codes, vote_urls=urls,
+        return Response(IssuedOut(stream_id=written.stream_id, version=written.version,
+                                  rater_class=data.rater_class, codes=codes, vote_urls=urls,
                                   sheet_svg=_sheet(urls, codes), receipt=receipt(written.leaves)),
                         status_code=201, headers={"Cache-Control": "no-store"})
 
@@ -298,7 +301,8 @@ class SessionController(Controller):
         except VersionTaken:
             leaf = await to_thread.run_sync(sessions.settle_used, session, ballot,
                                             data.answers, at)
-        return CastOut(session=code, position=leaf.position,
+        return CastOut(stream_id=leaf.stream_id, version=leaf.stream_version,
+                       receipt=receipt([leaf]), session=code, position=leaf.position,
                        tracker=base64.b64encode(leaf.leaf_hash).decode())
 
     @get("/{code:str}/board", opt={"public": True}, summary="The public bulletin board",

@@ -13,7 +13,6 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.auth import SECURITY, current_principal
 from api.mechanisms import (
-    ReceiptItem,
     decode_cursor,
     etag,
     expected_version,
@@ -24,6 +23,7 @@ from api.mechanisms import (
     wait_for_projection,
 )
 from api.openapi import problems
+from api.routes.common import WriteOut
 from domain.text import text
 from domain.units import Unit, UnitKind
 from projections.units import UnitRow, UnitsView, list_units
@@ -56,9 +56,8 @@ class UnitOut(msgspec.Struct, kw_only=True):
     version: int
 
 
-class UnitWritten(msgspec.Struct, kw_only=True):
+class UnitWritten(WriteOut, kw_only=True):
     unit: UnitOut
-    receipt: list[ReceiptItem]
 
 
 class UnitPage(msgspec.Struct, kw_only=True):
@@ -137,7 +136,8 @@ class UnitController(Controller):
         headers = {"ETag": etag(unit.version), "Location": f"/api/v1/units/{unit.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return Response(UnitWritten(unit=_out(unit), receipt=receipt(written.leaves)),
+        return Response(UnitWritten(stream_id=written.stream_id, version=written.version,
+                                    unit=_out(unit), receipt=receipt(written.leaves)),
                         status_code=status, headers=headers)
 
     @get("/{unit:str}", opt={"public": True}, summary="Read a unit",

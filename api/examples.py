@@ -52,7 +52,8 @@ SECRET = "whsec_" + _hash("demo webhook secret")
 
 def _receipt(position: int, stream: str, version: int, topic: str) -> dict[str, Any]:
     return {"position": position, "leaf_hash": _hash(f"leaf {position}"), "stream_id": stream,
-            "stream_version": version, "topic": f"kaoping/{topic}.v1"}
+            "stream_version": version, "topic": f"kaoping/{topic}.v1",
+            "leaf_hash_hex": _hex(f"leaf {position}")}
 
 
 def _written(position: int, stream: str, version: int, topic: str) -> dict[str, Any]:
@@ -327,7 +328,8 @@ OPERATIONS: dict[str, Example] = {
     f"GET {_S}/explain": Example(None, {
         "year": YEAR, "subject": TEAM, "as_of": 1208, "result": RESULT,
         "weights": {"leader-review": "0.25", "democratic": "0.15"},
-        "inputs": [{"position": 901, "leaf_hash": _hash("leaf 901"), "version": 4,
+        "inputs": [{"position": 901, "leaf_hash": _hex("leaf 901"),
+                    "leaf_hash_base64": _hash("leaf 901"), "version": 4,
                     "topic": "kaoping/SubjectFile.LeaderScored.v1", "part": "leader-review",
                     "actor": "person:leader:L01", "time": "2025-12-20T02:14:00+00:00",
                     "facts": {"rater": "leader:L01", "score": "92.5"}}]}),
@@ -357,13 +359,13 @@ OPERATIONS: dict[str, Example] = {
     # --- units and people -----------------------------------------------------------------------
     "POST /api/v1/units": Example(
         {"code": "XZ-01", "name": "城关镇", "kind": "township", "category": "platform-1"},
-        {"unit": UNIT, "receipt": [_receipt(0, UNIT_ID, 1, "Unit.Registered")]}),
+        {**_written(0, UNIT_ID, 1, "Unit.Registered"), "unit": UNIT}),
     "GET /api/v1/units": Example(None, {"items": [UNIT], "next_cursor": None}),
-    "GET /api/v1/units/{unit_id}": Example(None, UNIT),
-    "PATCH /api/v1/units/{unit_id}": Example(
+    "GET /api/v1/units/{unit}": Example(None, UNIT),
+    "PATCH /api/v1/units/{unit}": Example(
         {"name": "城关街道", "reason": "经省政府批准撤镇设街道"},
-        {"unit": {**UNIT, "name": "城关街道", "version": 2},
-         "receipt": [_receipt(64, UNIT_ID, 2, "Unit.Renamed")]}),
+        {**_written(64, UNIT_ID, 2, "Unit.Renamed"),
+         "unit": {**UNIT, "name": "城关街道", "version": 2}}),
     "POST /api/v1/cadres": Example(
         {"code": "XZ01-001", "name": "王建国", "unit_code": "XZ-01", "role": "principal",
          "since": "2021-09-01"}, _written(20, _id("cadre/XZ01-001"), 1, "Cadre.Registered")),
@@ -390,21 +392,22 @@ OPERATIONS: dict[str, Example] = {
     "POST /api/v1/sessions/{code}/freeze": Example({}, _session(701, 2, "Frozen")),
     "POST /api/v1/sessions/{code}/credentials": Example(
         {"rater_class": "cadres", "count": 2},
-        {"rater_class": "cadres", "codes": ["Q7RM-2KXD-9F4T-HW8C", "B3NV-6JPA-T2EY-5LMZ"],
+        {**_written(702, SESSION_ID, 3, "EvaluationSession.CredentialsIssued"),
+         "rater_class": "cadres", "codes": ["Q7RM-2KXD-9F4T-HW8C", "B3NV-6JPA-T2EY-5LMZ"],
          "vote_urls": ["/vote/mzcp-2025-xz#Q7RM-2KXD-9F4T-HW8C",
                        "/vote/mzcp-2025-xz#B3NV-6JPA-T2EY-5LMZ"],
          "sheet_svg": "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"595\" height=\"842\">"
-                      "…</svg>",
-         "receipt": [_receipt(702, SESSION_ID, 3, "EvaluationSession.CredentialsIssued")]}),
+                      "…</svg>"}),
     "POST /api/v1/sessions/{code}/credentials/revocations": Example(
-        {"credential_hash": _hex("credential"), "reason": "选票纸遗失，按规定作废"},
+        {"credential": "Q7RM-2KXD-9F4T-HW8C", "reason": "选票纸遗失，按规定作废"},
         _session(703, 4, "CredentialRevoked")),
     "POST /api/v1/sessions/{code}/open": Example({}, _session(704, 5, "Opened")),
     "POST /api/v1/sessions/{code}/ballots": Example(
         {"credential": "Q7RM-2KXD-9F4T-HW8C",
          "answers": {TEAM: {"de": "excellent", "neng": "good", "qin": "excellent",
                             "ji": "excellent", "lian": "good"}}},
-        {"session": SESSION, "position": 731, "tracker": _hash("leaf 731")}),
+        {**_written(731, _id("ballot/mzcp-2025-xz/1"), 1, "Ballot.Cast"),
+         "session": SESSION, "position": 731, "tracker": _hash("leaf 731")}),
     "POST /api/v1/sessions/{code}/close": Example({}, _session(790, 6, "Closed")),
     "POST /api/v1/sessions/{code}/void": Example(
         {"reason": "发现拉票行为，经核实影响测评公正", "authority": "市委组织部部务会议决定"},
@@ -417,8 +420,8 @@ OPERATIONS: dict[str, Example] = {
     "POST /api/v1/cases": Example(
         {"channel": "hotline", "year": YEAR, "subjects": [CADRE],
          "summary": "反映民主测评前有人打招呼拉票", "reporter": None},
-        {"case_id": CASE_ID, "follow_up_code": "JB-7Q4M-XK2D",
-         "receipt": [_receipt(800, CASE_ID, 1, "Case.Reported")]}),
+        {**_written(800, CASE_ID, 1, "Case.Reported"), "case_id": CASE_ID,
+         "follow_up_code": "JB-7Q4M-XK2D"}),
     "GET /api/v1/cases": Example(None, {"items": [
         {"case_id": CASE_ID, "year": YEAR, "subjects": [CADRE], "state": "assigned",
          "investigator": "person:staff:jw-03"}], "next_cursor": None}),
@@ -468,10 +471,12 @@ OPERATIONS: dict[str, Example] = {
     "GET /api/v1/auth/jwks": Example(None, {"keys": [
         {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
          "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "use": "sig", "alg": "EdDSA"}]}),
-    "GET /api/v1/ledger/leaves": Example(None, [{"index": 0, "leaf_hash": _hash("leaf 0")},
-                                                {"index": 1, "leaf_hash": _hash("leaf 1")}]),
+    "GET /api/v1/ledger/leaves": Example(None, [
+        {"index": i, "leaf_hash": _hash(f"leaf {i}"), "leaf_hash_hex": _hex(f"leaf {i}")}
+        for i in (0, 1)]),
     "GET /api/v1/ledger/proofs/inclusion": Example(None, {
         "index": 901, "size": 1208, "leaf_hash": _hash("leaf 901"),
+        "leaf_hash_hex": _hex("leaf 901"),
         "proof": [_hash(f"node {i}") for i in range(3)]}),
     "GET /api/v1/ledger/proofs/consistency": Example(None, {
         "from": 134, "to": 1208, "proof": [_hash(f"node {i}") for i in range(3, 6)]}),

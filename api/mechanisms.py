@@ -63,11 +63,13 @@ class ReceiptItem(msgspec.Struct, frozen=True):
     stream_id: str
     stream_version: int
     topic: str
+    leaf_hash_hex: str  # the same bytes in hex, as explain and the evidence bundle write them
 
 
 def receipt(leaves: list[Leaf]) -> list[ReceiptItem]:
     return [ReceiptItem(lf.position, base64.b64encode(lf.leaf_hash).decode(),
-                        str(lf.stream_id), lf.stream_version, lf.topic) for lf in leaves]
+                        str(lf.stream_id), lf.stream_version, lf.topic, lf.leaf_hash.hex())
+            for lf in leaves]
 
 
 # --- ETag / If-Match ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import msgspec.inspect as mi
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -41,6 +42,7 @@ class FieldError(msgspec.Struct, frozen=True, omit_defaults=True):
     field: str
     rule: str
     message: str
+    allowed: list[str] | None = None  # rule "enum": the values the field takes
 
 class Problem(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     """An RFC 9457 problem document, plus ``rule``/``field``/``errors`` naming what was refused."""
@@ -54,6 +56,7 @@ class Problem(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     rule: str | None = None
     field: str | None = None
     errors: list[FieldError] | None = None
+    allowed: list[str] | None = None  # rule "enum": the values ``field`` takes
     current_version: int | None = None
 
 # kind -> (status, English title, Chinese title)
@@ -90,7 +93,7 @@ def problem_response(request: Request[Any, Any, Any], kind: str, detail: str, *,
         request_id=request.scope.get("state", {}).get("request_id"), **extra)
     return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$")
 
 def msgspec_field_error(exc: msgspec.DecodeError, where: str = "body") -> FieldError:
     """Turn msgspec's ``Expected `int`, got `str` - at `$.score``` into field and rule."""
@@ -106,6 +109,60 @@ def msgspec_field_error(exc: msgspec.DecodeError, where: str = "body") -> FieldE
     elif unknown:
         field = f"{path.lstrip('.')}.{unknown.group(1)}".lstrip(".")
     return FieldError(field=field, rule=_rule_for(msg), message=msg)
+
+
+def msgspec_path(exc: msgspec.DecodeError) -> str:
+    """msgspec's path of an error (``.scores[0].grade``; a dict's key ends in ``{key}``)."""
+    match = _MSGSPEC_PATH.match(str(exc))
+    if not match:
+        return ""
+    return (match.group("path") or "") + ("{key}" if match.group("key") else "")
+
+
+def with_allowed(error: FieldError, declared: Any, path: str = "") -> FieldError:
+    """An ``enum`` refusal lists the values the field takes: msgspec's message names only the
+    value refused, and a client should not have to read the OpenAPI document to fix a typo."""
+    if error.rule != "enum" or declared is None:
+        return error
+    try:
+        info = mi.type_info(declared) if not isinstance(declared, mi.Type) else declared
+    except (TypeError, ValueError, NameError):  # a string annotation msgspec cannot resolve
+        return error
+    values = _enum_at(info, path)
+    if not values:
+        return error
+    return FieldError(field=error.field, rule=error.rule, allowed=values,
+                      message=f"{error.message}; allowed: {', '.join(values)}")
+
+
+_PATH_STEP = re.compile(r"\.(\w[\w-]*)|\[(\d+)\]|(\{key\})")
+
+
+def _enum_at(info: mi.Type, path: str) -> list[str] | None:
+    """The enum or literal values at ``path`` (``.scores[0].grade``) of a type, if any."""
+    steps: list[str | int] = [m.group(1) or m.group(3) or int(m.group(2))
+                              for m in _PATH_STEP.finditer(path)]
+    return _walk(info, steps)
+
+
+def _walk(info: mi.Type, steps: list[str | int]) -> list[str] | None:
+    while isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        return next(filter(None, (_walk(option, steps) for option in info.types)), None)
+    if not steps:
+        values: Any = (info.cls if isinstance(info, mi.EnumType) else
+                       info.values if isinstance(info, mi.LiteralType) else ())
+        return [str(getattr(v, "value", v)) for v in values] or None
+    step, rest = steps[0], steps[1:]
+    inner: mi.Type | None = None
+    if isinstance(info, mi.StructType) and isinstance(step, str):
+        inner = next((f.type for f in info.fields if f.encode_name == step), None)
+    elif isinstance(info, mi.DictType):
+        inner = info.key_type if step == "{key}" else info.value_type
+    elif isinstance(info, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        inner = info.item_type
+    return _walk(inner, rest) if inner is not None else None
 
 
 _RULES: tuple[tuple[Callable[[str], bool], str], ...] = (  # first match wins
@@ -157,7 +214,7 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Probl
 def _body(request: Request[Any, Any, Any], exc: BodyValidationError) -> Response[Problem]:
     e = exc.error
     return problem_response(request, "validation", f"{e.field}: {e.message}", rule=e.rule,
-                            field=e.field, errors=[e])
+                            field=e.field, errors=[e], allowed=e.allowed)
 
 def _principal(request: Request[Any, Any, Any], exc: PrincipalError) -> Response[Problem]:
     return problem_response(request, "unauthorized", str(exc), rule="authentication",
@@ -172,8 +229,10 @@ def _litestar_validation(request: Request[Any, Any, Any],
             source = item.get("source", "request")
             # A parameter named after a Python keyword is declared with a trailing "_"
             # (``from_`` for ``?from=``); clients know it by its wire name.
-            field = str(item.get("key", getattr(source, "value", source))).removesuffix("_")
-            errors.append(FieldError(field=field, rule=_rule_for(message), message=message))
+            key = str(item.get("key", getattr(source, "value", source)))
+            field = key.removesuffix("_")
+            error = FieldError(field=field, rule=_rule_for(message), message=message)
+            errors.append(with_allowed(error, _parameter_type(request, key)))
     missing = re.match(r"Missing required (\w+) parameter '([^']+)'", str(exc.detail))
     if not errors and missing:
         errors.append(FieldError(field=missing.group(2), rule="required",
@@ -182,7 +241,21 @@ def _litestar_validation(request: Request[Any, Any, Any],
     detail = f"{first.field}: {first.message}" if first else str(exc.detail)
     return problem_response(request, "validation", detail, errors=errors or None,
                             field=first.field if first else None,
-                            rule=first.rule if first else None)
+                            rule=first.rule if first else None,
+                            allowed=first.allowed if first else None)
+
+
+def _parameter_type(request: Request[Any, Any, Any], key: str) -> Any:
+    """The declared type of a route handler's query or path parameter, if it has one."""
+    try:
+        handler = request.route_handler
+    except (AttributeError, KeyError):  # refused before routing
+        return None
+    parameters = handler.parsed_fn_signature.parameters
+    for name in (key, key + "_"):
+        if name in parameters:
+            return parameters[name].annotation
+    return None
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     if isinstance(exc, NotAuthorizedException):

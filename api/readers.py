@@ -75,7 +75,7 @@ AUDIENCES: dict[str, Audience] = {
     C + "/uses/due": Audience.EVALUATORS,
     # reference data
     "/api/v1/units": Audience.PUBLIC,
-    "/api/v1/units/{unit_id}": Audience.PUBLIC,
+    "/api/v1/units/{unit}": Audience.PUBLIC,
     "/api/v1/cadres": Audience.SIGNED_IN,  # personal details: never anonymous
     "/api/v1/cadres/{code}": Audience.SIGNED_IN,
     # the ledger (hashes, checkpoints and proofs are public; envelopes are not served here)

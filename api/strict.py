@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from api.problems import FieldError, msgspec_field_error
+from api.problems import FieldError, msgspec_field_error, msgspec_path, with_allowed
 from domain.text import first_non_text
 
 # The most decimal places any number of the method has (a scheme's composite_places, le=6).
@@ -160,5 +160,6 @@ class StrictDecoder:
         try:
             self.decoder.decode(raw)
         except msgspec.DecodeError as exc:
-            return msgspec_field_error(exc)
+            error = msgspec_field_error(exc)
+            return with_allowed(error, self.info, msgspec_path(exc))
         return None

@@ -6,6 +6,7 @@ models), so it answers for any past log position as well as for now.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -80,7 +81,8 @@ class SourceEvent(msgspec.Struct, kw_only=True):
     quorum, and this subject's tally), or the session's void (reason and authority)."""
 
     position: int
-    leaf_hash: str
+    leaf_hash: str  # hex
+    leaf_hash_base64: str  # the same bytes in base64, as the ledger routes and receipts give it
     stream_id: str
     version: int
     topic: str
@@ -91,7 +93,8 @@ class InputLine(msgspec.Struct, kw_only=True):
     """One event behind a number: where it is in the log, who, when, what."""
 
     position: int
-    leaf_hash: str
+    leaf_hash: str  # hex
+    leaf_hash_base64: str  # the same bytes in base64, as the ledger routes and receipts give it
     version: int
     topic: str
     part: str  # the component (or vetoes, adjustments, grading, appeals) it feeds
@@ -231,6 +234,7 @@ def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position:
         elif topic == SubjectFile.EvaluationWithheld.TOPIC:
             source = _session_event(cur, mapper, ev.session, ev.source_version, subject)
         out.append(InputLine(position=int(pos), leaf_hash=bytes(leaf).hex(),
+                                  leaf_hash_base64=base64.b64encode(bytes(leaf)).decode(),
                              version=int(version), topic=str(topic),
                              part=COMPONENT_OF.get(str(topic), "other"),
                              actor=str(getattr(ev, "actor", "")),
@@ -258,7 +262,8 @@ def _session_event(cur: Cursor, mapper: Mapper[UUID], code: str, version: int,
                  "tally": msgspec.structs.asdict(tally) if tally else None}
     else:
         return None
-    return SourceEvent(position=int(position), leaf_hash=bytes(leaf).hex(), stream_id=str(sid),
+    return SourceEvent(position=int(position), leaf_hash=bytes(leaf).hex(),
+                       leaf_hash_base64=base64.b64encode(bytes(leaf)).decode(), stream_id=str(sid),
                        version=version, topic=str(topic), facts=facts)
 
 

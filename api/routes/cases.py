@@ -14,7 +14,6 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.auth import SECURITY, current_principal
 from api.mechanisms import (
     INT64,
-    ReceiptItem,
     decode_cursor,
     next_page,
     perform_keeping,
@@ -44,10 +43,9 @@ class ReportIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reporter: Annotated[str, text(max_length=200)] | None = None  # None: anonymous
 
 
-class ReportOut(msgspec.Struct, kw_only=True):
-    case_id: UUID
+class ReportOut(WriteOut, kw_only=True):
+    case_id: UUID  # = stream_id
     follow_up_code: str | None  # for an anonymous reporter, shown once
-    receipt: list[ReceiptItem]
 
 
 class AssignIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -147,7 +145,8 @@ class CaseController(Controller):
         headers = {"Cache-Control": "no-store"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return Response(ReportOut(case_id=written.stream_id,
+        return Response(ReportOut(stream_id=written.stream_id, version=written.version,
+                                  case_id=written.stream_id,
                                   follow_up_code=None if kept is None else kept.decode(),
                                   receipt=receipt(written.leaves)), status_code=status,
                         headers=headers)

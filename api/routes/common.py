@@ -20,6 +20,10 @@ Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
 
 
 class WriteOut(msgspec.Struct, kw_only=True):
+    """What every write answers, first: the stream written, its version after the write, and
+    the receipt (each event's ledger position and leaf hash). A write that has more to say (the
+    unit as it now is, credentials shown once, a follow-up code) adds fields after these."""
+
     stream_id: UUID
     version: int
     receipt: list[ReceiptItem]

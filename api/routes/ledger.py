@@ -31,17 +31,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class LeafOut(msgspec.Struct, omit_defaults=True):
+class LeafOut(msgspec.Struct, omit_defaults=True, kw_only=True):
     index: int
-    leaf_hash: str
+    leaf_hash: str  # base64, as in C2SP checkpoints and RFC 9162 tooling
+    leaf_hash_hex: str  # the same 32 bytes in hex (sha256sum, the evidence bundle, explain)
     envelope: str | None = None  # supervisors only: base64 of the exact bytes hashed
 
 
-class InclusionProof(msgspec.Struct):
+class InclusionProof(msgspec.Struct, kw_only=True):
     index: int
     size: int
-    leaf_hash: str
-    proof: list[str]
+    leaf_hash: str  # base64
+    leaf_hash_hex: str
+    proof: list[str]  # base64, leaf to root
 
 
 class ConsistencyProof(msgspec.Struct, rename={"from_": "from"}):
@@ -130,8 +132,9 @@ class LedgerController(Controller):
         envelopes = principal is not None and principal.role == Role.SUPERVISOR
         views = await to_thread.run_sync(
             lambda: state.services.ledger.leaves(start, end, envelopes=envelopes))
-        items = [LeafOut(v.index, _b64(v.leaf_hash), _b64(v.envelope) if v.envelope else None)
-                 for v in views]
+        items = [LeafOut(index=v.index, leaf_hash=_b64(v.leaf_hash),
+                         leaf_hash_hex=v.leaf_hash.hex(),
+                         envelope=_b64(v.envelope) if v.envelope else None) for v in views]
         headers = {}
         if len(views) == MAX_LEAVES and views[-1].index + 1 < end:
             nxt = views[-1].index + 1
@@ -144,7 +147,8 @@ class LedgerController(Controller):
                         size: Annotated[int, QueryParameter(ge=1, le=2**62)]) -> InclusionProof:
         """RFC 9162 §2.1.3 audit path for leaf ``index`` in the tree of ``size`` leaves."""
         leaf, proof = await to_thread.run_sync(state.services.ledger.inclusion, index, size)
-        return InclusionProof(index, size, _b64(leaf), [_b64(p) for p in proof])
+        return InclusionProof(index=index, size=size, leaf_hash=_b64(leaf),
+                              leaf_hash_hex=leaf.hex(), proof=[_b64(p) for p in proof])
 
     @get("/proofs/consistency", opt={"public": True}, summary="Consistency proof",
          responses=problems(400, 404))

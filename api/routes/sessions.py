@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
 from api.auth import SECURITY, client_of, current_principal
-from api.mechanisms import ReceiptItem, receipt, strict_body
+from api.mechanisms import receipt, strict_body
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.ballots import (
@@ -27,6 +27,7 @@ from domain.ballots import (
     SessionDefinition,
     SessionResult,
     SessionState,
+    credential_hash,
 )
 from domain.errors import Conflict, InvalidInput
 from domain.text import text
@@ -43,16 +44,18 @@ class IssueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=5000)]
 
 
-class IssuedOut(msgspec.Struct, kw_only=True):
+class IssuedOut(WriteOut, kw_only=True):
     rater_class: str
     codes: list[str]  # shown once; only their hashes are stored
     vote_urls: list[str]  # what each printed QR code opens (the code rides in the #fragment)
     sheet_svg: str  # a printable sheet of QR codes
-    receipt: list[ReceiptItem]
 
 
 class RevokeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    credential_hash: Word
+    """One of: the credential's code as printed on the slip, or its hash (a receipt's)."""
+
+    credential: Word | None = None
+    credential_hash: Word | None = None
     reason: Text
 
 
@@ -70,7 +73,10 @@ class CastIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     answers: dict[Word, dict[Word, Word]]  # subject -> item -> option code
 
 
-class CastOut(msgspec.Struct, kw_only=True):
+class CastOut(WriteOut, kw_only=True):
+    """The ballot's receipt: its stream is derived from the session and the credential's hash,
+    so it names no person."""
+
     session: str
     position: int  # the ballot's place in the public log
     tracker: str  # base64 leaf hash: check it against a checkpoint with the inclusion proof
@@ -215,7 +221,8 @@ class SessionController(Controller):
                                      written.stream_id, written.version)
         base = str(request.base_url).rstrip("/")
         urls = [f"{base}/vote/{code}#c={c}" for c in codes]
-        return Response(IssuedOut(rater_class=data.rater_class, codes=codes, vote_urls=urls,
+        return Response(IssuedOut(stream_id=written.stream_id, version=written.version,
+                                  rater_class=data.rater_class, codes=codes, vote_urls=urls,
                                   sheet_svg=_sheet(urls, codes), receipt=receipt(written.leaves)),
                         status_code=201, headers={"Cache-Control": "no-store"})
 
@@ -224,10 +231,14 @@ class SessionController(Controller):
           responses=problems(400, 401, 403, 404, 409, 422))
     async def revoke(self, request: Request[Any, Any, Any], code: FromPath[str],
                      data: JSONBody[RevokeIn]) -> Response[WriteOut]:
-        """Revoke a credential by its hash, with a reason (e.g. a lost slip)."""
+        """Revoke a credential, with a reason (e.g. a lost slip): by its code as printed on the
+        slip (``credential``), or by its hash (``credential_hash``). Only the hash is stored."""
+        if (data.credential is None) == (data.credential_hash is None):
+            msg = "give exactly one of credential (the printed code) and credential_hash"
+            raise InvalidInput(msg, rule="credential.one-of", field="credential")
+        digest = data.credential_hash or credential_hash(code, data.credential or "")
         return await write(request, 201, lambda p, after: request.app.state.services.sessions
-                           .revoke(p, code, data.credential_hash, data.reason,
-                                   after_append=after))
+                           .revoke(p, code, digest, data.reason, after_append=after))
 
     @post("/{code:str}/open", status_code=201, security=SECURITY,
           before_request=strict_body(Empty), summary="Open for ballots",
@@ -290,7 +301,8 @@ class SessionController(Controller):
         except VersionTaken:
             leaf = await to_thread.run_sync(sessions.settle_used, session, ballot,
                                             data.answers, at)
-        return CastOut(session=code, position=leaf.position,
+        return CastOut(stream_id=leaf.stream_id, version=leaf.stream_version,
+                       receipt=receipt([leaf]), session=code, position=leaf.position,
                        tracker=base64.b64encode(leaf.leaf_hash).decode())
 
     @get("/{code:str}/board", opt={"public": True}, summary="The public bulletin board",

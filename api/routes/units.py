@@ -9,11 +9,10 @@ import msgspec
 from anyio import to_thread
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.auth import SECURITY, current_principal
 from api.mechanisms import (
-    ReceiptItem,
     decode_cursor,
     etag,
     expected_version,
@@ -24,6 +23,7 @@ from api.mechanisms import (
     wait_for_projection,
 )
 from api.openapi import problems
+from api.routes.common import WriteOut
 from domain.text import text
 from domain.units import Unit, UnitKind
 from projections.units import UnitRow, UnitsView, list_units
@@ -56,9 +56,8 @@ class UnitOut(msgspec.Struct, kw_only=True):
     version: int
 
 
-class UnitWritten(msgspec.Struct, kw_only=True):
+class UnitWritten(WriteOut, kw_only=True):
     unit: UnitOut
-    receipt: list[ReceiptItem]
 
 
 class UnitPage(msgspec.Struct, kw_only=True):
@@ -81,6 +80,20 @@ MinPosition = Annotated[int | None, QueryParameter(
     ge=0, description="Wait (up to 5 s) until the read model includes this log position")]
 
 
+UnitRef = Annotated[str, PathParameter(
+    description="The unit's code (as registered, e.g. D01) or its id (a UUID)",
+    min_length=1, max_length=64)]
+
+
+def unit_id_of(ref: str) -> UUID:
+    """A unit is addressed by its code, like a cadre, or by its id; a unit's id is derived from
+    its code (``Unit.id_for``), so both name the same stream and no lookup is needed."""
+    try:
+        return UUID(ref)
+    except ValueError:
+        return Unit.id_for(ref)
+
+
 class UnitController(Controller):
     path = "/units"
     tags = ["units"]  # noqa: RUF012 -- Litestar's own attribute
@@ -100,13 +113,14 @@ class UnitController(Controller):
         status, written, replayed = await perform(request, services, principal, 201, command)
         return await self._written(services, written, status, replayed)
 
-    @patch("/{unit_id:uuid}", security=SECURITY, before_request=strict_body(RenameUnit),
+    @patch("/{unit:str}", security=SECURITY, before_request=strict_body(RenameUnit),
            summary="Rename a unit", responses=problems(400, 401, 403, 404, 412, 415, 422, 428))
     async def rename(self, request: Request[Any, Any, Any], state: State,
-                     unit_id: FromPath[UUID], data: JSONBody[RenameUnit]) -> Response[UnitWritten]:
+                     unit: UnitRef, data: JSONBody[RenameUnit]) -> Response[UnitWritten]:
         """Rename a unit, with a reason. Requires If-Match with the unit's current ETag."""
         services, principal = state.services, current_principal(request)
         version = expected_version(request)
+        unit_id = unit_id_of(unit)
 
         def command(after: Any) -> Any:
             return services.units.rename(principal, unit_id, name=data.name, reason=data.reason,
@@ -122,15 +136,17 @@ class UnitController(Controller):
         headers = {"ETag": etag(unit.version), "Location": f"/api/v1/units/{unit.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return Response(UnitWritten(unit=_out(unit), receipt=receipt(written.leaves)),
+        return Response(UnitWritten(stream_id=written.stream_id, version=written.version,
+                                    unit=_out(unit), receipt=receipt(written.leaves)),
                         status_code=status, headers=headers)
 
-    @get("/{unit_id:uuid}", opt={"public": True}, summary="Read a unit",
+    @get("/{unit:str}", opt={"public": True}, summary="Read a unit",
          responses=problems(400, 404))
-    async def read(self, state: State, unit_id: FromPath[UUID]) -> Response[UnitOut]:
-        """A unit as it is now; its ETag is the unit's version, for If-Match on updates."""
-        unit = await to_thread.run_sync(state.services.units.get, unit_id)
-        return Response(_out(unit), headers={"ETag": etag(unit.version)})
+    async def read(self, state: State, unit: UnitRef) -> Response[UnitOut]:
+        """A unit as it is now, by its code (``D01``) or its id; its ETag is the unit's version,
+        for If-Match on updates."""
+        found = await to_thread.run_sync(state.services.units.get, unit_id_of(unit))
+        return Response(_out(found), headers={"ETag": etag(found.version)})
 
     @get("/", opt={"public": True}, summary="List units", responses=problems(400, 503))
     async def list(self, request: Request[Any, Any, Any], state: State,

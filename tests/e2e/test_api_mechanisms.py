@@ -403,3 +403,21 @@ def test_the_bucket_refills_at_the_configured_rate() -> None:
     assert limiter.take("a") is None
     assert limiter.take("a") == 1
     assert limiter.take("b") is None
+
+
+def test_a_unit_is_addressed_by_its_code_as_by_its_id(
+        client: Client, services: Services, organizer: dict[str, str]) -> None:
+    created = client.post("/api/v1/units", json=UNIT, headers=organizer).json()["unit"]
+    by_id = client.get(f"/api/v1/units/{created['id']}")
+    by_code = client.get(f"/api/v1/units/{created['code']}")
+    assert by_code.status_code == 200
+    assert by_code.json() == by_id.json()
+    assert by_code.headers["etag"] == by_id.headers["etag"] == '"1"'
+    renamed = client.patch(f"/api/v1/units/{created['code']}",
+                           json={"name": "城关街道", "reason": "撤镇设街道"},
+                           headers={**organizer, "If-Match": '"1"'})
+    assert renamed.status_code == 200, renamed.text
+    assert client.get(f"/api/v1/units/{created['id']}").json()["name"] == "城关街道"
+    missing = _problem(client.get("/api/v1/units/NO-SUCH"), 404)
+    assert missing["rule"] == "unit.exists"
+    assert _count_events(services) == 2

@@ -107,7 +107,7 @@ QUERIES = {"/diff": "?from=0&to=1", "/events/stream": "?after=-1&limit=1",
 def url(template: str, world: World, subject: str) -> str:
     code = "P1" if template.startswith("/api/v1/cadres/") else "S-none"  # a real cadre
     values = {"year": "2025", "subject": subject, "code": code, "path": "nothing",
-              "unit_id": "00000000-0000-4000-8000-000000000000",
+              "unit_id": "00000000-0000-4000-8000-000000000000", "unit": "E1",
               "case_id": world.cases["inv-1"], "type_name": "kaoping.unit.registered.v1",
               "subscription_id": "none", "file_path": "nothing"}
     path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)

@@ -198,6 +198,40 @@ def test_every_write_and_list_uses_the_shared_mechanisms(client: Client) -> None
             assert names & PAGING, f"GET {path} returns a list without a cursor"
 
 
+# Writes that store no domain event, so have no stream or receipt: webhook subscriptions are
+# integration plumbing kept in their own tables (docs/api.md, "Write responses"), and tokens
+# are issued, not recorded.
+NOT_EVENT_SOURCED = ("/api/v1/webhooks", "/api/v1/auth/")
+
+
+def _schema(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def test_every_write_answers_with_one_shape(client: Client) -> None:
+    """Every write's answer starts the same: ``stream_id``, ``version`` and ``receipt``, all
+    required; whatever else a write says comes after them (issue 16: one write shape)."""
+    doc = _doc(client)
+    checked = 0
+    for path, method, op in _operations(doc):
+        if method == "get" or path.startswith(NOT_EVENT_SOURCED):
+            continue
+        answers = [(code, r) for code, r in op["responses"].items() if code.startswith("2")]
+        assert answers, f"{method.upper()} {path} documents no success"
+        for code, answer in answers:
+            media = answer.get("content", {}).get("application/json")
+            assert media, f"{method.upper()} {path} {code} answers no JSON"
+            schema = _schema(doc, media["schema"])
+            first = list(schema.get("properties", {}))[:3]
+            assert first == ["stream_id", "version", "receipt"], (method, path, first)
+            assert {"stream_id", "version", "receipt"} <= set(schema.get("required", [])), (
+                method, path)
+            checked += 1
+    assert checked >= 40
+
+
 # psycopg_pool's worker threads draw connection-lifetime jitter from the global `random` while
 # Hypothesis draws a case; Hypothesis sees the global state move and (rarely) calls the draw
 # flaky. The strategies themselves never touch `random`.

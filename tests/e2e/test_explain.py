@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from litestar.testing import TestClient
@@ -61,6 +62,13 @@ def test_explain_names_every_input_and_hides_notes(client: Client, services: Ser
     assert {(i["actor"], i["facts"]["score"]) for i in leaders} == {
         ("person:leader:L1", "94"), ("person:leader:L2", "92")}
     assert all(len(i["leaf_hash"]) == 64 and i["position"] >= 0 for i in card["inputs"])
+    # Explain writes hex (as the evidence bundle does), and base64 beside it, as the ledger
+    # routes write it: the same bytes as the log's leaf at that position.
+    first = card["inputs"][0]
+    assert base64.b64decode(first["leaf_hash_base64"]).hex() == first["leaf_hash"]
+    leaf = client.get(f"/api/v1/ledger/leaves?start={first['position']}"
+                      f"&end={first['position'] + 1}").json()[0]
+    assert leaf["leaf_hash_hex"] == first["leaf_hash"]
     note = next(i for i in card["inputs"] if i["topic"] == SubjectFile.InspectionNoted.TOPIC)
     assert note["facts"]["notes"] == "(restricted)"
     supervisor = bearer(services, Role.SUPERVISOR, IdentityKind.STAFF, "sup")

@@ -87,7 +87,7 @@ def _reference_and_cycle(w: Walk, who: People) -> None:
                     "category": "economic-management"},
                    other=("/api/v1/units", {"code": "X2", "name": "新区", "kind": "department",
                                             "category": "economic-management"}))["unit"]
-    w.twice("PATCH", "/api/v1/units/{unit_id}", f"/api/v1/units/{unit['id']}",
+    w.twice("PATCH", "/api/v1/units/{unit}", f"/api/v1/units/{unit['id']}",
             {**who.org, "If-Match": '"1"'}, {"name": "新区二", "reason": "更名"},
             other=(f"/api/v1/units/{unit['id']}", {"name": "新区三", "reason": "更名"}))
     cadre = {"code": "C9", "name": "钱九", "unit_code": "E1", "role": "deputy",

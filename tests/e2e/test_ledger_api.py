@@ -43,6 +43,28 @@ def test_key_and_checkpoint_are_plain_text_and_verify(client: Client,
     assert missing.json()["rule"] == "ledger.checkpoint-exists"
 
 
+def test_receipts_proofs_and_explain_give_a_leaf_hash_in_both_encodings(
+        client: Client, services: Services) -> None:
+    organizer = bearer(services, Role.ORGANIZER)
+    written = client.post("/api/v1/units", json={
+        "code": "HX-1", "name": "环城街道", "kind": "township", "category": "platform-1"},
+        headers=organizer)
+    assert written.status_code == 201, written.text
+    item = written.json()["receipt"][0]
+    raw = base64.b64decode(item["leaf_hash"])
+    assert raw.hex() == item["leaf_hash_hex"] and len(raw) == 32
+    services.signer.sign(services.db, services.clock.now())
+    size = open_checkpoint(client.get("/api/v1/ledger/checkpoint").content,
+                           [services.signer.vkey]).size
+    proof = client.get(f"/api/v1/ledger/proofs/inclusion?index={item['position']}&size={size}")
+    assert (proof.json()["leaf_hash"], proof.json()["leaf_hash_hex"]) == (
+        item["leaf_hash"], item["leaf_hash_hex"])
+    leaf = client.get(f"/api/v1/ledger/leaves?start={item['position']}"
+                      f"&end={item['position'] + 1}").json()[0]
+    assert (leaf["leaf_hash"], leaf["leaf_hash_hex"]) == (item["leaf_hash"],
+                                                           item["leaf_hash_hex"])
+
+
 def test_leaves_are_paged_and_envelopes_are_for_supervisors(client: Client,
                                                             services: Services) -> None:
     _fill(services, 1003)
@@ -55,7 +77,9 @@ def test_leaves_are_paged_and_envelopes_are_for_supervisors(client: Client,
         link = resp.headers.get("link")
         url = link[1:link.index(">")] if link else None
     assert [item["index"] for item in leaves] == list(range(1003))
-    assert all(set(item) == {"index", "leaf_hash"} for item in leaves)
+    assert all(set(item) == {"index", "leaf_hash", "leaf_hash_hex"} for item in leaves)
+    # One hash, two encodings: base64 (as C2SP notes write hashes) and hex (as sha256sum does).
+    assert all(base64.b64decode(i["leaf_hash"]).hex() == i["leaf_hash_hex"] for i in leaves)
     cp = open_checkpoint(client.get("/api/v1/ledger/checkpoint").content,
                          [services.signer.vkey])
     assert merkle.root_of([base64.b64decode(i["leaf_hash"]) for i in leaves]) == cp.root

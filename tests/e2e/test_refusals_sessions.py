@@ -108,14 +108,30 @@ def test_revocations_and_revoked_credentials(box: Box, client: Client,
                              json={"credential_hash": "00" * 32, "reason": "lost"}),
                  422, "invalid-input", "credential.issued", "credential_hash")
     assert (_version(services), log_length(services)) == (version, before)
-    lost = box.cadres[0]
+    # Exactly one of the printed code and the hash.
+    first = box.cadres[0]
+    both = {"credential": first, "credential_hash": credential_hash(S, first), "reason": "lost"}
+    for both_or_none in ({"reason": "lost"}, both):
+        refused_with(client.post(f"{URL}/credentials/revocations", headers=box.org,
+                                 json=both_or_none),
+                     422, "invalid-input", "credential.one-of", "credential")
+    refused_with(client.post(f"{URL}/credentials/revocations", headers=box.org,
+                             json={"credential": "NOT-A-CODE", "reason": "lost"}),
+                 422, "invalid-input", "credential.issued", "credential_hash")
+    assert (_version(services), log_length(services)) == (version, before)
+    lost, torn = box.cadres[0], box.cadres[1]
     ok(client.post(f"{URL}/credentials/revocations", headers=box.org,
                    json={"credential_hash": credential_hash(S, lost), "reason": "lost"}))
+    # By the code printed on the slip: the server hashes it; the code itself is not stored.
+    ok(client.post(f"{URL}/credentials/revocations", headers=box.org,
+                   json={"credential": torn, "reason": "选票纸损毁"}))
+    assert torn not in str(services.sessions.session(S).revoked)
     box.open()
     before = log_length(services)
     answers = {"team:E1": {"de": "good", "ji": "good"}, "team:E2": {"de": "good", "ji": "fair"}}
-    refused_with(box.cast(lost, answers), 422, "invalid-input", "credential.revoked",
-                 "credential")
+    for code in (lost, torn):
+        refused_with(box.cast(code, answers), 422, "invalid-input", "credential.revoked",
+                     "credential")
     assert log_length(services) == before
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.errors import InvalidInput
+from domain.uses import UseKind
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.conftest import bearer
@@ -65,6 +66,7 @@ def test_a_use_records_the_grade_and_version_it_rests_on(client: Client,
                           headers=who.org)
     assert unknown.status_code == 400
     assert (unknown.json()["field"], unknown.json()["rule"]) == ("kind", "enum")
+    assert unknown.json()["allowed"] == [k.value for k in UseKind]
     # Personnel actions are not public, and only the organizer records them.
     assert client.get(f"{BASE}/subjects/{best}/uses").status_code == 401
     refused(client.get(f"{BASE}/subjects/{best}/uses", headers=who.l1), 403, "role")

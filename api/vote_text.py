@@ -163,21 +163,25 @@ def rules_in_words(d: SessionDefinition, lang: str) -> list[str]:
 BOARD = {
     "zh": {"pending": "公告板在测评结束后公布。", "outcome_counted": "计票有效。",
            "outcome_quorum-failed": "参加人数未达到规定，本次测评无效，不产生结果。",
-           "voided": "本次测评已作废。", "class": "参评人类别", "eligible": "应到",
+           "class": "参评人类别", "eligible": "应到",
            "used": "实到", "valid": "有效票", "invalid": "无效票", "late": "逾时",
            "quorum": "达到规定人数", "yes": "是", "no": "否",
            "trackers": "计入的选票追踪码（共 {n} 张，按值排序）",
            "find": "查找我的追踪码", "found": "找到了：您的选票已计入。",
-           "not_found": "未找到此追踪码。", "fingerprint": "会话指纹"},
+           "not_found": "未找到此追踪码。", "fingerprint": "会话指纹",
+           "state_defined": "尚未开始投票。", "state_frozen": "尚未开始投票。",
+           "state_open": "正在投票。", "state_closed": "已结束。", "state_voided": "已作废。"},
     "en": {"pending": "The board is published when the session closes.",
            "outcome_counted": "Counted.",
            "outcome_quorum-failed": "Too few raters took part: the session has no result.",
-           "voided": "This session was voided.", "class": "rater class",
+           "class": "rater class",
            "eligible": "eligible", "used": "present", "valid": "valid", "invalid": "invalid",
            "late": "late", "quorum": "quorum met", "yes": "yes", "no": "no",
            "trackers": "Trackers of the counted ballots ({n}, sorted)",
            "find": "Find my tracker", "found": "Found: your ballot was counted.",
-           "not_found": "Not found.", "fingerprint": "session fingerprint"},
+           "not_found": "Not found.", "fingerprint": "session fingerprint",
+           "state_defined": "Not open yet.", "state_frozen": "Not open yet.",
+           "state_open": "Open.", "state_closed": "Closed.", "state_voided": "Voided."},
 }
 
 
@@ -185,7 +189,7 @@ def board_body(session: EvaluationSession, lang: str) -> str:
     """Participation and the trackers: what a voter checks. Subjects' results are not shown
     here (the JSON board carries the tally)."""
     t, e, result = BOARD[lang], html.escape, session.result
-    state = f'<p id="state" role="status">{e(state_text(session.state, lang))}</p>'
+    state = f'<p id="state" role="status">{e(t["state_" + session.state.value])}</p>'
     if result is None:
         return f"{state}<p>{e(t['pending'])}</p>"
     labels = {c.code: c.label for c in session.definition.classes}
@@ -198,8 +202,7 @@ def board_body(session: EvaluationSession, lang: str) -> str:
                    ("class", "eligible", "used", "valid", "invalid", "late", "quorum"))
     trackers = sorted(base64.b64encode(bytes.fromhex(h)).decode() for h in session.trackers)
     items = "".join(f"<li><code>{e(x)}</code></li>" for x in trackers)
-    voided = f"<p>{e(t['voided'])}</p>" if session.state == SessionState.VOIDED else ""
-    return f"""{state}{voided}<p id="outcome">{e(t['outcome_' + result.outcome.value])}</p>
+    return f"""{state}<p id="outcome">{e(t['outcome_' + result.outcome.value])}</p>
 <p class="meta">{e(t['fingerprint'])}: <code class="code">{e(session.fingerprint or '')}</code></p>
 <div class="table"><table id="classes"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>
 </table></div>

@@ -68,9 +68,13 @@
 
   const update = () => {
     const {found, done, total} = findProblems(answers());
-    check.textContent = fill(t.progress, {done, total}) + ' '
-      + (found.length ? t.blocked + found.map((p) => p.text).join(' ') : t.ready);
-    if (!problems.hidden && !found.length) problems.hidden = true;
+    const said = t.blocked + found.map((p) => p.text).join(' ');
+    if (!problems.hidden) {  // after a refused submit the alert keeps saying what is wrong
+      problems.textContent = said;
+      problems.hidden = !found.length;
+    }
+    check.textContent = fill(t.progress, {done, total})
+      + (!problems.hidden ? '' : ' ' + (found.length ? said : t.ready));
     return found;
   };
   form.addEventListener('change', update);
@@ -119,8 +123,8 @@
     ev.preventDefault();
     const found = update();
     if (found.length) {  // never send a ballot the tally would count invalid: say why
-      problems.textContent = t.blocked + found.map((p) => p.text).join(' ');
       problems.hidden = false;
+      update();
       for (const p of found) for (const fs of p.missing || []) fs.classList.add('missing');
       found[0].focus.scrollIntoView({block: 'center'});
       const first = found[0].focus.querySelector('input');

@@ -40,7 +40,7 @@ REFUSED_EN = {
     "credential.valid": "This credential is not valid for this session.",
     "credential.revoked": "This slip was revoked; ask the organizers.",
     "ballot.credential-used": "This slip has been used already.",
-    "ballot.session-open": "This session is not accepting ballots.",
+    "ballot.session-open": "Voting is not open now.",
     "ballot.concurrent-revote": "The slip was used twice at once; try again.",
     "ballot.refusals-per-client": "Too many refused credentials; try again later.",
     "ballot.refusals-per-session": "Too many refused credentials; try again later.",
@@ -101,11 +101,14 @@ STATE = {
            SessionState.OPEN: "本次测评正在投票。",
            SessionState.CLOSED: "本次测评已结束，不再接受投票。计票结果与追踪码见公告板。",
            SessionState.VOIDED: "本次测评已作废，不再接受投票。"},
-    "en": {SessionState.DEFINED: "Voting has not started yet.",
-           SessionState.FROZEN: "Voting has not started yet.",
+    "en": {SessionState.DEFINED: "This session is not accepting ballots. Voting has not "
+                                 "started yet.",
+           SessionState.FROZEN: "This session is not accepting ballots. Voting has not "
+                                "started yet.",
            SessionState.OPEN: "Voting is open.",
-           SessionState.CLOSED: "This session has closed; see the board for the count.",
-           SessionState.VOIDED: "This session was voided."},
+           SessionState.CLOSED: "This session is not accepting ballots. It has closed: see "
+                                "the board for the count.",
+           SessionState.VOIDED: "This session is not accepting ballots. It was voided."},
 }
 
 

@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, Request, ViewportSize, expect, sync_playwright
 
+from domain.ballots import SessionDefinition, ballot_problem
 from tests.e2e.live_server import Server, http, kaoping, serve
 from tests.e2e.test_ballot_sheet import DEFINITION
 from tests.e2e.test_cycle_scenario import CADRES, UNITS
@@ -425,3 +429,45 @@ def test_without_a_credential_the_form_is_hidden(sessions: Sessions, device: Dev
     expect(page.locator("#tracker")).to_have_count(0)
     assert device.foreign_requests(sessions.server.netloc) == []
     assert device.errors == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The browser's check is the tally's rule
+# ---------------------------------------------------------------------------------------------
+
+SET_ANSWERS = """answers => {
+  for (const el of document.querySelectorAll('input[type=radio]')) {
+    el.checked = (answers[el.dataset.subject] || {})[el.dataset.item] === el.value;
+  }
+  document.getElementById('ballot').dispatchEvent(new Event('change'));
+  return document.getElementById('check').textContent;
+}"""
+ANSWER = st.sampled_from([None, *LABEL])  # None: left out
+BALLOTS = st.fixed_dictionaries({s: st.fixed_dictionaries({i["code"]: ANSWER for i in ITEMS})
+                                 for s in SUBJECTS})
+
+
+def test_the_page_accepts_exactly_the_ballots_the_tally_counts_valid(
+        sessions: Sessions, browser: Browser) -> None:
+    """Any ballot, partly answered or not: the page lets it be sent iff ``ballot_problem``
+    finds nothing wrong with it (the same definition, the same rules)."""
+    definition = msgspec.convert(DEFINITION, SessionDefinition, strict=False)
+    page = browser.new_page(viewport=DESKTOP, locale="zh-CN")
+    page.goto(f"{sessions.server.url}/vote/{S}#c=only-checking-not-sending")
+    expect(page.locator("form#ballot")).to_be_visible()
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(BALLOTS)
+    def agree(raw: dict[str, dict[str, str | None]]) -> None:
+        answers = {s: {i: o for i, o in items.items() if o is not None}
+                   for s, items in raw.items()}
+        answers = {s: items for s, items in answers.items() if items}
+        said = page.evaluate(SET_ANSWERS, answers)
+        sendable = said.endswith("已全部填写，可以提交。")
+        problem = ballot_problem(definition, answers)
+        assert sendable == (problem is None), (answers, problem, said)
+
+    try:
+        agree()
+    finally:
+        page.close()

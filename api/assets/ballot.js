@@ -72,6 +72,7 @@
     if (!problems.hidden) {  // after a refused submit the alert keeps saying what is wrong
       problems.textContent = said;
       problems.hidden = !found.length;
+      for (const p of found) for (const fs of p.missing || []) fs.classList.add('missing');
     }
     check.textContent = fill(t.progress, {done, total})
       + (!problems.hidden ? '' : ' ' + (found.length ? said : t.ready));
@@ -125,7 +126,6 @@
     if (found.length) {  // never send a ballot the tally would count invalid: say why
       problems.hidden = false;
       update();
-      for (const p of found) for (const fs of p.missing || []) fs.classList.add('missing');
       found[0].focus.scrollIntoView({block: 'center'});
       const first = found[0].focus.querySelector('input');
       if (first) first.focus({preventScroll: true});

@@ -291,6 +291,9 @@ def test_names_rules_and_a_bad_ballot_blocked_in_chinese(sessions: Sessions,
     expect(page.locator("#check")).to_have_text("已选 0/6 项。")  # the alert says the rest
     expect(page.locator("fieldset.missing")).to_have_count(6)
     device.shot("2-missing")
+    _choose(page, {"team:E1": {"de": "good", "ji": "good"}})  # the outlines follow the answers
+    expect(page.locator("fieldset.missing")).to_have_count(4)
+    expect(problems).to_contain_text("还有 4 项未选择：张一·德")
 
     # 优秀 for two subjects where one is allowed.
     _choose(page, {"team:E1": {"de": "excellent", "ji": "good"},

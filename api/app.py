@@ -37,10 +37,11 @@ from api.routes.people import CadreController, ImportController, LeaderControlle
 from api.routes.sessions import SessionController
 from api.routes.units import UnitController
 from api.routes.uses import UseController
-from api.routes.vote import ballot_page
+from api.routes.vote import ballot_page, board_page
 from api.routes.webhooks import WebhookController
 from service.logging import configure_logging
 from service.runtime import Services
+from service.session_files import RosterNames
 from service.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                                                        burst=settings.anonymous_burst)
         app.state.anonymous_delay = settings.anonymous_throttle_delay_seconds
         app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+        app.state.subject_names = RosterNames(svc.evaluation)
+        app.state.public_base_url = settings.public_base_url
         app.state.ballot_refusals = FailureLimiter(
             per_client=settings.ballot_refusals_per_client,
             per_session=settings.ballot_refusals_per_session,
@@ -97,7 +100,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         audit_access, report_status, register_investigator, EventController, export_results,
         WebhookController, jwks, UseController])
     app = KaopingApp(
-        route_handlers=[home, home_css, health, ready, ballot_page, assets_router(), api_v1],
+        route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
+                        api_v1],
         after_request=_page_policy,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),

@@ -394,10 +394,12 @@ OPERATIONS: dict[str, Example] = {
         {"rater_class": "cadres", "count": 2},
         {**_written(702, SESSION_ID, 3, "EvaluationSession.CredentialsIssued"),
          "rater_class": "cadres", "codes": ["Q7RM-2KXD-9F4T-HW8C", "B3NV-6JPA-T2EY-5LMZ"],
-         "vote_urls": ["/vote/mzcp-2025-xz#Q7RM-2KXD-9F4T-HW8C",
-                       "/vote/mzcp-2025-xz#B3NV-6JPA-T2EY-5LMZ"],
+         "vote_urls": ["https://kaoping.example.gov.cn/vote/mzcp-2025-xz#c=Q7RM-2KXD-9F4T-HW8C",
+                       "https://kaoping.example.gov.cn/vote/mzcp-2025-xz#c=B3NV-6JPA-T2EY-5LMZ"],
          "sheet_svg": "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"595\" height=\"842\">"
-                      "…</svg>"}),
+                      "…</svg>",
+         "sheet_html": "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+                       "<title>2025年度XX镇领导班子民主测评 · 测评凭条（干部）</title>…</html>"}),
     "POST /api/v1/sessions/{code}/credentials/revocations": Example(
         {"credential": "Q7RM-2KXD-9F4T-HW8C", "reason": "选票纸遗失，按规定作废"},
         _session(703, 4, "CredentialRevoked")),

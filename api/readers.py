@@ -46,6 +46,7 @@ AUDIENCES: dict[str, Audience] = {
     "/health": Audience.PUBLIC,
     "/ready": Audience.PUBLIC,
     "/vote/{code}": Audience.PUBLIC,  # the ballot page: the credential is the key
+    "/vote/{code}/board": Audience.PUBLIC,  # the board as a page: counts and trackers
     "/schema": Audience.PUBLIC,
     "/schema/openapi.json": Audience.PUBLIC,
     "/schema/swagger": Audience.PUBLIC,

@@ -15,11 +15,17 @@ offline verifier can check, never a silent overwrite.
 
 from __future__ import annotations
 
+import hashlib
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from domain.ballots import SessionKind, require_in_roster
 from domain.cycle import Cycle, Phase
 from domain.errors import Conflict, NotFound
+from domain.scheme import SubjectKind
 
 if TYPE_CHECKING:
     from domain.ballots import EvaluationSession, SessionDefinition
@@ -94,3 +100,63 @@ def voided_in_files(evaluation: Evaluation, session: EvaluationSession, actor: s
             files.append(file)
     return files
 
+
+
+# --- what voters and sheets call the subjects -----------------------------------------------
+
+class SubjectName(msgspec.Struct, frozen=True, kw_only=True):
+    """A subject as the roster names it: 东风镇 · 领导班子, or 张三 · 东风镇 · 党政正职."""
+
+    subject: str
+    name: str
+    unit: str | None  # the unit's name (a team's own name; a cadre's unit)
+    kind: SubjectKind | None
+
+
+class SubjectNames(msgspec.Struct, frozen=True, kw_only=True):
+    year: int
+    names: dict[str, SubjectName]  # subject -> name; subjects outside the roster are absent
+    digest: str  # changes whenever any name does (a cache key for pages built with them)
+
+    def of(self, subject: str) -> SubjectName:
+        return self.names.get(subject) or SubjectName(subject=subject, name=subject, unit=None,
+                                                      kind=None)
+
+    def units(self, subjects: list[str]) -> list[str]:
+        """The units these subjects belong to, in their order, each once."""
+        return list(dict.fromkeys(n.unit for n in map(self.of, subjects) if n.unit))
+
+
+def names_from(year: int, cycle: Cycle | None) -> SubjectNames:
+    roster = [] if cycle is None else cycle.roster
+    units = {e.unit_code: e.name for e in roster if e.kind == SubjectKind.TEAM}
+    names = {e.subject: SubjectName(subject=e.subject, name=e.name, kind=e.kind,
+                                    unit=units.get(e.unit_code, e.unit_code)) for e in roster}
+    digest = hashlib.sha256(msgspec.json.encode(names, order="sorted")).hexdigest()[:16]
+    return SubjectNames(year=year, names=names, digest=digest)
+
+
+class RosterNames:
+    """Subject names for the ballot page and the credential sheets, from the year's roster.
+
+    The roster is fixed when its cycle is frozen, so from then on it is read once; before
+    (set-up, or a rehearsal year without a cycle) it is read again at most every ``refresh``
+    seconds. ``cached`` never does I/O (the page calls it on the event loop)."""
+
+    def __init__(self, evaluation: Evaluation, refresh: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.evaluation, self.refresh, self.monotonic = evaluation, refresh, monotonic
+        self._names: dict[int, tuple[float | None, SubjectNames]] = {}  # None: fixed
+
+    def cached(self, year: int) -> SubjectNames | None:
+        hit = self._names.get(year)
+        if hit is None or (hit[0] is not None and self.monotonic() - hit[0] >= self.refresh):
+            return None
+        return hit[1]
+
+    def load(self, year: int) -> SubjectNames:
+        cycle = _cycle(self.evaluation, year)
+        names = names_from(year, cycle)
+        fixed = cycle is not None and cycle.phase != Phase.SETUP
+        self._names[year] = (None if fixed else self.monotonic(), names)
+        return names

@@ -156,6 +156,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     webhook_retry_cap_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
     webhook_retry_for_seconds: Annotated[float, msgspec.Meta(gt=0)] = 259_200.0
     webhook_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+    # The address voters reach this server at, for the vote URLs and QR codes of credential
+    # sheets (e.g. https://kaoping.example.gov.cn). Unset: the issuing request's own base URL.
+    public_base_url: Annotated[str, msgspec.Meta(
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] | None = None
 
     @property
     def engine(self) -> Literal["sqlite", "postgres"]:

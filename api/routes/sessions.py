@@ -31,6 +31,7 @@ from domain.ballots import (
 )
 from domain.errors import Conflict, InvalidInput
 from domain.text import text
+from service.credential_sheet import credential_sheet, vote_url
 from service.group_commit import VersionTaken
 from service.idempotency import Reservation
 
@@ -48,7 +49,9 @@ class IssuedOut(WriteOut, kw_only=True):
     rater_class: str
     codes: list[str]  # shown once; only their hashes are stored
     vote_urls: list[str]  # what each printed QR code opens (the code rides in the #fragment)
-    sheet_svg: str  # a printable sheet of QR codes
+    sheet_svg: str  # the QR codes alone, on one SVG page
+    # a print-ready page (A4): title, instructions in Chinese, one slip per code
+    sheet_html: str
 
 
 class RevokeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -158,6 +161,14 @@ def _sheet(urls: list[str], codes: list[str]) -> str:
     return "".join(parts)
 
 
+def _sheet_html(app_state: State, code: str, rater_class: str, codes: list[str],
+                base: str) -> str:
+    session = app_state.services.sessions.session(code)
+    d = session.definition
+    label = next((c.label for c in d.classes if c.code == rater_class), rater_class)
+    return credential_sheet(d, label, codes, base, app_state.subject_names.load(d.year))
+
+
 class SessionController(Controller):
     path = "/sessions"
     tags = ["evaluations"]  # noqa: RUF012 -- Litestar's own attribute
@@ -219,11 +230,14 @@ class SessionController(Controller):
         if key is not None:
             await to_thread.run_sync(services.idempotency.mark_done, principal.id, key, 201,
                                      written.stream_id, written.version)
-        base = str(request.base_url).rstrip("/")
-        urls = [f"{base}/vote/{code}#c={c}" for c in codes]
+        base = request.app.state.public_base_url or str(request.base_url)
+        urls = [vote_url(base, code, c) for c in codes]
+        html = await to_thread.run_sync(_sheet_html, request.app.state, code, data.rater_class,
+                                        codes, base)
         return Response(IssuedOut(stream_id=written.stream_id, version=written.version,
                                   rater_class=data.rater_class, codes=codes, vote_urls=urls,
-                                  sheet_svg=_sheet(urls, codes), receipt=receipt(written.leaves)),
+                                  sheet_svg=_sheet(urls, codes), sheet_html=html,
+                                  receipt=receipt(written.leaves)),
                         status_code=201, headers={"Cache-Control": "no-store"})
 
     @post("/{code:str}/credentials/revocations", status_code=201, security=SECURITY,

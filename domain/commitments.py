@@ -107,7 +107,7 @@ def completion(target: Target, achieved: Decimal) -> Decimal:
     return min(max(share, Decimal(0)), ONE)
 
 
-class Credit(msgspec.Struct, frozen=True, kw_only=True):
+class Credit(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One unit's part of one target: the credit and, once assessed, the completion."""
 
     owner: str  # the unit that committed the target
@@ -137,6 +137,17 @@ def commitment_score(parts: list[Credit]) -> Decimal | None:
     if total == 0 or any(c.completion is None for c in parts):
         return None
     return sum((c.credit * (c.completion or 0) for c in parts), Decimal(0)) * 100 / total
+
+
+class Amendment(msgspec.Struct, frozen=True, kw_only=True):
+    """One change after publication, as the public history shows it."""
+
+    code: str
+    change: Literal["added", "changed", "withdrawn"]
+    before: Target | None
+    after: Target | None
+    reason: str
+    amended_on: str
 
 
 class UnitCommitments(Aggregate):
@@ -208,6 +219,7 @@ class UnitCommitments(Aggregate):
         self.targets = {t.code: t for t in targets}
         self.achieved: dict[str, Decimal] = {}
         self.challenges: dict[str, list[str]] = {}
+        self.amendments: list[Amendment] = []
 
     def target(self, code: str) -> Target:
         if code not in self.targets:
@@ -233,10 +245,16 @@ class UnitCommitments(Aggregate):
     @event(Amended)
     def _amended(self, code: str, target: Target | None, reason: str, amended_on: str,
                  actor: str) -> None:
+        before = self.targets.get(code)
+        change: Literal["added", "changed", "withdrawn"] = "changed"
         if target is None:
             del self.targets[code]
+            change = "withdrawn"
         else:
-            self.targets[code] = target
+            self.targets[code] = target  # a changed target keeps its place
+            change = "changed" if before else "added"
+        self.amendments.append(Amendment(code=code, change=change, before=before,
+                                         after=target, reason=reason, amended_on=amended_on))
 
     def challenge(self, code: str, case: str, actor: str) -> None:
         self.target(code)

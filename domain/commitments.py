@@ -216,6 +216,7 @@ class UnitCommitments(Aggregate):
     def __init__(self, year: int, unit: str, targets: list[Target], published_on: str,
                  on_behalf: bool, actor: str) -> None:
         self.year, self.unit, self.published_on = year, unit, published_on
+        self.on_behalf = on_behalf
         self.targets = {t.code: t for t in targets}
         self.achieved: dict[str, Decimal] = {}
         self.challenges: dict[str, list[str]] = {}

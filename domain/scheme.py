@@ -121,16 +121,18 @@ class PublicationPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     investigators_before_publication: bool = True
 
 
-MonthDay = Annotated[str, text(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+# "MM-DD" (that day of the cycle's year) or "YYYY-MM-DD" (that day, e.g. a first cycle whose
+# commitments are entered late)
+DueDay = Annotated[str, text(pattern=r"^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
 
 
 class CommitmentPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """责任承诺考实 (domain/commitments.py): when units publish and how the component counts."""
 
-    # 每年初…向社会各界进行公开承诺 (seed method, 责任承诺考实): the last day (MM-DD of the
-    # cycle's year, local time) a unit may publish; "年初" read as the first quarter
-    # [inference]. Later changes are amendments with a reason.
-    due: MonthDay = "03-31"
+    # 每年初…向社会各界进行公开承诺 (seed method, 责任承诺考实): the last day (local time) a
+    # unit may publish, by default 31 March of the cycle's year — "年初" read as the first
+    # quarter [inference]. Later changes are amendments with a reason.
+    due: DueDay = "03-31"
     # How the commitments component is derived. "achieved-share": the share of the targets
     # published in the subject's file that were assessed achieved (every cycle before this
     # option; the default, so older cycles recompute identically). "attributed-completion":
@@ -192,8 +194,8 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 
 def commitments_due(scheme: Scheme) -> date:
     """The last day a unit may publish its commitments for the scheme's cycle."""
-    month, day = scheme.commitments.due.split("-")
-    return date(scheme.cycle, int(month), int(day))
+    due = scheme.commitments.due
+    return date.fromisoformat(due if len(due) == 10 else f"{scheme.cycle}-{due}")
 
 
 def check_score(value: Decimal, field: str, *, places: int = 2) -> Decimal:

@@ -12,8 +12,16 @@ import pytest
 
 from domain.cases import Case
 from domain.commitments import Target
-from domain.errors import Conflict, DomainError, Forbidden, InvalidInput
-from domain.scheme import CommitmentPolicy, Component, GradeBand, PoolRule, Scheme, SubjectKind
+from domain.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from domain.scheme import (
+    CommitmentPolicy,
+    Component,
+    GradeBand,
+    PoolRule,
+    Scheme,
+    SubjectKind,
+    validate_scheme,
+)
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.integration.kit import GROUP, ORG, person, register_city
@@ -206,3 +214,23 @@ def test_an_older_scheme_keeps_its_derivation(city: Services) -> None:
     scheme = city.evaluation.cycle(year).scheme
     assert scheme is not None
     assert file.evidence(scheme).commitments is None  # as before: no targets in the file
+
+
+def test_an_assessed_target_is_no_longer_amended_and_units_are_the_rosters(
+        city: Services) -> None:
+    year, c = frozen(city), city.commitments
+    refused(NotFound, "commitment.unit-on-roster",
+            lambda: c.publish(ORG, year, "X9", targets=[target("A")]))
+    c.publish(P1, year, "E1", targets=[target("A")])
+    city.evaluation.open_scoring(ORG, year)
+    c.amend(P1, year, "E1", "B", target=target("B"), reason="年中新增任务")  # added in scoring
+    c.assess(TEAM, year, "E1", "A", achieved=Decimal(100), evidence="统计年报")
+    refused(Conflict, "commitment.amend-before-assessment", lambda: c.amend(
+        P1, year, "E1", "A", target=target("A", value="50"), reason="调减"))
+    assert [a.change for a in c.require(year, "E1").amendments] == ["added"]
+
+
+def test_a_scheme_names_a_real_day_for_commitments() -> None:
+    scheme = msgspec.convert({"cycle": 2030, "pools": [], "commitments": {"due": "02-30"}},
+                             Scheme)
+    refused(InvalidInput, "scheme.commitments-due", lambda: validate_scheme(scheme))

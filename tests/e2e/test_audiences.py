@@ -109,7 +109,7 @@ def url(template: str, world: World, subject: str) -> str:
     values = {"year": "2025", "subject": subject, "code": code, "path": "nothing",
               "unit_id": "00000000-0000-4000-8000-000000000000",
               "case_id": world.cases["inv-1"], "type_name": "kaoping.unit.registered.v1",
-              "subscription_id": "none", "file_path": "nothing"}
+              "subscription_id": "none", "file_path": "nothing", "unit": "E1"}
     path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
     return path + next((q for end, q in QUERIES.items() if template.endswith(end)), "")
 

@@ -81,9 +81,10 @@ def test_one_achievement_is_credited_once_in_total(city: list[UnitCommitments]) 
                         if (p.owner, p.target) == (c.unit, t.code))
             assert total == 1, (c.unit, t.code)
     # the credited achievement over the whole city is the sum of the completions, once each
-    credited_total = sum(p.credit * p.completion for mine in parts.values() for p in mine
-                         if p.completion is not None)
-    assessed = sum(completion(c.targets[k], v) for c in city for k, v in c.achieved.items())
+    credited_total = sum((p.credit * p.completion for mine in parts.values() for p in mine
+                          if p.completion is not None), Decimal(0))
+    assessed = sum((completion(c.targets[k], v) for c in city for k, v in c.achieved.items()),
+                   Decimal(0))
     # equal up to the last of Decimal's 28 digits (a completion such as 1/3 is rounded there)
     assert abs(credited_total - assessed) < Decimal("1e-20")
 

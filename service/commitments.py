@@ -166,7 +166,9 @@ class Commitments:
                     summary=f"[{unit}/{code}] {summary}", follow_up_hash=None,
                     actor=principal.id)
         case.identify_reporter(str(principal.acts_as or principal.id), principal.id)
-        commitments.challenge(code, str(case.id), principal.id)
+        # The commitments stream is public (and in everyone's feed): it names the case, never
+        # who challenged — that stays in the case, which only intake reads.
+        commitments.challenge(code, str(case.id), "challenge")
         return save(self.store, case, commitments, stream_id=case.id, after_append=after_append)
 
     def assess(self, principal: Principal, year: int, unit: str, code: str, *,

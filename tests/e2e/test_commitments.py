@@ -139,5 +139,10 @@ def test_amendments_are_public_history_and_a_challenge_is_a_case(client: Client,
     assert (found["channel"], found["subjects"], found["reporter"]) == (
         "challenge", ["team:E1"], "cadre:P2")
     assert "E1/JY-1" in found["summary"]
-    # the public history never names who challenged
+    # the public history and the public feed never name who challenged
     assert "P2" not in json.dumps(ok(client.get(C), 200))
+    feed = ok(client.get("/api/v1/events?after=-1&limit=500", headers=who.p3), 200)
+    challenged = [e for e in feed["items"]
+                  if e["type"] == "kaoping.unitcommitments.challenged.v1"]
+    assert challenged and all("P2" not in json.dumps(e) for e in challenged)
+    assert not [e for e in feed["items"] if e["type"].startswith("kaoping.case.")]

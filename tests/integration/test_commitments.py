@@ -234,3 +234,43 @@ def test_a_scheme_names_a_real_day_for_commitments() -> None:
     scheme = msgspec.convert({"cycle": 2030, "pools": [], "commitments": {"due": "02-30"}},
                              Scheme)
     refused(InvalidInput, "scheme.commitments-due", lambda: validate_scheme(scheme))
+
+
+def test_an_opting_cycle_seals_and_publishes_the_attributed_score(city: Services) -> None:
+    """Sealing waits for every credited target; the published component is the attributed
+    one, and the file alone (the evidence stream) gives it."""
+    year, c = frozen(city, derivation="attributed-completion"), city.commitments
+    c.publish(P1, year, "E1", targets=[
+        target("SHARED", "200", partners=["E2"], shares={"E1": "0.6", "E2": "0.4"})])
+    for i in range(2, 6):
+        unit = person(Role.LEADER, IdentityKind.UNIT, f"E{i}")
+        c.publish(unit, year, f"E{i}", targets=[target("OWN", "10", responsible=[f"P{i}"])])
+    city.evaluation.open_scoring(ORG, year)
+    for i in range(1, 6):
+        _leaders(city, year, f"team:E{i}")
+        _leaders(city, year, f"cadre:P{i}")
+    c.assess(TEAM, year, "E1", "SHARED", achieved=Decimal(100), evidence="台账")
+    for i in range(2, 5):
+        c.assess(TEAM, year, f"E{i}", "OWN", achieved=Decimal(i + 5), evidence="年报")
+    refused(Conflict, "seal.inputs-complete",  # E5's own target is not assessed yet
+            lambda: city.evaluation.seal(ORG, year, city.stream_heads))
+    c.assess(TEAM, year, "E5", "OWN", achieved=Decimal(10), evidence="年报")
+    city.evaluation.seal(ORG, year, city.stream_heads)
+    city.evaluation.publish(ORG, year, city.stream_heads, notified_on="2026-03-01")
+    published = city.evaluation.published(year)
+    assert published is not None
+    e1, e2 = published.result_of("team:E1"), published.result_of("team:E2")
+    assert e1 is not None and e2 is not None
+    assert e1.components[Component.COMMITMENTS] == Decimal(50)  # 100/200, its 0.6 share
+    # E2: the 共绩 at 0.4 × 0.5 and its own 7/10 at 1: (0.2 + 0.7) / 1.4, at the scheme's places
+    assert e2.components[Component.COMMITMENTS] == Decimal("64.29")
+    refused(Conflict, "cycle.phase", lambda: c.assess(TEAM, year, "E5", "OWN",
+                                                      achieved=Decimal(1), evidence="x"))
+    refused(Conflict, "cycle.phase", lambda: c.amend(P1, year, "E1", "SHARED", target=None,
+                                                     reason="x"))
+
+
+def _leaders(city: Services, year: int, subject: str) -> None:
+    for rater in ("L1", "L2"):
+        city.evaluation.leader_score(person(Role.LEADER, IdentityKind.LEADER, rater), year,
+                                     subject, score=Decimal(80), comment="")

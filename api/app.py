@@ -25,6 +25,7 @@ from api.routes.cases import (
     register_investigator,
     report_status,
 )
+from api.routes.commitments import CommitmentController
 from api.routes.cycles import CycleController
 from api.routes.events import EventController
 from api.routes.exports import export_results
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, register_investigator, EventController, export_results,
-        WebhookController, jwks, UseController])
+        WebhookController, jwks, UseController, CommitmentController])
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
                         api_v1],

@@ -77,6 +77,29 @@ def _case(position: int, version: int, topic: str) -> dict[str, Any]:
     return _written(position, CASE_ID, version, f"Case.{topic}")
 
 
+COMMITMENTS_ID = _id(f"commitments/{YEAR}/XZ-01")
+
+
+def _commitments(position: int, version: int, topic: str) -> dict[str, Any]:
+    return _written(position, COMMITMENTS_ID, version, f"UnitCommitments.{topic}")
+
+
+TARGET: dict[str, Any] = {"code": "JY-1", "measure": "新增城镇就业", "unit_of_measure": "人",
+          "target_value": "1200", "direction": "at-least", "responsible": ["XZ01-001"],
+          "partners": [], "lead": None, "shares": {}}
+SHARED_TARGET = {"code": "ZS-2", "measure": "招商引资到位资金", "unit_of_measure": "万元",
+                 "target_value": "50000", "direction": "at-least",
+                 "responsible": ["XZ01-001", "XZ01-002"], "partners": ["SW-03"], "lead": None,
+                 "shares": {"XZ-01": "0.7", "SW-03": "0.3"}}
+COMMITMENTS = {"year": YEAR, "unit": "XZ-01", "published_on": "2025-02-20", "on_behalf": False,
+               "version": 3, "targets": [{**TARGET, "target_value": "1300"}, SHARED_TARGET],
+               "amendments": [{"code": "JY-1", "change": "changed", "before": TARGET,
+                               "after": {**TARGET, "target_value": "1300"},
+                               "reason": "市政府下达新增就业任务调增至1300人",
+                               "amended_on": "2025-06-30"}],
+               "challenges": {"JY-1": 1}}
+
+
 UNIT = {"id": UNIT_ID, "code": "XZ-01", "name": "城关镇", "kind": "township",
         "category": "platform-1", "version": 1}
 CADRE_OUT = {"code": "XZ01-001", "name": "王建国", "unit_code": "XZ-01", "role": "principal",
@@ -279,6 +302,23 @@ OPERATIONS: dict[str, Example] = {
             "answers": ["post-adjustment", "demotion", "removal", "non-leadership"],
             "answered": False,
             "source": "reference/domain-notes.md §1.5 (连续两年不称职 → 辞退)"}]}),
+    # --- 责任承诺考实: a unit's public commitments ------------------------------------------------
+    f"POST {_C}/commitments/{{unit}}": Example({"targets": [TARGET, SHARED_TARGET]},
+                                              _commitments(40, 1, "Published")),
+    f"GET {_C}/commitments": Example(None, {"year": YEAR, "units": [COMMITMENTS]}),
+    f"GET {_C}/commitments/{{unit}}": Example(None, COMMITMENTS),
+    f"POST {_C}/commitments/{{unit}}/amendments": Example(
+        {"code": "JY-1", "target": {**TARGET, "target_value": "1300"},
+         "reason": "市政府下达新增就业任务调增至1300人"}, _commitments(52, 2, "Amended")),
+    f"POST {_C}/commitments/{{unit}}/targets/{{code}}/challenges": Example(
+        {"summary": "新增就业人数含往年已统计人员，请核实"},
+        {"stream_id": CASE_ID, "version": 2,
+         "receipt": [_receipt(61, CASE_ID, 1, "Case.Reported"),
+                     _receipt(62, CASE_ID, 2, "Case.ReporterIdentified"),
+                     _receipt(63, COMMITMENTS_ID, 3, "UnitCommitments.Challenged")]}),
+    f"POST {_C}/commitments/{{unit}}/targets/{{code}}/achievement": Example(
+        {"achieved": "1265", "evidence": "市人社局就业统计年报〔2025〕"},
+        _commitments(150, 4, "AchievementAssessed")),
     # --- one subject's file ---------------------------------------------------------------------
     f"POST {_S}/targets": Example(
         {"targets": ["地区生产总值增长6.5%", "新增城镇就业1200人", "完成老旧小区改造8个"]},

@@ -60,6 +60,9 @@ AUDIENCES: dict[str, Audience] = {
     C + "/scheme": Audience.PUBLIC,
     C + "/roster": Audience.PUBLIC,  # the subjects the 公告 names (seed method)
     C + "/announcement": Audience.PUBLIC,
+    # 责任承诺考实: every unit's targets, history and challenge counts; no achievement, no score
+    C + "/commitments": Audience.PUBLIC,
+    C + "/commitments/{unit}": Audience.PUBLIC,
     C + "/corrections": Audience.PUBLIC,
     C + "/notice": Audience.PUBLIC,  # 公示: only the policy's grades, only in its window
     C + "/results": Audience.RESULTS,

@@ -22,6 +22,7 @@ class Channel(StrEnum):
     HOTLINE = "hotline"
     MAILBOX = "mailbox"
     WEBSITE = "website"
+    CHALLENGE = "challenge"  # a challenge of a unit's public commitment (domain/commitments.py)
 
 
 class CaseState(StrEnum):

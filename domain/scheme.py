@@ -9,6 +9,7 @@ JSON) when frozen; the fingerprint is published with the results.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -16,7 +17,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from domain.errors import InvalidInput
-from domain.text import Text
+from domain.text import Text, text
 
 
 class SubjectKind(StrEnum):
@@ -120,6 +121,26 @@ class PublicationPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     investigators_before_publication: bool = True
 
 
+# "MM-DD" (that day of the cycle's year) or "YYYY-MM-DD" (that day, e.g. a first cycle whose
+# commitments are entered late)
+DueDay = Annotated[str, text(pattern=r"^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+
+
+class CommitmentPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """责任承诺考实 (domain/commitments.py): when units publish and how the component counts."""
+
+    # 每年初…向社会各界进行公开承诺 (seed method, 责任承诺考实): the last day (local time) a
+    # unit may publish, by default 31 March of the cycle's year — "年初" read as the first
+    # quarter [inference]. Later changes are amendments with a reason.
+    due: DueDay = "03-31"
+    # How the commitments component is derived. "achieved-share": the share of the targets
+    # published in the subject's file that were assessed achieved (every cycle before this
+    # option; the default, so older cycles recompute identically). "attributed-completion":
+    # Σ credit × completion ÷ Σ credit over the unit's public commitments and its 共绩 shares
+    # (domain/commitments.py), recorded in the team's file as the targets are assessed.
+    derivation: Literal["achieved-share", "attributed-completion"] = "achieved-share"
+
+
 class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     cycle: int
     pools: list[PoolRule]
@@ -140,6 +161,7 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     appeal_decision_days: Days = 60  # a 申诉 within 60 days of acceptance (filing here)
     appeal_extension_days: Days = 30  # ... extendable once, by at most 30 days
     publication: PublicationPolicy = msgspec.field(default_factory=PublicationPolicy)
+    commitments: CommitmentPolicy = msgspec.field(default_factory=CommitmentPolicy)
 
     def rule_for(self, group: str, kind: SubjectKind) -> PoolRule:
         for rule in self.pools:
@@ -168,6 +190,12 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
                 return veto
         msg = f"the scheme defines no veto {code!r}"
         raise InvalidInput(msg, rule="scheme.veto-defined", field="kind")
+
+
+def commitments_due(scheme: Scheme) -> date:
+    """The last day a unit may publish its commitments for the scheme's cycle."""
+    due = scheme.commitments.due
+    return date.fromisoformat(due if len(due) == 10 else f"{scheme.cycle}-{due}")
 
 
 def check_score(value: Decimal, field: str, *, places: int = 2) -> Decimal:
@@ -231,6 +259,11 @@ def validate_scheme(scheme: Scheme) -> None:
         seen.add((rule.group, rule.kind))
         _validate_pool(where, rule)
     check_share(scheme.satisfaction_threshold, "satisfaction_threshold")
+    try:
+        commitments_due(scheme)
+    except ValueError:
+        msg = f"commitments.due {scheme.commitments.due} is not a day of {scheme.cycle}"
+        raise InvalidInput(msg, rule="scheme.commitments-due", field="commitments.due") from None
     for i, item in enumerate(scheme.indicators):
         check_share(item.weight, f"indicators[{i}].weight")
     codes = [i.code for i in scheme.indicators]

@@ -16,6 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.commitments import Credit, commitment_score
 from domain.errors import Conflict, Forbidden, InvalidInput
 from domain.scheme import Component, Scheme, SubjectKind
 from domain.scoring import (
@@ -61,6 +62,14 @@ class SubjectFile(Aggregate):
         target: str
         achieved: bool
         evidence: str
+        actor: str
+
+    class CommitmentsCredited(Aggregate.Event):
+        """A team's credit in every public commitment it shares in (its own targets and its
+        共绩 shares) as they stand now: what "attributed-completion" schemes count."""
+
+        TOPIC = "kaoping/SubjectFile.CommitmentsCredited.v1"
+        credited: list[Credit]
         actor: str
 
     class LeaderScored(Aggregate.Event):
@@ -223,6 +232,7 @@ class SubjectFile(Aggregate):
         self.year, self.subject, self.code, self.group = year, subject, code, group
         self.kind = SubjectKind(kind)
         self.targets: dict[str, bool | None] = {}
+        self.credits: list[Credit] = []
         self.leader_scores: dict[str, Decimal] = {}
         self.indicators: dict[str, Decimal | None] = {}
         self.inspection: Decimal | None = None
@@ -255,6 +265,17 @@ class SubjectFile(Aggregate):
     @event(TargetAssessed)
     def _target_assessed(self, target: str, achieved: bool, evidence: str, actor: str) -> None:
         self.targets[target] = achieved
+
+    @event(CommitmentsCredited)
+    def credit_commitments(self, credited: list[Credit], actor: str) -> None:
+        self.credits = list(credited)
+
+    def _commitments(self, scheme: Scheme) -> Decimal | None:
+        if scheme.commitments.derivation == "attributed-completion":
+            return commitment_score(self.credits)
+        achieved = [v for v in self.targets.values() if v is not None]
+        return (Decimal(sum(achieved)) * 100 / len(self.targets)
+                if self.targets and len(achieved) == len(self.targets) else None)
 
     @event(LeaderScored)
     def score_by_leader(self, rater: str, score: Decimal, comment: str, actor: str) -> None:
@@ -407,9 +428,7 @@ class SubjectFile(Aggregate):
         self.decided[kind] = decided_on
 
     def evidence(self, scheme: Scheme) -> SubjectEvidence:
-        achieved = [v for v in self.targets.values() if v is not None]
-        commitments = (Decimal(sum(achieved)) * 100 / len(self.targets)
-                       if self.targets and len(achieved) == len(self.targets) else None)
+        commitments = self._commitments(scheme)
         indicators = [
             IndicatorScore(indicator=d.code, weight=d.weight, score=self.indicators[d.code])
             for d in scheme.indicators_for(self.group, self.kind, self.code)

@@ -31,6 +31,7 @@ from domain.scoring import (
 )
 from domain.subject_file import SubjectFile, pool_result
 from projections.follower import head_position
+from service.commitments import CardTarget, card_targets
 from service.published import (
     Correction,
     PublishedResults,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 COMPONENT_OF = {
     SubjectFile.TargetsPublished.TOPIC: Component.COMMITMENTS.value,
     SubjectFile.TargetAssessed.TOPIC: Component.COMMITMENTS.value,
+    SubjectFile.CommitmentsCredited.TOPIC: Component.COMMITMENTS.value,
     SubjectFile.LeaderScored.TOPIC: Component.LEADER_REVIEW.value,
     SubjectFile.IndicatorScored.TOPIC: Component.INDICATORS.value,
     SubjectFile.InspectionScored.TOPIC: Component.INSPECTION.value,
@@ -122,6 +124,8 @@ class ScoreCard(msgspec.Struct, kw_only=True):
     weights: dict[str, Decimal]
     inputs: list[InputLine]
     published: PublishedCard | None = None  # None before publication
+    # 责任承诺考实: a cadre's targets (责任到人); a team's own and 共绩 targets, each once
+    commitments: list[CardTarget] = []
 
 
 class Change(msgspec.Struct, kw_only=True):
@@ -278,7 +282,8 @@ def explain(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, as_of: s
     return ScoreCard(year=year, subject=subject, as_of=position, result=working,
                      weights={c.value: w for c, w in rule.weights.items()},
                      inputs=_lines(cur, mapper, year, subject, position, restricted_ok),
-                     published=published_card(cur, mapper, year, subject, position, working))
+                     published=published_card(cur, mapper, year, subject, position, working),
+                     commitments=card_targets(cur, mapper, cycle, subject, position))
 
 
 class Diff(msgspec.Struct, kw_only=True):
@@ -410,6 +415,13 @@ def render(card: ScoreCard) -> str:
         out.append("  satisfaction gate failed: gated components count zero")
     if r.vetoes_applied:
         out.append(f"  vetoes: {', '.join(r.vetoes_applied)}")
+    if card.commitments:
+        out += ["", "commitments (责任承诺):"]
+    for t in card.commitments:
+        done = "not assessed" if t.achieved is None else f"achieved {t.achieved}, " \
+               f"completion {t.completion}"
+        out.append(f"  {t.unit}/{t.code} {t.measure} {t.direction} {t.target_value} "
+                   f"{t.unit_of_measure}; credit {t.credit}; {done}")
     out += ["", "events:"]
     for line in card.inputs:
         facts = ", ".join(f"{k}={v}" for k, v in line.facts.items())

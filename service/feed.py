@@ -20,6 +20,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.ballots import Ballot, EvaluationSession
 from domain.cases import AccessRecord, Case, Investigator, RefusedReads
+from domain.commitments import UnitCommitments
 from domain.cycle import Cycle
 from domain.ledger_keys import LedgerKeys
 from domain.people import Cadre, Leader
@@ -48,7 +49,7 @@ NEVER = frozenset({
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)
 AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, EvaluationSession,
-              LedgerKeys, ResultUses)
+              LedgerKeys, ResultUses, UnitCommitments)
 PERSONNEL = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
 
 
@@ -61,6 +62,8 @@ def audience(topic: str) -> frozenset[Role]:
         return EVALUATORS
     if topic.startswith("kaoping/ResultUses."):  # personnel actions on a person
         return PERSONNEL
+    if topic == UnitCommitments.AchievementAssessed.TOPIC:  # feeds a score: not public
+        return EVALUATORS
     return EVERYONE
 
 
@@ -145,6 +148,8 @@ class StreamName(msgspec.Struct, frozen=True):
 def _name(first: Any, topic: str) -> StreamName | None:
     if _is_subject_file(topic) or topic.startswith("kaoping/ResultUses."):
         return StreamName(str(first.subject), int(first.year))  # a subject's, in one cycle
+    if topic.startswith("kaoping/UnitCommitments."):  # one unit's, in one cycle
+        return StreamName(f"commitments:{first.year}:{first.unit}")
     prefix = STREAM_PREFIX.get(topic.removeprefix("kaoping/").split(".", 1)[0])
     definition = getattr(first, "definition", None)
     for value in (getattr(first, "code", None), getattr(first, "year", None),

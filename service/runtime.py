@@ -21,6 +21,7 @@ from service.audience import CardGate
 from service.ballots import Sessions
 from service.cases import Cases
 from service.clock import Clock, SystemClock
+from service.commitments import Commitments
 from service.db import Database, open_database
 from service.demo import DemoCity, Progress
 from service.evaluation import Evaluation
@@ -88,6 +89,7 @@ class Services:
         self.cases = Cases(self.store, self.db, self.evaluation.cycle, self.refusals)
         self.cards = CardGate(self.cases)
         self.uses = Uses(self.store, self.evaluation)
+        self.commitments = Commitments(self.store, self.evaluation)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

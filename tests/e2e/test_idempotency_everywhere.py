@@ -101,8 +101,9 @@ def _reference_and_cycle(w: Walk, who: People) -> None:
     w.twice("POST", "/api/v1/cycles", "/api/v1/cycles", who.org, {"year": Y},
             other=("/api/v1/cycles", {"year": Y + 1}))
     etag = w.client.get(BASE).headers["etag"]
+    scheme = {**SCHEME, "commitments": {"due": "2026-03-31"}}  # the clock reads 2026-03-01
     w.twice("PUT", "/api/v1/cycles/{year}/scheme", f"{BASE}/scheme", {**who.org, "If-Match": etag},
-            SCHEME, other=(f"{BASE}/scheme", {**SCHEME, "review_days": 29}))
+            scheme, other=(f"{BASE}/scheme", {**scheme, "review_days": 29}))
     w.services.follower.catch_up()
     # An empty body has no other body: the key is reused on another endpoint.
     empty_other: tuple[str, Any] = (f"{BASE}/scoring", {})
@@ -116,11 +117,33 @@ def _reference_and_cycle(w: Walk, who: People) -> None:
             other=(f"{BASE}/announcement", {"team_members": ["组长 吴某"],
                                             "starts_on": "2025-12-01", "ends_on": "2026-01-10",
                                             "hotline": "0371-12380"}))
+    _commitments(w, who)
     w.twice("POST", "/api/v1/cycles/{year}/scoring", f"{BASE}/scoring", who.org, {},
             other=(f"{BASE}/seal", {}))
 
 
+COMMITMENTS = "/api/v1/cycles/{year}/commitments/{unit}"
+JOBS = {"code": "JY-1", "measure": "新增就业", "unit_of_measure": "人", "target_value": "100",
+        "responsible": ["P1"]}
+
+
+def _commitments(w: Walk, who: People) -> None:
+    url = f"{BASE}/commitments/E1"
+    w.twice("POST", COMMITMENTS, url, who.p1, {"targets": [JOBS]},
+            other=(url, {"targets": [{**JOBS, "target_value": "200"}]}))
+    change = {"code": "JY-1", "target": {**JOBS, "target_value": "120"}, "reason": "调增"}
+    w.twice("POST", f"{COMMITMENTS}/amendments", f"{url}/amendments", who.p1, change,
+            other=(f"{url}/amendments", {**change, "reason": "另一理由"}))
+    w.twice("POST", f"{COMMITMENTS}/targets/{{code}}/challenges",
+            f"{url}/targets/JY-1/challenges", who.p3, {"summary": "数据不实"},
+            other=(f"{url}/targets/JY-1/challenges", {"summary": "另一件事"}))
+
+
 def _inputs(w: Walk, who: People) -> None:
+    done = f"{BASE}/commitments/E1/targets/JY-1/achievement"
+    w.twice("POST", f"{COMMITMENTS}/targets/{{code}}/achievement", done, who.team,
+            {"achieved": "130", "evidence": "统计年报"},
+            other=(done, {"achieved": "131", "evidence": "统计年报"}))
     s = f"{BASE}/subjects/team:E1"
     t = "/api/v1/cycles/{year}/subjects/{subject}"
     first = w.twice("POST", f"{t}/leader-reviews", f"{s}/leader-reviews", who.l1, {"score": 90},

@@ -229,8 +229,15 @@ OPERATIONS: dict[str, Example] = {
         "checkpoint": CHECKPOINT}),
     f"POST {_C}/scoring": Example({}, _cycle(134, 7, "ScoringOpened")),
     f"POST {_C}/seal": Example({}, _cycle(1180, 8, "Sealed")),
+    f"GET {_C}/proposal": Example(None, {
+        "year": YEAR, "phase": "sealed", "results_fingerprint": _hex("results 2025 v1"),
+        "approved_fingerprint": _hex("results 2025 v1"), "approved": True}),
+    f"POST {_C}/approval": Example(
+        {"results_fingerprint": _hex("results 2025 v1"),
+         "minutes_ref": "市委常委会会议纪要〔2026〕3号", "authority": "市委常委会"},
+        _cycle(1200, 9, "ProposalApproved")),
     f"POST {_C}/publication": Example({"notified_on": "2026-01-20"},
-                                      _cycle(1208, 9, "Published")),
+                                      _cycle(1208, 10, "Published")),
     f"GET {_C}/results": Example(None, {
         "year": YEAR, "phase": "published", "next_cursor": None,
         "items": [{"group": "platform-1", "kind": "team", "result": RESULT}],

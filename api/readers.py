@@ -63,6 +63,7 @@ AUDIENCES: dict[str, Audience] = {
     C + "/notice": Audience.PUBLIC,  # 公示: only the policy's grades, only in its window
     C + "/results": Audience.RESULTS,
     C + "/corrections/pending": Audience.EVALUATORS,
+    C + "/proposal": Audience.EVALUATORS,  # 审定: the proposal's fingerprint, its approval
     C + "/exports/results": Audience.EXPORT_ROWS,
     # one subject's card
     S + "/result": Audience.SUBJECT_RESULT,

@@ -21,6 +21,7 @@ from eventsourcing.persistence import StoredEvent
 from domain.ballots import Ballot, EvaluationSession
 from domain.cases import AccessRecord, Case, Investigator, RefusedReads
 from domain.cycle import Cycle
+from domain.feedback import Feedback
 from domain.ledger_keys import LedgerKeys
 from domain.people import Cadre, Leader
 from domain.publication import ResultsNotice
@@ -48,7 +49,7 @@ NEVER = frozenset({
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)
 AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, EvaluationSession,
-              LedgerKeys, ResultUses)
+              LedgerKeys, ResultUses, Feedback)
 PERSONNEL = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
 
 
@@ -59,7 +60,7 @@ def audience(topic: str) -> frozenset[Role]:
         return EVALUATORS
     if topic.startswith("kaoping/ResultsNotice."):  # every individual's result and grade
         return EVALUATORS
-    if topic.startswith("kaoping/ResultUses."):  # personnel actions on a person
+    if topic.startswith(("kaoping/ResultUses.", "kaoping/Feedback.")):  # about persons
         return PERSONNEL
     return EVERYONE
 
@@ -79,7 +80,7 @@ SUBJECT_FILE_FIELDS: dict[str, Any] = {"year": int, "subject": str}
 # How the CloudEvent ``subject`` names each kind of stream, from the stream's first event.
 STREAM_PREFIX = {"Unit": "unit", "Cadre": "cadre", "Leader": "leader", "Cycle": "cycle",
                  "EvaluationSession": "session", "ResultsNotice": "results-notice",
-                 "LedgerKeys": "ledger-keys"}
+                 "LedgerKeys": "ledger-keys", "Feedback": "feedback"}
 
 
 def _is_subject_file(topic: str) -> bool:

@@ -20,6 +20,7 @@ from tests.e2e.test_cycle_scenario import (
     People,
     _events,
     _table,
+    approve,
     ok,
     refused,
     score_everything,
@@ -37,6 +38,7 @@ def published_cycle(client: Client, services: Services) -> People:
     setup_cycle(client, services, who)
     score_everything(client, who)
     ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+    approve(client, who)
     ok(client.post(f"{BASE}/publication", json={"notified_on": "2026-03-01"}, headers=who.org))
     return who
 

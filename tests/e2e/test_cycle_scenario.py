@@ -72,6 +72,8 @@ class People:
         self.e1 = bearer(services, Role.DEPARTMENT, IdentityKind.DEPARTMENT, "E1")
         self.team = bearer(services, Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER, "T1")
         self.committee = bearer(services, Role.COMMITTEE, IdentityKind.STAFF, "c-1")
+        self.appeals = bearer(services, Role.APPEAL_BODY, IdentityKind.STAFF, "sw-1")
+        self.intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
         self.p3 = bearer(services, Role.LEADER, IdentityKind.CADRE, "P3")
 
 

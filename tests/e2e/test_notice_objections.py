@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
+from domain.errors import InvalidInput
 from service.clock import FixedClock
 from service.principals import IdentityKind, Role
 from service.runtime import Services
@@ -23,6 +26,7 @@ from tests.e2e.test_cycle_scenario import (
     score_everything,
     setup_cycle,
 )
+from tests.integration.kit import ORG
 
 OBJECTION = {"channel": "hotline", "summary": "分管领域发生安全事故，评为优秀不妥"}
 
@@ -208,3 +212,8 @@ def test_notification_and_feedback_per_subject(client: Client, services: Service
     refused(client.get(url), 401, "authentication")
     team = ok(client.get(f"{BASE}/subjects/team:F1/feedback", headers=who.org), 200)
     assert [r["group"] for r in team["reviews"]] == [None, "party-government"]
+    # The service refuses a kind the HTTP schema cannot send (the demo calls it directly).
+    with pytest.raises(InvalidInput) as wrong:
+        services.notifications.feed_back(ORG, 2025, "cadre:P3", kind="talk", on=on, by="x",
+                                         summary="x")
+    assert wrong.value.rule == "feedback.kind"

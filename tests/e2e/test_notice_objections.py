@@ -65,8 +65,13 @@ def test_objections_hold_a_grade_until_decided_and_an_upheld_one_corrects_it(
     refused(client.post(f"{BASE}/subjects/cadre:P3/objections", json=OBJECTION,
                         headers=who.intake), 422, "objection.listed-subject")
     assert _events(services) == before
-    lodged = ok(client.post(url, json=OBJECTION, headers=who.intake))
+    keyed = {**who.intake, "Idempotency-Key": "objection-1"}
+    lodged = ok(client.post(url, json=OBJECTION, headers=keyed))
     assert lodged["follow_up_code"]  # anonymous: a follow-up code, shown once
+    length = _events(services)
+    again = client.post(url, json=OBJECTION, headers=keyed)  # a retry: the same answer
+    assert (again.status_code, again.json()) == (201, lodged)
+    assert _events(services) == length
     case = lodged["case_id"]
     assert {r["topic"] for r in lodged["receipt"]} == {
         "kaoping/SubjectFile.ObjectionLodged.v1", "kaoping/Case.Reported.v1"}
@@ -122,17 +127,21 @@ def test_objections_hold_a_grade_until_decided_and_an_upheld_one_corrects_it(
     assert all(i["final"] for i in _status(client, who).values())
 
 
-def test_an_upheld_objection_cannot_break_the_quota(client: Client, services: Services) -> None:
+def test_an_upheld_objection_sets_only_a_grade_of_its_pool(client: Client,
+                                                           services: Services) -> None:
     who = published_today(client, services)
     case = ok(client.post(f"{BASE}/subjects/team:E1/objections", json=OBJECTION,
                           headers=who.intake))["case_id"]
-    # E2 is not on the notice; raising E1's rival is not what an objection does — but
-    # upholding one on E1 with 好 again changes nothing, and a grade over the quota is refused.
+    upheld = {"outcome": "upheld", "grade": "优秀", "reason": "r", "minutes_ref": "m",
+              "authority": "市委常委会"}
     before = _events(services)
-    refused(client.post(f"{BASE}/subjects/team:E1/objections/{case}/decision", json={
-        "outcome": "upheld", "grade": "优秀", "reason": "r", "minutes_ref": "m",
-        "authority": "市委常委会"}, headers=who.committee), 422, "grade.valid")
+    refused(client.post(f"{BASE}/subjects/team:E1/objections/{case}/decision", json=upheld,
+                        headers=who.committee), 422, "grade.valid")  # a cadre's grade
     assert _events(services) == before
+    # Upheld without a change of grade: recorded, nothing corrected.
+    ok(client.post(f"{BASE}/subjects/team:E1/objections/{case}/decision",
+                   json={**upheld, "grade": None}, headers=who.committee))
+    assert ok(client.get(f"{BASE}/corrections"), 200)["results_version"] == 1
 
 
 def test_an_appeal_is_decided_by_a_higher_body_than_the_review(

@@ -123,6 +123,10 @@ def test_objections_hold_a_grade_until_decided_and_an_upheld_one_corrects_it(
         "objection", "市委常委会")
     refused(client.post(f"{BASE}/subjects/cadre:P1/objections/{case}/decision", json=upheld,
                         headers=who.committee), 409, "objection.decided-once")
+    card = ok(client.get(f"{BASE}/subjects/cadre:P1/explain", headers=who.org), 200)
+    parts = {line["topic"]: line["part"] for line in card["inputs"]}
+    assert (parts["kaoping/SubjectFile.ObjectionLodged.v1"],
+            parts["kaoping/SubjectFile.ObjectionDecided.v1"]) == ("notice", "grading")
     # P1 is no longer on the notice (no longer 优秀): nothing of the list is left undecided.
     assert all(i["final"] for i in _status(client, who).values())
 

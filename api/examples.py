@@ -255,9 +255,10 @@ OPERATIONS: dict[str, Example] = {
     f"POST {_S}/objections": Example(
         {"channel": "hotline", "summary": "该同志年内分管领域发生安全事故，评为优秀不妥",
          "reporter": None},
-        {"case_id": CASE_ID, "follow_up_code": "Qm9sZC1jb2RlLTEy",
+        {"stream_id": FILE_ID, "version": 14,
          "receipt": [_receipt(1215, FILE_ID, 14, "SubjectFile.ObjectionLodged"),
-                     _receipt(1216, CASE_ID, 1, "Case.Reported")]}),
+                     _receipt(1216, CASE_ID, 1, "Case.Reported")],
+         "case_id": CASE_ID, "follow_up_code": "Qm9sZC1jb2RlLTEy"}),
     f"POST {_S}/objections/{{case}}/decision": Example(
         {"outcome": "upheld", "grade": "称职", "reason": "经核实，异议反映情况属实",
          "minutes_ref": "市委常委会会议纪要〔2026〕5号", "authority": "市委常委会"},

@@ -5,6 +5,7 @@ feedback of each result (集中点评, 书面通知, 个别反馈). docs/evaluat
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import msgspec
 from anyio import to_thread
@@ -12,7 +13,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import ReceiptItem, perform_keeping, receipt, strict_body
+from api.mechanisms import perform_keeping, receipt, strict_body
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.cases import Channel
@@ -40,10 +41,12 @@ class ObjectionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reporter: Annotated[str, text(max_length=200)] | None = None  # None: anonymous
 
 
-class ObjectionOut(msgspec.Struct, kw_only=True):
-    case_id: str  # the case the objection opened (investigated like a report)
+class ObjectionOut(WriteOut, kw_only=True):
+    """The write's answer (the subject's file: ``stream_id``, ``version``, ``receipt`` with
+    both streams' leaves), then the case it opened."""
+
+    case_id: UUID  # the case the objection opened (investigated like a report)
     follow_up_code: str | None  # for an anonymous objector, shown once
-    receipt: list[ReceiptItem]
 
 
 class ObjectionDecisionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -169,10 +172,10 @@ class PublicationController(Controller):
             headers["Idempotent-Replayed"] = "true"
         case = next(leaf.stream_id for leaf in written.leaves
                     if leaf.stream_id != written.stream_id)
-        return Response(ObjectionOut(case_id=str(case),
-                                     follow_up_code=None if kept is None else kept.decode(),
-                                     receipt=receipt(written.leaves)), status_code=status,
-                        headers=headers)
+        return Response(ObjectionOut(stream_id=written.stream_id, version=written.version,
+                                     receipt=receipt(written.leaves), case_id=case,
+                                     follow_up_code=None if kept is None else kept.decode()),
+                        status_code=status, headers=headers)
 
     @post("/subjects/{subject:str}/objections/{case:str}/decision", status_code=201,
           security=SECURITY, before_request=strict_body(ObjectionDecisionIn), tags=["results"],

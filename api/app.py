@@ -35,6 +35,7 @@ from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
 from api.routes.operations import rebuild_check
 from api.routes.people import CadreController, ImportController, LeaderController
+from api.routes.publication import PublicationController
 from api.routes.sessions import SessionController
 from api.routes.units import UnitController
 from api.routes.uses import UseController
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, register_investigator, EventController, export_results,
-        WebhookController, jwks, UseController, CommitmentController])
+        WebhookController, jwks, UseController, CommitmentController, PublicationController])
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
                         api_v1],

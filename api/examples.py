@@ -253,8 +253,15 @@ OPERATIONS: dict[str, Example] = {
         "checkpoint": CHECKPOINT}),
     f"POST {_C}/scoring": Example({}, _cycle(134, 7, "ScoringOpened")),
     f"POST {_C}/seal": Example({}, _cycle(1180, 8, "Sealed")),
+    f"GET {_C}/proposal": Example(None, {
+        "year": YEAR, "phase": "sealed", "results_fingerprint": _hex("results 2025 v1"),
+        "approved_fingerprint": _hex("results 2025 v1"), "approved": True}),
+    f"POST {_C}/approval": Example(
+        {"results_fingerprint": _hex("results 2025 v1"),
+         "minutes_ref": "市委常委会会议纪要〔2026〕3号", "authority": "市委常委会"},
+        _cycle(1200, 9, "ProposalApproved")),
     f"POST {_C}/publication": Example({"notified_on": "2026-01-20"},
-                                      _cycle(1208, 9, "Published")),
+                                      _cycle(1208, 10, "Published")),
     f"GET {_C}/results": Example(None, {
         "year": YEAR, "phase": "published", "next_cursor": None,
         "items": [{"group": "platform-1", "kind": "team", "result": RESULT}],
@@ -269,6 +276,42 @@ OPERATIONS: dict[str, Example] = {
                    "unit_code": "XZ-01", "grade": "好"},
                   {"subject": CADRE, "name": "李明", "kind": "principal", "group": "platform-1",
                    "unit_code": "XZ-01", "grade": "优秀"}]}),
+    f"POST {_S}/objections": Example(
+        {"channel": "hotline", "summary": "该同志年内分管领域发生安全事故，评为优秀不妥",
+         "reporter": None},
+        {"stream_id": FILE_ID, "version": 14,
+         "receipt": [_receipt(1215, FILE_ID, 14, "SubjectFile.ObjectionLodged"),
+                     _receipt(1216, CASE_ID, 1, "Case.Reported")],
+         "case_id": CASE_ID, "follow_up_code": "Qm9sZC1jb2RlLTEy"}),
+    f"POST {_S}/objections/{{case}}/decision": Example(
+        {"outcome": "upheld", "grade": "称职", "reason": "经核实，异议反映情况属实",
+         "minutes_ref": "市委常委会会议纪要〔2026〕5号", "authority": "市委常委会"},
+        _file(1240, 15, "ObjectionDecided")),
+    f"GET {_C}/notice/status": Example(None, {
+        "year": YEAR, "opens_on": "2026-01-20", "closes_on": "2026-01-24", "items": [{
+            "subject": CADRE, "name": "李明", "grade": "优秀",
+            "objections": [{"case": CASE_ID, "outcome": None}], "undecided": 1,
+            "final": False}]}),
+    f"POST {_C}/feedback/reviews": Example(
+        {"group": "platform-1", "on": "2026-02-10", "by": "市委组织部部长 李某",
+         "summary": "共性问题：项目推进慢，群众工作方法单一"},
+        _written(1250, _id(f"feedback {YEAR}"), 2, "Feedback.CentralReviewHeld")),
+    f"POST {_S}/feedback": Example(
+        {"kind": "feedback", "on": "2026-02-12", "by": "市委组织部副部长 王某",
+         "summary": "个别反馈：加强分管领域安全生产督导"},
+        _written(1251, _id(f"feedback {YEAR}"), 3, "Feedback.SubjectFedBack")),
+    f"GET {_S}/feedback": Example(None, {
+        "year": YEAR, "subject": CADRE,
+        "reviews": [{"group": "platform-1", "held_on": "2026-02-10", "by": "市委组织部部长 李某",
+                     "summary": "共性问题：项目推进慢，群众工作方法单一"}],
+        "feedback": [{"subject": CADRE, "kind": "notification", "on": "2026-01-20",
+                      "by": "市委组织部干部一科", "summary": "书面通知考核等次：优秀"},
+                     {"subject": CADRE, "kind": "feedback", "on": "2026-02-12",
+                      "by": "市委组织部副部长 王某",
+                      "summary": "个别反馈：加强分管领域安全生产督导"}]}),
+    f"GET {_C}/feedback/due": Example(None, {
+        "year": YEAR, "items": [{"subject": TEAM, "name": "城关镇", "notified": True,
+                                 "fed_back": False}]}),
     f"GET {_C}/corrections/pending": Example(None, {
         "year": YEAR, "results_version": 2, "pools": [{
             "group": "platform-1", "kind": "team", "changes": [{

@@ -67,6 +67,8 @@ AUDIENCES: dict[str, Audience] = {
     C + "/notice": Audience.PUBLIC,  # 公示: only the policy's grades, only in its window
     C + "/results": Audience.RESULTS,
     C + "/corrections/pending": Audience.EVALUATORS,
+    C + "/proposal": Audience.EVALUATORS,  # 审定: the proposal's fingerprint, its approval
+    C + "/notice/status": Audience.EVALUATORS,  # 公示: objections per listed grade, finality
     C + "/exports/results": Audience.EXPORT_ROWS,
     # one subject's card
     S + "/result": Audience.SUBJECT_RESULT,
@@ -77,6 +79,9 @@ AUDIENCES: dict[str, Audience] = {
     # the use of results (考核结果运用): personnel actions, never public
     S + "/uses": Audience.EVALUATORS,
     C + "/uses/due": Audience.EVALUATORS,
+    # notification and feedback (书面通知, 个别反馈, 集中点评): as the card
+    S + "/feedback": Audience.SUBJECT_DETAIL,
+    C + "/feedback/due": Audience.EVALUATORS,
     # reference data
     "/api/v1/units": Audience.PUBLIC,
     "/api/v1/units/{unit}": Audience.PUBLIC,

@@ -1,8 +1,10 @@
 """The assessment cycle (考核周期): scheme, roster, and the phases that run in order.
 
 setup → frozen (scheme and roster fixed; amendments only with reason and authority) →
-scoring (inputs accepted) → sealed (inputs closed; the head of every evidence stream recorded) →
-published (results, their fingerprint and the score function's version recorded).
+scoring (inputs accepted) → sealed (inputs closed; the head of every evidence stream
+recorded; the committee may approve the whole proposal, 审定, bound to its fingerprint) →
+published (results, their fingerprint and the score function's version recorded; only as
+approved).
 """
 
 from __future__ import annotations
@@ -111,6 +113,17 @@ class Cycle(Aggregate):
         heads: list[StreamHead]
         actor: str
 
+    class ProposalApproved(Aggregate.Event):
+        """审定: the committee (市委) approves the whole grading proposal — every pool's
+        results as they stand after the seal and its decisions — bound to their fingerprint
+        (seed method 7: 提出初步评价建议，报市委审核研究后，确定…等次)."""
+
+        TOPIC = "kaoping/Cycle.ProposalApproved.v1"
+        results_fingerprint: str
+        minutes_ref: str
+        authority: str
+        actor: str
+
     class Published(Aggregate.Event):
         TOPIC = "kaoping/Cycle.Published.v1"
         # v2 adds results_notice: the results themselves are recorded, in full, by the
@@ -149,6 +162,7 @@ class Cycle(Aggregate):
         self.score_version: str | None = None  # the score function it was published with
         self.results_fingerprint: str | None = None
         self.announcement: dict[str, object] | None = None
+        self.approved_fingerprint: str | None = None  # 审定: the proposal last approved
 
     def require_phase(self, *phases: Phase) -> None:
         if self.phase not in phases:
@@ -255,9 +269,34 @@ class Cycle(Aggregate):
         self.sealed_heads = list(heads)
         self.phase = Phase.SEALED
 
+    def approve(self, results_fingerprint: str, proposed: str, minutes_ref: str,
+                authority: str, actor: str) -> None:
+        """审定 of the proposal the committee saw (``results_fingerprint``), which must be
+        the proposal as it stands (``proposed``)."""
+        self.require_phase(Phase.SEALED)
+        if results_fingerprint != proposed:
+            msg = (f"the proposal changed: it is now {proposed}, not {results_fingerprint}; "
+                   "read it again before approving")
+            raise Conflict(msg, rule="approval.current-proposal", field="results_fingerprint")
+        self._approved(results_fingerprint=results_fingerprint, minutes_ref=minutes_ref,
+                       authority=authority, actor=actor)
+
+    @event(ProposalApproved)
+    def _approved(self, results_fingerprint: str, minutes_ref: str, authority: str,
+                  actor: str) -> None:
+        self.approved_fingerprint = results_fingerprint
+
     def publish(self, heads: list[StreamHead], results_fingerprint: str, score_version: str,
                 notified_on: str, actor: str) -> None:
         self.require_phase(Phase.SEALED)
+        if self.approved_fingerprint is None:
+            msg = f"cycle {self.year}'s proposal has not been approved by the committee (审定)"
+            raise Conflict(msg, rule="publication.approved")
+        if self.approved_fingerprint != results_fingerprint:
+            msg = (f"the proposal changed after the committee approved it (approved "
+                   f"{self.approved_fingerprint}, now {results_fingerprint}); it must be "
+                   "approved again (审定)")
+            raise Conflict(msg, rule="publication.approved-unchanged")
         self._published(heads=heads, results_fingerprint=results_fingerprint,
                         score_version=score_version, notified_on=notified_on, actor=actor,
                         results_notice=True)

@@ -218,6 +218,30 @@ class SubjectFile(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state.update(decided_on="", authority="", late_reason=None)
 
+    class ObjectionLodged(Aggregate.Event):
+        """公示异议: an objection to the grade the notice (公示) lists, lodged in its window;
+        its content, channel and (optional) reporter are in the case it opened."""
+
+        TOPIC = "kaoping/SubjectFile.ObjectionLodged.v1"
+        case: str
+        lodged_on: str  # local date
+        actor: str
+
+    class ObjectionDecided(Aggregate.Event):
+        """The committee's decision on an objection: dismissed, or upheld — with the grade
+        it sets (a committee decision, published as a correction) or None (upheld without a
+        change of grade, e.g. a finding passed to the case)."""
+
+        TOPIC = "kaoping/SubjectFile.ObjectionDecided.v1"
+        case: str
+        outcome: str  # "dismissed" | "upheld"
+        grade: str | None
+        reason: str
+        minutes_ref: str
+        decided_on: str
+        authority: str
+        actor: str
+
     @staticmethod
     def id_for(year: int, subject: str) -> UUID:
         return uuid5(NAMESPACE_URL, f"kaoping:file:{year}:{subject}")
@@ -249,6 +273,8 @@ class SubjectFile(Aggregate):
         self.deadlines: dict[str, str | None] = {}  # kind -> decide by
         self.extended: set[str] = set()
         self.decided: dict[str, str] = {}  # kind -> decided on
+        self.deciders: dict[str, tuple[str, str]] = {}  # kind -> (actor, authority)
+        self.objections: dict[str, str | None] = {}  # case -> outcome (None: undecided)
 
     # --- inputs (phase checks are the cycle's, in the service) -------------------------
 
@@ -415,6 +441,12 @@ class SubjectFile(Aggregate):
         if kind in self.decided:
             msg = f"the {kind} was already decided on {self.decided[kind]}"
             raise Conflict(msg, rule="review.decided-once", field="kind")
+        if kind == "appeal" and "review" in self.deciders and (
+                actor == self.deciders["review"][0]
+                or authority.strip() == self.deciders["review"][1].strip()):
+            msg = (f"the review (复核) was decided by {self.deciders['review'][1]}; an appeal "
+                   "(申诉) is decided by a higher body, not the same one")
+            raise Forbidden(msg, rule="appeal.higher-body", field="authority")
         self._review_decided(kind=kind, outcome=outcome, grade=grade, reason=reason,
                              actor=actor, decided_on=decided_on, authority=authority,
                              late_reason=late_reason)
@@ -426,6 +458,35 @@ class SubjectFile(Aggregate):
         if grade is not None:
             self.committee = CommitteeDecision(grade=grade)
         self.decided[kind] = decided_on
+        self.deciders[kind] = (actor, authority)
+
+    @event(ObjectionLodged)
+    def lodge_objection(self, case: str, lodged_on: str, actor: str) -> None:
+        self.objections[case] = None
+
+    def decide_objection(self, case: str, outcome: str, grade: str | None, reason: str,
+                         minutes_ref: str, *, decided_on: str, authority: str,
+                         actor: str) -> None:
+        if case not in self.objections:
+            msg = f"{case} is not an objection to {self.subject}'s result"
+            raise InvalidInput(msg, rule="objection.exists", field="case")
+        if self.objections[case] is not None:
+            msg = f"the objection {case} was already decided ({self.objections[case]})"
+            raise Conflict(msg, rule="objection.decided-once", field="case")
+        if outcome not in {"dismissed", "upheld"} or (outcome == "dismissed" and grade):
+            msg = "outcome is dismissed (驳回, no grade) or upheld (成立, with a grade or none)"
+            raise InvalidInput(msg, rule="objection.outcome", field="outcome")
+        self._objection_decided(case=case, outcome=outcome, grade=grade, reason=reason,
+                                minutes_ref=minutes_ref, decided_on=decided_on,
+                                authority=authority, actor=actor)
+
+    @event(ObjectionDecided)
+    def _objection_decided(self, case: str, outcome: str, grade: str | None, reason: str,
+                           minutes_ref: str, decided_on: str, authority: str,
+                           actor: str) -> None:
+        self.objections[case] = outcome
+        if grade is not None:
+            self.committee = CommitteeDecision(grade=grade)
 
     def evidence(self, scheme: Scheme) -> SubjectEvidence:
         commitments = self._commitments(scheme)

@@ -189,7 +189,7 @@ class DemoCity:
         subjects = len(units) + len(cadres)
         with self.progress.lock:
             self.progress.state, self.progress.total = "loading", 3 + len(self.years) * (
-                subjects + 8)
+                subjects + 9)
         ref = self.s.reference
         self._step("reference data", lambda: ref.import_rows(self.org, units=units,
                                                              cadres=cadres))
@@ -237,6 +237,10 @@ class DemoCity:
         self._step(f"{year}: 民主测评 of the township teams", lambda: self._ballots(
             year, balloted, strength, rng))
         self._step(f"{year}: seal", lambda: ev.seal(self.org, year, self.s.stream_heads))
+        self._step(f"{year}: 审定", lambda: ev.approve(
+            self.committee, year, self.s.stream_heads,
+            fingerprint=ev.proposal(year, self.s.stream_heads)[1],
+            minutes_ref=f"市委常委会会议纪要〔{year + 1}〕2号", authority="市委常委会"))
         notified = f"{year + 1}-01-20"
         self._step(f"{year}: publication", lambda: ev.publish(
             self.org, year, self.s.stream_heads, notified_on=notified))

@@ -13,10 +13,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.ballots import EvaluationSession
+from domain.cases import Case, Channel
 from domain.cycle import Cycle, Phase, RosterEntry, StreamHead, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
 from domain.people import PostRole
@@ -24,6 +26,7 @@ from domain.publication import ResultsNotice, pool_key, results_fingerprint
 from domain.scheme import Component, Scheme, SubjectKind, check_score, check_share, grades_of
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult
 from domain.subject_file import SubjectFile, pool_result
+from service.cases import follow_up_hash
 from service.guards import (
     Check,
     cycle_unchanged,
@@ -45,6 +48,22 @@ if TYPE_CHECKING:
     from service.store import AfterAppend, EventStore
 
 ROSTER_KINDS = {PostRole.PRINCIPAL: SubjectKind.PRINCIPAL, PostRole.DEPUTY: SubjectKind.DEPUTY}
+
+
+class ObjectionState(msgspec.Struct, kw_only=True):
+    case: str
+    outcome: str | None  # None: undecided; dismissed | upheld
+
+
+class NoticeStatus(msgspec.Struct, kw_only=True):
+    """A grade the notice (公示) lists, its objections, and whether it is final."""
+
+    subject: str
+    name: str
+    grade: str
+    objections: list[ObjectionState]
+    undecided: int
+    final: bool
 
 
 class Evaluation:
@@ -462,11 +481,44 @@ class Evaluation:
             Phase.SEALED, Phase.PUBLISHED) else []
         return self._save(file, guarded(after_append, cycle_unchanged(cycle), *checks), *more)
 
+    # --- 审定 (the committee's approval of the whole proposal) ------------------------------
+
+    def proposal(self, year: int, head_of: Any) -> tuple[Cycle, str]:
+        """The cycle and the fingerprint of its grading proposal as it stands: every pool's
+        results from the sealed evidence and the committee's decisions since (what 审定
+        approves and publication publishes). After publication: the published one."""
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.SEALED, Phase.PUBLISHED)
+        if cycle.phase == Phase.PUBLISHED:
+            return cycle, cycle.results_fingerprint or ""
+        _, previous = self.previous_ranks(year)
+        return cycle, results_fingerprint(self._pools_at(cycle, self.heads(cycle, head_of),
+                                                         previous))
+
+    def approve(self, principal: Principal, year: int, head_of: Any, *, fingerprint: str,
+                minutes_ref: str, authority: str,
+                after_append: AfterAppend | None = None) -> Written:
+        """审定: the committee approves the proposal whose fingerprint it read; refused when
+        the proposal has changed since. The evidence heads are checked unchanged inside the
+        write, so a decision racing the approval makes one of them retry."""
+        require_role(principal, Role.COMMITTEE)
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.SEALED)
+        heads = self.heads(cycle, head_of)
+        previous_version, previous = self.previous_ranks(year)
+        results = self._pools_at(cycle, heads, previous)
+        _refuse_violations(results)
+        cycle.approve(fingerprint, results_fingerprint(results), minutes_ref, authority,
+                      principal.id)
+        return self._save(cycle, guarded(after_append, heads_unchanged(heads),
+                                         previous_unchanged(year, previous_version)))
+
     def publish(self, principal: Principal, year: int, head_of: Any, *, notified_on: str,
                 after_append: AfterAppend | None = None) -> Written:
         """Publish: every pool's results are recorded in full (the results notice), with
         their fingerprint, the score function's version and the evidence heads they were
-        computed at; refused while any pool breaks a quota."""
+        computed at; refused while any pool breaks a quota, and unless the committee approved
+        exactly these results (审定, ``publication.approved``)."""
         require_role(principal, Role.ORGANIZER)
         cycle = self.cycle(year)
         cycle.require_phase(Phase.SEALED)
@@ -579,6 +631,104 @@ class Evaluation:
     def _today(self) -> date:
         return self.clock.now().astimezone(self.tz).date()
 
+    def today(self) -> date:
+        """The jurisdiction's local date, from the injected clock."""
+        return self._today()
+
+    # --- 公示: objections to the grades the notice lists ------------------------------------
+
+    def notice_window(self, cycle: Cycle) -> tuple[date, date]:
+        """The 公示 window, local dates both included: ``notice_days`` from the written
+        notification (the scheme's publication policy)."""
+        if cycle.published_on is None:
+            msg = f"cycle {cycle.year} is not published: there is no notice (公示) yet"
+            raise Conflict(msg, rule="notice.window", field="year")
+        opens = date.fromisoformat(cycle.published_on)
+        return opens, opens + timedelta(days=self._scheme(cycle).publication.notice_days - 1)
+
+    def listed(self, cycle: Cycle) -> dict[str, str]:
+        """Subject -> grade, for every published grade the notice lists (notice_grades)."""
+        published = self.published(cycle.year)
+        grades = self._scheme(cycle).publication.notice_grades
+        return {} if published is None else {
+            r.subject: r.final_grade for p in published.results() for r in p.results
+            if r.final_grade is not None and r.final_grade in grades}
+
+    def lodge_objection(self, principal: Principal, year: int, subject: str, *,
+                        channel: Channel, summary: str, reporter: str | None,
+                        code: str | None, after_append: AfterAppend | None = None) -> Written:
+        """公示异议: an objection to a grade the notice lists, taken in the notice window
+        by intake (hotline, mailbox, website; anonymous allowed, as a report). It opens a case
+        about the subject (investigated like any report) and is recorded on the subject's
+        file, so the result is final only once every objection on it is decided."""
+        require_role(principal, Role.INTAKE)
+        cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
+        opens, closes = self.notice_window(cycle)
+        today = self._today()
+        if not opens <= today <= closes:
+            msg = f"objections to the notice (公示) of {year} are taken from {opens} to {closes}"
+            raise Conflict(msg, rule="objection.window", field="year")
+        if subject not in self.listed(cycle):
+            msg = f"{subject}'s grade is not on the notice (公示); there is nothing to object to"
+            raise InvalidInput(msg, rule="objection.listed-subject", field="subject")
+        case = Case(channel=channel.value, year=year, subjects=[subject],
+                    summary=f"公示异议: {summary}",
+                    follow_up_hash=follow_up_hash(code) if code else None, actor=principal.id)
+        if reporter:
+            case.identify_reporter(reporter, principal.id)
+        file.lodge_objection(str(case.id), today.isoformat(), principal.id)
+        return self._save_input(cycle, entry, file, after_append, case)
+
+    def decide_objection(self, principal: Principal, year: int, subject: str, case: str, *,
+                         outcome: str, grade: str | None, reason: str, minutes_ref: str,
+                         authority: str, head_of: Any,
+                         after_append: AfterAppend | None = None) -> Written:
+        """The committee decides an objection: dismissed, or upheld. An upheld objection
+        with a grade is a committee decision, checked like one (grades, vetoes, quota) and
+        published at once as a correction (更正, basis ``objection``) in the same
+        transaction."""
+        require_role(principal, Role.COMMITTEE)
+        cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
+        decided_on = self._today().isoformat()
+
+        def apply() -> None:
+            file.decide_objection(case, outcome, grade, reason, minutes_ref,
+                                  decided_on=decided_on, authority=authority,
+                                  actor=principal.id)
+
+        if grade is None:
+            apply()
+            return self._save_input(cycle, entry, file, after_append)
+        if outcome != "upheld":
+            apply()  # refused by the domain: a dismissed objection sets no grade
+        self._change_grade(cycle, entry, file, grade, apply)
+        made = self._correction(cycle, head_of, file, basis="objection",
+                                reference=f"{subject} objection {case}", reason=reason,
+                                authority=authority, actor=principal.id)
+        if made is None:
+            return self._save_input(cycle, entry, file, after_append)
+        notice, checks = made
+        return self._save_input(cycle, entry, file, guarded(after_append, *checks), notice)
+
+    def notice_status(self, principal: Principal, year: int) -> list[NoticeStatus]:
+        """Every grade the notice lists, with its objections and whether it is final: the
+        window has closed and every objection on it is decided. (A grade the notice does not
+        list is final at publication, subject to review and appeal.)"""
+        require_role(principal, Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR)
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.PUBLISHED)
+        _, closes = self.notice_window(cycle)
+        closed = self._today() > closes
+        out = []
+        for subject, grade in sorted(self.listed(cycle).items()):
+            objections = self.file(year, subject).objections
+            open_ = sum(1 for v in objections.values() if v is None)
+            out.append(NoticeStatus(
+                subject=subject, name=cycle.entry(subject).name, grade=grade,
+                objections=[ObjectionState(case=c, outcome=o) for c, o in objections.items()],
+                final=closed and open_ == 0, undecided=open_))
+        return out
+
     # --- review (复核) and appeal (申诉) ---------------------------------------------------
 
     def request_review(self, principal: Principal, year: int, subject: str, *, kind: str,
@@ -628,8 +778,9 @@ class Evaluation:
                       days: int, reason: str,
                       after_append: AfterAppend | None = None) -> Written:
         """Extend an appeal's decision deadline once, before it passes, by at most the
-        scheme's appeal_extension_days (a review's deadline is not extended)."""
-        require_role(principal, Role.COMMITTEE)
+        scheme's appeal_extension_days (a review's deadline is not extended); by the body
+        that decides the appeal."""
+        require_role(principal, Role.APPEAL_BODY)
         cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
         scheme = self._scheme(cycle)
         if kind != "appeal":
@@ -653,8 +804,11 @@ class Evaluation:
                       after_append: AfterAppend | None = None) -> Written:
         """Decide a review or appeal. A changed grade is checked like a committee decision
         and published at once as a correction (更正) of the results, in the same
-        transaction; a decision after its deadline must say why it is late."""
-        require_role(principal, Role.COMMITTEE)
+        transaction; a decision after its deadline must say why it is late. A review (复核)
+        is decided by the committee that made the decision; an appeal (申诉) by a higher body
+        (the appeal-body role: 同级公务员主管部门 or 上一级机关, 公务员法 Art. 95), never by the
+        principal or authority that decided the review (``appeal.higher-body``)."""
+        require_role(principal, Role.APPEAL_BODY if kind == "appeal" else Role.COMMITTEE)
         cycle, entry, file = self._input(year, subject, Phase.PUBLISHED)
         today = self._today()
         deadline = file.deadlines.get(kind)

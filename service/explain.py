@@ -72,6 +72,8 @@ COMPONENT_OF = {
     SubjectFile.CommitteeDecided.TOPIC: "grading",
     SubjectFile.ReviewRequested.TOPIC: "appeals",
     SubjectFile.ReviewDecided.TOPIC: "appeals",
+    SubjectFile.ObjectionLodged.TOPIC: "notice",  # 公示异议
+    SubjectFile.ObjectionDecided.TOPIC: "grading",  # upheld: a committee decision on the grade
     SubjectFile.Opened.TOPIC: "file",
 }
 _SKIP = {"originator_id", "originator_version", "originator_topic", "timestamp", "actor"}

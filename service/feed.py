@@ -22,6 +22,7 @@ from domain.ballots import Ballot, EvaluationSession
 from domain.cases import AccessRecord, Case, Investigator, RefusedReads
 from domain.commitments import UnitCommitments
 from domain.cycle import Cycle
+from domain.feedback import Feedback
 from domain.ledger_keys import LedgerKeys
 from domain.people import Cadre, Leader
 from domain.publication import ResultsNotice
@@ -49,7 +50,7 @@ NEVER = frozenset({
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)
 AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, EvaluationSession,
-              LedgerKeys, ResultUses, UnitCommitments)
+              LedgerKeys, ResultUses, UnitCommitments, Feedback)
 PERSONNEL = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
 
 
@@ -60,7 +61,7 @@ def audience(topic: str) -> frozenset[Role]:
         return EVALUATORS
     if topic.startswith("kaoping/ResultsNotice."):  # every individual's result and grade
         return EVALUATORS
-    if topic.startswith("kaoping/ResultUses."):  # personnel actions on a person
+    if topic.startswith(("kaoping/ResultUses.", "kaoping/Feedback.")):  # about persons
         return PERSONNEL
     if topic == UnitCommitments.AchievementAssessed.TOPIC:  # feeds a score: not public
         return EVALUATORS
@@ -82,7 +83,7 @@ SUBJECT_FILE_FIELDS: dict[str, Any] = {"year": int, "subject": str}
 # How the CloudEvent ``subject`` names each kind of stream, from the stream's first event.
 STREAM_PREFIX = {"Unit": "unit", "Cadre": "cadre", "Leader": "leader", "Cycle": "cycle",
                  "EvaluationSession": "session", "ResultsNotice": "results-notice",
-                 "LedgerKeys": "ledger-keys"}
+                 "LedgerKeys": "ledger-keys", "Feedback": "feedback"}
 
 
 def _is_subject_file(topic: str) -> bool:

@@ -29,6 +29,10 @@ class Role(StrEnum):
     DEPARTMENT = "department"  # 职能部门
     ASSESSMENT_TEAM = "assessment-team"  # 考核组
     COMMITTEE = "committee"  # 党委 / 评定委员会
+    # 申诉受理机关: decides appeals (申诉) after a review (复核) by the committee — a higher
+    # body than the one that decided the review (公务员法 Art. 95: 同级公务员主管部门 or the
+    # organ one level up).
+    APPEAL_BODY = "appeal-body"
     INTAKE = "intake"  # 举报受理
     INVESTIGATOR = "investigator"
     SUPERVISOR = "supervisor"  # 监督

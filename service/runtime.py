@@ -25,6 +25,7 @@ from service.commitments import Commitments
 from service.db import Database, open_database
 from service.demo import DemoCity, Progress
 from service.evaluation import Evaluation
+from service.feedback import Notifications
 from service.idempotency import IdempotencyStore
 from service.ledger.guard import LedgerGuard
 from service.ledger.log import LedgerLog
@@ -90,6 +91,7 @@ class Services:
         self.cards = CardGate(self.cases)
         self.uses = Uses(self.store, self.evaluation)
         self.commitments = Commitments(self.store, self.evaluation)
+        self.notifications = Notifications(self.store, self.evaluation)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -95,6 +95,7 @@ class World:
 
     def publish(self, client: Client, services: Services) -> None:
         ok(client.post(f"{BASE}/seal", json={}, headers=self.who.org))
+        scenario.approve(client, self.who)
         ok(client.post(f"{BASE}/publication", json={
             "notified_on": services.clock.now().date().isoformat()}, headers=self.who.org))
         services.follower.catch_up()

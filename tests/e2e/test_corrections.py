@@ -20,6 +20,7 @@ from tests.e2e.test_cycle_scenario import (
     People,
     _events,
     _table,
+    approve,
     ok,
     refused,
     score_everything,
@@ -37,6 +38,7 @@ def published_cycle(client: Client, services: Services) -> People:
     setup_cycle(client, services, who)
     score_everything(client, who)
     ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+    approve(client, who)
     ok(client.post(f"{BASE}/publication", json={"notified_on": "2026-03-01"}, headers=who.org))
     return who
 
@@ -177,18 +179,22 @@ def test_review_and_appeal_deadlines(client: Client, services: Services,
                    headers=who.p3))
     extension = {"days": 30, "reason": "案情复杂"}
     url = f"{BASE}/subjects/cadre:P3/reviews"
-    refused(client.post(f"{url}/review/extension", json=extension, headers=who.committee), 422,
+    refused(client.post(f"{url}/review/extension", json=extension, headers=who.appeals), 422,
             "review.extend-appeal-only")
     refused(client.post(f"{url}/appeal/extension", json={**extension, "days": 31},
-                        headers=who.committee), 422, "review.extension-days")
-    ok(client.post(f"{url}/appeal/extension", json=extension, headers=who.committee))
-    refused(client.post(f"{url}/appeal/extension", json=extension, headers=who.committee), 409,
+                        headers=who.appeals), 422, "review.extension-days")
+    # The body that decides the appeal (申诉) extends it: not the committee that decided the
+    # review (复核).
+    refused(client.post(f"{url}/appeal/extension", json=extension, headers=who.committee), 403,
+            "role")
+    ok(client.post(f"{url}/appeal/extension", json=extension, headers=who.appeals))
+    refused(client.post(f"{url}/appeal/extension", json=extension, headers=who.appeals), 409,
             "review.extend-once")
     clock.advance(timedelta(days=80))  # filed on day 31: due day 91, extended to day 121
     who = People(services)
     ok(client.post(f"{url}/appeal/decision", json={"grade": None, "reason": "维持"},
-                   headers=who.committee))
-    refused(client.post(f"{url}/appeal/extension", json=extension, headers=who.committee), 409,
+                   headers=who.appeals))
+    refused(client.post(f"{url}/appeal/extension", json=extension, headers=who.appeals), 409,
             "review.extend-undecided")
     # A direct appeal (no review): within 30 days of notification only.
     p1 = bearer(services, Role.LEADER, IdentityKind.CADRE, "P1")
@@ -204,7 +210,7 @@ def test_an_overdue_appeal_cannot_be_extended(client: Client, services: Services
     clock.advance(timedelta(days=61))
     who = People(services)
     refused(client.post(f"{url}/appeal/extension", json={"days": 10, "reason": "迟"},
-                        headers=who.committee), 409, "review.extend-before-deadline")
+                        headers=who.appeals), 409, "review.extend-before-deadline")
 
 
 def test_published_results_are_read_from_the_log_not_from_a_table(

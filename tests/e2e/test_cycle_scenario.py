@@ -72,6 +72,8 @@ class People:
         self.e1 = bearer(services, Role.DEPARTMENT, IdentityKind.DEPARTMENT, "E1")
         self.team = bearer(services, Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER, "T1")
         self.committee = bearer(services, Role.COMMITTEE, IdentityKind.STAFF, "c-1")
+        self.appeals = bearer(services, Role.APPEAL_BODY, IdentityKind.STAFF, "sw-1")
+        self.intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
         self.p3 = bearer(services, Role.LEADER, IdentityKind.CADRE, "P3")
 
 
@@ -142,6 +144,16 @@ def score_everything(client: Client, who: People) -> None:
                                    "source": "纪委"}, who.org)
 
 
+def approve(client: Client, who: People, base: str = BASE) -> str:
+    """审定: the committee reads the proposal's fingerprint and approves it."""
+    proposal = ok(client.get(f"{base}/proposal", headers=who.committee), 200)
+    fingerprint: str = proposal["results_fingerprint"]
+    ok(client.post(f"{base}/approval", json={
+        "results_fingerprint": fingerprint, "minutes_ref": "常委会纪要2026-2",
+        "authority": "市委常委会"}, headers=who.committee))
+    return fingerprint
+
+
 def _table(results: dict[str, Any]) -> dict[str, tuple[str, int, str | None, bool]]:
     return {i["result"]["subject"]: (i["result"]["composite"], i["result"]["rank"],
                                      i["result"]["final_grade"], i["result"]["quota_demoted"])
@@ -194,6 +206,7 @@ def test_a_complete_cycle_matches_the_hand_computed_table(client: Client, servic
                         headers=who.committee), 409, "quota.exceeded")
 
     notified = clock.now().date().isoformat()
+    approve(client, who)
     ok(client.post(f"{BASE}/publication", json={"notified_on": notified}, headers=who.org))
     final = _table(_results(client, services))  # public now
     assert final["team:E1"][2] == "较好"
@@ -431,6 +444,7 @@ def test_published_results_export_with_a1517_codes(client: Client, services: Ser
         "code": "open-case", "decided_on": "2025-09-01", "source": "监委"}, headers=who.org))
     refused(client.get(f"{BASE}/exports/results", headers=who.org), 409, "export.published")
     ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+    approve(client, who)
     ok(client.post(f"{BASE}/publication", json={"notified_on": "2026-01-20"}, headers=who.org))
     services.follower.catch_up()
     resp = client.get(f"{BASE}/exports/results", headers=who.org)

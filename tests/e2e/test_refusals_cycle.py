@@ -24,6 +24,7 @@ from tests.e2e.test_cycle_scenario import (
     UNITS,
     People,
     Y,
+    approve,
     frozen_cycle,
     ok,
     score_everything,
@@ -324,6 +325,7 @@ def test_reviews_name_their_kind_and_decisions_a_filed_review(
     score_everything(client, scoring)
     ok(client.post(f"{BASE}/seal", json={}, headers=scoring.org))
     notified = services.clock.now().date().isoformat()
+    approve(client, scoring)
     ok(client.post(f"{BASE}/publication", json={"notified_on": notified}, headers=scoring.org))
     version, before = subject_version(services, "cadre:P3"), log_length(services)
     refused_with(client.post(f"{BASE}/subjects/cadre:P3/reviews",

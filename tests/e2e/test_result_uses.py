@@ -13,7 +13,7 @@ from service.runtime import Services
 from tests.conftest import bearer
 from tests.e2e.test_corrections import published_cycle
 from tests.e2e.test_cycle_scenario import BASE, Client, _results, _table, ok, refused
-from tests.integration.kit import ORG, cadre, register_city, sealed_cycle
+from tests.integration.kit import ORG, approve, cadre, register_city, sealed_cycle
 
 USE = {"decided_on": "2026-04-01", "authority": "市委常委会", "document": "常委会纪要2026-9",
        "reason": "年度考核优秀，实绩突出"}
@@ -87,6 +87,7 @@ def test_a_use_needs_a_published_result(client: Client, services: Services) -> N
 
 def _publish(services: Services, scores: list[int]) -> int:
     year = sealed_cycle(services, scores)
+    approve(services, year)
     services.evaluation.publish(ORG, year, services.stream_heads,
                                 notified_on=f"{year}-12-31")
     return year

@@ -73,6 +73,13 @@ def scoring_cycle(services: Services, scores: list[int]) -> int:
     return year
 
 
+def approve(services: Services, year: int) -> None:
+    """审定: the committee approves the proposal as it stands."""
+    _, fingerprint = services.evaluation.proposal(year, services.stream_heads)
+    services.evaluation.approve(COMMITTEE, year, services.stream_heads, fingerprint=fingerprint,
+                                minutes_ref="常委会纪要", authority="市委常委会")
+
+
 def sealed_cycle(services: Services, scores: list[int]) -> int:
     year = scoring_cycle(services, scores)
     services.evaluation.seal(ORG, year, services.stream_heads)

@@ -24,7 +24,7 @@ from domain.scheme import (
 )
 from service.principals import IdentityKind, Role
 from service.runtime import Services
-from tests.integration.kit import GROUP, ORG, person, register_city
+from tests.integration.kit import GROUP, ORG, approve, person, register_city
 
 _years = itertools.count(2060)
 P1 = person(Role.LEADER, IdentityKind.CADRE, "P1")  # 正职 of E1
@@ -256,6 +256,7 @@ def test_an_opting_cycle_seals_and_publishes_the_attributed_score(city: Services
             lambda: city.evaluation.seal(ORG, year, city.stream_heads))
     c.assess(TEAM, year, "E5", "OWN", achieved=Decimal(10), evidence="年报")
     city.evaluation.seal(ORG, year, city.stream_heads)
+    approve(city, year)
     city.evaluation.publish(ORG, year, city.stream_heads, notified_on="2026-03-01")
     published = city.evaluation.published(year)
     assert published is not None

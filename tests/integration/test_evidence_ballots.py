@@ -16,7 +16,7 @@ from service.runtime import Services
 from service.verify import VerifyError, verify_bundle
 from tests.e2e.test_ballot_rules import BASE, Session, democratic_cycle
 from tests.e2e.test_ballots import S, ok
-from tests.e2e.test_cycle_scenario import People, Y
+from tests.e2e.test_cycle_scenario import People, Y, approve
 
 Client = TestClient[Any]
 SECOND = "mzcp-2025-e-2"
@@ -24,6 +24,7 @@ SECOND = "mzcp-2025-e-2"
 
 def _publish(client: Client, services: Services, who: People) -> None:
     ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+    approve(client, who, BASE)
     ok(client.post(f"{BASE}/publication", json={"notified_on": "2026-01-20"}, headers=who.org))
 
 

@@ -26,7 +26,7 @@ from service.runtime import Services
 from service.settings import Settings
 from service.streams import END
 from service.verify import verify_bundle
-from tests.integration.kit import COMMITTEE, ORG, cadre, sealed_cycle
+from tests.integration.kit import COMMITTEE, ORG, approve, cadre, sealed_cycle
 
 
 @contextmanager
@@ -64,6 +64,7 @@ def _rewrite(settings: Settings, stream_id: UUID, version: int, edit: Any) -> No
 
 def _publish(services: Services) -> int:
     year = sealed_cycle(services, [95, 93, 80, 78, 60])
+    approve(services, year)
     services.evaluation.publish(ORG, year, services.stream_heads, notified_on="2026-03-01")
     return year
 

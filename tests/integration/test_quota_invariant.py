@@ -24,6 +24,7 @@ from tests.integration.kit import (
     GRADES,
     ORG,
     SIZE,
+    approve,
     cadre,
     person,
     scoring_cycle,
@@ -64,6 +65,7 @@ def _apply(services: Services, year: int, op: Op) -> None:
     elif name == "lift":
         ev.lift_sanction(ORG, year, cadre(op[1]), code=op[2], reason="撤销")
     elif name == "publish":
+        approve(services, year)
         ev.publish(ORG, year, services.stream_heads,
                    notified_on=services.clock.now().date().isoformat())
     elif name == "correct":

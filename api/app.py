@@ -35,6 +35,7 @@ from api.routes.ledger import LedgerController
 from api.routes.operations import rebuild_check
 from api.routes.people import CadreController, ImportController, LeaderController
 from api.routes.sessions import SessionController
+from api.routes.team import team_controller
 from api.routes.units import UnitController
 from api.routes.uses import UseController
 from api.routes.vote import ballot_page
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, register_investigator, EventController, export_results,
-        WebhookController, jwks, UseController])
+        WebhookController, jwks, UseController,
+        team_controller(settings.document_max_bytes)])
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, assets_router(), api_v1],
         after_request=_page_policy,

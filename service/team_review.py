@@ -146,13 +146,13 @@ class TeamReviews:
             member = self._member(principal)
             file.require_member(member)
             return "document.assigned-member"
-        if principal.role == Role.LEADER:
-            self.ev._check_leader_assignment(principal, cycle, entry)
-            return "document.reviewing-leader"
         if acts is not None and (
                 (acts.kind == IdentityKind.CADRE and cadre_subject(acts.id) == entry.subject)
                 or (acts.kind == IdentityKind.UNIT and team_subject(acts.id) == entry.subject)):
             return "document.own-subject"
+        if principal.role == Role.LEADER:
+            self.ev._check_leader_assignment(principal, cycle, entry)
+            return "document.reviewing-leader"
         msg = ("a subject's documents are read by its assessment team, its reviewing leaders, "
                "the organizer, supervisors and the subject itself")
         raise Forbidden(msg, rule="document.reader")

@@ -124,11 +124,11 @@ class TeamReviews:
             cur.execute("SELECT content, media_type FROM kaoping_documents WHERE sha256 = %s",
                         (sha256,))
             row = cur.fetchone()
-        if row is None:  # pragma: no cover -- written in the event's transaction
+        if row is None:  # written in the event's transaction: removed behind our back
             msg = f"the bytes of {sha256} are missing"
             raise Conflict(msg, rule="document.stored")
         content = bytes(row[0])
-        if content_hash(content) != sha256:  # pragma: no cover -- the table is append-only
+        if content_hash(content) != sha256:  # append-only: changed behind our back
             msg = f"the stored bytes of {sha256} do not match their hash"
             raise Conflict(msg, rule="document.integrity")
         self.cases.record(principal, "document", year, subject, None, True, rule)

@@ -19,7 +19,16 @@ from service.principals import IdentityKind, Role
 from service.runtime import Services
 from service.settings import Settings
 from tests.conftest import bearer
-from tests.e2e.test_cycle_scenario import BASE, People, ok, refused, score_everything, setup_cycle
+from tests.e2e.test_cycle_scenario import (
+    BASE,
+    SCHEME,
+    Y,
+    People,
+    ok,
+    refused,
+    score_everything,
+    setup_cycle,
+)
 
 Client = TestClient[Any]
 E1 = f"{BASE}/subjects/team:E1"
@@ -56,6 +65,8 @@ def test_documents_are_stored_by_hash_read_by_assignment_and_every_read_recorded
     refused(upload(client, unit_e1, PDF, media="image/png"), 422, "document.media-type")
     refused(upload(client, unit_e1, b"not a pdf"), 422, "document.media-type")
     refused(upload(client, unit_e1, b"\xff\xfe", media="text/plain"), 422, "document.media-type")
+    refused(upload(client, unit_e1, b""), 422, "document.size")
+    refused(upload(client, unit_e1, PDF, name="%01.pdf"), 422, "document.name")
     docs = ok(client.get(f"{E1}/documents", headers=who.org), 200)
     assert docs == [{"kind": "work-summary", "sha256": digest, "size": len(PDF),
                      "media_type": "application/pdf", "name": "2025年度工作总结.pdf"}]
@@ -118,6 +129,8 @@ def test_collective_scoring_feeds_the_analysis_and_blocks_the_seal_until_complet
     digest = hashlib.sha256(PDF).hexdigest()
     refused(client.post(f"{E1}/team", json={"members": MEMBERS, "leader": "T9"},
                         headers=who.org), 422, "team.leader-member")
+    refused(client.post(f"{E1}/team", json={"members": ["T1", "T1"], "leader": "T1"},
+                        headers=who.org), 422, "team.members")
     refused(client.post(f"{E1}/team", json={"members": MEMBERS, "leader": "T1"},
                         headers=member(services, "T1")), 403, "role")
     ok(client.post(f"{E1}/team", json={"members": MEMBERS, "leader": "T1"}, headers=who.org))
@@ -137,6 +150,8 @@ def test_collective_scoring_feeds_the_analysis_and_blocks_the_seal_until_complet
     # 评语 by the team's leader only
     refused(client.post(f"{E1}/remark", json={"remark": "实绩突出"},
                         headers=member(services, "T2")), 403, "team.leader-remarks")
+    refused(client.post(f"{E1}/remark", json={"remark": "  "}, headers=member(services, "T1")),
+            422, "team.remark")
     ok(client.post(f"{E1}/remark", json={"remark": "班子团结，实绩突出，后劲有待增强"},
                    headers=member(services, "T1")))
 
@@ -178,3 +193,22 @@ def test_collective_scoring_feeds_the_analysis_and_blocks_the_seal_until_complet
     assert e2["analysis"] is None
     assert Decimal(e2["result"]["components"]["analysis"]) == 91
     ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+
+
+def test_the_schemes_dimensions_are_checked(client: Client, services: Services) -> None:
+    who = People(services)
+    ok(client.post("/api/v1/cycles", json={"year": Y}, headers=who.org))
+
+    def put(team_review: dict[str, Any]) -> Any:
+        etag = client.get(BASE).headers["etag"]
+        return client.put(f"{BASE}/scheme", json={**SCHEME, "team_review": team_review},
+                          headers={**who.org, "If-Match": etag})
+
+    dimension = {"code": "economy", "name": "经济建设", "weight": "1",
+                 "kinds": ["team", "principal", "deputy"], "source": "本市考核办法第六条"}
+    refused(put({"dimensions": [dimension, dimension]}), 422, "scheme.dimension-unique")
+    refused(put({"dimensions": [{**dimension, "weight": "-1"}]}), 422, "scheme.dimension-weight")
+    refused(put({"dimensions": [{**dimension, "kinds": ["team"]}]}), 422,
+            "scheme.dimension-weight")  # the cadres would have no dimension
+    ok(put({"dimensions": [dimension], "aggregation": "mean"}), 200)
+    assert ok(client.get(f"{BASE}/scheme"), 200)["scheme"]["team_review"]["aggregation"] == "mean"

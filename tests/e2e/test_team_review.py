@@ -22,8 +22,8 @@ from tests.conftest import bearer
 from tests.e2e.test_cycle_scenario import (
     BASE,
     SCHEME,
-    Y,
     People,
+    Y,
     ok,
     refused,
     score_everything,

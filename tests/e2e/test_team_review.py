@@ -67,8 +67,9 @@ def test_documents_are_stored_by_hash_read_by_assignment_and_every_read_recorded
     refused(upload(client, unit_e1, b"\xff\xfe", media="text/plain"), 422, "document.media-type")
     refused(upload(client, unit_e1, b""), 422, "document.size")
     refused(upload(client, unit_e1, PDF, name="%01.pdf"), 422, "document.name")
-    docs = ok(client.get(f"{E1}/documents", headers=who.org), 200)
-    assert docs == [{"kind": "work-summary", "sha256": digest, "size": len(PDF),
+    listed = client.get(f"{E1}/documents", headers=who.org)
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == [{"kind": "work-summary", "sha256": digest, "size": len(PDF),
                      "media_type": "application/pdf", "name": "2025年度工作总结.pdf"}]
 
     ok(client.post(f"{E1}/team", json={"members": ["T1", "T2"], "leader": "T1"},

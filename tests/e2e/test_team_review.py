@@ -92,7 +92,9 @@ def test_documents_are_stored_by_hash_read_by_assignment_and_every_read_recorded
     services.follower.catch_up()
     refused(client.get(f"{E1}/document-reads", headers=member(services, "T2")), 403,
             "document.reads-readers")
-    reads = ok(client.get(f"{E1}/document-reads", headers=who.org), 200)
+    read_log = client.get(f"{E1}/document-reads", headers=who.org)
+    assert read_log.status_code == 200, read_log.text
+    reads: list[dict[str, Any]] = read_log.json()
     allowed = [(r["reader"], r["rule"]) for r in reads if r["allowed"]]
     assert allowed == [("person:team-member:T2", "document.assigned-member"),
                        ("person:leader:L1", "document.reviewing-leader")]

@@ -37,6 +37,7 @@ from api.routes.operations import rebuild_check
 from api.routes.people import CadreController, ImportController, LeaderController
 from api.routes.publication import PublicationController
 from api.routes.sessions import SessionController
+from api.routes.team import team_controller
 from api.routes.units import UnitController
 from api.routes.uses import UseController
 from api.routes.vote import ballot_page, board_page
@@ -100,7 +101,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, register_investigator, EventController, export_results,
-        WebhookController, jwks, UseController, CommitmentController, PublicationController])
+        WebhookController, jwks, UseController, CommitmentController, PublicationController,
+        team_controller(settings.document_max_bytes)])
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
                         api_v1],

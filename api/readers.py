@@ -34,6 +34,9 @@ class Audience(StrEnum):
     EXPORT_ROWS = "export-rows"
     CASE_FILE = "case-file"  # intake, supervisors, the case's investigator
     CASE_LIST = "case-list"  # investigators (their own cases), supervisors (all)
+    # A subject's documents: evaluators, its assigned assessment team, the leaders who review
+    # it (service/team_review.py), the subject itself; each read recorded.
+    DOCUMENTS = "documents"
 
 
 C = "/api/v1/cycles/{year}"
@@ -76,6 +79,9 @@ AUDIENCES: dict[str, Audience] = {
     S + "/history": Audience.SUBJECT_DETAIL,
     S + "/diff": Audience.SUBJECT_DETAIL,
     S + "/evidence": Audience.EVIDENCE,
+    S + "/documents": Audience.DOCUMENTS,
+    S + "/documents/{sha256}": Audience.DOCUMENTS,
+    S + "/document-reads": Audience.EVALUATORS,
     # the use of results (考核结果运用): personnel actions, never public
     S + "/uses": Audience.EVALUATORS,
     C + "/uses/due": Audience.EVALUATORS,

@@ -86,6 +86,67 @@ class IndicatorDef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 Days = Annotated[int, msgspec.Meta(ge=1, le=366)]
 
+_CADRES = [SubjectKind.PRINCIPAL, SubjectKind.DEPUTY]
+_SEED_6 = "seed method 一.6 (实绩分析评估)"
+_SEED_THINK = "seed method 三.一 (看位次进退、看主观努力、看协调发展)"
+
+
+class AnalysisDimension(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A 实绩分析 dimension that each assessment-team member scores 0–100 (集体议绩).
+
+    ``weight`` is relative: a subject's analysis is Σ weight × the team's value of each of its
+    kind's dimensions / Σ weight. ``source`` says where the dimension and its weight come from.
+    """
+
+    code: Text
+    name: Text
+    weight: Share
+    kinds: list[SubjectKind]
+    source: Text = ""
+
+
+def _dimension(code: str, name: str, kinds: list[SubjectKind], source: str) -> AnalysisDimension:
+    # Equal weights [inference]: the seed names the dimensions but gives them no weights.
+    return AnalysisDimension(code=code, name=name, weight=Decimal(1), kinds=kinds,
+                             source=f"{source}; equal weight [inference]")
+
+
+def _default_dimensions() -> list[AnalysisDimension]:
+    team, both = [SubjectKind.TEAM], [SubjectKind.TEAM, *_CADRES]
+    return [
+        _dimension("economy", "经济建设", team, _SEED_6),
+        _dimension("social-undertakings", "社会事业发展", team, _SEED_6),
+        _dimension("civilisation", "政治文明和精神文明建设", team, _SEED_6),
+        _dimension("cadre-team", "干部队伍建设", team, _SEED_6),
+        _dimension("innovation", "创新工作", team, _SEED_6),
+        _dimension("workload", "承担的工作量", _CADRES, _SEED_6),
+        _dimension("difficulty", "工作难易程度", _CADRES, _SEED_6),
+        _dimension("effect", "工作效率和效果", _CADRES, _SEED_6),
+        _dimension("personal-role", "本人所发挥的作用", _CADRES, _SEED_6),
+        _dimension("rank-change", "位次进退", both, _SEED_THINK),
+        _dimension("effort", "主观努力", both, _SEED_THINK),
+        _dimension("coordination", "协调发展", both, _SEED_THINK),
+    ]
+
+
+class TeamReview(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """集体议绩: how the assessment team's member scores become the 实绩分析 component.
+
+    Each member assigned to a subject scores every dimension of its kind; per dimension the
+    members' scores are aggregated by ``aggregation``: ``mean``, or ``trimmed-mean`` (the
+    highest and the lowest score dropped when at least ``trim_from`` members scored, else the
+    mean) — the usual 去掉一个最高分和一个最低分 of collective scoring [inference: the seed says
+    only 集体议绩]. The weighted result, rounded half-up to the scheme's places, is the
+    subject's analysis score (domain/team_review.py).
+    """
+
+    dimensions: list[AnalysisDimension] = msgspec.field(default_factory=_default_dimensions)
+    aggregation: Literal["mean", "trimmed-mean"] = "trimmed-mean"
+    trim_from: Annotated[int, msgspec.Meta(ge=3, le=100)] = 5
+
+    def dimensions_for(self, kind: SubjectKind) -> list[AnalysisDimension]:
+        return [d for d in self.dimensions if kind in d.kinds]
+
 
 class PoolRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Weights, bands and quotas for one comparison group (比较组) and subject kind."""
@@ -162,6 +223,7 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     appeal_extension_days: Days = 30  # ... extendable once, by at most 30 days
     publication: PublicationPolicy = msgspec.field(default_factory=PublicationPolicy)
     commitments: CommitmentPolicy = msgspec.field(default_factory=CommitmentPolicy)
+    team_review: TeamReview = msgspec.field(default_factory=TeamReview)
 
     def rule_for(self, group: str, kind: SubjectKind) -> PoolRule:
         for rule in self.pools:
@@ -270,6 +332,7 @@ def validate_scheme(scheme: Scheme) -> None:
     if len(codes) != len(set(codes)):
         msg = "indicator codes must be unique"
         raise InvalidInput(msg, rule="scheme.indicator-unique", field="indicators")
+    _validate_team_review(scheme.team_review)
     for veto in scheme.vetoes:
         all_grades = {g for rule in scheme.pools for g in grades_of(rule)}
         if veto.effect == "cap" and veto.cap_at not in all_grades:
@@ -278,6 +341,24 @@ def validate_scheme(scheme: Scheme) -> None:
         if veto.effect == "no-grade" and not veto.reason_code:
             msg = f"veto {veto.code!r}: no-grade needs an A1517 reason_code"
             raise InvalidInput(msg, rule="scheme.veto-reason", field="vetoes")
+
+
+def _validate_team_review(review: TeamReview) -> None:
+    codes = [d.code for d in review.dimensions]
+    if len(codes) != len(set(codes)):
+        msg = "team_review.dimensions: each code once"
+        raise InvalidInput(msg, rule="scheme.dimension-unique", field="team_review.dimensions")
+    for i, d in enumerate(review.dimensions):
+        weight = d.weight
+        if not weight.is_finite() or weight < 0 or weight > 100:
+            msg = f"team_review.dimensions[{i}].weight must be from 0 to 100, not {weight}"
+            raise InvalidInput(msg, rule="scheme.dimension-weight",
+                               field=f"team_review.dimensions[{i}].weight")
+    for kind in SubjectKind:
+        if sum((d.weight for d in review.dimensions_for(kind)), Decimal(0)) <= 0:
+            msg = f"team_review.dimensions: the {kind.value} dimensions need a positive weight"
+            raise InvalidInput(msg, rule="scheme.dimension-weight",
+                               field="team_review.dimensions")
 
 
 def fingerprint(scheme: Scheme) -> str:

@@ -29,10 +29,12 @@ from domain.scoring import (
     SubjectEvidence,
     score_pool,
 )
+from domain.team_review import TeamAnalysis, team_analysis
 
 TEAM_DIMENSIONS = ("economy", "social-undertakings", "civilisation", "cadre-team", "innovation")
 CADRE_DIMENSIONS = ("workload", "difficulty", "effect", "personal-role")
 INSPECTION_ACTIVITIES = ("hearing", "interview", "records-check", "site-visit", "deliberation")
+FINDING_ACTIVITIES = ("hear", "talk", "look", "deliberate")  # 听、谈、看、议
 
 
 class SubjectFile(Aggregate):
@@ -106,6 +108,62 @@ class SubjectFile(Aggregate):
         dimension: str
         score: Decimal
         rationale: str
+        actor: str
+
+    class TeamAssigned(Aggregate.Event):
+        """考核组: the assessment-team members assigned to this subject and their leader (组长).
+        A new assignment replaces the last; scores of members no longer assigned stop counting
+        (they stay in the file)."""
+
+        TOPIC = "kaoping/SubjectFile.TeamAssigned.v1"
+        members: list[str]
+        leader: str
+        actor: str
+
+    class DocumentSubmitted(Aggregate.Event):
+        """A document of the subject (工作总结, 述职述廉报告, 自我评价), by the SHA-256 of its
+        bytes (stored once, by hash, in the same transaction). A later one of the same kind
+        supersedes it; both stay in the file."""
+
+        TOPIC = "kaoping/SubjectFile.DocumentSubmitted.v1"
+        kind: str
+        sha256: str
+        size: int
+        media_type: str
+        name: str
+        actor: str
+
+    class FindingRecorded(Aggregate.Event):
+        """听谈看议: a structured finding of one activity by an assigned member, referring to
+        the subject's documents by hash. Restricted like the inspection notes."""
+
+        TOPIC = "kaoping/SubjectFile.FindingRecorded.v1"
+        activity: str  # hear | talk | look | deliberate
+        member: str
+        summary: str
+        strengths: list[str]
+        problems: list[str]
+        documents: list[str]
+        actor: str
+
+    class MemberScored(Aggregate.Event):
+        """实绩分析 by one assessment-team member: a 0–100 score of one dimension (集体议绩
+        aggregates the members' latest scores by the scheme's rule)."""
+
+        TOPIC = "kaoping/SubjectFile.MemberScored.v1"
+        member: str
+        dimension: str
+        score: Decimal
+        rationale: str
+        actor: str
+
+    class Remarked(Aggregate.Event):
+        """评语: the team's qualitative conclusion on the subject, by the team's leader; the
+        latest one is shown on the card."""
+
+        TOPIC = "kaoping/SubjectFile.Remarked.v1"
+        remark: str
+        member: str
         actor: str
 
     class EvaluationRecorded(Aggregate.Event):
@@ -261,6 +319,12 @@ class SubjectFile(Aggregate):
         self.indicators: dict[str, Decimal | None] = {}
         self.inspection: Decimal | None = None
         self.analysis: dict[str, Decimal] = {}
+        self.team: list[str] = []
+        self.team_leader: str | None = None
+        self.member_scores: dict[tuple[str, str], Decimal] = {}
+        self.documents: dict[str, dict[str, Any]] = {}  # kind -> the latest document
+        self.document_hashes: dict[str, str] = {}  # sha256 -> its (latest) name
+        self.remark: str | None = None
         self.democratic: Decimal | None = None
         self.satisfaction: Decimal | None = None
         self.from_ballots: dict[str, str] = {}  # field -> the ballot session whose close set it
@@ -336,6 +400,88 @@ class SubjectFile(Aggregate):
     @event(AnalysisScored)
     def _analysed(self, dimension: str, score: Decimal, rationale: str, actor: str) -> None:
         self.analysis[dimension] = score
+
+    # --- the assessment team: documents, 听谈看议 findings, 集体议绩, 评语 ----------------
+
+    def assign_team(self, members: list[str], leader: str, actor: str) -> None:
+        if not members or len(set(members)) != len(members):
+            msg = "members must be a non-empty list of distinct team members"
+            raise InvalidInput(msg, rule="team.members", field="members")
+        if leader not in members:
+            msg = "the team's leader (组长) must be one of its members"
+            raise InvalidInput(msg, rule="team.leader-member", field="leader")
+        self._team_assigned(members=members, leader=leader, actor=actor)
+
+    @event(TeamAssigned)
+    def _team_assigned(self, members: list[str], leader: str, actor: str) -> None:
+        self.team, self.team_leader = list(members), leader
+
+    def require_member(self, member: str) -> None:
+        if member not in self.team:
+            msg = f"{member} is not on the assessment team assigned to {self.subject}"
+            raise Forbidden(msg, rule="team.assigned-member")
+
+    @event(DocumentSubmitted)
+    def submit_document(self, kind: str, sha256: str, size: int, media_type: str, name: str,
+                        actor: str) -> None:
+        self.documents[kind] = {"kind": kind, "sha256": sha256, "size": size,
+                                "media_type": media_type, "name": name}
+        self.document_hashes[sha256] = name
+
+    def record_finding(self, activity: str, member: str, summary: str, strengths: list[str],
+                       problems: list[str], documents: list[str], actor: str) -> None:
+        self.require_member(member)
+        if activity not in FINDING_ACTIVITIES:
+            msg = f"activity must be one of {', '.join(FINDING_ACTIVITIES)}"
+            raise InvalidInput(msg, rule="finding.activity", field="activity")
+        unknown = [d for d in documents if d not in self.document_hashes]
+        if unknown:
+            msg = f"{unknown[0]} is not a document of {self.subject}"
+            raise InvalidInput(msg, rule="finding.document", field="documents")
+        self._found(activity=activity, member=member, summary=summary, strengths=strengths,
+                    problems=problems, documents=documents, actor=actor)
+
+    @event(FindingRecorded)
+    def _found(self, activity: str, member: str, summary: str, strengths: list[str],
+               problems: list[str], documents: list[str], actor: str) -> None:
+        pass
+
+    def score_dimension(self, scheme: Scheme, member: str, dimension: str, score: Decimal,
+                        rationale: str, actor: str) -> None:
+        self.require_member(member)
+        allowed = [d.code for d in scheme.team_review.dimensions_for(self.kind)]
+        if dimension not in allowed:
+            msg = f"dimension for a {self.kind.value} must be one of {', '.join(allowed)}"
+            raise InvalidInput(msg, rule="analysis.dimension", field="dimension")
+        self._member_scored(member=member, dimension=dimension, score=score,
+                            rationale=rationale, actor=actor)
+
+    @event(MemberScored)
+    def _member_scored(self, member: str, dimension: str, score: Decimal, rationale: str,
+                       actor: str) -> None:
+        self.member_scores[member, dimension] = score
+
+    def conclude(self, remark: str, member: str, actor: str) -> None:
+        self.require_member(member)
+        if member != self.team_leader:
+            msg = "the 评语 is recorded by the team's leader (组长)"
+            raise Forbidden(msg, rule="team.leader-remarks")
+        if not remark.strip():
+            msg = "the 评语 is not empty"
+            raise InvalidInput(msg, rule="team.remark", field="remark")
+        self._remarked(remark=remark, member=member, actor=actor)
+
+    @event(Remarked)
+    def _remarked(self, remark: str, member: str, actor: str) -> None:
+        self.remark = remark
+
+    def team_analysis(self, scheme: Scheme) -> TeamAnalysis | None:
+        """集体议绩 when a team is assigned; None for a file whose analysis was entered
+        directly (cycles before team assignment)."""
+        if not self.team:
+            return None
+        return team_analysis(scheme.team_review, self.kind, self.team, self.member_scores,
+                             scheme.composite_places)
 
     @event(EvaluationRecorded)
     def record_evaluation(self, session: str, democratic: Decimal | None,
@@ -496,6 +642,10 @@ class SubjectFile(Aggregate):
             if d.code in self.indicators
         ]
         rule = scheme.rule_for(self.group, self.kind)
+        analysis = [self.analysis[k] for k in sorted(self.analysis)]
+        team = self.team_analysis(scheme)
+        if team is not None:  # 集体议绩 feeds the component as its one value
+            analysis = [] if team.value is None else [team.value]
         not_applicable = [Component.INDICATORS] if (
             Component.INDICATORS in rule.weights
             and not scheme.indicators_for(self.group, self.kind, self.code)) else []
@@ -504,9 +654,19 @@ class SubjectFile(Aggregate):
             leader_scores=[self.leader_scores[k] for k in sorted(self.leader_scores)],
             democratic=self.democratic, survey_satisfaction=self.satisfaction,
             indicators=indicators, inspection=self.inspection,
-            analysis=[self.analysis[k] for k in sorted(self.analysis)],
+            analysis=analysis,
             vetoes=sorted(self.sanctions), adjustments=list(self.approved),
             committee=self.committee, not_applicable=not_applicable)
+
+
+def missing_member_scores(files: Iterable[SubjectFile], scheme: Scheme) -> list[str]:
+    """'subject dimension (member)' for each 实绩分析 score an assigned member still owes."""
+    out = []
+    for file in files:
+        team = file.team_analysis(scheme)
+        if team is not None:
+            out += [f"{file.subject} {d} ({m})" for d, m in team.missing]
+    return out
 
 
 def pool_result(scheme: Scheme, group: str, kind: SubjectKind, files: Iterable[SubjectFile],

@@ -74,13 +74,16 @@ def list_cases(cur: Cursor, *, investigator: str | None, after: str | None, limi
 
 
 def access_log(cur: Cursor, *, subject: str | None, after: int, limit: int,
-               ) -> list[dict[str, Any]]:
+               what: str | None = None) -> list[dict[str, Any]]:
     sql = ("SELECT position, reader, role, what, year, subject, case_id, allowed, rule, at, "
            "count, last_at FROM rm_access_log WHERE position > %s")
     params: list[object] = [after]
     if subject is not None:
         sql += " AND subject = %s"
         params.append(subject)
+    if what is not None:
+        sql += " AND what = %s"
+        params.append(what)
     cur.execute(sql + " ORDER BY position LIMIT %s", [*params, limit])
     keys = ("position", "reader", "role", "what", "year", "subject", "case", "allowed", "rule",
             "at", "count", "last")

@@ -25,7 +25,7 @@ from domain.people import PostRole
 from domain.publication import ResultsNotice, pool_key, results_fingerprint
 from domain.scheme import Component, Scheme, SubjectKind, check_score, check_share, grades_of
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult
-from domain.subject_file import SubjectFile, pool_result
+from domain.subject_file import SubjectFile, missing_member_scores, pool_result
 from service.cases import follow_up_hash
 from service.guards import (
     Check,
@@ -274,9 +274,18 @@ class Evaluation:
     def analysis_score(self, principal: Principal, year: int, subject: str, *, dimension: str,
                        score: Decimal, rationale: str,
                        after_append: AfterAppend | None = None) -> Written:
+        """实绩分析: with a team assigned to the subject, the calling member's score of one
+        dimension (集体议绩 aggregates them); without one (cycles before assignments), the
+        team's score of the dimension, entered directly."""
         cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ASSESSMENT_TEAM)
-        file.score_analysis(dimension, check_score(score, "score"), rationale, principal.id)
+        check_score(score, "score")
+        if file.team:
+            member = self._identity(principal, IdentityKind.TEAM_MEMBER).id
+            file.score_dimension(self._scheme(cycle), member, dimension, score, rationale,
+                                 principal.id)
+        else:
+            file.score_analysis(dimension, score, rationale, principal.id)
         return self._save_input(cycle, entry, file, after_append)
 
     def publish_targets(self, principal: Principal, year: int, subject: str, *,
@@ -383,6 +392,14 @@ class Evaluation:
         cycle = self.cycle(year)
         cycle.require_phase(Phase.SCORING)
         heads = self.heads(cycle, head_of)
+        version_of = {h.stream_id: h.version for h in heads}
+        owed = missing_member_scores(
+            [self.file(year, e.subject, version_of[str(SubjectFile.id_for(year, e.subject))])
+             for e in cycle.roster], self._scheme(cycle))
+        if owed:
+            msg = (f"{len(owed)} 实绩分析 score(s) of assigned team members are missing: "
+                   f"{'; '.join(owed[:20])}{' …' if len(owed) > 20 else ''}")
+            raise Conflict(msg, rule="seal.analysis-scored")
         pools = self._pools_at(cycle, heads, {})
         incomplete = [r.subject for pool in pools for r in pool.results if r.missing]
         if incomplete:

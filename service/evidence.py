@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from service.runtime import Services
 
 FORMAT = "kaoping-evidence/2"
-RESTRICTED_TOPICS = frozenset({SubjectFile.InspectionNoted.TOPIC})
+RESTRICTED_TOPICS = frozenset({SubjectFile.InspectionNoted.TOPIC,
+                               SubjectFile.FindingRecorded.TOPIC})
 
 
 class BundleEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -30,6 +30,7 @@ from domain.scoring import (
     score_pool,
 )
 from domain.subject_file import SubjectFile, pool_result
+from domain.team_review import TeamAnalysis
 from projections.follower import head_position
 from service.commitments import CardTarget, card_targets
 from service.published import (
@@ -63,6 +64,11 @@ COMPONENT_OF = {
     SubjectFile.InspectionScored.TOPIC: Component.INSPECTION.value,
     SubjectFile.InspectionNoted.TOPIC: Component.INSPECTION.value,
     SubjectFile.AnalysisScored.TOPIC: Component.ANALYSIS.value,
+    SubjectFile.MemberScored.TOPIC: Component.ANALYSIS.value,
+    SubjectFile.TeamAssigned.TOPIC: Component.ANALYSIS.value,
+    SubjectFile.FindingRecorded.TOPIC: Component.INSPECTION.value,
+    SubjectFile.DocumentSubmitted.TOPIC: "documents",
+    SubjectFile.Remarked.TOPIC: "remark",
     SubjectFile.EvaluationRecorded.TOPIC: "democratic/survey",
     SubjectFile.EvaluationWithheld.TOPIC: "democratic/survey",
     SubjectFile.SanctionRecorded.TOPIC: "vetoes",
@@ -128,6 +134,10 @@ class ScoreCard(msgspec.Struct, kw_only=True):
     published: PublishedCard | None = None  # None before publication
     # 责任承诺考实: a cadre's targets (责任到人); a team's own and 共绩 targets, each once
     commitments: list[CardTarget] = []
+    # 集体议绩: how the team's member scores make the analysis component (member, dimension,
+    # weight, rule); None for a subject whose analysis was entered directly.
+    analysis: TeamAnalysis | None = None
+    remark: str | None = None  # 评语: the team's qualitative conclusion
 
 
 class Change(msgspec.Struct, kw_only=True):
@@ -234,6 +244,8 @@ def _lines(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, position:
         facts = {k: v for k, v in vars(ev).items() if k not in _SKIP}
         if topic == SubjectFile.InspectionNoted.TOPIC and not restricted_ok:
             facts = {"activity": facts.get("activity"), "notes": "(restricted)"}
+        if topic == SubjectFile.FindingRecorded.TOPIC and not restricted_ok:
+            facts = {"activity": facts.get("activity"), "summary": "(restricted)"}
         source = None
         if topic == SubjectFile.EvaluationRecorded.TOPIC and ev.closed_version is not None:
             source = _session_event(cur, mapper, ev.session, ev.closed_version, subject)
@@ -281,11 +293,14 @@ def explain(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str, as_of: s
     assert cycle.scheme is not None  # noqa: S101 -- pool_as_of checked it
     rule = cycle.scheme.rule_for(entry.group, entry.kind)
     working = pool.for_subject(subject)
+    file = replay_as_of(cur, mapper, SubjectFile.id_for(year, subject), position)
+    team = file.team_analysis(cycle.scheme) if isinstance(file, SubjectFile) else None
     return ScoreCard(year=year, subject=subject, as_of=position, result=working,
                      weights={c.value: w for c, w in rule.weights.items()},
                      inputs=_lines(cur, mapper, year, subject, position, restricted_ok),
                      published=published_card(cur, mapper, year, subject, position, working),
-                     commitments=card_targets(cur, mapper, cycle, subject, position))
+                     commitments=card_targets(cur, mapper, cycle, subject, position),
+                     analysis=team, remark=getattr(file, "remark", None))
 
 
 class Diff(msgspec.Struct, kw_only=True):

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 SPEC_VERSION = "1.0"
 NEVER = frozenset({
     Ballot.Cast.TOPIC, Ballot.Replaced.TOPIC, SubjectFile.InspectionNoted.TOPIC,
+    SubjectFile.FindingRecorded.TOPIC,
     Case.Reported.TOPIC, Case.ReporterIdentified.TOPIC, Case.Assigned.TOPIC,
     Case.FindingRecorded.TOPIC, Case.OutcomeLinked.TOPIC, Case.Closed.TOPIC,
     AccessRecord.Recorded.TOPIC, RefusedReads.Counted.TOPIC,

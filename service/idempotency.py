@@ -52,8 +52,13 @@ class Completed:
 
 
 def fingerprint(method: str, path: str, body: bytes) -> bytes:
-    """Bodies are compared as parsed JSON: key order and white space do not matter."""
-    canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted") if body else b""
+    """Bodies are compared as parsed JSON: key order and white space do not matter. A body
+    that is not JSON (an uploaded document) is compared byte for byte."""
+    try:
+        canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted") if body \
+            else b""
+    except msgspec.DecodeError:
+        canonical = b"bytes:" + body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).digest()
 
 

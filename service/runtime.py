@@ -39,6 +39,7 @@ from service.store import (
     SQLiteLedgerRecorder,
     open_event_store,
 )
+from service.team_review import TeamReviews
 from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
 from service.uses import Uses
@@ -92,6 +93,8 @@ class Services:
         self.uses = Uses(self.store, self.evaluation)
         self.commitments = Commitments(self.store, self.evaluation)
         self.notifications = Notifications(self.store, self.evaluation)
+        self.team_reviews = TeamReviews(self.evaluation, self.db, self.cases,
+                                        settings.document_max_bytes)
         self.webhooks = Webhooks(self.db, self.store.mapper, settings, self.clock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

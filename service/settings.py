@@ -107,6 +107,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     timezone: str = "Asia/Shanghai"
     # Larger request bodies are refused with 413 (a bulk import of a city fits well within).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_000_000
+    # The largest document (工作总结, 述职述廉报告, 自我评价) accepted by its upload route, which
+    # has this limit instead of max_body_bytes: a 30-page PDF report with scans fits within.
+    document_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_000_000_000)] = 20_000_000
     # The demo city (示范市, ~12,000 events that can never be removed from the log). Unset: it
     # loads only into an empty embedded SQLite store, by `kaoping serve` (`make run`); never
     # into PostgreSQL, nor by `kaoping project` or any other command, unless set to true.

@@ -245,12 +245,19 @@ def _check_events(bundle: Bundle, size: int, root: bytes) -> dict[str, list[Bund
 
 
 def _placeholder(ev: BundleEvent) -> Any:
-    if ev.topic != SubjectFile.InspectionNoted.TOPIC:
+    """A restricted event (its payload withheld) in its place: it moves no number."""
+    fields: dict[str, Any]
+    if ev.topic == SubjectFile.InspectionNoted.TOPIC:
+        event_class: Any = SubjectFile.InspectionNoted
+        fields = {"activity": "", "notes": "(restricted)"}
+    elif ev.topic == SubjectFile.FindingRecorded.TOPIC:
+        event_class = SubjectFile.FindingRecorded
+        fields = {"activity": "", "member": "", "summary": "(restricted)", "strengths": [],
+                  "problems": [], "documents": []}
+    else:
         raise _fail(f"event at position {ev.position} ({ev.topic}) has no payload")
-    event_class: Any = SubjectFile.InspectionNoted
     return event_class(originator_id=UUID(ev.stream_id), originator_version=ev.version,
-                       timestamp=datetime.now(UTC), activity="", notes="(restricted)",
-                       actor="")
+                       timestamp=datetime.now(UTC), actor="", **fields)
 
 
 def _aggregate(events: list[BundleEvent], up_to_version: int | None = None) -> Any:

@@ -34,6 +34,7 @@ from domain.errors import Conflict, Forbidden, NotFound, StaleVersion
 from domain.publication import pool_key
 from domain.scheme import Scheme, SubjectKind
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult, SubjectResult
+from domain.team_review import anonymous
 from domain.text import text
 from projections.cadres import CadresView, list_cadres
 from projections.follower import head_position
@@ -440,9 +441,12 @@ class CycleController(Controller):
                                restricted_ok=restricted_ok)
 
         card = await to_thread.run_sync(run)
-        if reader == ReaderKind.SELF:
+        if reader == ReaderKind.SELF:  # the subject reads its card, not who entered what
             card = msgspec.structs.replace(card, inputs=[
-                msgspec.structs.replace(line, actor="") for line in card.inputs])
+                msgspec.structs.replace(line, actor="", facts={
+                    k: v for k, v in line.facts.items() if k not in {"member", "members",
+                                                                     "leader"}})
+                for line in card.inputs], analysis=anonymous(card.analysis))
         if format == "text":
             return Response(render(card), media_type="text/plain")
         return Response(card)

@@ -59,6 +59,9 @@ def expected(audience: Audience, reader: str, subject: str | None, published: bo
                                          "other-cadre"},
         Audience.CASE_FILE: reader in {"intake", "supervisor", "inv-in"},
         Audience.CASE_LIST: reader in {"supervisor", "inv-in", "inv-out"},
+        # no team is assigned in this world; the city leader reviews teams and principals
+        Audience.DOCUMENTS: reader in {*EVALUATORS, "leader"} or (
+            reader == "self" and subject == SELF),
     }[audience]
 
 
@@ -110,7 +113,7 @@ def url(template: str, world: World, subject: str) -> str:
     values = {"year": "2025", "subject": subject, "code": code, "path": "nothing",
               "unit_id": "00000000-0000-4000-8000-000000000000", "unit": "E1",
               "case_id": world.cases["inv-1"], "type_name": "kaoping.unit.registered.v1",
-              "subscription_id": "none", "file_path": "nothing"}
+              "subscription_id": "none", "file_path": "nothing", "sha256": "0" * 64}
     path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
     return path + next((q for end, q in QUERIES.items() if template.endswith(end)), "")
 

@@ -28,6 +28,7 @@ Client = TestClient[Any]
 BOUNDED = {
     ("/api/v1/cycles/{year}/subjects/{subject}/history", "one subject's file"),
     ("/api/v1/events/catalogue", "the event types of this version"),
+    ("/api/v1/cycles/{year}/subjects/{subject}/documents", "one per document kind (three)"),
 }
 PAGING = {"cursor", "after", "start"}
 # Endless by design (SSE): exercised in tests/e2e/test_events.py with a limit.

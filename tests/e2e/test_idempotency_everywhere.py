@@ -45,7 +45,8 @@ class Walk:
         send = getattr(self.client, method.lower())
 
         def request(to: str, what: Any, extra: dict[str, str]) -> Any:
-            kw: dict[str, Any] = {} if what is None else {"json": what}
+            kw: dict[str, Any] = {} if what is None else (
+                {"content": what} if isinstance(what, bytes) else {"json": what})
             return send(to, headers={**extra, **key}, **kw)
 
         first = request(url, body, headers)
@@ -139,6 +140,22 @@ def _commitments(w: Walk, who: People) -> None:
             other=(f"{url}/targets/JY-1/challenges", {"summary": "另一件事"}))
 
 
+def _team_review(w: Walk, who: People) -> None:
+    s = f"{BASE}/subjects/team:E1"
+    t = "/api/v1/cycles/{year}/subjects/{subject}"
+    text = {**who.org, "Content-Type": "text/plain; charset=utf-8"}
+    w.twice("POST", f"{t}/documents/{{kind}}/{{name}}", f"{s}/documents/work-summary/总结.txt",
+            text, "2025年度工作总结".encode(),
+            other=(f"{s}/documents/work-summary/总结.txt", "另一份总结".encode()))
+    w.twice("POST", f"{t}/team", f"{s}/team", who.org, {"members": ["T1"], "leader": "T1"},
+            other=(f"{s}/team", {"members": ["T1", "T2"], "leader": "T1"}))
+    w.twice("POST", f"{t}/findings", f"{s}/findings", who.team,
+            {"activity": "hear", "summary": "听取主要领导汇报"},
+            other=(f"{s}/findings", {"activity": "talk", "summary": "个别谈话"}))
+    w.twice("POST", f"{t}/remark", f"{s}/remark", who.team, {"remark": "实绩突出"},
+            other=(f"{s}/remark", {"remark": "另一评语"}))
+
+
 def _inputs(w: Walk, who: People) -> None:
     done = f"{BASE}/commitments/E1/targets/JY-1/achievement"
     w.twice("POST", f"{COMMITMENTS}/targets/{{code}}/achievement", done, who.team,
@@ -163,6 +180,7 @@ def _inputs(w: Walk, who: People) -> None:
     w.twice("POST", f"{t}/analysis", f"{s}/analysis", who.team,
             {"dimension": "economy", "score": 85},
             other=(f"{s}/analysis", {"dimension": "economy", "score": 86}))
+    _team_review(w, who)
     w.twice("POST", f"{t}/sanctions", f"{BASE}/subjects/cadre:P2/sanctions", who.org,
             {"code": "admonishment", "decided_on": "2025-06-01", "source": "纪委"},
             other=(f"{BASE}/subjects/cadre:P2/sanctions",

@@ -11,7 +11,6 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import SECURITY, current_principal
-from api.auth import current_principal
 from api.mechanisms import (
     INT64,
     decode_cursor,

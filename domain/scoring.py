@@ -70,13 +70,6 @@ class TargetItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     satisfaction: Share | None = None
 
 
-class WeightedScore(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A leader's score and the weight of the post it was given in (the scheme's)."""
-
-    score: Score
-    weight: Decimal
-
-
 class Adjustment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An approved 加减分: on one component, or on the total when ``component`` is None."""
 
@@ -104,10 +97,12 @@ class SubjectEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     # Components formally not applicable to this subject (e.g. no indicator applies to a
     # department that owns the only one): their weight is shared out among the others.
     not_applicable: list[Component] = []
-    # kaoping-score/4: the items behind ``commitments`` (the per-item satisfaction gate) and
-    # the leaders' scores with their post weights. Earlier versions read the fields above.
+    # kaoping-score/4: the items behind ``commitments`` (the per-item satisfaction gate; when
+    # empty, ``commitments`` is used as it is), and the weight of the post each leader score
+    # was given in, in the order of ``leader_scores`` (empty: every score weighs 1). Earlier
+    # versions read neither.
     targets: list[TargetItem] = []
-    leader_reviews: list[WeightedScore] = []
+    leader_weights: list[Decimal] = []
 
 
 class PoolEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -183,12 +178,17 @@ def _indicators(items: list[IndicatorScore]) -> Decimal | None:
                Decimal(0)) / total
 
 
-def weighted_mean(scores: list[WeightedScore]) -> Decimal | None:
-    """Σ weight × score / Σ weight (None without scores)."""
-    total = sum((s.weight for s in scores), Decimal(0))
+def weighted_mean(scores: list[Decimal], weights: list[Decimal]) -> Decimal | None:
+    """Σ weight × score / Σ weight (None without scores); no weights: every score weighs 1."""
+    if not weights:
+        weights = [Decimal(1)] * len(scores)
+    if len(weights) != len(scores):
+        msg = f"{len(scores)} leader score(s) but {len(weights)} weight(s)"
+        raise ValueError(msg)
+    total = sum(weights, Decimal(0))
     if not scores or total <= 0:
         return None
-    return sum((s.weight * s.score for s in scores), Decimal(0)) / total
+    return sum((w * s for s, w in zip(scores, weights, strict=True)), Decimal(0)) / total
 
 
 def gated_commitments(items: list[TargetItem], threshold: Decimal) -> tuple[
@@ -213,7 +213,7 @@ def normalise(evidence: SubjectEvidence, version: str = SCORE_FUNCTION_VERSION,
     return {
         Component.COMMITMENTS: evidence.commitments,
         Component.LEADER_REVIEW: _mean(list(evidence.leader_scores)) if before_4 else (
-            weighted_mean(list(evidence.leader_reviews))),
+            weighted_mean(list(evidence.leader_scores), list(evidence.leader_weights))),
         Component.DEMOCRATIC: evidence.democratic,
         Component.SURVEY: None if satisfaction is None else satisfaction * _HUNDRED,
         Component.INDICATORS: _indicators(evidence.indicators),

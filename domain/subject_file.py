@@ -27,7 +27,6 @@ from domain.scoring import (
     PoolResult,
     SubjectEvidence,
     TargetItem,
-    WeightedScore,
     score_pool,
 )
 
@@ -462,8 +461,8 @@ class SubjectFile(Aggregate):
         return SubjectEvidence(
             subject=self.subject, code=self.code, commitments=commitments,
             leader_scores=[self.leader_scores[k] for k in sorted(self.leader_scores)],
-            leader_reviews=[WeightedScore(score=self.leader_scores[k], weight=weights.get(
-                post, Decimal(1)) if (post := self.leader_posts.get(k)) else Decimal(1))
+            leader_weights=[weights.get(post, Decimal(1)) if (
+                post := self.leader_posts.get(k)) else Decimal(1)
                 for k in sorted(self.leader_scores)],
             targets=targets,
             democratic=self.democratic, survey_satisfaction=self.satisfaction,

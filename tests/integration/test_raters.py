@@ -11,7 +11,7 @@ import pytest
 
 from domain.cycle import Phase, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, StaleVersion
-from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost
+from domain.people import Charge, Leader, LeaderBody, LeaderCharge, LeaderPost
 from domain.scheme import Component, GradeBand, PoolRule, Scheme, SubjectKind
 from domain.scoring import SCORE_FUNCTION_VERSION, SubjectResult
 from service.principals import IdentityKind, Role
@@ -97,7 +97,7 @@ def test_posts_and_charges_are_events_the_organizer_reads(city: Services) -> Non
     # Leaving every post is a new fact; the earlier set stays in the stream.
     city.reference.set_leader_posts(ORG, "L1", posts=[], charges=[], since="2022-01-01",
                                     reason="调任", expected_version=2)
-    history = city.store.repository.get(city.reference.leader("L1").id, version=2)
+    history: Leader = city.store.repository.get(city.reference.leader("L1").id, version=2)
     assert history.own_units() == {"E1"}
     assert city.reference.leader("L1").own_units() == set()
 

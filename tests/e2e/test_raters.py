@@ -26,7 +26,8 @@ RATERS_SCHEME["pools"][0]["weights"] = {"leader-review": "0.4", "indicators": "0
 
 def _posts(client: Client, services: Services, who: People) -> None:
     url = "/api/v1/leaders/L1/posts"
-    body: dict[str, Any] = {"posts": [{"body": "party-committee", "title": "常委", "unit_code": "E1"}],
+    body: dict[str, Any] = {
+            "posts": [{"body": "party-committee", "title": "常委", "unit_code": "E1"}],
             "charges": [{"unit_code": "E2", "relation": "in-charge"},
                         {"unit_code": "E3", "relation": "liaison"}],
             "since": "2021-06-01", "reason": "市委任命"}

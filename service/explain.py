@@ -401,8 +401,14 @@ def render(card: ScoreCard) -> str:
         weight = card.weights.get(component.value, Decimal(0))
         out.append(f"  {component.value:<14} {value:>7.2f} × {weight}"
                    + ("   (missing)" if component in r.missing else ""))
+    gate = r.satisfaction_gate
     if r.gate_failed:
-        out.append("  satisfaction gate failed: gated components count zero")
+        rate = f" (satisfaction {gate.satisfaction} < {gate.threshold})" if (
+            gate is not None and gate.satisfaction is not None) else ""
+        out.append(f"  satisfaction gate failed{rate}: gated components count zero")
+    if gate is not None:
+        out += [f"  not counted as 实绩: {item.item} (群众满意度 {item.satisfaction} < "
+                f"{gate.threshold})" for item in gate.excluded_items]
     if r.vetoes_applied:
         out.append(f"  vetoes: {', '.join(r.vetoes_applied)}")
     out += ["", "events:"]

@@ -14,6 +14,7 @@ from domain.errors import Conflict, Forbidden, InvalidInput, StaleVersion
 from domain.people import Charge, Leader, LeaderBody, LeaderCharge, LeaderPost
 from domain.scheme import Component, GradeBand, PoolRule, Scheme, SubjectKind
 from domain.scoring import SCORE_FUNCTION_VERSION, SubjectResult
+from service.explain import explain, render
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.integration.kit import GRADES, GROUP, LEADERS, ORG, person
@@ -192,6 +193,9 @@ def test_an_item_below_the_threshold_is_not_achievement(city: Services) -> None:
     assert [(g.item, g.satisfaction) for g in gate.excluded_items] == [("菜市场改造",
                                                                         D("0.52"))]
     assert gate.threshold == D("0.6")
+    with city.db.read() as cur:  # the card, as `kaoping explain` prints it
+        text = render(explain(cur, city.store.mapper, year, subject, None, restricted_ok=True))
+    assert "not counted as 实绩: 菜市场改造 (群众满意度 0.52 < 0.6)" in text
     # A later count at the threshold replaces it: the item counts again.
     ev.rate_item(ORG, year, subject, session="qzrk-2060b", item="菜市场改造",
                  satisfaction=D("0.6"))

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 COMPONENT_OF = {
     SubjectFile.TargetsPublished.TOPIC: Component.COMMITMENTS.value,
     SubjectFile.TargetAssessed.TOPIC: Component.COMMITMENTS.value,
+    SubjectFile.ItemSatisfactionRecorded.TOPIC: Component.COMMITMENTS.value,
     SubjectFile.LeaderScored.TOPIC: Component.LEADER_REVIEW.value,
     SubjectFile.IndicatorScored.TOPIC: Component.INDICATORS.value,
     SubjectFile.InspectionScored.TOPIC: Component.INSPECTION.value,

@@ -129,6 +129,8 @@ SCHEME = {
     "indicators": [{"code": "economy", "name": "经济发展", "owner": "E05", "weight": "0.4",
                     "groups": ["platform-1", "platform-2"]}],
     "satisfaction_threshold": "0.6",
+    "leader_post_weights": {"书记": "1.5", "市长": "1.5", "副书记": "1.2"},
+    "leader_raters_min": {"team": 3, "principal": 3},
 }
 ROSTER = [
     {"subject": TEAM, "code": "XZ-01", "name": "城关镇领导班子", "kind": "team",
@@ -145,6 +147,9 @@ RESULT = {
     "rank_change": 2, "banded_grade": "好", "vetoes_applied": [], "proposed_grade": "好",
     "quota_demoted": False, "no_grade_reason": None, "final_grade": "好",
     "decided_by_committee": False,
+    "satisfaction_gate": {"threshold": "0.6", "satisfaction": "0.862",
+                          "excluded_items": [{"item": "完成老旧小区改造8个",
+                                              "satisfaction": "0.54"}]},
 }
 NOTICE_ID = _id(f"results-notice/{YEAR}")
 CORRECTION = {
@@ -369,6 +374,9 @@ OPERATIONS: dict[str, Example] = {
     f"POST {_S}/targets/assessments": Example(
         {"target": "新增城镇就业1200人", "achieved": True,
          "evidence": "市人社局2025年度就业统计年报"}, _file(900, 3, "TargetAssessed")),
+    f"POST {_S}/targets/satisfaction": Example(
+        {"session": "qzrk-2025-XZ01", "item": "完成老旧小区改造8个", "satisfaction": "0.54"},
+        _file(902, 4, "ItemSatisfactionRecorded")),
     f"POST {_S}/leader-reviews": Example({"score": "92.5", "comment": "班子团结，发展思路清晰"},
                                          _file(901, 4, "LeaderScored")),
     f"PUT {_S}/leader-reviews": Example({"score": "90", "comment": "核实后修订"},
@@ -480,6 +488,20 @@ OPERATIONS: dict[str, Example] = {
         _written(300, _id("cadre/XZ01-001"), 2, "Cadre.PostChanged")),
     "POST /api/v1/leaders": Example({"code": "L01", "name": "陈志强"},
                                     _written(40, _id("leader/L01"), 1, "Leader.Registered")),
+    "PUT /api/v1/leaders/{code}/posts": Example(
+        {"posts": [{"body": "government", "title": "副市长"},
+                   {"body": "party-committee", "title": "常委", "unit_code": "BM-GAJ"}],
+         "charges": [{"unit_code": "XZ-01", "relation": "liaison"},
+                     {"unit_code": "BM-FGJ", "relation": "in-charge"}],
+         "since": "2025-01-20", "reason": "市人大选举、市委任命"},
+        _written(42, _id("leader/L01"), 2, "Leader.PostsSet")),
+    "GET /api/v1/leaders/{code}": Example(None, {
+        "code": "L01", "name": "陈志强",
+        "posts": [{"body": "government", "title": "副市长", "unit_code": None},
+                  {"body": "party-committee", "title": "常委", "unit_code": "BM-GAJ"}],
+        "charges": [{"unit_code": "XZ-01", "relation": "liaison"},
+                    {"unit_code": "BM-FGJ", "relation": "in-charge"}],
+        "since": "2025-01-20", "version": 2}),
     "POST /api/v1/imports": Example(
         {"units": [{"code": "XZ-02", "name": "东关镇", "kind": "township",
                     "category": "platform-2"}],

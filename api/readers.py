@@ -93,6 +93,7 @@ AUDIENCES: dict[str, Audience] = {
     "/api/v1/units/{unit}": Audience.PUBLIC,
     "/api/v1/cadres": Audience.SIGNED_IN,  # personal details: never anonymous
     "/api/v1/cadres/{code}": Audience.SIGNED_IN,
+    "/api/v1/leaders/{code}": Audience.EVALUATORS,  # posts and 分管/联系: the organizer's
     # the ledger (hashes, checkpoints and proofs are public; envelopes are not served here)
     "/api/v1/ledger/checkpoint": Audience.PUBLIC,
     "/api/v1/ledger/checkpoints": Audience.PUBLIC,

@@ -56,6 +56,11 @@ def cadre_subject(cadre_code: str) -> str:
     return f"cadre:{cadre_code}"
 
 
+def _old_gate(scheme: dict[str, Any]) -> None:
+    scheme.setdefault("component_gate", True)
+    scheme.setdefault("component_gate_kinds", [k.value for k in SubjectKind])
+
+
 class Cycle(Aggregate):
     """考核周期: one year's evaluation. Its id is derived from the year."""
 
@@ -74,6 +79,15 @@ class Cycle(Aggregate):
         scheme: Scheme
         actor: str
 
+        # v2: schemes gained the per-item satisfaction gate (kaoping-score/4) with the whole-
+        # component gate as an option, off for new schemes. A scheme stored before read with
+        # the whole-component gate on for every subject kind, as it was scored then.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _old_gate(state["scheme"])
+
     class RosterSet(Aggregate.Event):
         TOPIC = "kaoping/Cycle.RosterSet.v1"
         entries: list[RosterEntry]
@@ -91,6 +105,15 @@ class Cycle(Aggregate):
         reason: str
         authority: str
         actor: str
+
+        # v2: schemes gained the per-item satisfaction gate (kaoping-score/4) with the whole-
+        # component gate as an option, off for new schemes. A scheme stored before read with
+        # the whole-component gate on for every subject kind, as it was scored then.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _old_gate(state["scheme"])
 
     class Announced(Aggregate.Event):
         """考核公告: the public year-end announcement — subjects, team, dates, report hotline —

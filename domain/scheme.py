@@ -207,11 +207,24 @@ class Scheme(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     pools: list[PoolRule]
     vetoes: list[Veto] = []
     indicators: list[IndicatorDef] = []
-    # 群众满意度达不到要求的，一律不算作政绩 (seed method): below the threshold, the gated
-    # components count zero.
+    # 群众满意度达不到要求的，一律不算作政绩 (seed method). From kaoping-score/4 on the gate is
+    # per item: a committed target or 办实事 item the 群众认可 survey rates below the threshold
+    # does not count as achieved (docs/scoring.md). Up to kaoping-score/3, and from 4 only when
+    # ``component_gate`` is set, a subject's overall satisfaction below the threshold makes the
+    # gated components count zero, for the subject kinds in ``component_gate_kinds``.
     satisfaction_threshold: Share = Decimal("0.6")  # checked by validate_scheme
     gated_components: list[Component] = msgspec.field(
         default_factory=lambda: [Component.COMMITMENTS, Component.ANALYSIS])
+    component_gate: bool = False  # off for new schemes; schemes stored before v4 read True
+    component_gate_kinds: list[SubjectKind] = msgspec.field(
+        default_factory=lambda: [SubjectKind.TEAM])  # never individual cadres by default
+    # 领导把关考评 (seed method: 市四大班子有关领导审阅评议): a leader's score weighs by the
+    # title of the post they score in; a title not listed weighs 1, so the default (none
+    # listed) is the plain mean the seed's 百分制 implies. Weights are relative (> 0).
+    leader_post_weights: dict[Text, Decimal] = {}
+    # The fewest leader raters a subject kind needs before the cycle can be sealed (none by
+    # default: the seed names no number; a scheme sets e.g. {"team": 3, "principal": 3}).
+    leader_raters_min: dict[SubjectKind, Annotated[int, msgspec.Meta(ge=0, le=100)]] = {}
     composite_places: Annotated[int, msgspec.Meta(ge=0, le=6)] = 2
     # Deadlines of 复核 and 申诉 (公务员法 Art. 95-96; domain-notes §1.8), in days, counted in
     # the jurisdiction's time zone from an injected clock.
@@ -326,6 +339,12 @@ def validate_scheme(scheme: Scheme) -> None:
     except ValueError:
         msg = f"commitments.due {scheme.commitments.due} is not a day of {scheme.cycle}"
         raise InvalidInput(msg, rule="scheme.commitments-due", field="commitments.due") from None
+    for title, weight in scheme.leader_post_weights.items():
+        if not weight.is_finite() or not Decimal(0) < weight <= Decimal(100):
+            msg = f"leader_post_weights.{title} must be a number above 0 and at most 100, " \
+                  f"not {weight}"
+            raise InvalidInput(msg, rule="scheme.leader-post-weight",
+                               field=f"leader_post_weights.{title}")
     for i, item in enumerate(scheme.indicators):
         check_share(item.weight, f"indicators[{i}].weight")
     codes = [i.code for i in scheme.indicators]

@@ -23,6 +23,14 @@ Order of work (docs/scoring.md has the arithmetic):
 7. committee decisions replace the proposal; ``quota_violations`` lists any quota they break
    (only decisions themselves can; the service refuses them, so a stored pool never has one).
 
+From ``kaoping-score/4`` on (docs/scoring.md, "Leader review" and "The satisfaction gate"):
+the leader review is the mean of the leaders' scores weighted by the scheme's weight of the post
+each scored in; and the satisfaction gate is per item — a committed target or 办实事 item the
+群众认可 survey rates below the threshold counts as not achieved in the commitments component
+(it stays in the count of items, so failing an item never raises a score). The whole-component
+gate of step 2 applies only when the scheme sets ``component_gate``, and only to the subject
+kinds it names. The result lists the excluded items with their rates (``satisfaction_gate``).
+
 Every published result records the version it was computed with, and a cycle keeps the
 version it was published with: ``score_pool(..., version=...)`` still computes the older ones
 so that a result published years ago verifies, and replays, as it was published.
@@ -36,8 +44,10 @@ import msgspec
 
 from domain.scheme import Component, PoolRule, Scheme, Score, Share, SubjectKind, Veto, grades_of
 
-SCORE_FUNCTION_VERSION = "kaoping-score/3"
-SCORE_VERSIONS = ("kaoping-score/1", "kaoping-score/2", "kaoping-score/3")  # all computed here
+SCORE_FUNCTION_VERSION = "kaoping-score/4"
+SCORE_VERSIONS = ("kaoping-score/1", "kaoping-score/2", "kaoping-score/3",
+                  "kaoping-score/4")  # all computed here
+_BEFORE_4 = frozenset(SCORE_VERSIONS[:3])
 _HUNDRED = Decimal(100)
 _EFFECT_ORDER = {"no-grade": 0, "force-lowest": 1, "cap": 2}
 _ROUNDING = {"half-up": ROUND_HALF_UP, "floor": ROUND_FLOOR, "ceiling": ROUND_CEILING}
@@ -49,6 +59,15 @@ class IndicatorScore(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     indicator: str
     weight: Share
     score: Score | None  # None: explicitly not applicable to this subject
+
+
+class TargetItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A committed target or 办实事 item: how far it was achieved (0–100; a yes/no target is
+    100 or 0; None until assessed) and the 群众认可 survey's satisfaction with it, if rated."""
+
+    item: str
+    achieved: Score | None
+    satisfaction: Share | None = None
 
 
 class Adjustment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -78,6 +97,12 @@ class SubjectEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     # Components formally not applicable to this subject (e.g. no indicator applies to a
     # department that owns the only one): their weight is shared out among the others.
     not_applicable: list[Component] = []
+    # kaoping-score/4: the items behind ``commitments`` (the per-item satisfaction gate; when
+    # empty, ``commitments`` is used as it is), and the weight of the post each leader score
+    # was given in, in the order of ``leader_scores`` (empty: every score weighs 1). Earlier
+    # versions read neither.
+    targets: list[TargetItem] = []
+    leader_weights: list[Decimal] = []
 
 
 class PoolEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -87,7 +112,23 @@ class PoolEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     previous_ranks: dict[str, int] = {}
 
 
-class SubjectResult(msgspec.Struct, frozen=True, kw_only=True):
+class GatedItem(msgspec.Struct, frozen=True, kw_only=True):
+    item: str
+    satisfaction: Decimal
+
+
+class SatisfactionGate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the satisfaction gate did to a subject (kaoping-score/4 on): the threshold, the
+    items rated below it (not counted as achieved), and whether the whole-component gate
+    applied (the subject's overall satisfaction below the threshold, the scheme's option)."""
+
+    threshold: Decimal
+    excluded_items: list[GatedItem] = []
+    satisfaction: Decimal | None = None  # the subject's overall 民意调查 rate, if any
+    component_gate: bool = False
+
+
+class SubjectResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     subject: str
     code: str
     components: dict[Component, Decimal]
@@ -104,6 +145,9 @@ class SubjectResult(msgspec.Struct, frozen=True, kw_only=True):
     no_grade_reason: str | None
     final_grade: str | None
     decided_by_committee: bool
+    # From kaoping-score/4; absent (and not encoded) in results of earlier versions, so their
+    # published fingerprints are unchanged.
+    satisfaction_gate: SatisfactionGate | None = None
 
 
 class PoolResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,11 +178,42 @@ def _indicators(items: list[IndicatorScore]) -> Decimal | None:
                Decimal(0)) / total
 
 
-def normalise(evidence: SubjectEvidence) -> dict[Component, Decimal | None]:
+def weighted_mean(scores: list[Decimal], weights: list[Decimal]) -> Decimal | None:
+    """Σ weight × score / Σ weight (None without scores); no weights: every score weighs 1."""
+    if not weights:
+        weights = [Decimal(1)] * len(scores)
+    if len(weights) != len(scores):
+        msg = f"{len(scores)} leader score(s) but {len(weights)} weight(s)"
+        raise ValueError(msg)
+    total = sum(weights, Decimal(0))
+    if not scores or total <= 0:
+        return None
+    return sum((w * s for s, w in zip(scores, weights, strict=True)), Decimal(0)) / total
+
+
+def gated_commitments(items: list[TargetItem], threshold: Decimal) -> tuple[
+        Decimal | None, list[GatedItem]]:
+    """The commitments component under the per-item gate: the mean achievement over every
+    item, an item rated below ``threshold`` counting zero; None until every item is assessed.
+    Also the excluded items with their rates."""
+    excluded = [GatedItem(item=i.item, satisfaction=i.satisfaction) for i in items
+                if i.satisfaction is not None and i.satisfaction < threshold]
+    if not items or any(i.achieved is None for i in items):
+        return None, excluded
+    out = {g.item for g in excluded}
+    total = sum((i.achieved for i in items if i.achieved is not None and i.item not in out),
+                Decimal(0))
+    return total / len(items), excluded
+
+
+def normalise(evidence: SubjectEvidence, version: str = SCORE_FUNCTION_VERSION,
+              ) -> dict[Component, Decimal | None]:
     satisfaction = evidence.survey_satisfaction
+    before_4 = version in _BEFORE_4
     return {
         Component.COMMITMENTS: evidence.commitments,
-        Component.LEADER_REVIEW: _mean(list(evidence.leader_scores)),
+        Component.LEADER_REVIEW: _mean(list(evidence.leader_scores)) if before_4 else (
+            weighted_mean(list(evidence.leader_scores), list(evidence.leader_weights))),
         Component.DEMOCRATIC: evidence.democratic,
         Component.SURVEY: None if satisfaction is None else satisfaction * _HUNDRED,
         Component.INDICATORS: _indicators(evidence.indicators),
@@ -157,13 +232,19 @@ class _Scored(msgspec.Struct, kw_only=True):
     missing: list[Component]
     gate_failed: bool
     composite: Decimal
+    gate: SatisfactionGate | None = None
 
 
 def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence,
                    version: str) -> _Scored:
     places = Decimal(1).scaleb(-scheme.composite_places)
     round_components = version not in {"kaoping-score/1", "kaoping-score/2"}
-    raw = normalise(evidence)
+    before_4 = version in _BEFORE_4
+    raw = normalise(evidence, version)
+    excluded: list[GatedItem] = []
+    if not before_4 and evidence.targets:
+        raw[Component.COMMITMENTS], excluded = gated_commitments(
+            list(evidence.targets), scheme.satisfaction_threshold)
     deltas: dict[Component, Decimal] = {}
     for adj in evidence.adjustments:  # summed first, clamped once: order does not matter
         if adj.component is not None:
@@ -174,6 +255,9 @@ def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence,
             raw[component] = _clamp(value + delta)
     satisfaction = evidence.survey_satisfaction
     gate_failed = satisfaction is not None and satisfaction < scheme.satisfaction_threshold
+    if not before_4:
+        gate_failed = gate_failed and scheme.component_gate and (
+            rule.kind in scheme.component_gate_kinds)
     components: dict[Component, Decimal] = {}
     missing: list[Component] = []
     total = Decimal(0)
@@ -192,8 +276,11 @@ def _score_subject(scheme: Scheme, rule: PoolRule, evidence: SubjectEvidence,
         total += weight / share * value if share else Decimal(0)
     total += sum((a.delta for a in evidence.adjustments if a.component is None), Decimal(0))
     composite = max(total, Decimal(0)).quantize(places, rounding=ROUND_HALF_UP)
+    gate = None if before_4 else SatisfactionGate(
+        threshold=scheme.satisfaction_threshold, excluded_items=excluded,
+        satisfaction=satisfaction, component_gate=gate_failed)
     return _Scored(evidence=evidence, components=components, missing=missing,
-                   gate_failed=gate_failed, composite=composite)
+                   gate_failed=gate_failed, composite=composite, gate=gate)
 
 
 def _order_key(s: _Scored) -> tuple[Decimal, Decimal, Decimal, str]:
@@ -284,7 +371,7 @@ def score_pool(scheme: Scheme, pool: PoolEvidence, *,
             banded_grade=_band(rule, s.composite), vetoes_applied=applied[subject],
             proposed_grade=proposed[subject], quota_demoted=subject in demoted,
             no_grade_reason=reasons[subject], final_grade=final,
-            decided_by_committee=subject in decided))
+            decided_by_committee=subject in decided, satisfaction_gate=s.gate))
     violations = [
         f"{grade}: {count} > {limits[grade]}"
         for grade in grades if grade in limits

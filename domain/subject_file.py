@@ -27,6 +27,7 @@ from domain.scoring import (
     PoolEvidence,
     PoolResult,
     SubjectEvidence,
+    TargetItem,
     score_pool,
 )
 from domain.team_review import TeamAnalysis, team_analysis
@@ -76,9 +77,29 @@ class SubjectFile(Aggregate):
 
     class LeaderScored(Aggregate.Event):
         TOPIC = "kaoping/SubjectFile.LeaderScored.v1"
+        # v2 adds post: the title of the post the leader scored in (the scheme weighs the
+        # score by it, kaoping-score/4); None for a principal scoring a deputy. Stored v1
+        # events read as None (weight 1).
+        class_version = 2
         rater: str
         score: Decimal
         comment: str
+        actor: str
+        post: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["post"] = None
+
+    class ItemSatisfactionRecorded(Aggregate.Event):
+        """群众认可: the survey's satisfaction (0–1) with one committed target or 办实事 item
+        of the unit, from a count held in a named session. Below the scheme's threshold the
+        item does not count as achieved (kaoping-score/4)."""
+
+        TOPIC = "kaoping/SubjectFile.ItemSatisfactionRecorded.v1"
+        session: str
+        item: str
+        satisfaction: Decimal
         actor: str
 
     class IndicatorScored(Aggregate.Event):
@@ -316,6 +337,8 @@ class SubjectFile(Aggregate):
         self.targets: dict[str, bool | None] = {}
         self.credits: list[Credit] = []
         self.leader_scores: dict[str, Decimal] = {}
+        self.leader_posts: dict[str, str | None] = {}
+        self.item_satisfaction: dict[str, Decimal] = {}
         self.indicators: dict[str, Decimal | None] = {}
         self.inspection: Decimal | None = None
         self.analysis: dict[str, Decimal] = {}
@@ -368,8 +391,20 @@ class SubjectFile(Aggregate):
                 if self.targets and len(achieved) == len(self.targets) else None)
 
     @event(LeaderScored)
-    def score_by_leader(self, rater: str, score: Decimal, comment: str, actor: str) -> None:
+    def score_by_leader(self, rater: str, score: Decimal, comment: str, actor: str,
+                        post: str | None = None) -> None:
         self.leader_scores[rater] = score
+        self.leader_posts[rater] = post
+
+    def rate_item(self, session: str, item: str, satisfaction: Decimal, actor: str) -> None:
+        if item not in self.targets:
+            msg = f"{item!r} is not one of the published targets or 办实事 items"
+            raise InvalidInput(msg, rule="satisfaction.item-published", field="item")
+        self._item_rated(session=session, item=item, satisfaction=satisfaction, actor=actor)
+
+    @event(ItemSatisfactionRecorded)
+    def _item_rated(self, session: str, item: str, satisfaction: Decimal, actor: str) -> None:
+        self.item_satisfaction[item] = satisfaction
 
     @event(IndicatorScored)
     def score_indicator(self, indicator: str, department: str, value: str,
@@ -649,9 +684,17 @@ class SubjectFile(Aggregate):
         not_applicable = [Component.INDICATORS] if (
             Component.INDICATORS in rule.weights
             and not scheme.indicators_for(self.group, self.kind, self.code)) else []
+        weights = scheme.leader_post_weights
+        targets = [TargetItem(item=t, achieved=None if done is None else Decimal(100 * done),
+                              satisfaction=self.item_satisfaction.get(t))
+                   for t, done in self.targets.items()]
         return SubjectEvidence(
             subject=self.subject, code=self.code, commitments=commitments,
             leader_scores=[self.leader_scores[k] for k in sorted(self.leader_scores)],
+            leader_weights=[weights.get(post, Decimal(1)) if (
+                post := self.leader_posts.get(k)) else Decimal(1)
+                for k in sorted(self.leader_scores)],
+            targets=targets,
             democratic=self.democratic, survey_satisfaction=self.satisfaction,
             indicators=indicators, inspection=self.inspection,
             analysis=analysis,

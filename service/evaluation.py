@@ -21,7 +21,7 @@ from domain.ballots import EvaluationSession
 from domain.cases import Case, Channel
 from domain.cycle import Cycle, Phase, RosterEntry, StreamHead, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
-from domain.people import PostRole
+from domain.people import PostRole, post_weight
 from domain.publication import ResultsNotice, pool_key, results_fingerprint
 from domain.scheme import Component, Scheme, SubjectKind, check_score, check_share, grades_of
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult
@@ -208,6 +208,15 @@ class Evaluation:
                 msg = "city leaders score leadership teams and principals; deputies are " \
                       "scored by their unit's principal"
                 raise Forbidden(msg, rule="rater.leader-scores-teams-and-principals")
+            leader = self.reference.leader(ident)
+            if entry.kind != SubjectKind.TEAM and entry.code == leader.code:
+                msg = "no one scores themselves"
+                raise Forbidden(msg, rule="rater.self")
+            if entry.unit_code in leader.own_units():
+                posts = ", ".join(p.title for p in leader.posts if p.unit_code == entry.unit_code)
+                msg = (f"回避: leader {ident} holds a post in unit {entry.unit_code} ({posts}) "
+                       "and does not score its team or cadres")
+                raise Forbidden(msg, rule="rater.avoidance")
             return f"leader:{ident}"
         if entry.subject == cadre_subject(ident):
             msg = "no one scores themselves"
@@ -233,7 +242,11 @@ class Evaluation:
         if revision_of is not None and revision_of != file.version:
             msg = f"the file is at version {file.version}, not {revision_of}"
             raise StaleVersion(msg, current=file.version)
-        file.score_by_leader(rater, score, comment, principal.id)
+        post = None
+        if rater.startswith("leader:"):
+            post, _ = post_weight(self._scheme(cycle).leader_post_weights,
+                                  self.reference.leader(rater.removeprefix("leader:")).posts)
+        file.score_by_leader(rater, score, comment, principal.id, post)
         return self._save_input(cycle, entry, file, after_append)
 
     def indicator_score(self, principal: Principal, year: int, subject: str, *, indicator: str,
@@ -341,6 +354,20 @@ class Evaluation:
         file.record_evaluation(session, democratic, satisfaction, principal.id)
         return self._save_input(cycle, entry, file, after_append)
 
+    def rate_item(self, principal: Principal, year: int, subject: str, *, session: str,
+                  item: str, satisfaction: Decimal,
+                  after_append: AfterAppend | None = None) -> Written:
+        """群众认可: the survey's satisfaction with one of the unit's committed targets or
+        办实事 items (organizer, from a count); a new count for the item replaces it."""
+        cycle, entry, file = self._input(year, subject)
+        require_role(principal, Role.ORGANIZER)
+        if entry.kind != SubjectKind.TEAM:
+            msg = "targets and 办实事 items are a unit's (its leadership team's)"
+            raise InvalidInput(msg, rule="commitment.team-only", field="subject")
+        check_share(satisfaction, "satisfaction")
+        file.rate_item(session, item, satisfaction, principal.id)
+        return self._save_input(cycle, entry, file, after_append)
+
     def record_sanction(self, principal: Principal, year: int, subject: str, *, code: str,
                         decided_on: str, source: str,
                         after_append: AfterAppend | None = None) -> Written:
@@ -406,6 +433,20 @@ class Evaluation:
             msg = (f"{len(incomplete)} subject(s) lack inputs, e.g. {incomplete[0]}; every "
                    "weighted component needs a score or an explicit not-applicable")
             raise Conflict(msg, rule="seal.inputs-complete")
+        minimum = self._scheme(cycle).leader_raters_min
+        version_of = {h.stream_id: h.version for h in heads}
+        short = []
+        for e in cycle.roster:
+            if minimum.get(e.kind):
+                got = len(self.file(year, e.subject, version_of[
+                    str(SubjectFile.id_for(year, e.subject))]).leader_scores)
+                if got < minimum[e.kind]:
+                    short.append((e.subject, got, minimum[e.kind]))
+        if short:
+            subject, got, need = short[0]
+            msg = (f"{len(short)} subject(s) have fewer leader raters than the scheme's "
+                   f"minimum, e.g. {subject}: {got} of {need}")
+            raise Conflict(msg, rule="seal.leader-raters-minimum")
         cycle.seal(heads, principal.id)
         return self._save(cycle, guarded(after_append, heads_unchanged(heads)))
 

@@ -59,6 +59,7 @@ COMPONENT_OF = {
     SubjectFile.TargetsPublished.TOPIC: Component.COMMITMENTS.value,
     SubjectFile.TargetAssessed.TOPIC: Component.COMMITMENTS.value,
     SubjectFile.CommitmentsCredited.TOPIC: Component.COMMITMENTS.value,
+    SubjectFile.ItemSatisfactionRecorded.TOPIC: Component.COMMITMENTS.value,
     SubjectFile.LeaderScored.TOPIC: Component.LEADER_REVIEW.value,
     SubjectFile.IndicatorScored.TOPIC: Component.INDICATORS.value,
     SubjectFile.InspectionScored.TOPIC: Component.INSPECTION.value,
@@ -428,8 +429,14 @@ def render(card: ScoreCard) -> str:
         weight = card.weights.get(component.value, Decimal(0))
         out.append(f"  {component.value:<14} {value:>7.2f} × {weight}"
                    + ("   (missing)" if component in r.missing else ""))
+    gate = r.satisfaction_gate
     if r.gate_failed:
-        out.append("  satisfaction gate failed: gated components count zero")
+        rate = f" (satisfaction {gate.satisfaction} < {gate.threshold})" if (
+            gate is not None and gate.satisfaction is not None) else ""
+        out.append(f"  satisfaction gate failed{rate}: gated components count zero")
+    if gate is not None:
+        out += [f"  not counted as 实绩: {item.item} (群众满意度 {item.satisfaction} < "
+                f"{gate.threshold})" for item in gate.excluded_items]
     if r.vetoes_applied:
         out.append(f"  vetoes: {', '.join(r.vetoes_applied)}")
     if card.commitments:

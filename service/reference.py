@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, StaleVersion
-from domain.people import Cadre, Leader, PostRole
+from domain.people import Cadre, Leader, LeaderCharge, LeaderPost, PostRole
 from domain.text import first_non_text
 from domain.units import Unit, UnitKind, register_unit
 from service.policy import require_role
@@ -53,6 +53,39 @@ class Reference:
 
     def leader_exists(self, code: str) -> bool:
         return Leader.id_for(code) in self.store.repository
+
+    def leader(self, code: str) -> Leader:
+        leader: Leader = self._get(Leader.id_for(code), "leader", code)
+        return leader
+
+    def read_leader(self, principal: Principal, code: str) -> Leader:
+        """A leader's posts and charges: for the organizer, the committee and supervisors."""
+        require_role(principal, Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR)
+        return self.leader(code)
+
+    def set_leader_posts(self, principal: Principal, code: str, *, posts: list[LeaderPost],
+                         charges: list[LeaderCharge], since: str, reason: str,
+                         expected_version: int,
+                         after_append: AfterAppend | None = None) -> Written:
+        """A city leader's posts (四大班子) and 分管/联系 units from a date (organizer);
+        every unit named must be registered."""
+        require_role(principal, Role.ORGANIZER)
+        for i, post in enumerate(posts):
+            if post.unit_code is not None and Unit.id_for(post.unit_code) not in (
+                    self.store.repository):
+                msg = f"unit {post.unit_code!r} is not registered"
+                raise InvalidInput(msg, rule="leader.unit-exists", field=f"posts[{i}].unit_code")
+        for i, charge in enumerate(charges):
+            if Unit.id_for(charge.unit_code) not in self.store.repository:
+                msg = f"unit {charge.unit_code!r} is not registered"
+                raise InvalidInput(msg, rule="leader.unit-exists",
+                                   field=f"charges[{i}].unit_code")
+        leader = self.leader(code)
+        if leader.version != expected_version:
+            msg = f"leader {code} is at version {leader.version}, not {expected_version}"
+            raise StaleVersion(msg, current=leader.version)
+        leader.set_posts(posts, charges, _check_date(since, "since"), reason, principal.id)
+        return save(self.store, leader, after_append=after_append, stream_id=leader.id)
 
     def _save_new(self, aggregates: list[Any], after_append: AfterAppend | None,
                   what: str) -> Written:

@@ -124,7 +124,9 @@ class ResultsPage(msgspec.Struct, kw_only=True):
     corrections: list[Correction] = []
 
 
-class SubjectResultOut(SubjectResult, frozen=True, kw_only=True):
+class SubjectResultOut(SubjectResult, frozen=True, kw_only=True, omit_defaults=False):
+    # The stored result omits an absent ``satisfaction_gate`` (fingerprints of results of
+    # versions 1–3 stay as published); the API always shows every field.
     results_version: int | None = None  # None: the working result (before publication)
     as_of: int | None = None
 

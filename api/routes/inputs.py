@@ -71,6 +71,12 @@ class EvaluationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     satisfaction: Decimal | None = None  # 0–1 from a closed 民意调查
 
 
+class ItemSatisfactionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    session: Key  # the 群众认可 survey the count comes from
+    item: Annotated[str, text(min_length=1, max_length=500)]  # a published target or 办实事
+    satisfaction: Decimal  # 0–1
+
+
 class SanctionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     code: Key  # a veto code of the scheme, e.g. "admonishment", "open-case"
     decided_on: IsoDate
@@ -222,6 +228,20 @@ class InputController(Controller):
         session, as the composite's 民主测评 and 民意调查 inputs."""
         return await write(request, 201, lambda p, after: _ev(request).record_evaluation(
             p, year, subject, session=data.session, democratic=data.democratic,
+            satisfaction=data.satisfaction, after_append=after))
+
+    @post("/targets/satisfaction", status_code=201, security=SECURITY, tags=["commitments"],
+          before_request=strict_body(ItemSatisfactionIn),
+          summary="Record the survey's satisfaction with a target", responses=INPUT_ERRORS)
+    async def item_satisfaction(self, request: Request[Any, Any, Any], year: FromPath[int],
+                                subject: FromPath[str],
+                                data: JSONBody[ItemSatisfactionIn]) -> Response[WriteOut]:
+        """群众认可程度: the survey's satisfaction (0–1) with one of the unit's published
+        targets or 办实事 items (organizer, from the count). Below the scheme's
+        ``satisfaction_threshold`` the item does not count as achieved (群众满意度达不到要求
+        的，一律不算作政绩); the card lists it with its rate. A later count replaces it."""
+        return await write(request, 201, lambda p, after: _ev(request).rate_item(
+            p, year, subject, session=data.session, item=data.item,
             satisfaction=data.satisfaction, after_append=after))
 
     @post("/sanctions", status_code=201, security=SECURITY, tags=["sanctions"],

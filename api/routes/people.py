@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import msgspec
 from anyio import to_thread
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.auth import SECURITY
+from api.auth import SECURITY, current_principal
 from api.mechanisms import (
     INT64,
     decode_cursor,
@@ -22,7 +22,7 @@ from api.mechanisms import (
 )
 from api.openapi import problems
 from api.routes.common import WriteOut, write
-from domain.people import PostRole
+from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost, PostRole
 from domain.text import text
 from domain.units import UnitKind
 from projections.cadres import CadreRow, CadresView, list_cadres
@@ -68,6 +68,36 @@ class CadrePage(msgspec.Struct, kw_only=True):
 class RegisterLeader(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     code: Code
     name: Name
+
+
+Title = Annotated[str, text(min_length=1, max_length=20, examples=["副市长"])]
+
+
+class PostIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    body: LeaderBody  # 四大班子: party-committee 市委, congress 人大, government 政府, cppcc 政协
+    title: Title  # 书记, 副书记, 常委, 市长, 副市长, 主任, 主席 …: the scheme weighs scores by it
+    unit_code: Code | None = None  # the unit the post heads or belongs to (回避)
+
+
+class ChargeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    unit_code: Code
+    relation: Charge  # in-charge 分管, liaison 联系
+
+
+class LeaderPosts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    posts: list[PostIn]
+    charges: list[ChargeIn] = []
+    since: IsoDate
+    reason: Text
+
+
+class LeaderOut(msgspec.Struct, kw_only=True):
+    code: str
+    name: str
+    posts: list[LeaderPost]
+    charges: list[LeaderCharge]
+    since: str | None  # the date the current posts were taken from
+    version: int
 
 
 class UnitRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -168,6 +198,40 @@ class LeaderController(Controller):
         return await write(request, 201, lambda p, after: request.app.state.services.reference
                            .register_leader(p, code=data.code, name=data.name,
                                             after_append=after))
+
+    @put("/{code:str}/posts", security=SECURITY, before_request=strict_body(LeaderPosts),
+         summary="Set a city leader's posts and charges",
+         responses=problems(400, 401, 403, 404, 412, 422, 428))
+    async def set_posts(self, request: Request[Any, Any, Any], code: FromPath[str],
+                        data: JSONBody[LeaderPosts]) -> Response[WriteOut]:
+        """The leader's posts in the 四大班子 (each with its title and, when it has one, the
+        unit it heads or belongs to) and the units the leader is in charge of (分管) or liaises
+        with (联系), from a date, with a reason; replaces the previous set, which stays in the
+        leader's history. Organizer; needs If-Match. The scheme weighs a leader's scores by
+        the post's title; a leader never scores a unit a post of theirs is in (回避)."""
+        version = expected_version(request)
+        posts = [LeaderPost(body=p.body, title=p.title, unit_code=p.unit_code)
+                 for p in data.posts]
+        charges = [LeaderCharge(unit_code=c.unit_code, relation=c.relation)
+                   for c in data.charges]
+        return await write(request, 200, lambda p, after: request.app.state.services.reference
+                           .set_leader_posts(p, code, posts=posts, charges=charges,
+                                             since=data.since, reason=data.reason,
+                                             expected_version=version, after_append=after))
+
+    @get("/{code:str}", security=SECURITY, summary="Read a city leader",
+         responses=problems(401, 403, 404))
+    async def read(self, request: Request[Any, Any, Any], state: State,
+                   code: FromPath[str]) -> Response[LeaderOut]:
+        """A city leader's current posts and 分管/联系 units; the ETag is the leader's
+        version. Organizer, committee and supervisors."""
+        principal = current_principal(request)
+        leader = await to_thread.run_sync(state.services.reference.read_leader, principal,
+                                          code)
+        return Response(LeaderOut(code=leader.code, name=leader.name, posts=leader.posts,
+                                  charges=leader.charges, since=leader.since,
+                                  version=leader.version),
+                        headers={"ETag": etag(leader.version)})
 
 
 class ImportController(Controller):

@@ -83,6 +83,11 @@ def _reference_and_cycle(w: Walk, who: People) -> None:
         w.twice("POST", "/api/v1/leaders", "/api/v1/leaders", who.org,
                 {"code": code, "name": code}, other=("/api/v1/leaders",
                                                      {"code": code, "name": "other"}))
+    posts = {"posts": [{"body": "government", "title": "副市长"}], "since": "2024-01-01",
+             "reason": "任命"}
+    w.twice("PUT", "/api/v1/leaders/{code}/posts", "/api/v1/leaders/L1/posts",
+            {**who.org, "If-Match": '"1"'}, posts,
+            other=("/api/v1/leaders/L1/posts", {**posts, "reason": "另一理由"}))
     unit = w.twice("POST", "/api/v1/units", "/api/v1/units", who.org,
                    {"code": "X1", "name": "新区", "kind": "department",
                     "category": "economic-management"},
@@ -180,6 +185,11 @@ def _inputs(w: Walk, who: People) -> None:
     w.twice("POST", f"{t}/analysis", f"{s}/analysis", who.team,
             {"dimension": "economy", "score": 85},
             other=(f"{s}/analysis", {"dimension": "economy", "score": 86}))
+    published = w.client.post(f"{s}/targets", json={"targets": ["招商引资"]}, headers=who.org)
+    assert published.status_code == 201, published.text
+    rating = {"session": "qzrk", "item": "招商引资", "satisfaction": "0.8"}
+    w.twice("POST", f"{t}/targets/satisfaction", f"{s}/targets/satisfaction", who.org, rating,
+            other=(f"{s}/targets/satisfaction", {**rating, "satisfaction": "0.7"}))
     _team_review(w, who)
     w.twice("POST", f"{t}/sanctions", f"{BASE}/subjects/cadre:P2/sanctions", who.org,
             {"code": "admonishment", "decided_on": "2025-06-01", "source": "纪委"},

@@ -29,7 +29,7 @@ def test_a_small_demo_city_runs_two_cycles_to_publication(services: Services) ->
     assert {r.final_grade for r in results} - {None} <= {"好", "较好", "一般", "较差", "优秀",
                                                          "称职", "基本称职", "不称职"}
     published = _published(services, 2025)
-    assert published.score_version == "kaoping-score/3"
+    assert published.score_version == "kaoping-score/4"
     assert published.results_notice  # the results themselves are in the results notice
     assert len(published.heads) == len(cycle.roster)
 

@@ -139,8 +139,11 @@ def test_hand_scheme_is_valid() -> None:
 
 
 def test_hand_computed_pool() -> None:
-    result = _hand_result()
-    assert result.version == SCORE_FUNCTION_VERSION == "kaoping-score/3"
+    # kaoping-score/3, as published cycles recompute it: the whole-component gate on D.
+    # (kaoping-score/4 on the same pool: tests/unit/test_raters.py.)
+    result = _hand_result(version="kaoping-score/3")
+    assert result.version == "kaoping-score/3"
+    assert SCORE_FUNCTION_VERSION == "kaoping-score/4"
     assert (result.group, result.kind) == ("county", SubjectKind.PRINCIPAL)
     assert result.quota_limits == {EXCELLENT: 1}
     assert result.quota_violations == []
@@ -335,7 +338,8 @@ def test_gate_threshold_is_strict_and_zeroes_only_gated_components() -> None:
         return SubjectEvidence(subject=satisfaction, code=satisfaction, commitments=D(80),
                                analysis=[D(80)], survey_satisfaction=D(satisfaction))
 
-    result = score_pool(scheme, _pool([subject("0.6"), subject("0.599")]))
+    result = score_pool(scheme, _pool([subject("0.6"), subject("0.599")]),
+                        version="kaoping-score/3")
     at, below = result.for_subject("0.6"), result.for_subject("0.599")
     assert at.gate_failed is False
     assert at.composite == D("75.00")  # 0.5·80 + 0.25·80 + 0.25·60 = 40 + 20 + 15

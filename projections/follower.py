@@ -229,6 +229,7 @@ class Follower:
             exhausted = len(page) < self.page_size  # all there was (up to limit) is read
             positions = [e.position for e in page]
             applied = 0
+            moves: list[tuple[str, int, int]] = []  # (name, from, to): moved together below
             for p in todo:
                 mine_from = bisect.bisect_right(positions, at.get(p.name, -1))
                 stop = stops.get(p.name)
@@ -243,7 +244,7 @@ class Follower:
                 if not mine and not settles:
                     continue
                 if not isolate:
-                    self._apply(cur, p, mine, at.get(p.name, -1), settles)
+                    self._apply(cur, p, mine, at.get(p.name, -1), settles, moves)
                     self._paused.pop(p.name, None)
                     applied += len(mine)
                     continue
@@ -260,15 +261,22 @@ class Follower:
                     cur.execute("RELEASE SAVEPOINT projection")
                 self._paused.pop(p.name, None)
                 applied += len(mine)
+            self._move_all(cur, moves)
         if failed is not None:
             raise failed
         return len(page), applied
 
     def _apply(self, cur: Cursor, p: Projection, mine: Sequence[LoggedEvent], at: int,
-               settles: bool) -> None:
+               settles: bool, moves: list[tuple[str, int, int]] | None = None) -> None:
+        """Apply and settle; move the position now, or add the move to ``moves`` (the
+        page's moves are then made in one statement: a round trip per read model and page
+        was a tenth of a rebuild)."""
         if mine:
             p.apply(cur, mine)
-            self._move(cur, p.name, at, mine[-1].position)
+            if moves is None:
+                self._move(cur, p.name, at, mine[-1].position)
+            else:
+                moves.append((p.name, at, mine[-1].position))
         if settles:
             # All there was for it has been read: work deferred across full pages (a backlog
             # being caught up) is done now, once, in this transaction.
@@ -287,6 +295,24 @@ class Follower:
                     "WHERE name = %s AND position = %s", (to, name, was))
         if cur.rowcount != 1:
             msg = f"projection {name} moved under us from {was}"
+            raise ConcurrentFollowerError(msg)
+
+    @classmethod
+    def _move_all(cls, cur: Cursor, moves: list[tuple[str, int, int]]) -> None:
+        """Every move of a page in one statement; each only from where it was read."""
+        if len(moves) <= 1:
+            for name, was, to in moves:
+                cls._move(cur, name, was, to)
+            return
+        cur.execute(
+            "UPDATE kaoping_projection_tracking SET position = CASE name "  # noqa: S608 -- placeholders only
+            + " ".join(["WHEN %s THEN %s"] * len(moves)) + " END, error = NULL WHERE "
+            + " OR ".join(["(name = %s AND position = %s)"] * len(moves)),
+            [*(v for name, _, to in moves for v in (name, to)),
+             *(v for name, was, _ in moves for v in (name, was))])
+        if cur.rowcount != len(moves):
+            msg = (f"projections {', '.join(n for n, _, _ in moves)}: a position moved under "
+                   "us")
             raise ConcurrentFollowerError(msg)
 
     def close(self) -> None:

@@ -76,8 +76,9 @@ class ResultsView:
             pools |= self._pools_of_year(cur, year)
             if self._phase(cur, year) == Phase.PUBLISHED.value:  # next year's rank change
                 pools |= self._pools_of_year(cur, year + 1)
-        cur.executemany("INSERT INTO rm_dirty_pools (year, grp, kind) VALUES (%s, %s, %s) "
-                        "ON CONFLICT DO NOTHING", sorted(pools))
+        if pools:  # most pages of a rebuild touch none; an empty executemany still syncs
+            cur.executemany("INSERT INTO rm_dirty_pools (year, grp, kind) VALUES (%s, %s, %s) "
+                            "ON CONFLICT DO NOTHING", sorted(pools))
 
     def settle(self, cur: Cursor, up_to: int) -> None:
         """Recompute every dirty pool once (earlier years first: later ones read their

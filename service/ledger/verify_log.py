@@ -13,20 +13,21 @@ at its size fails. Work is streamed in pages: memory does not grow with the log.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any
 
-from service.db import events_row_id
+from service.db import as_uuid, events_row_id
 from service.ledger import merkle
 from service.ledger.checkpoint import CheckpointError, open_checkpoint_within
-from service.ledger.log import envelope_rows
-from service.ledger.tree import node_reader
+from service.ledger.envelope import FORMAT, ZERO_HASH, Envelope, payload_hash
 
 if TYPE_CHECKING:
-    from service.db import Database
+    from service.db import Cursor, Database
     from service.ledger.checkpoint import Checkpoint
-    from service.ledger.envelope import Envelope
     from service.ledger.signer import StoredCheckpoint
 
 PAGE = 5000
@@ -124,11 +125,6 @@ def _stored_nodes(db: Database) -> tuple[int, int]:
     return (0, 0) if row is None else (int(row[0] or 0), int(row[1] or 0))
 
 
-def node_reader_for(db: Database, ids: list[merkle.NodeId]) -> Mapping[merkle.NodeId, bytes]:
-    with db.read() as cur:
-        return node_reader(cur)(ids) if ids else {}
-
-
 def _dangling_events(db: Database) -> str | None:
     rid = events_row_id(db.engine)
     with db.read() as cur:
@@ -152,6 +148,102 @@ def _row_problem(position: int, stored_leaf: bytes, envelope: Envelope | None) -
                 f"{envelope.stream_version} ({envelope.topic}) does not match its leaf hash: "
                 "its payload, topic, stream, version or order was changed")
     return None
+
+
+_ENVELOPE_HEAD = struct.Struct(">BQ16sQH")
+_LEAF_PREFIX = b"\x00"
+
+
+def _page_rows(cur: Cursor, start: int, end: int) -> list[tuple[Any, ...]]:
+    """Leaves [start, end) with what their envelopes are rebuilt from: (position, leaf hash,
+    stream id, version, topic, payload, the stream's previous leaf); topic and payload are None
+    when the event row is gone, the previous leaf when it is."""
+    rid = events_row_id(cur.engine)
+    cur.execute(
+        "SELECT l.position, l.leaf_hash, l.stream_id, l.stream_version, e.topic, e.state, "  # noqa: S608
+        f"p.leaf_hash FROM kaoping_ledger l LEFT JOIN kaoping_events e ON e.{rid} = "
+        "l.notification_id LEFT JOIN kaoping_ledger p ON p.stream_id = l.stream_id AND "
+        "p.stream_version = l.stream_version - 1 WHERE l.position >= %s AND l.position < %s "
+        "ORDER BY l.position", (start, end))
+    return cur.fetchall()
+
+
+class _PageReader:
+    """Pages of ``_page_rows``; the next page is read on another connection while this one is
+    checked (the database works while Python hashes: psycopg and sqlite3 release the GIL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaoping-verify")
+        self._ahead: tuple[int, Future[list[tuple[Any, ...]]]] | None = None
+
+    def _read(self, start: int) -> list[tuple[Any, ...]]:
+        with self.db.read() as cur:
+            return _page_rows(cur, start, start + PAGE)
+
+    def read(self, start: int) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] | None = None
+        if self._ahead is not None:
+            at, future = self._ahead
+            self._ahead = None
+            ahead = future.result()
+            if at == start:
+                rows = ahead
+        if rows is None:
+            rows = self._read(start)
+        if rows:  # the next page starts where a dense page ends; used only if it does
+            nxt = int(rows[-1][0]) + 1
+            self._ahead = (nxt, self._pool.submit(self._read, nxt))
+        return rows
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _recomputed_leaf(row: tuple[Any, ...]) -> bytes | None:
+    """The leaf hash of the envelope rebuilt from the stored event (None: the row is gone);
+    the same bytes as ``Envelope.leaf_hash()``, without building one per event."""
+    position, _, sid, version, topic, state, prev = row
+    if state is None:
+        return None
+    version = int(version)
+    previous = ZERO_HASH if version == 1 else (bytes(prev) if prev is not None else b"")
+    encoded = _topics.get(topic)
+    if encoded is None:
+        encoded = _topics.setdefault(topic, str(topic).encode())
+    return sha256(_LEAF_PREFIX + _ENVELOPE_HEAD.pack(
+        FORMAT, int(position), as_uuid(sid).bytes, version, len(encoded))
+        + encoded + sha256(bytes(state)).digest() + previous).digest()
+
+
+_topics: dict[str, bytes] = {}  # topic -> UTF-8; event types are few
+
+
+def _envelope(row: tuple[Any, ...]) -> Envelope | None:
+    position, _, sid, version, topic, state, prev = row
+    if state is None:
+        return None
+    previous = ZERO_HASH if int(version) == 1 else (bytes(prev) if prev else b"")
+    return Envelope(int(position), as_uuid(sid), int(version), str(topic),
+                    payload_hash(bytes(state)), previous)
+
+
+def _stored_nodes_for(db: Database,
+                      nodes: list[tuple[merkle.NodeId, bytes]]) -> dict[merkle.NodeId, bytes]:
+    """The stored tree nodes among ``nodes`` (recomputed from one page of leaves: at each
+    level a run of consecutive indices), read as one index range per level."""
+    if not nodes:
+        return {}
+    bounds: dict[int, tuple[int, int]] = {}
+    for (level, idx), _ in nodes:
+        low, high = bounds.get(level, (idx, idx))
+        bounds[level] = (min(low, idx), max(high, idx))
+    sql = " UNION ALL ".join(
+        ["SELECT level, idx, hash FROM kaoping_tree_nodes WHERE level = %s AND idx >= %s "
+         "AND idx <= %s"] * len(bounds))
+    with db.read() as cur:
+        cur.execute(sql, [v for level, (low, high) in bounds.items() for v in (level, low, high)])
+        return {(int(lv), int(ix)): bytes(h) for lv, ix, h in cur.fetchall()}
 
 
 class _Verifier:
@@ -190,7 +282,7 @@ class _Verifier:
 
     def compare_nodes(self) -> bool:
         """Compare the stored nodes with the ones just recomputed; True when stopping."""
-        found = node_reader_for(self.db, [node for node, _ in self._nodes])
+        found = _stored_nodes_for(self.db, self._nodes)
         for (level, idx), digest in self._nodes:
             stored = found.get((level, idx))
             if stored is not None and stored != digest and self.fail(
@@ -205,30 +297,41 @@ class _Verifier:
     def walk(self, progress: Callable[[int], None] | None) -> bool:
         """Check every leaf in order; True if stopped early."""
         expected = 0
-        while rows := self._page(expected):
-            for position, stored_leaf, envelope in rows:
-                gap = position != expected and self.fail(
-                    f"positions {expected}..{position - 1} are missing from the ledger "
-                    "(leaf rows deleted)")
-                problem = _row_problem(position, stored_leaf, envelope)
-                if gap or (problem and self.fail(problem)):
+        pages = _PageReader(self.db)
+        watch = self._watch()
+        try:
+            while rows := pages.read(expected):
+                for row in rows:
+                    position = row[0]
+                    gap = position != expected and self.fail(
+                        f"positions {expected}..{position - 1} are missing from the ledger "
+                        "(leaf rows deleted)")
+                    leaf = _recomputed_leaf(row)
+                    problem = None if leaf == row[1] else _row_problem(
+                        position, row[1], _envelope(row))
+                    if gap or (problem and self.fail(problem)):
+                        return True
+                    expected = position + 1
+                    # Fold in the recomputed leaf when there is one, so later roots are the
+                    # truth.
+                    self._nodes += self.tree.append(leaf or row[1])
+                    self.report.events += 1
+                    if self.tree.size in watch:
+                        if self.settle_checkpoints():
+                            return True
+                        watch = self._watch()
+                if self.compare_nodes():
                     return True
-                expected = position + 1
-                # Fold in the recomputed leaf when there is one, so later roots are the truth.
-                self._nodes += self.tree.append(envelope.leaf_hash() if envelope
-                                                else stored_leaf)
-                self.report.events += 1
-                if self.settle_checkpoints():
-                    return True
-            if self.compare_nodes():
-                return True
-            if progress is not None:
-                progress(self.report.events)
+                if progress is not None:
+                    progress(self.report.events)
+        finally:
+            pages.close()
         return False
 
-    def _page(self, start: int) -> list[tuple[int, bytes, Envelope | None]]:
-        with self.db.read() as cur:
-            return envelope_rows(cur, start, start + PAGE)
+    def _watch(self) -> tuple[int, int]:
+        """The tree sizes at which something is compared (a stored checkpoint, the signer's)."""
+        return (-1 if self._pending is None else self._pending.size,
+                -1 if self.signed is None else self.signed.size)
 
     def finish(self) -> None:
         self.report.root = self.tree.root()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from uuid import uuid4
 
 import pytest
 
 from domain.units import UnitKind, register_unit
 from projections.event_counts import EventCounts, read_counts
-from projections.follower import ConcurrentFollowerError, Follower, tracked_position
-from projections.units import list_units
+from projections.follower import ConcurrentFollowerError, Follower, head_position, tracked_position
+from projections.units import UnitsView, list_units
+from service.db import _COPY_TYPES
 from service.runtime import Services
 
 
@@ -207,3 +209,45 @@ def test_a_stop_settles_once_at_the_stop_even_on_a_page_boundary(
                         read_ahead=False)
     follower.catch_up(stops={"settling.v1": stop})
     assert settling.settled == [stop]
+
+
+def test_a_position_moved_under_one_of_several_read_models_is_detected(
+        services: Services) -> None:
+    """A page's positions move in one statement; if one of them was moved by someone else,
+    the page is refused, then retried read model by read model: the honest one is applied,
+    the raced one keeps its position and rows."""
+    _write(services, 4)
+
+    class Racing(EventCounts):
+        def apply(self, cur: object, events: object) -> None:
+            super().apply(cur, events)  # type: ignore[arg-type]
+            cur.execute(  # type: ignore[attr-defined]
+                "UPDATE kaoping_projection_tracking SET position = 99 WHERE name = %s",
+                (self.name,))
+
+    follower = Follower(services.db, services.store.mapper, [Racing(), UnitsView()])
+    with pytest.raises(ConcurrentFollowerError):
+        follower.catch_up()
+    with services.db.read() as cur:
+        assert tracked_position(cur, "event_counts.v1") == -1
+        assert read_counts(cur) == {}
+        assert tracked_position(cur, "units.v1") == head_position(cur)
+        assert len(list_units(cur, after_code=None, limit=100)) == 4
+
+
+def test_bulk_rows_of_a_type_psycopg_cannot_name_go_in_as_text(services: Services) -> None:
+    """insert_rows sends a binary COPY when psycopg knows every column's type by name, and
+    falls back to a text COPY otherwise (here a domain): the same rows either way."""
+    if services.settings.engine != "postgres":
+        pytest.skip("COPY is PostgreSQL's; SQLite inserts the rows with executemany")
+    with services.db.write() as cur:
+        cur.execute("CREATE DOMAIN pg_temp.grade_code AS text CHECK (VALUE <> '')")
+        cur.execute("CREATE TEMP TABLE bulk_known (id uuid, code text, n bigint)")
+        cur.execute("CREATE TEMP TABLE bulk_domain (id uuid, code pg_temp.grade_code, n bigint)")
+        rows = [(uuid4(), f"c{i}", i) for i in range(5)]
+        for table in ("bulk_known", "bulk_domain"):
+            cur.insert_rows(table, ("id", "code", "n"), iter(rows))
+            cur.execute(f"SELECT id, code, n FROM {table} ORDER BY n")
+            assert [tuple(r) for r in cur.fetchall()] == rows
+    assert _COPY_TYPES[("bulk_known", ("id", "code", "n"))] == ["uuid", "text", "bigint"]
+    assert _COPY_TYPES[("bulk_domain", ("id", "code", "n"))] is None  # sent as text

@@ -235,11 +235,10 @@ def test_a_position_moved_under_one_of_several_read_models_is_detected(
         assert len(list_units(cur, after_code=None, limit=100)) == 4
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # COPY is PostgreSQL's (SQLite: executemany)
 def test_bulk_rows_of_a_type_psycopg_cannot_name_go_in_as_text(services: Services) -> None:
     """insert_rows sends a binary COPY when psycopg knows every column's type by name, and
     falls back to a text COPY otherwise (here a domain): the same rows either way."""
-    if services.settings.engine != "postgres":
-        pytest.skip("COPY is PostgreSQL's; SQLite inserts the rows with executemany")
     with services.db.write() as cur:
         cur.execute("CREATE DOMAIN pg_temp.grade_code AS text CHECK (VALUE <> '')")
         cur.execute("CREATE TEMP TABLE bulk_known (id uuid, code text, n bigint)")

@@ -1,0 +1,101 @@
+"""A subject's pages: the score card as an explain tree with its history chart, as-of and diff;
+the event replay with browser-checked inclusion proofs; the evidence bundle."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.params import FromPath, QueryParameter
+
+from api.console.cycle_pages import STEPS
+from api.console.upstream import api_get
+from api.console.web import HEADERS, need_session, refused, render
+from domain.scheme import Component
+
+AsOf = Annotated[str | None, QueryParameter(max_length=40, pattern=r"^[0-9A-Za-z:+.\-]+$")]
+PARTS = {c.value: label for c, label in STEPS.items()}
+
+
+def _api(year: int, subject: str) -> str:
+    return f"/api/v1/cycles/{year}/subjects/{subject}"
+
+
+def _tree(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The composite's branches: each component (weight, value) with the inputs that feed it,
+    then the other parts (vetoes, adjustments, grading, appeals) with theirs."""
+    result = card["result"]
+    branches = []
+    parts = [c.value for c in Component if c.value in card["weights"]]
+    parts += sorted({i["part"] for i in card["inputs"]} - set(parts))
+    for part in parts:
+        branches.append({
+            "part": part, "label": PARTS.get(part, part), "weight": card["weights"].get(part),
+            "value": result["components"].get(part),
+            "missing": part in result["missing"],
+            "inputs": [i for i in card["inputs"] if i["part"] == part]})
+    return branches
+
+
+def _points(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"position": c["position"], "time": c["time"], "topic": c["topic"],
+             "composite": c["changed"]["composite"][1], "rank": (c["changed"].get("rank")
+                                                                 or [None, None])[1]}
+            for c in history if "composite" in c["changed"]]
+
+
+@get("/cycles/{year:int}/subjects/{subject:str}", include_in_schema=False)
+async def score_card(request: Request[Any, Any, Any], year: FromPath[int], subject: FromPath[str],
+                     as_of: AsOf = None,
+                     diff_from: Annotated[str | None, QueryParameter(
+                         name="from", max_length=40)] = None,
+                     diff_to: Annotated[str | None, QueryParameter(
+                         name="to", max_length=40)] = None) -> Response[Any]:
+    session = need_session(request)
+    card = await api_get(request, session, _api(year, subject) + "/explain",
+                         {"as_of": as_of} if as_of else None)
+    if not card.ok:
+        return refused(request, session, card, f"{subject} 评分卡 score card")
+    history = await api_get(request, session, _api(year, subject) + "/history")
+    diff = None
+    if diff_from and diff_to:
+        answer = await api_get(request, session, _api(year, subject) + "/diff",
+                               {"from": diff_from, "to": diff_to})
+        diff = answer.body if answer.ok else {"refused": answer.rule, "detail": answer.detail}
+    points = _points(history.body) if history.ok else []
+    published = card.body.get("published")
+    named = [("现在 now", "")]
+    if published:
+        named.append(("公布 publication", str(published["position"])))
+    return render(request, "card.html", session, year=year, subject=subject, card=card.body,
+                  tree=_tree(card.body), history=history.body if history.ok else [],
+                  points=points, chart=msgspec.json.encode(points).decode(), as_of=as_of or "",
+                  named=named, diff=diff, diff_from=diff_from or "", diff_to=diff_to or "")
+
+
+@get("/cycles/{year:int}/subjects/{subject:str}/replay", include_in_schema=False)
+async def replay(request: Request[Any, Any, Any], year: FromPath[int],
+                 subject: FromPath[str]) -> Response[Any]:
+    session = need_session(request)
+    card = await api_get(request, session, _api(year, subject) + "/explain")
+    if not card.ok:
+        return refused(request, session, card, f"{subject} 事件回放 replay")
+    history = await api_get(request, session, _api(year, subject) + "/history")
+    changed = {c["position"]: c["changed"] for c in history.body} if history.ok else {}
+    steps = sorted(card.body["inputs"], key=lambda i: i["position"])
+    return render(request, "replay.html", session, year=year, subject=subject, steps=[
+        {**s, "changed": changed.get(s["position"], {}),
+         "reason": s["facts"].get("reason") or s["facts"].get("basis") or ""}
+        for s in steps])
+
+
+@get("/cycles/{year:int}/subjects/{subject:str}/evidence", include_in_schema=False)
+async def evidence(request: Request[Any, Any, Any], year: FromPath[int],
+                   subject: FromPath[str]) -> Response[Any]:
+    session = need_session(request)
+    bundle = await api_get(request, session, _api(year, subject) + "/evidence", raw=True)
+    if not bundle.ok:
+        return refused(request, session, bundle, f"{subject} 证据包 evidence bundle")
+    return Response(bundle.body, media_type="application/json", headers={
+        **HEADERS, "Content-Disposition": bundle.headers["content-disposition"]})

@@ -1,0 +1,86 @@
+"""What every console page shares: the signed-in session, rendering, refusals, redirects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Request, Response
+from litestar.response import Redirect
+
+from api.console.session import COOKIE, Keys, Session, csrf_token, keys_for, unseal
+from api.pages import asset_url
+from service.principals import Role
+
+if TYPE_CHECKING:
+    from api.console.upstream import Answer
+    from service.runtime import Services
+
+TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                        autoescape=select_autoescape(default=True, default_for_string=True),
+                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+ROLE_LABELS = {
+    Role.ORGANIZER: "组织部门 organizer", Role.COMMITTEE: "党委 committee",
+    Role.SUPERVISOR: "监督 supervisor", Role.INVESTIGATOR: "调查 investigator",
+    Role.INTAKE: "受理 intake", Role.LEADER: "领导 leader",
+    Role.DEPARTMENT: "职能部门 department", Role.ASSESSMENT_TEAM: "考核组 assessment team",
+}
+
+
+class SignInRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def services_of(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def console_keys(request: Request[Any, Any, Any]) -> Keys:
+    return keys_for(services_of(request).settings.console_key_path)
+
+
+def current_session(request: Request[Any, Any, Any]) -> Session | None:
+    return unseal(console_keys(request), request.cookies.get(COOKIE),
+                  services_of(request).clock.now())
+
+
+def need_session(request: Request[Any, Any, Any]) -> Session:
+    """The signed-in session; anyone else is sent to the sign-in page (and back after)."""
+    session = current_session(request)
+    if session is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(target)
+    return session
+
+
+def to_sign_in(_: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
+    return Redirect(f"/console/sign-in?next={quote(exc.next_path, safe='/')}",
+                    status_code=303, headers=HEADERS)
+
+
+def render(request: Request[Any, Any, Any], template: str, session: Session | None,
+           status: int = 200, **context: Any) -> Response[str]:
+    keys = console_keys(request)
+    page = TEMPLATES.get_template(template).render(
+        session=session, csrf=csrf_token(keys, session.sid) if session else "",
+        role_label=ROLE_LABELS.get(session.role, session.role.value) if session else "",
+        assets={"css": asset_url("console.css"), "js": asset_url("console.js"),
+                "echarts": "/assets/echarts-6.1.0/echarts.common.min.js"},
+        status_code=status, **context)
+    return Response(page, status_code=status, media_type="text/html", headers=HEADERS)
+
+
+def refused(request: Request[Any, Any, Any], session: Session, answer: Answer,
+            what: str) -> Response[str]:
+    """The API's refusal, shown as it is: the same status, rule and field."""
+    body = answer.body if isinstance(answer.body, dict) else {}
+    return render(request, "refused.html", session, status=answer.status, what=what,
+                  problem_title=str(body.get("title", "")), detail=answer.detail,
+                  rule=answer.rule, field=str(body.get("field") or ""))

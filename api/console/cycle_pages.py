@@ -44,9 +44,11 @@ async def console_home(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @get("/cycles", include_in_schema=False)
 async def go_to_cycle(request: Request[Any, Any, Any],
-                      year: Annotated[int, QueryParameter(ge=2000, le=2999)]) -> Response[Any]:
+                      year: Annotated[int | None, QueryParameter(ge=2000, le=2999)] = None,
+                      ) -> Response[Any]:
     need_session(request)
-    return Redirect(f"/console/cycles/{year}", status_code=303, headers=HEADERS)
+    return Redirect(f"/console/cycles/{year}" if year else "/console", status_code=303,
+                    headers=HEADERS)
 
 
 def _missing(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

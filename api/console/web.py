@@ -68,8 +68,9 @@ def to_sign_in(_: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
 def render(request: Request[Any, Any, Any], template: str, session: Session | None,
            status: int = 200, **context: Any) -> Response[str]:
     keys = console_keys(request)
+    context.setdefault("csrf", csrf_token(keys, session.sid) if session else "")
     page = TEMPLATES.get_template(template).render(
-        session=session, csrf=csrf_token(keys, session.sid) if session else "",
+        session=session,
         role_label=ROLE_LABELS.get(session.role, session.role.value) if session else "",
         assets={"css": asset_url("console.css"), "js": asset_url("console.js"),
                 "echarts": "/assets/echarts-6.1.0/echarts.common.min.js"},

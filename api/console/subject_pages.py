@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, Response, get
 from litestar.params import FromPath, QueryParameter
 
@@ -70,7 +69,7 @@ async def score_card(request: Request[Any, Any, Any], year: FromPath[int], subje
         named.append(("公布 publication", str(published["position"])))
     return render(request, "card.html", session, year=year, subject=subject, card=card.body,
                   tree=_tree(card.body), history=history.body if history.ok else [],
-                  points=points, chart=msgspec.json.encode(points).decode(), as_of=as_of or "",
+                  points=points, as_of=as_of or "",
                   named=named, diff=diff, diff_from=diff_from or "", diff_to=diff_to or "")
 
 

@@ -139,10 +139,9 @@
   }
 
   function chart() {
-    const data = document.getElementById("history-data");
     const box = document.getElementById("history-chart");
-    if (!data || !box || !window.echarts) return;
-    const points = JSON.parse(data.textContent);
+    if (!box || !window.echarts) return;
+    const points = JSON.parse(box.dataset.points);
     if (!points.length) { box.textContent = "暂无变化 No changes yet"; return; }
     const c = window.echarts.init(box, null, { renderer: "canvas" });
     c.setOption({
@@ -157,7 +156,7 @@
                  data: points.map((p) => ({ value: [p.position, Number(p.composite)],
                    position: p.position, topic: p.topic, time: p.time })) }],
     });
-    c.on("click", (p) => { location.href = data.dataset.replay + "#p" + p.data.position; });
+    c.on("click", (p) => { location.href = box.dataset.replay + "#p" + p.data.position; });
     box.dataset.rendered = String(points.length);
     window.addEventListener("resize", () => c.resize());
   }

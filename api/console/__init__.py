@@ -16,7 +16,7 @@ from litestar import Router
 from api.console.case_pages import access_record, case_file, case_list
 from api.console.cycle_pages import console_home, dashboard, go_to_cycle, group_ranking
 from api.console.signin import sign_in, sign_in_page, sign_out
-from api.console.subject_pages import evidence, replay, score_card
+from api.console.subject_pages import evidence, evidence_check, replay, score_card
 from api.console.web import SignInRequired, to_sign_in
 
 PageAudience = Literal["anyone", "signed-in"]
@@ -33,6 +33,8 @@ PAGES: dict[str, tuple[PageAudience, str | None]] = {
         "signed-in", "/api/v1/cycles/{year}/subjects/{subject}/explain"),
     C + "/subjects/{subject}/evidence": (
         "signed-in", "/api/v1/cycles/{year}/subjects/{subject}/evidence"),
+    C + "/subjects/{subject}/evidence/check": (
+        "signed-in", "/api/v1/cycles/{year}/subjects/{subject}/evidence"),
     "/console/cases": ("signed-in", "/api/v1/cases"),
     "/console/cases/{case_id}": ("signed-in", "/api/v1/cases/{case_id}"),
     "/console/access": ("signed-in", "/api/v1/audit/access"),
@@ -44,4 +46,5 @@ def console_router() -> Router:
                   exception_handlers={SignInRequired: to_sign_in},
                   route_handlers=[sign_in_page, sign_in, sign_out, console_home, go_to_cycle,
                                   dashboard, group_ranking, score_card, replay, evidence,
+                                  evidence_check,
                                   case_list, case_file, access_record])

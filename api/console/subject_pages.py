@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from anyio import to_thread
 from litestar import Request, Response, get
 from litestar.params import FromPath, QueryParameter
 
 from api.console.cycle_pages import STEPS
 from api.console.upstream import api_get
-from api.console.web import HEADERS, need_session, refused, render
+from api.console.web import HEADERS, local_time, need_session, refused, render, services_of
 from domain.scheme import Component
+from service.verify import VerifyError, verify_bundle
 
 AsOf = Annotated[str | None, QueryParameter(max_length=40, pattern=r"^[0-9A-Za-z:+.\-]+$")]
 PARTS = {c.value: label for c, label in STEPS.items()}
@@ -37,8 +39,8 @@ def _tree(card: dict[str, Any]) -> list[dict[str, Any]]:
     return branches
 
 
-def _points(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"position": c["position"], "time": c["time"], "topic": c["topic"],
+def _points(history: list[dict[str, Any]], zone: str) -> list[dict[str, Any]]:
+    return [{"position": c["position"], "time": local_time(c["time"], zone), "topic": c["topic"],
              "composite": c["changed"]["composite"][1], "rank": (c["changed"].get("rank")
                                                                  or [None, None])[1]}
             for c in history if "composite" in c["changed"]]
@@ -62,7 +64,8 @@ async def score_card(request: Request[Any, Any, Any], year: FromPath[int], subje
         answer = await api_get(request, session, _api(year, subject) + "/diff",
                                {"from": diff_from, "to": diff_to})
         diff = answer.body if answer.ok else {"refused": answer.rule, "detail": answer.detail}
-    points = _points(history.body) if history.ok else []
+    zone = services_of(request).settings.timezone
+    points = _points(history.body, zone) if history.ok else []
     published = card.body.get("published")
     named = [("现在 now", "")]
     if published:
@@ -98,3 +101,23 @@ async def evidence(request: Request[Any, Any, Any], year: FromPath[int],
         return refused(request, session, bundle, f"{subject} 证据包 evidence bundle")
     return Response(bundle.body, media_type="application/json", headers={
         **HEADERS, "Content-Disposition": bundle.headers["content-disposition"]})
+
+
+@get("/cycles/{year:int}/subjects/{subject:str}/evidence/check", include_in_schema=False)
+async def evidence_check(request: Request[Any, Any, Any], year: FromPath[int],
+                         subject: FromPath[str]) -> Response[Any]:
+    """The bundle the person may download, checked by the offline verifier (service/verify.py,
+    what ``kaoping verify`` runs) against the log's verifier keys: each check, or the first
+    failure."""
+    session = need_session(request)
+    bundle = await api_get(request, session, _api(year, subject) + "/evidence", raw=True)
+    if not bundle.ok:
+        return refused(request, session, bundle, f"{subject} 证据包 evidence bundle")
+    keys = services_of(request).signer.trusted_vkeys()
+    try:
+        checks = await to_thread.run_sync(verify_bundle, bundle.body, keys)
+        failure = None
+    except VerifyError as exc:
+        checks, failure = [], str(exc)
+    return render(request, "evidence.html", session, year=year, subject=subject,
+                  checks=checks, failure=failure, size=len(bundle.body), keys=keys)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response
@@ -21,6 +23,20 @@ if TYPE_CHECKING:
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True),
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def local_time(value: str | None, zone: str) -> str:
+    """An ISO time with zone, as the wall clock of ``zone`` (KAOPING_TIMEZONE) reads it."""
+    try:
+        at = datetime.fromisoformat(value or "")
+    except ValueError:
+        return value or ""
+    if at.tzinfo is None:
+        return value or ""
+    return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+TEMPLATES.filters["local"] = local_time
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 ROLE_LABELS = {
@@ -73,8 +89,9 @@ def render(request: Request[Any, Any, Any], template: str, session: Session | No
         session=session,
         role_label=ROLE_LABELS.get(session.role, session.role.value) if session else "",
         assets={"css": asset_url("console.css"), "js": asset_url("console.js"),
+                "icon": asset_url("console-icon.svg"),
                 "echarts": "/assets/echarts-6.1.0/echarts.common.min.js"},
-        status_code=status, **context)
+        status_code=status, tz=services_of(request).settings.timezone, **context)
     return Response(page, status_code=status, media_type="text/html", headers=HEADERS)
 
 

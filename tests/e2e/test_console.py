@@ -197,3 +197,38 @@ def test_dashboard_group_and_case_desk(client: Client, services: Services) -> No
     access = client.get("/console/access")
     assert access.status_code == 200
     assert "person:staff:inv-1" in access.text and "investigator.case-scope" in access.text
+
+
+def test_the_evidence_bundle_downloads_and_verifies(client: Client, services: Services) -> None:
+    world = World(client, services)
+    world.publish(client, services)
+    sign_in(client, world.readers["inv-in"])
+    bundle = client.get("/console/cycles/2025/subjects/team:E1/evidence")
+    assert bundle.status_code == 200
+    assert bundle.headers["content-disposition"].startswith("attachment;")
+    assert bundle.json()["format"]
+    check = client.get("/console/cycles/2025/subjects/team:E1/evidence/check")
+    assert check.status_code == 200 and 'data-verdict="verified"' in check.text
+    sign_in(client, world.readers["inv-out"])  # team:E1 is not in inv-2's case
+    refused = client.get("/console/cycles/2025/subjects/team:E1/evidence/check")
+    assert refused.status_code == 403 and "investigator.case-scope" in refused.text
+
+
+def test_console_pages_load_nothing_from_elsewhere(client: Client, services: Services) -> None:
+    from tests.e2e.test_offline_pages import Links  # noqa: PLC0415
+
+    world = World(client, services)
+    sign_in(client, world.readers["supervisor"])
+    for page in ("/console", "/console/cycles/2025", "/console/cycles/2025/subjects/team:E3",
+                 "/console/cycles/2025/subjects/team:E3/replay", "/console/access"):
+        resp = client.get(page)
+        assert resp.status_code == 200, page
+        csp = resp.headers["content-security-policy"]
+        assert "unsafe-inline" not in csp and "script-src 'self'" in csp, page
+        links = Links()
+        links.feed(resp.text)
+        assert [u for u in links.urls if urlsplit(u).scheme or urlsplit(u).netloc] == [], page
+        assert links.inline == [], page
+        for url in links.urls:
+            if url.startswith("/assets/"):
+                assert client.get(url).status_code == 200, url

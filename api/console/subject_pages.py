@@ -68,6 +68,10 @@ async def score_card(request: Request[Any, Any, Any], year: FromPath[int], subje
     points = _points(history.body, zone) if history.ok else []
     published = card.body.get("published")
     named = [("现在 now", "")]
+    announcement = await api_get(request, session, f"/api/v1/cycles/{year}/announcement")
+    size = int(announcement.body["checkpoint"].split("\n")[1]) if announcement.ok else 0
+    if size:  # the checkpoint it was issued at: the log up to that checkpoint's last leaf
+        named.append(("年终公告 announcement", str(size - 1)))
     if published:
         named.append(("公布 publication", str(published["position"])))
     return render(request, "card.html", session, year=year, subject=subject, card=card.body,

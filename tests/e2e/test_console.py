@@ -134,6 +134,18 @@ def test_a_cadre_cannot_open_another_s_card(client: Client, services: Services) 
     card = client.get("/console/cycles/2025/subjects/team:E3")
     assert card.status_code == 200
     assert "86.10" in card.text  # the composite, with the approved +2 (test_explain)
+    assert "年终公告 announcement" in card.text  # a named as-of point
+    changes = client.get("/api/v1/cycles/2025/subjects/team:E3/history", headers=who.org).json()
+    approval = next(c["position"] for c in changes
+                    if c["changed"].get("composite") == ["84.10", "86.10"])
+    before = client.get(f"/console/cycles/2025/subjects/team:E3?as_of={approval - 1}")
+    assert f'class="as-of">{approval - 1}<' in before.text
+    assert 'class="composite">84.10<' in before.text
+    diff = client.get(f"/console/cycles/2025/subjects/team:E3?from={approval - 1}"
+                      f"&to={approval}")
+    assert "<td>composite</td><td>84.10</td><td>86.10</td>" in diff.text
+    bad = client.get("/console/cycles/2025/subjects/team:E3?from=yesterday&to=1")
+    assert bad.status_code == 200 and "比较被拒绝" in bad.text and "as-of.format" in bad.text
     replay = client.get("/console/cycles/2025/subjects/team:E3/replay")
     assert replay.status_code == 200 and replay.text.count('class="step"') >= 4
 

@@ -14,7 +14,7 @@ from api.console.web import need_session, refused, render
 
 @get("/cases", include_in_schema=False)
 async def case_list(request: Request[Any, Any, Any]) -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     cases = await api_get(request, session, "/api/v1/cases", {"limit": "500"})
     if not cases.ok:
         return refused(request, session, cases, "案件 cases")
@@ -25,7 +25,7 @@ async def case_list(request: Request[Any, Any, Any]) -> Response[Any]:
 async def case_file(request: Request[Any, Any, Any], case_id: FromPath[UUID]) -> Response[Any]:
     """The case file, and links to the card of each subject it covers: those reads go through
     the API's case gate (and the access record) like any other."""
-    session = need_session(request)
+    session = await need_session(request)
     case = await api_get(request, session, f"/api/v1/cases/{case_id}")
     if not case.ok:
         return refused(request, session, case, "案件 case")
@@ -36,7 +36,7 @@ async def case_file(request: Request[Any, Any, Any], case_id: FromPath[UUID]) ->
 async def access_record(request: Request[Any, Any, Any],
                         subject: Annotated[str | None, QueryParameter(max_length=80)] = None,
                         after: Annotated[int, QueryParameter(ge=-1)] = -1) -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     params = {"after": str(after), "limit": "200", **({"subject": subject} if subject else {})}
     rows = await api_get(request, session, "/api/v1/audit/access", params)
     if not rows.ok:

@@ -37,7 +37,7 @@ def _api(year: int) -> str:
 
 @get("/", include_in_schema=False)
 async def console_home(request: Request[Any, Any, Any]) -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     now = services_of(request).clock.now()
     return render(request, "home.html", session, years=[now.year, now.year - 1])
 
@@ -46,7 +46,7 @@ async def console_home(request: Request[Any, Any, Any]) -> Response[Any]:
 async def go_to_cycle(request: Request[Any, Any, Any],
                       year: Annotated[int | None, QueryParameter(ge=2000, le=2999)] = None,
                       ) -> Response[Any]:
-    need_session(request)
+    await need_session(request)
     return Redirect(f"/console/cycles/{year}" if year else "/console", status_code=303,
                     headers=HEADERS)
 
@@ -66,7 +66,7 @@ def _missing(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @get("/cycles/{year:int}", include_in_schema=False)
 async def dashboard(request: Request[Any, Any, Any], year: FromPath[int]) -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     cycle = await api_get(request, session, _api(year))
     if not cycle.ok:
         return refused(request, session, cycle, f"{year} 年度考核")
@@ -130,7 +130,7 @@ async def group_ranking(request: Request[Any, Any, Any], year: FromPath[int],
                         group: FromPath[str],
                         kind: Annotated[str, QueryParameter(pattern="^(team|principal|deputy)$")]
                         = "team") -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     results = await api_get(request, session, _api(year) + "/results",
                             {"group": group, "kind": kind, "limit": "1000"})
     if not results.ok:

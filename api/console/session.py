@@ -3,7 +3,8 @@
 The cookie holds who signed in (role, identity, name), a random session id and its expiry,
 sealed with AES-GCM (the browser can neither read nor alter it) under a key derived from
 ``KAOPING_CONSOLE_KEY_PATH``. It is HttpOnly, SameSite=Strict, Path=/console, and Secure when
-the page was served over https. Every form carries a CSRF token: an HMAC of the session id (or,
+the page was served over https. Signing out records the session id (service/console_sessions.py),
+which is refused from then on. Every form carries a CSRF token: an HMAC of the session id (or,
 on the sign-in form, of a random pre-session cookie) under a second derived key.
 
 The console never reads anything itself: each page calls the API in-process with a bearer token

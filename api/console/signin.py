@@ -6,6 +6,7 @@ import secrets
 from typing import Annotated, Any, TypeVar
 
 import msgspec
+from anyio import to_thread
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import QueryParameter
@@ -24,6 +25,7 @@ from api.console.session import (
 from api.console.web import HEADERS, console_keys, current_session, render, services_of
 from domain.errors import Forbidden, InvalidInput
 from domain.text import text
+from service.console_sessions import record_sign_out
 from service.principals import PrincipalError
 
 T = TypeVar("T")
@@ -75,7 +77,7 @@ def _form(request: Request[Any, Any, Any], next_path: str, error: str = "",
 async def sign_in_page(request: Request[Any, Any, Any],
                        next: Annotated[str | None, QueryParameter()] = None,  # noqa: A002
                        ) -> Response[Any]:
-    if current_session(request) is not None:
+    if await current_session(request) is not None:
         return Redirect(_safe_next(next), status_code=303, headers=HEADERS)
     return _form(request, next or "/console")
 
@@ -110,10 +112,14 @@ async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
 @post("/sign-out", include_in_schema=False, status_code=303)
 async def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
     data = await _decode(request, SignOutForm)
-    session = current_session(request)
+    session = await current_session(request)
     if session is not None and not csrf_ok(console_keys(request), session.sid, data.csrf):
         msg = "the sign-out form came from another page or site (CSRF)"
         raise Forbidden(msg, rule="console.csrf", field="csrf")
+    if session is not None:  # any copy of the cookie ends with it
+        services = services_of(request)
+        await to_thread.run_sync(record_sign_out, services.db, session.sid, session.expires,
+                                 services.clock.now())
     answer = Redirect("/console/sign-in", status_code=303, headers=HEADERS)
     answer.delete_cookie(COOKIE, path=PATH)
     return answer

@@ -53,7 +53,7 @@ async def score_card(request: Request[Any, Any, Any], year: FromPath[int], subje
                          name="from", max_length=40)] = None,
                      diff_to: Annotated[str | None, QueryParameter(
                          name="to", max_length=40)] = None) -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     card = await api_get(request, session, _api(year, subject) + "/explain",
                          {"as_of": as_of} if as_of else None)
     if not card.ok:
@@ -83,7 +83,7 @@ async def score_card(request: Request[Any, Any, Any], year: FromPath[int], subje
 @get("/cycles/{year:int}/subjects/{subject:str}/replay", include_in_schema=False)
 async def replay(request: Request[Any, Any, Any], year: FromPath[int],
                  subject: FromPath[str]) -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     card = await api_get(request, session, _api(year, subject) + "/explain")
     if not card.ok:
         return refused(request, session, card, f"{subject} 事件回放 replay")
@@ -99,7 +99,7 @@ async def replay(request: Request[Any, Any, Any], year: FromPath[int],
 @get("/cycles/{year:int}/subjects/{subject:str}/evidence", include_in_schema=False)
 async def evidence(request: Request[Any, Any, Any], year: FromPath[int],
                    subject: FromPath[str]) -> Response[Any]:
-    session = need_session(request)
+    session = await need_session(request)
     bundle = await api_get(request, session, _api(year, subject) + "/evidence", raw=True)
     if not bundle.ok:
         return refused(request, session, bundle, f"{subject} 证据包 evidence bundle")
@@ -113,7 +113,7 @@ async def evidence_check(request: Request[Any, Any, Any], year: FromPath[int],
     """The bundle the person may download, checked by the offline verifier (service/verify.py,
     what ``kaoping verify`` runs) against the log's verifier keys: each check, or the first
     failure."""
-    session = need_session(request)
+    session = await need_session(request)
     bundle = await api_get(request, session, _api(year, subject) + "/evidence", raw=True)
     if not bundle.ok:
         return refused(request, session, bundle, f"{subject} 证据包 evidence bundle")

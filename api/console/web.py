@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from anyio import to_thread
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response
 from litestar.response import Redirect
 
 from api.console.session import COOKIE, Keys, Session, csrf_token, keys_for, unseal
 from api.pages import asset_url
+from service.console_sessions import signed_out
 from service.principals import Role
 
 if TYPE_CHECKING:
@@ -62,14 +64,18 @@ def console_keys(request: Request[Any, Any, Any]) -> Keys:
     return keys_for(services_of(request).settings.console_key_path)
 
 
-def current_session(request: Request[Any, Any, Any]) -> Session | None:
-    return unseal(console_keys(request), request.cookies.get(COOKIE),
-                  services_of(request).clock.now())
+async def current_session(request: Request[Any, Any, Any]) -> Session | None:
+    """The cookie's session, unless it is altered, expired or signed out."""
+    services = services_of(request)
+    session = unseal(console_keys(request), request.cookies.get(COOKIE), services.clock.now())
+    if session is None or await to_thread.run_sync(signed_out, services.db, session.sid):
+        return None
+    return session
 
 
-def need_session(request: Request[Any, Any, Any]) -> Session:
+async def need_session(request: Request[Any, Any, Any]) -> Session:
     """The signed-in session; anyone else is sent to the sign-in page (and back after)."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)

@@ -9,10 +9,13 @@ page's status with the API's for the same read. Anonymous readers are sent to th
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
+import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
@@ -87,10 +90,18 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_it(
     # Sign-out needs the page's CSRF token; a forged form is refused, naming the rule.
     forged = client.post("/console/sign-out", data={"csrf": "forged"}, follow_redirects=False)
     assert forged.status_code == 403 and forged.json()["rule"] == "console.csrf"
+    kept = client.cookies[COOKIE]  # a copy of the cookie, as a thief would keep it
     out = client.post("/console/sign-out", data={"csrf": page_csrf(client)},
                       follow_redirects=False)
     assert out.status_code == 303
     assert client.get("/console", follow_redirects=False).status_code == 303
+    client.cookies.set(COOKIE, kept, path="/console")
+    assert client.get("/console", follow_redirects=False).status_code == 303  # signed out
+    # The sign-out record is append-only (migrations 0026), for the owner too.
+    for statement in ("DELETE FROM kaoping_console_signouts",
+                      "UPDATE kaoping_console_signouts SET expires = 0"):
+        with pytest.raises((psycopg.Error, sqlite3.Error)), services.db.write() as cur:
+            cur.execute(statement)
 
 
 def test_a_bad_token_a_forged_form_and_an_expired_session(client: Client, services: Services,

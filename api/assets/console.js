@@ -37,27 +37,39 @@
     return sn === 0 ? r : null;
   }
 
+  // Public reads, without credentials (the proof needs none); throttled anonymous reads
+  // (429) are retried after the Retry-After the server gives, a few times.
   async function text(url) {
-    const resp = await fetch(url, { cache: "no-store", credentials: "omit" });
-    if (!resp.ok) throw new Error(url + ": HTTP " + resp.status);
-    return resp.text();
+    for (let attempt = 0; ; attempt++) {
+      const resp = await fetch(url, { cache: "no-store", credentials: "omit" });
+      if (resp.ok) return resp.text();
+      if (resp.status !== 429 || attempt >= 4) throw new Error(url + ": HTTP " + resp.status);
+      const wait = Math.min(10, Number(resp.headers.get("Retry-After")) || 1);
+      await new Promise((done) => setTimeout(done, wait * 1000));
+    }
   }
 
-  // The latest checkpoint: {size, root, signature: "verified" | "unsupported" | "failed"}.
+  // The latest checkpoint: {size, root, signature: "verified" | "unsupported" | "failed", why}.
   async function checkpoint() {
     const note = await text("/api/v1/ledger/checkpoint");
     const vkey = (await text("/api/v1/ledger/key")).trim();
-    const [name, kid, typedKey] = vkey.split("+");
+    // <name>+<hex key id>+<base64(0x01 || key)>: the base64 may itself hold "+".
+    const [name, kid] = vkey.split("+", 2);
+    const typedKey = vkey.slice(name.length + kid.length + 2);
     const typed = b64(typedKey);
     const split = note.indexOf("\n\n");
     const body = note.slice(0, split + 1);
     const lines = body.split("\n");
-    const cp = { origin: lines[0], size: Number(lines[1]), root: b64(lines[2]), signature: "failed" };
-    if (typed[0] !== 1 || typed.length !== 33) return cp;
+    if (split < 0 || lines.length < 4 || !/^[0-9]+$/.test(lines[1])) {
+      throw new Error("not a signed checkpoint: " + JSON.stringify(note.slice(0, 120)));
+    }
+    const cp = { origin: lines[0], size: Number(lines[1]), root: b64(lines[2]),
+                 signature: "failed", why: "" };
+    if (typed[0] !== 1 || typed.length !== 33) { cp.why = "not an Ed25519 verifier key"; return cp; }
     const prefix = "\u2014 " + name + " ";
     const sigLine = note.slice(split + 2).split("\n").find((l) => l.startsWith(prefix)
       && toHex(b64(l.slice(prefix.length)).slice(0, 4)) === kid);
-    if (!sigLine) return cp;
+    if (!sigLine) { cp.why = "no signature by key " + kid; return cp; }
     const sig = b64(sigLine.slice(prefix.length)).slice(4);
     let key;
     try {
@@ -66,8 +78,9 @@
       cp.signature = "unsupported";
       return cp;
     }
-    cp.signature = await crypto.subtle.verify({ name: "Ed25519" }, key, sig, enc.encode(body))
-      ? "verified" : "failed";
+    const ok = await crypto.subtle.verify({ name: "Ed25519" }, key, sig, enc.encode(body));
+    cp.signature = ok ? "verified" : "failed";
+    if (!ok) cp.why = "the signature does not verify";
     return cp;
   }
 
@@ -134,7 +147,7 @@
     state.dataset.signature = cp.signature;
     state.textContent = "检查点 Checkpoint " + cp.origin + " · size " + cp.size + " · 签名 signature: "
       + { verified: "Ed25519 已验证 verified", unsupported: "此浏览器不支持 Ed25519 not supported by this browser",
-          failed: "无效 INVALID" }[cp.signature];
+          failed: "无效 INVALID " + cp.why }[cp.signature];
     for (const s of steps) await verifyStep(s, cp);
   }
 

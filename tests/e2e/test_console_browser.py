@@ -28,6 +28,7 @@ from tests.e2e.test_cycle_scenario import CADRES, SCHEME, UNITS
 ARTIFACTS = REPO / "test-artifacts" / "console"
 DESKTOP = ViewportSize(width=1280, height=900)
 UI_TIMEOUT_MS = 15_000
+expect.set_options(timeout=UI_TIMEOUT_MS)  # two cores shared with other work: be patient
 Y = 2025
 CARD = f"/console/cycles/{Y}/subjects/team:E3"
 # The page's own check: every text element's computed colour against the first opaque

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar, Response, Router
 
 from api.auth import authenticate
+from api.console import console_router
 from api.contract import install as install_contract
 from api.middleware import RequestContext
 from api.openapi import PlainDecimals, openapi_config
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         team_controller(settings.document_max_bytes)])
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
-                        api_v1],
+                        api_v1, console_router()],
         after_request=_page_policy,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),

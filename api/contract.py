@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 EXEMPT_FROM_IDEMPOTENCY = (
     ("/api/v1/sessions/{code}/ballots", "the credential is the ballot's key"),
     ("/api/v1/sessions/{code}/credentials", "codes are shown once"),
+    # The audit console's forms write nothing: they set or clear the session cookie only.
+    ("/console/sign-in", "sets the console's session cookie; stores nothing"),
+    ("/console/sign-out", "clears the console's session cookie; stores nothing"),
 )
 IDEMPOTENCY = Parameter(
     name="Idempotency-Key", param_in="header", required=False,

@@ -95,6 +95,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     token_audience: str = "kaoping-api"  # noqa: S105 -- JWT aud claim
     # An external identity provider's JWKS (public keys), trusted beside our own token keys.
     token_jwks_path: str | None = None
+    # The audit console (/console): the key its session cookies are sealed with (generated on
+    # first use, mode 0600) and how long a sign-in lasts (a working morning).
+    console_key_path: str = "var/console-session.key"
+    console_session_seconds: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 14400
     ledger_origin: Annotated[str, msgspec.Meta(pattern=r"^[^\s+]+$")] = "kaoping.example/demo-city"
     # A checkpoint is signed at most this often while the log grows (and on demand).
     checkpoint_interval_seconds: Annotated[float, msgspec.Meta(ge=0.2, le=3600)] = 5.0

@@ -27,8 +27,11 @@ SELF = "cadre:P1"  # the subject the "self" reader is
 
 
 def get_routes(client: Client) -> set[str]:
+    """The API's GET routes; the console's pages have their own table and sweep
+    (api/console/__init__.py PAGES, tests/e2e/test_console.py)."""
     return {r.path_format for r in client.app.routes
-            if isinstance(r, HTTPRoute) and "GET" in r.methods}
+            if isinstance(r, HTTPRoute) and "GET" in r.methods
+            and not r.path_format.startswith("/console")}
 
 
 def test_every_get_route_declares_its_audience(client: Client) -> None:

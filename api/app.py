@@ -34,6 +34,7 @@ from api.routes.inputs import InputController
 from api.routes.ledger import LedgerController
 from api.routes.operations import rebuild_check
 from api.routes.people import CadreController, ImportController, LeaderController
+from api.routes.registration import registration_pdf
 from api.routes.sessions import SessionController
 from api.routes.units import UnitController
 from api.routes.uses import UseController
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         CycleController, InputController, UnitController, CadreController, LeaderController,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, register_investigator, EventController, export_results,
-        WebhookController, jwks, UseController])
+        WebhookController, jwks, UseController, registration_pdf])
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, assets_router(), api_v1],
         after_request=_page_policy,

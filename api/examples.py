@@ -278,6 +278,8 @@ OPERATIONS: dict[str, Example] = {
             "answers": ["post-adjustment", "demotion", "removal", "non-leadership"],
             "answered": False,
             "source": "reference/domain-notes.md §1.5 (连续两年不称职 → 辞退)"}]}),
+    # the 考核登记表 (a PDF; shown here by its first line)
+    f"GET {_C}/cadres/{{code}}/registration.pdf": Example(None, "%PDF-1.4 (binary)"),
     # --- one subject's file ---------------------------------------------------------------------
     f"POST {_S}/targets": Example(
         {"targets": ["地区生产总值增长6.5%", "新增城镇就业1200人", "完成老旧小区改造8个"]},

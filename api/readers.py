@@ -73,6 +73,8 @@ AUDIENCES: dict[str, Audience] = {
     # the use of results (考核结果运用): personnel actions, never public
     S + "/uses": Audience.EVALUATORS,
     C + "/uses/due": Audience.EVALUATORS,
+    # the 考核登记表 of a cadre (PDF, for the 干部档案): read as the cadre's card
+    C + "/cadres/{code}/registration.pdf": Audience.SUBJECT_DETAIL,
     # reference data
     "/api/v1/units": Audience.PUBLIC,
     "/api/v1/units/{unit_id}": Audience.PUBLIC,

@@ -396,12 +396,12 @@ class DemoCity:
                         reason=due.title)
         published = self.s.evaluation.published(year)
         assert published is not None  # noqa: S101 -- the cycle was just published
-        for pool in [p for p in published.results() if p.kind == SubjectKind.TEAM][:3]:
-            best = pool.results[0]
-            if best.final_grade == "好":
-                uses.record(self.org, year, best.subject, kind="reward", decided_on=decided,
-                            authority="市委、市政府", document=f"市委〔{year + 1}〕8号",
-                            reason="年度综合考核等次为好，予以通报表扬")
+        best_teams = [p.results[0] for p in published.results()
+                      if p.kind == SubjectKind.TEAM and p.results[0].final_grade == "好"]
+        for best in best_teams[:3]:
+            uses.record(self.org, year, best.subject, kind="reward", decided_on=decided,
+                        authority="市委、市政府", document=f"市委〔{year + 1}〕8号",
+                        reason="年度综合考核等次为好，予以通报表扬")
         pools = [p for p in published.results() if p.kind != SubjectKind.TEAM]
         for pool in pools[:3]:
             best, worst = pool.results[0], pool.results[-1]

@@ -37,6 +37,7 @@ from api.routes.ledger import LedgerController
 from api.routes.operations import rebuild_check
 from api.routes.people import CadreController, ImportController, LeaderController
 from api.routes.publication import PublicationController
+from api.routes.registration import registration_pdf
 from api.routes.sessions import SessionController
 from api.routes.team import team_controller
 from api.routes.units import UnitController
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         ImportController, LedgerController, SessionController, rebuild_check, CaseController,
         audit_access, report_status, register_investigator, EventController, export_results,
         WebhookController, jwks, UseController, CommitmentController, PublicationController,
-        team_controller(settings.document_max_bytes)])
+        team_controller(settings.document_max_bytes), registration_pdf])
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
                         api_v1, console_router()],

@@ -367,6 +367,8 @@ OPERATIONS: dict[str, Example] = {
     f"POST {_C}/commitments/{{unit}}/targets/{{code}}/achievement": Example(
         {"achieved": "1265", "evidence": "市人社局就业统计年报〔2025〕"},
         _commitments(150, 4, "AchievementAssessed")),
+    # the 考核登记表 (a PDF; shown here by its first line)
+    f"GET {_C}/cadres/{{code}}/registration.pdf": Example(None, "%PDF-1.4 (binary)"),
     # --- one subject's file ---------------------------------------------------------------------
     f"POST {_S}/targets": Example(
         {"targets": ["地区生产总值增长6.5%", "新增城镇就业1200人", "完成老旧小区改造8个"]},

@@ -88,6 +88,8 @@ AUDIENCES: dict[str, Audience] = {
     # notification and feedback (书面通知, 个别反馈, 集中点评): as the card
     S + "/feedback": Audience.SUBJECT_DETAIL,
     C + "/feedback/due": Audience.EVALUATORS,
+    # the 考核登记表 of a cadre (PDF, for the 干部档案): read as the cadre's card
+    C + "/cadres/{code}/registration.pdf": Audience.SUBJECT_DETAIL,
     # reference data
     "/api/v1/units": Audience.PUBLIC,
     "/api/v1/units/{unit}": Audience.PUBLIC,

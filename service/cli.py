@@ -419,7 +419,8 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
 
 def _evaluation_commands(sub: Any) -> None:
     demo = sub.add_parser("demo", help="load the demo city and run two cycles to publication")
-    demo.add_argument("--units", type=int, default=121, help="units (15 are townships)")
+    demo.add_argument("--units", type=int, default=None,
+                      help="units (15 are townships; default and most: every named unit, 96)")
     demo.add_argument("--cadres", type=int, default=1000, help="cadres across the units")
     demo.add_argument("--seed", type=int, default=2025,
                       help="random seed: the same seed gives the same city and results")

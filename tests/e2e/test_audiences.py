@@ -112,7 +112,7 @@ QUERIES = {"/diff": "?from=0&to=1", "/events/stream": "?after=-1&limit=1",
 
 
 def url(template: str, world: World, subject: str) -> str:
-    code = "P1" if template.startswith("/api/v1/cadres/") else "S-none"  # a real cadre
+    code = "P1" if "/cadres/{code}" in template else "S-none"  # a real cadre
     values = {"year": "2025", "subject": subject, "code": code, "path": "nothing",
               "unit_id": "00000000-0000-4000-8000-000000000000", "unit": "E1",
               "case_id": world.cases["inv-1"], "type_name": "kaoping.unit.registered.v1",
@@ -125,7 +125,9 @@ def sweep(client: Client, world: World, published: bool) -> list[str]:
     wrong = []
     for template in sorted(get_routes(client)):
         audience = AUDIENCES[template]
-        subjects = ["team:E1", SELF] if "{subject}" in template else [None]
+        subjects = (["team:E1", SELF] if "{subject}" in template else
+                    [SELF] if template.startswith("/api/v1/cycles/") and "/cadres/{code}"
+                    in template else [None])  # a cadre's own paper (the 考核登记表)
         for subject in subjects:
             for reader, headers in world.readers.items():
                 resp = client.get(url(template, world, subject or ""), headers=headers)

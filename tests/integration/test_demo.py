@@ -132,3 +132,56 @@ def test_units_keep_their_strength_across_years_and_results_are_used(
         result = published.result_of(subject)
         assert result is not None and use.grade == result.final_grade
         assert use.results_version == published.version
+
+
+def test_the_demo_city_is_plausible(services: Services) -> None:
+    """Issue 13: real names, no duplicates; two 正职 per township; every pool's grades within
+    its quota and a quota that binds somewhere; unit strength persists; the team and cadre
+    ballots are real sessions; the committee decided, the 公示 brought cases, results used."""
+    from domain.ballots import SessionState  # noqa: PLC0415
+    from projections.cadres import list_cadres  # noqa: PLC0415
+    from projections.units import list_units  # noqa: PLC0415
+    from service.demo import DEPARTMENTS, TOWNSHIPS, plausibility  # noqa: PLC0415
+
+    city = DemoCity(services, units=36, cadres=260, seed=13)
+    city.run()
+    services.follower.catch_up()
+    with services.db.read() as cur:
+        units = list_units(cur, after_code=None, limit=10_000)
+        cadres = list_cadres(cur, after_code=None, limit=10_000)
+    names = [u.name for u in units]
+    assert len(names) == len(set(names)) == 36
+    known = {n for n, _ in TOWNSHIPS} | {n for v in DEPARTMENTS.values() for n in v}
+    assert set(names) <= known
+    assert not [n for n in names if n[-1].isdigit()]  # no "税务局16"
+    for unit in (u for u in units if u.kind == "township"):
+        heads = [c for c in cadres if c.unit_code == unit.code and c.role == "principal"]
+        assert len(heads) == 2, unit.name
+    composites = {}
+    for year in (2024, 2025):
+        published = services.evaluation.published(year)
+        assert published is not None
+        shape = plausibility(published.results())
+        for pool, figures in shape.items():
+            assert isinstance(figures, dict)
+            for grade, limit in figures["limits"].items():
+                assert figures["grades"].get(grade, 0) <= limit, (year, pool, figures)
+        assert any(isinstance(f, dict) and f["bound"] for f in shape.values()), shape
+        assert any(r.decided_by_committee for p in published.results() for r in p.results)
+        composites[year] = {r.subject: float(r.composite) for p in published.results()
+                            if p.kind.value == "team" for r in p.results}
+        for unit in units:  # 民主测评: one team session and one cadre session per unit
+            for prefix in ("bz", "gb"):
+                session = services.sessions.session(f"{prefix}-{year}-{unit.code.lower()}")
+                assert session.state == SessionState.CLOSED
+    teams = sorted(composites[2024])
+    rho = _spearman([composites[2024][t] for t in teams], [composites[2025][t] for t in teams])
+    assert rho >= 0.5, rho
+    cases = services.cases.listing(city.supervisor, after=None, limit=100)
+    assert len(cases) == 4  # two 公示 objections a year, each checked and closed
+    assert all(c["state"] == "closed" for c in cases)
+    last = services.evaluation.published(2025)
+    assert last is not None
+    kinds = {u.kind for p in last.results() for r in p.results
+             for u in services.uses.of(city.org, 2025, r.subject)}
+    assert {"feedback", "reward"} <= kinds

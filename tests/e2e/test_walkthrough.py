@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ DOC = REPO / "docs" / "walkthrough.md"
 FENCE = re.compile(r"^```sh walkthrough\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 EXPECT = re.compile(r"^# → (\d{3})\b(?:.*?jq: (.+)|.*)$", re.MULTILINE)
 MARK = "@@walkthrough-block"
+BASH, JQ = shutil.which("bash"), shutil.which("jq")  # the reader's tools; the doc says so
 
 # `curl` as the reader runs it, except that each request's status is also written to a file
 # (the body still goes to stdout, so `$(curl …)` and `| jq` work as printed).
@@ -61,7 +63,7 @@ def blocks() -> list[Block]:
 class Receiver(BaseHTTPRequestHandler):
     got: list[tuple[dict[str, str], bytes]] = []  # noqa: RUF012 -- one receiver per test
 
-    def do_POST(self) -> None:  # noqa: N802 -- the standard library's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         type(self).got.append(({k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(204)
@@ -94,6 +96,7 @@ def test_the_doc_has_blocks_to_run() -> None:
 def test_the_walkthrough_runs_as_written(tmp_path: Path,
                                          receiver: tuple[str, type[Receiver]]) -> None:
     hook, handler = receiver
+    assert BASH is not None and JQ is not None, "the walkthrough needs bash and jq"
     found = blocks()
     status_file = tmp_path / "statuses"
     script = PRELUDE + "".join(
@@ -102,7 +105,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path,
     with serve(tmp_path, KAOPING_WEBHOOK_ALLOW_LOOPBACK="true") as srv:
         env = {**srv.env, "API": srv.url, "HOOK": hook, "WALK_STATUS": str(status_file),
                "PATH": f"{KAOPING.parent}:{srv.env.get('PATH', '/usr/bin:/bin')}"}
-        done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True,
+        done = subprocess.run([BASH, "-c", script], env=env, cwd=tmp_path, capture_output=True,
                               text=True, timeout=300, check=False)
         outputs = _split(done.stdout)
         statuses = _split(status_file.read_text() if status_file.exists() else "")
@@ -112,7 +115,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path,
             got = [int(s) for s in statuses.get(i, "").split()]
             assert got == block.statuses, f"{where}answered {got}:\n{outputs[i]}\n{done.stderr}"
             for check in block.checks:
-                jq = subprocess.run(["jq", "-e", check], input=outputs[i], capture_output=True,
+                jq = subprocess.run([JQ, "-e", check], input=outputs[i], capture_output=True,
                                     text=True, check=False)
                 assert jq.returncode == 0, f"{where}jq -e {check!r} failed on:\n{outputs[i]}"
         assert done.returncode == 0, done.stderr

@@ -7,15 +7,16 @@ tested here.)"""
 
 from __future__ import annotations
 
-import http.client
 import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.client import HTTPConnection, HTTPResponse
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.live_server import Server, http, kaoping, serve
+from tests.e2e.live_server import Server, kaoping, serve
+from tests.e2e.live_server import http as call
 
 
 def _api_key(server: Server) -> str:
@@ -28,7 +29,7 @@ def _register(server: Server, key: str, code: str) -> int:
     """A unit registered over HTTP; its event's log position."""
     body = {"code": code, "name": f"单位{code}", "kind": "department",
             "category": "economic-management"}
-    status, answer = http("POST", f"{server.url}/api/v1/units", body,
+    status, answer = call("POST", f"{server.url}/api/v1/units", body,
                           {"X-API-Key": key, "Idempotency-Key": str(uuid.uuid4())})
     assert status == 201, f"{status} {answer}\n{server.log_tail()}"
     position: int = answer["receipt"][0]["position"]
@@ -36,7 +37,7 @@ def _register(server: Server, key: str, code: str) -> int:
 
 
 class Stream:
-    def __init__(self, resp: http.client.HTTPResponse) -> None:
+    def __init__(self, resp: HTTPResponse) -> None:
         self.resp = resp
 
     def start(self) -> int:
@@ -65,7 +66,7 @@ class Stream:
 @contextmanager
 def stream(server: Server, key: str, query: str = "",
            headers: dict[str, str] | None = None) -> Iterator[Stream]:
-    conn = http.client.HTTPConnection(server.netloc, timeout=15)
+    conn = HTTPConnection(server.netloc, timeout=15)
     try:
         conn.request("GET", f"/api/v1/events/stream{query}",
                      headers={"X-API-Key": key, "Accept": "text/event-stream", **(headers or {})})

@@ -22,7 +22,7 @@ OUTSIDE = re.compile(
 BACKTICKED = re.compile(r"`([^`\n]+)`")
 # A path in running text (domain/scheme.py, docs/operations.md), with or without backticks.
 BARE = re.compile(r"(?<![\w/.\-])((?:api|bench|docs|domain|migrations|projections|scripts|service"
-                  r"|tests|\.ci)/[\w/.\-<>{}*]*\w)")
+                  r"|tests|\.ci)/[\w/.\-<>{}*]*[\w>}*])")
 PLACEHOLDER = re.compile(r"<[^>]*>|\{[^}]*\}|…|\.\.\.|NNNN|\bN\b|\*")
 
 

@@ -71,8 +71,10 @@ def _parse(raw: bytes) -> Any:
 # walk runs): a JSON escape of a control character, surrogate or noncharacter, or such a
 # character written as itself.
 _MAYBE_NOT_TEXT = re.compile(
-    rb"\\[bfnrt]|\\u(?:00[0-1]|007[fF]|00[89]|[dD][89a-fA-F]|[fF][dD][dDeE]|[fF]{3}[eEfF])"
-    rb"|[\x00-\x1f\x7f]|\xc2[\x80-\x9f]|\xef\xb7[\x90-\xaf]|\xef\xbf[\xbe\xbf]")
+    rb"\\[bfnrt]|\\u(?:00[0-1]|007[fF]|00[89]|[dD][89a-fA-F]|[fF][dD][dDeE]|[fF]{3}[eEfF]"
+    rb"|202[a-eA-E]|206[6-9])"
+    rb"|[\x00-\x1f\x7f]|\xc2[\x80-\x9f]|\xef\xb7[\x90-\xaf]|\xef\xbf[\xbe\xbf]"
+    rb"|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]")
 
 
 def _join(path: str, key: str | int) -> str:

@@ -23,7 +23,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, InvalidInput
 from domain.scheme import check_score, check_share
-from domain.text import Text, text
+from domain.text import Text, name_text, text
 
 # v2: a class below quorum fails the whole session (v1 dropped the class and re-weighted the
 # others); quorum may be strict (more than the share); per-ballot limits scale with the session.
@@ -111,7 +111,7 @@ class SessionDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     code: Code
     year: int
     kind: SessionKind
-    title: Text
+    title: Annotated[str, name_text(max_length=200)]
     subjects: list[Text]
     items: list[Item]
     options: list[Option]

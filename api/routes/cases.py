@@ -26,7 +26,7 @@ from api.problems import BodyValidationError, FieldError
 from api.routes.common import WriteOut, Year, write
 from domain.cases import CaseState, Channel
 from domain.errors import Forbidden
-from domain.text import text
+from domain.text import name_text, text
 from projections.cases import CasesView, access_log
 from service.cases import follow_up_code
 from service.principals import Role
@@ -64,7 +64,7 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class InvestigatorIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     investigator: Annotated[str, text(pattern=r"^person:[a-z-]+:[A-Za-z0-9._-]+$")]
-    name: Annotated[str, text(min_length=1, max_length=100)]
+    name: Annotated[str, name_text(max_length=100)]
 
 
 class CaseSummary(msgspec.Struct, kw_only=True):

@@ -446,8 +446,7 @@ class CycleController(Controller):
         if reader == ReaderKind.SELF:  # the subject reads its card, not who entered what
             card = msgspec.structs.replace(card, inputs=[
                 msgspec.structs.replace(line, actor="", facts={
-                    k: v for k, v in line.facts.items() if k not in {"member", "members",
-                                                                     "leader"}})
+                    k: v for k, v in line.facts.items() if k not in WHO_ENTERED})
                 for line in card.inputs], analysis=anonymous(card.analysis))
         if format == "text":
             return Response(render(card), media_type="text/plain")
@@ -734,6 +733,13 @@ async def _card(services: Any, principal: Principal | None, what: str, year: int
     reader: ReaderKind = await to_thread.run_sync(services.cards.check, principal, what,
                                                   cycle, subject, depth)
     return reader
+
+
+# The facts of an input that say who entered it or in which post: the subject reading its own
+# card sees what was scored, never by whom (a leader's score is not to be answered to the
+# leader; docs/evaluation.md, "Who may read a result").
+WHO_ENTERED = frozenset({"rater", "post", "comment", "member", "members", "leader", "actor",
+                         "decided_by", "reviewer", "by"})
 
 
 def _own_view(changes: list[Change], year: int) -> list[Change]:

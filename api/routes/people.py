@@ -23,13 +23,13 @@ from api.mechanisms import (
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost, PostRole
-from domain.text import text
+from domain.text import name_text, text
 from domain.units import UnitKind
 from projections.cadres import CadreRow, CadresView, list_cadres
 
 Code = Annotated[str, text(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$",
                                    examples=["C-0001"])]
-Name = Annotated[str, text(min_length=1, max_length=100)]
+Name = Annotated[str, name_text(max_length=100)]
 IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2025-01-01"])]
 Text = Annotated[str, text(min_length=1, max_length=500)]
 # Import rows are checked row by row by the service (every bad row listed); here only as text.
@@ -70,7 +70,7 @@ class RegisterLeader(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
 
 
-Title = Annotated[str, text(min_length=1, max_length=20, examples=["副市长"])]
+Title = Annotated[str, name_text(max_length=20, examples=["副市长"])]
 
 
 class PostIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

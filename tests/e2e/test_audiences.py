@@ -190,6 +190,9 @@ def test_a_cadre_reads_its_own_card_only_once_published(
     # Its own inputs, without who entered them (the two leaders' scores are there).
     reviews = [i for i in card["inputs"] if i["part"] == "leader-review"]
     assert len(reviews) == 2 and {i["actor"] for i in card["inputs"]} == {""}
+    # ... nor in the facts: the rater's code, post or comment never reach the subject.
+    assert all(not {"rater", "post", "comment"} & set(i["facts"]) for i in card["inputs"])
+    assert {r["facts"]["score"] for r in reviews} and "leader:L1" not in str(card)
     staff = ok(client.get(f"{BASE}/subjects/cadre:P1/explain", headers=world.who.org), 200)
     assert {i["actor"] for i in staff["inputs"] if i["part"] == "leader-review"} == {
         "person:leader:L1", "person:leader:L2"}

@@ -35,3 +35,16 @@ def test_each_request_logs_one_line_with_its_outcome(client: TestClient[Any],
     everything = caplog.text + repr([r.msg for r in caplog.records])
     assert organizer["Authorization"][7:] not in everything
     assert "Secretive" not in everything
+
+
+def test_casting_a_ballot_leaves_no_access_line(client: TestClient[Any],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Its time, in the log's order, would name the ballot's public position."""
+    caplog.set_level("INFO")
+    cast = client.post("/api/v1/sessions/mzcp-x/ballots",
+                       json={"credential": "Q7RM-2KXD", "answers": {}})
+    assert cast.status_code in (400, 404, 409, 422)
+    assert client.get("/api/v1/sessions/mzcp-x").status_code == 404
+    lines = _access_lines(caplog)
+    assert [line["path"] for line in lines] == ["/api/v1/sessions/mzcp-x"]
+    assert "Q7RM-2KXD" not in caplog.text

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import msgspec.inspect as mi
@@ -22,7 +22,7 @@ from litestar import Litestar
 
 from api import create_app
 from api.strict import MAX_PLACES, PLAIN_DECIMAL, StrictDecoder
-from domain.text import GUARD, NOT_TEXT, Text, first_non_text
+from domain.text import GUARD, NOT_TEXT, Text, first_non_text, name_text
 from service.settings import Settings
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -88,7 +88,8 @@ def test_the_openapi_document_publishes_the_text_rule(app: Litestar) -> None:
     still enforces them, as the walk above proves.)"""
     doc = app.openapi_schema.to_schema()
     unit = doc["components"]["schemas"]["RegisterUnit"]["properties"]
-    assert unit["name"]["pattern"] == GUARD
+    assert unit["name"]["pattern"] == GUARD + r"(?!\s*$)"  # a name is not only white space
+    assert not re.fullmatch(unit["name"]["pattern"] + ".*", "   ")
     assert unit["code"]["pattern"].startswith(GUARD)
     assert re.fullmatch(unit["code"]["pattern"], "XZ-01")
     score = doc["components"]["schemas"]["ScoreIn"]["properties"]["score"]
@@ -106,7 +107,9 @@ NAMED = StrictDecoder(Named)
 
 
 SPECIAL = st.sampled_from(["\x00", "\t", "\x1f", "\x7f", "\x85", "\ud800", "\udfff", "\ufdd0",
-                           "\ufffe", "\uffff", "中", "😀", "８", "\u3000"])
+                           "\ufffe", "\uffff", "中", "😀", "８", "\u3000",
+                           # bidi overrides and isolates are refused; the marks are text
+                           "\u202a", "\u202e", "\u2066", "\u2069", "\u200e", "\u200f"])
 
 
 @given(st.text(alphabet=st.one_of(st.characters(), SPECIAL), max_size=30), st.booleans())
@@ -151,3 +154,18 @@ def test_other_spellings_of_a_number_are_refused(n: int, spelling: str) -> None:
         error = NAMED.check(f'{{"name": "x", "score": {literal}}}'.encode())
         assert error is not None
         assert (error.field, error.rule) == ("score", "decimal.plain")
+
+
+def test_a_name_is_not_only_white_space() -> None:
+    class Unit(msgspec.Struct):
+        name: Annotated[str, name_text(max_length=20)]
+
+    decoder = StrictDecoder(Unit)
+    for blank in ("", "   ", "\u3000", " \u3000 "):
+        error = decoder.check(json.dumps({"name": blank}).encode())
+        assert error is not None and error.field == "name", blank
+    for name in ("城关镇", " 城关镇 ", "A"):
+        assert decoder.check(json.dumps({"name": name}).encode()) is None, name
+    # The spoofing case from a review: a right-to-left override in a unit's name.
+    error = decoder.check(json.dumps({"name": "城关\u202e镇"}).encode())
+    assert error is not None and (error.rule, error.field) == ("text.characters", "name")

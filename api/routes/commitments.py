@@ -52,6 +52,11 @@ class AchievementIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     evidence: Evidence
 
 
+class TargetSatisfactionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    session: Annotated[str, text(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    satisfaction: Decimal  # 0–1, the 群众认可 survey's count
+
+
 class CommitmentsOut(msgspec.Struct, kw_only=True):
     """One unit's commitments as the public sees them: targets, history and challenges."""
 
@@ -140,6 +145,22 @@ class CommitmentController(Controller):
         commitments = request.app.state.services.commitments
         return await write(request, 201, lambda p, after: commitments.challenge(
             p, year, unit, code, summary=data.summary, after_append=after))
+
+    @post("/{unit:str}/targets/{code:str}/satisfaction", status_code=201, security=SECURITY,
+          before_request=strict_body(TargetSatisfactionIn),
+          summary="Record the survey's satisfaction with a target", responses=ERRORS)
+    async def rate(self, request: Request[Any, Any, Any], year: FromPath[int],
+                   unit: FromPath[str], code: FromPath[str],
+                   data: JSONBody[TargetSatisfactionIn]) -> Response[WriteOut]:
+        """群众认可程度: the survey's satisfaction (0–1) with one published target, from the
+        count of a named session (organizer, scoring phase); a later count replaces it. Under
+        an "attributed-completion" scheme a target rated below ``satisfaction_threshold`` does
+        not count as 实绩 for any team it credits (群众满意度达不到要求的，一律不算作政绩):
+        its completion counts 0, its credit stays; the card shows the rate. Not public."""
+        commitments = request.app.state.services.commitments
+        return await write(request, 201, lambda p, after: commitments.rate(
+            p, year, unit, code, session=data.session, satisfaction=data.satisfaction,
+            after_append=after))
 
     @post("/{unit:str}/targets/{code:str}/achievement", status_code=201, security=SECURITY,
           before_request=strict_body(AchievementIn), summary="Assess a target's achievement",

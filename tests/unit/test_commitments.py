@@ -154,8 +154,9 @@ def test_the_survey_gate_never_raises_a_score_and_ignores_a_gated_achievement(
     owner.rate(code, "QZRK-2", Decimal("0.59"), "a")  # gated now, whatever it was
     for unit in UNITS:
         now = commitment_score(credits_of(unit, city, threshold))
-        if scores[unit] is not None:
-            assert now is not None and now <= scores[unit]
+        was = scores[unit]
+        if was is not None:
+            assert now is not None and now <= was
     if code in owner.achieved:  # its achievement no longer matters to anyone
         first = {u: commitment_score(credits_of(u, city, threshold)) for u in UNITS}
         owner.assess(code, owner.achieved[code] * 2 + 1, "e", "a")

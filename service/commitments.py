@@ -32,6 +32,7 @@ from domain.cycle import Cycle, Phase, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.scheme import SubjectKind, commitments_due
 from domain.subject_file import SubjectFile
+from service.cases import follow_up_code, follow_up_hash
 from service.guards import cycle_unchanged, guarded
 from service.policy import require_role
 from service.principals import IdentityKind, Principal, Role
@@ -163,20 +164,38 @@ class Commitments:
                           after_append)
 
     def challenge(self, principal: Principal, year: int, unit: str, code: str, *,
-                  summary: str, after_append: AfterAppend | None = None) -> Written:
+                  summary: str, reporter: str | None = None, follow_up: str | None = None,
+                  after_append: AfterAppend | None = None) -> tuple[Written, str | None]:
         """Anyone signed in may challenge a published target: it becomes a case (channel
         "challenge") about the unit's team, with the challenger's identity kept as a
-        reporter's (intake only); the commitments record the case's id, not who."""
+        reporter's (intake only); the commitments record the case's id, not who.
+
+        The intake role enters a challenge received by hotline, mailbox or the website for
+        someone else: with ``reporter`` (who, kept as the reporter's identity) or without —
+        anonymous, as a report: no identity, and a follow-up code (``follow_up``, made
+        beforehand so a retry answers with it; else a new one), returned once, of which only
+        the hash is kept. Returns what was written and that code (None if not anonymous)."""
         commitments = self.require(year, unit)
         commitments.target(code)
+        intake = principal.role == Role.INTAKE
+        if reporter is not None and not intake:
+            msg = ("only the intake role enters a challenge for someone else; a signed-in "
+                   "challenger is the reporter")
+            raise InvalidInput(msg, rule="commitment.challenge-reporter", field="reporter")
+        anonymous = intake and reporter is None
+        kept = (follow_up or follow_up_code()) if anonymous else None
         case = Case(channel=Channel.CHALLENGE.value, year=year, subjects=[team_subject(unit)],
-                    summary=f"[{unit}/{code}] {summary}", follow_up_hash=None,
-                    actor=principal.id)
-        case.identify_reporter(str(principal.acts_as or principal.id), principal.id)
+                    summary=f"[{unit}/{code}] {summary}",
+                    follow_up_hash=follow_up_hash(kept) if kept else None, actor=principal.id)
+        if not anonymous:
+            case.identify_reporter(reporter or str(principal.acts_as or principal.id),
+                                   principal.id)
         # The commitments stream is public (and in everyone's feed): it names the case, never
         # who challenged — that stays in the case, which only intake reads.
         commitments.challenge(code, str(case.id), "challenge")
-        return save(self.store, case, commitments, stream_id=case.id, after_append=after_append)
+        written = save(self.store, case, commitments, stream_id=case.id,
+                       after_append=after_append)
+        return written, kept
 
     def rate(self, principal: Principal, year: int, unit: str, code: str, *, session: str,
              satisfaction: Decimal, after_append: AfterAppend | None = None) -> Written:

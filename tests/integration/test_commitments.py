@@ -22,6 +22,7 @@ from domain.scheme import (
     SubjectKind,
     validate_scheme,
 )
+from service.cases import follow_up_hash
 from service.explain import explain
 from service.principals import IdentityKind, Role
 from service.runtime import Services
@@ -32,6 +33,7 @@ P1 = person(Role.LEADER, IdentityKind.CADRE, "P1")  # 正职 of E1
 P2 = person(Role.LEADER, IdentityKind.CADRE, "P2")  # 正职 of E2
 TEAM = person(Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER, "T1")
 ANYONE = person(Role.DEPARTMENT, IdentityKind.DEPARTMENT, "F9")
+INTAKE = person(Role.INTAKE, IdentityKind.STAFF, "xf-1")
 
 
 def _scheme(year: int, *, derivation: str = "achieved-share", due: str = "03-31") -> Scheme:
@@ -156,7 +158,8 @@ def test_amendments_are_history_and_challenges_are_cases(city: Services) -> None
     assert [(a.code, a.change, a.reason) for a in found.amendments] == [
         ("A", "changed", "任务调增"), ("B", "withdrawn", "任务取消")]
     assert found.amendments[0].before == target("A")
-    written = c.challenge(ANYONE, year, "E1", "A", summary="就业人数虚报")
+    written, code = c.challenge(ANYONE, year, "E1", "A", summary="就业人数虚报")
+    assert code is None
     case: Case = city.store.repository.get(written.stream_id)
     assert (case.channel.value, case.subjects, case.reporter) == (
         "challenge", ["team:E1"], "department:F9")
@@ -164,6 +167,32 @@ def test_amendments_are_history_and_challenges_are_cases(city: Services) -> None
     assert c.require(year, "E1").challenges == {"A": [str(case.id)]}
     refused(InvalidInput, "commitment.target-published",
             lambda: c.challenge(ANYONE, year, "E1", "B", summary="已撤回的目标"))
+
+
+def test_intake_enters_a_challenge_for_someone_else_or_anonymously(city: Services) -> None:
+    """A challenge received by hotline, mailbox or website: intake enters it on the target,
+    with the challenger's identity or, anonymous, with none and a follow-up code (as a
+    report); no one else names a reporter."""
+    year, c = frozen(city), city.commitments
+    c.publish(P1, year, "E1", targets=[target("A")])
+    refused(InvalidInput, "commitment.challenge-reporter", lambda: c.challenge(
+        ANYONE, year, "E1", "A", summary="虚报", reporter="张三"))
+    written, code = c.challenge(INTAKE, year, "E1", "A", summary="就业人数虚报",
+                                follow_up="kept-code-123")
+    assert code == "kept-code-123"
+    case: Case = city.store.repository.get(written.stream_id)
+    assert (case.channel.value, case.subjects, case.reporter) == ("challenge", ["team:E1"],
+                                                                   None)
+    assert case.follow_up_hash == follow_up_hash("kept-code-123")
+    city.follower.catch_up()
+    assert city.cases.status("kept-code-123").value == "received"
+    named, none = c.challenge(INTAKE, year, "E1", "A", summary="复核一下", reporter="李四")
+    assert none is None
+    case = city.store.repository.get(named.stream_id)
+    assert (case.reporter, case.follow_up_hash) == ("李四", None)
+    _, made = c.challenge(INTAKE, year, "E1", "A", summary="第三件")
+    assert made is not None and len(made) >= 16
+    assert len(c.require(year, "E1").challenges["A"]) == 3
 
 
 def _scores(city: Services, year: int) -> None:

@@ -203,6 +203,8 @@ def test_the_survey_rates_a_target_and_the_card_shows_it(client: Client,
     card = ok(client.get(f"{BASE}/subjects/team:E1/explain", headers=who.org), 200)
     assert [(t["code"], t["satisfaction"], t["counted"], t["completion"])
             for t in card["commitments"]] == [("JY-1", "0.5", False, "1")]
+    text = client.get(f"{BASE}/subjects/team:E1/explain?format=text", headers=who.org).text
+    assert "群众满意度 0.5 — not counted as 实绩" in text
     # the rate feeds a score: neither the public read nor the public feed carries it
     assert "satisfaction" not in json.dumps(ok(client.get(C), 200))
     feed = ok(client.get("/api/v1/events?after=-1&limit=500", headers=who.p3), 200)

@@ -360,10 +360,13 @@ OPERATIONS: dict[str, Example] = {
          "reason": "市政府下达新增就业任务调增至1300人"}, _commitments(52, 2, "Amended")),
     f"POST {_C}/commitments/{{unit}}/targets/{{code}}/challenges": Example(
         {"summary": "新增就业人数含往年已统计人员，请核实"},
-        {"stream_id": CASE_ID, "version": 2,
+        {"stream_id": CASE_ID, "version": 2, "case_id": CASE_ID, "follow_up_code": None,
          "receipt": [_receipt(61, CASE_ID, 1, "Case.Reported"),
                      _receipt(62, CASE_ID, 2, "Case.ReporterIdentified"),
                      _receipt(63, COMMITMENTS_ID, 3, "UnitCommitments.Challenged")]}),
+    f"POST {_C}/commitments/{{unit}}/targets/{{code}}/satisfaction": Example(
+        {"session": "QZRK-2025-XZ01", "satisfaction": "0.82"},
+        _commitments(148, 4, "TargetRated")),
     f"POST {_C}/commitments/{{unit}}/targets/{{code}}/achievement": Example(
         {"achieved": "1265", "evidence": "市人社局就业统计年报〔2025〕"},
         _commitments(150, 4, "AchievementAssessed")),

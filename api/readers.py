@@ -26,10 +26,13 @@ class Audience(StrEnum):
     # Published: the public kinds to anyone, every kind to evaluators; before: evaluators.
     RESULTS = "results"
     # Evaluators; investigators whose open case covers the subject; once published, the
-    # subject itself, and anyone for the kinds the publication policy makes public.
+    # subject itself, the appeal body if the subject filed an appeal (申诉), and anyone for
+    # the kinds the publication policy makes public.
     SUBJECT_RESULT = "subject-result"
     SUBJECT_DETAIL = "subject-detail"  # as SUBJECT_RESULT, but never to the public
-    EVIDENCE = "evidence"  # evaluators; investigators whose case covers the subject
+    # evaluators; investigators whose case covers the subject; the appeal body once the
+    # subject filed an appeal
+    EVIDENCE = "evidence"
     # Evaluators every row; the subject itself its own row; investigators their cases' rows.
     EXPORT_ROWS = "export-rows"
     CASE_FILE = "case-file"  # intake, supervisors, the case's investigator

@@ -107,36 +107,56 @@ def completion(target: Target, achieved: Decimal) -> Decimal:
     return min(max(share, Decimal(0)), ONE)
 
 
-class Credit(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """One unit's part of one target: the credit and, once assessed, the completion."""
+class Credit(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+             omit_defaults=True):
+    """One unit's part of one target: the credit and, once assessed, the completion.
+
+    The 群众认可 survey's satisfaction with the target, once rated, and ``gated``: rated below
+    the scheme's threshold, so the target does not count as 实绩 (its completion counts 0, its
+    credit stays in the denominator). Both are omitted when unset, so credits recorded before
+    the survey was linked encode (and hash) as they were."""
 
     owner: str  # the unit that committed the target
     target: str
     credit: Decimal
     completion: Decimal | None
+    satisfaction: Decimal | None = None
+    gated: bool = False
 
 
-def credits_of(unit: str, commitments: Iterable[UnitCommitments]) -> list[Credit]:
-    """Every target a unit has a non-zero credit in — its own and the 共绩 it shares — once each."""
+def below(satisfaction: Decimal | None, threshold: Decimal | None) -> bool:
+    """The per-item gate: a rate below the threshold (an unrated target is never gated)."""
+    return satisfaction is not None and threshold is not None and satisfaction < threshold
+
+
+def credits_of(unit: str, commitments: Iterable[UnitCommitments],
+               threshold: Decimal | None = None) -> list[Credit]:
+    """Every target a unit has a non-zero credit in — its own and the 共绩 it shares — once each,
+    with the survey's rate of it and, given the scheme's ``threshold``, the per-item gate (the
+    same rule for every unit sharing the target: the gate is the target's, not a unit's)."""
     out = []
     for c in commitments:
         for target in c.targets.values():
             share = credited(target, c.unit).get(unit, Decimal(0))
             if share > 0:
                 achieved = c.achieved.get(target.code)
+                rate = c.satisfaction.get(target.code)
                 out.append(Credit(owner=c.unit, target=target.code, credit=share,
                                   completion=None if achieved is None
-                                  else completion(target, achieved)))
+                                  else completion(target, achieved),
+                                  satisfaction=rate, gated=below(rate, threshold)))
     return out
 
 
 def commitment_score(parts: list[Credit]) -> Decimal | None:
-    """The attributed-completion score (0–100): Σ credit × completion ÷ Σ credit; None until
-    every credited target is assessed, or when the unit has none."""
+    """The attributed-completion score (0–100): Σ credit × completion ÷ Σ credit, a gated
+    target's completion counting 0; None until every credited target is assessed, or when the
+    unit has none."""
     total = sum((c.credit for c in parts), Decimal(0))
     if total == 0 or any(c.completion is None for c in parts):
         return None
-    return sum((c.credit * (c.completion or 0) for c in parts), Decimal(0)) * 100 / total
+    return sum((c.credit * (c.completion or 0) for c in parts if not c.gated),
+               Decimal(0)) * 100 / total
 
 
 class Amendment(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,6 +205,17 @@ class UnitCommitments(Aggregate):
         case: str
         actor: str
 
+    class TargetRated(Aggregate.Event):
+        """群众认可: the survey's satisfaction (0–1) with one target, from a count held in a
+        named session; a later count replaces it. Below the scheme's threshold the target
+        does not count as 实绩 in the attributed-completion derivation."""
+
+        TOPIC = "kaoping/UnitCommitments.TargetRated.v1"
+        code: str
+        session: str
+        satisfaction: Decimal
+        actor: str
+
     class AchievementAssessed(Aggregate.Event):
         TOPIC = "kaoping/UnitCommitments.AchievementAssessed.v1"
         code: str
@@ -219,6 +250,7 @@ class UnitCommitments(Aggregate):
         self.on_behalf = on_behalf
         self.targets = {t.code: t for t in targets}
         self.achieved: dict[str, Decimal] = {}
+        self.satisfaction: dict[str, Decimal] = {}  # code -> the survey's latest rate
         self.challenges: dict[str, list[str]] = {}
         self.amendments: list[Amendment] = []
 
@@ -247,6 +279,7 @@ class UnitCommitments(Aggregate):
     def _amended(self, code: str, target: Target | None, reason: str, amended_on: str,
                  actor: str) -> None:
         before = self.targets.get(code)
+        self.satisfaction.pop(code, None)  # the survey rated the target as it stood
         change: Literal["added", "changed", "withdrawn"] = "changed"
         if target is None:
             del self.targets[code]
@@ -264,6 +297,17 @@ class UnitCommitments(Aggregate):
     @event(Challenged)
     def _challenged(self, code: str, case: str, actor: str) -> None:
         self.challenges.setdefault(code, []).append(case)
+
+    def rate(self, code: str, session: str, satisfaction: Decimal, actor: str) -> None:
+        self.target(code)
+        if not satisfaction.is_finite() or not 0 <= satisfaction <= 1:
+            msg = "satisfaction is a share from 0 to 1"
+            raise _fail(msg, "commitment.satisfaction", "satisfaction")
+        self._rated(code=code, session=session, satisfaction=satisfaction, actor=actor)
+
+    @event(TargetRated)
+    def _rated(self, code: str, session: str, satisfaction: Decimal, actor: str) -> None:
+        self.satisfaction[code] = satisfaction
 
     def assess(self, code: str, achieved: Decimal, evidence: str, actor: str) -> None:
         self.target(code)

@@ -2,13 +2,15 @@
 
 Every read of a subject's card (result, explain, history, diff) goes through ``CardGate.check``:
 the scheme's publication policy (domain/audience.py) decides, after the case gate for
-investigators (one of their open cases covers the subject). Investigators' reads — allowed or
-refused — and supervisors' reads of the detail are recorded in the access record, with the
-case that allowed them.
+investigators (one of their open cases covers the subject) and the appeal check for the appeal
+body (the subject has filed an appeal, 申诉). Investigators' and the appeal body's reads —
+allowed or refused — and supervisors' reads of the detail are recorded in the access record,
+with the case that allowed them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from domain.audience import Depth, ReaderKind, card_refusal, own_subject
@@ -26,6 +28,8 @@ _WHY = {
     "investigator.case-scope": "{subject} is not a subject of one of your open cases",
     "results.published": "{subject}'s result is not published; until then it is for the "
                          "organizer, the committee and supervisors",
+    "appeal-body.appeal-filed": "{subject} has filed no appeal (申诉): the appeal body reads "
+                                "the cards of subjects that did",
     "card.readers": "{subject}'s card is for the subject, the organizer, the committee, "
                     "supervisors and investigators whose case covers it",
 }
@@ -38,6 +42,8 @@ def reader_kind(principal: Principal | None, subject: str | None = None) -> Read
         return ReaderKind.EVALUATOR
     if principal.role == Role.INVESTIGATOR:
         return ReaderKind.INVESTIGATOR
+    if principal.role == Role.APPEAL_BODY:
+        return ReaderKind.APPEAL_BODY
     acts = principal.acts_as
     if subject is not None and acts is not None and own_subject(acts.kind.value,
                                                                 acts.id) == subject:
@@ -49,9 +55,25 @@ def policy_of(cycle: Cycle) -> PublicationPolicy:
     return cycle.scheme.publication if cycle.scheme is not None else PublicationPolicy()
 
 
+# (year, subject) -> whether the subject has filed an appeal (申诉) in that cycle
+Appealed = Callable[[int, str], bool]
+
+
 class CardGate:
-    def __init__(self, cases: Cases) -> None:
+    def __init__(self, cases: Cases, appealed: Appealed | None = None) -> None:
         self.cases = cases
+        self.appealed = appealed or (lambda _year, _subject: False)
+
+    def check_appeal(self, principal: Principal, what: str, cycle: Cycle,
+                     subject: str) -> None:
+        """The appeal body reads a subject's material (the evidence bundle) only once the
+        subject has filed an appeal. A refusal is recorded here; the caller records the read
+        once it has been made."""
+        cycle.entry(subject)  # 404 for a subject not on the roster
+        if not self.appealed(cycle.year, subject):
+            rule = "appeal-body.appeal-filed"
+            self.cases.record(principal, what, cycle.year, subject, None, False, rule)
+            raise Forbidden(_WHY[rule].format(subject=subject), rule=rule)
 
     def check(self, principal: Principal | None, what: str, cycle: Cycle, subject: str,
               depth: Depth) -> ReaderKind:
@@ -61,12 +83,15 @@ class CardGate:
         case = None
         if principal is not None and reader == ReaderKind.INVESTIGATOR:
             case = self.cases.case_for(principal.id, cycle.year, subject)
+        appeal = reader == ReaderKind.APPEAL_BODY and self.appealed(cycle.year, subject)
         rule = card_refusal(policy_of(cycle), reader=reader, kind=entry.kind, depth=depth,
                             published=cycle.phase == Phase.PUBLISHED,
-                            in_case_scope=case is not None)
-        if principal is not None and (reader == ReaderKind.INVESTIGATOR or (
+                            in_case_scope=case is not None, appeal_filed=appeal)
+        if principal is not None and (reader in {ReaderKind.INVESTIGATOR,
+                                                 ReaderKind.APPEAL_BODY} or (
                 principal.role == Role.SUPERVISOR and depth == "detail")):
-            recorded = rule or ("investigator.case-scope" if case else "restricted.role")
+            recorded = rule or ("investigator.case-scope" if case else
+                                "appeal-body.appeal-filed" if appeal else "restricted.role")
             self.cases.record(principal, what, cycle.year, subject, case, rule is None, recorded)
         if rule is not None:
             raise Forbidden(_WHY[rule].format(subject=subject), rule=rule)

@@ -57,6 +57,12 @@ class Cases:
         """Take a report; an anonymous reporter gets a follow-up code, shown once (``code``:
         one made beforehand with ``follow_up_code()``, so a retry can be answered with it)."""
         require_role(principal, Role.INTAKE)
+        if channel == Channel.CHALLENGE:
+            msg = ("a challenge of a public commitment is entered on its target (POST "
+                   "/cycles/{year}/commitments/{unit}/targets/{code}/challenges), which links "
+                   "the case to the target; the report line takes hotline, mailbox and "
+                   "website reports")
+            raise InvalidInput(msg, rule="case.challenge-via-commitments", field="channel")
         if not subjects:
             msg = "a report names at least one subject"
             raise InvalidInput(msg, rule="case.subjects", field="subjects")

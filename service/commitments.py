@@ -20,11 +20,19 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.cases import Case, Channel
-from domain.commitments import Target, UnitCommitments, completion, credited, credits_of
+from domain.commitments import (
+    Target,
+    UnitCommitments,
+    below,
+    completion,
+    credited,
+    credits_of,
+)
 from domain.cycle import Cycle, Phase, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.scheme import SubjectKind, commitments_due
 from domain.subject_file import SubjectFile
+from service.cases import follow_up_code, follow_up_hash
 from service.guards import cycle_unchanged, guarded
 from service.policy import require_role
 from service.principals import IdentityKind, Principal, Role
@@ -156,20 +164,52 @@ class Commitments:
                           after_append)
 
     def challenge(self, principal: Principal, year: int, unit: str, code: str, *,
-                  summary: str, after_append: AfterAppend | None = None) -> Written:
+                  summary: str, reporter: str | None = None, follow_up: str | None = None,
+                  after_append: AfterAppend | None = None) -> tuple[Written, str | None]:
         """Anyone signed in may challenge a published target: it becomes a case (channel
         "challenge") about the unit's team, with the challenger's identity kept as a
-        reporter's (intake only); the commitments record the case's id, not who."""
+        reporter's (intake only); the commitments record the case's id, not who.
+
+        The intake role enters a challenge received by hotline, mailbox or the website for
+        someone else: with ``reporter`` (who, kept as the reporter's identity) or without —
+        anonymous, as a report: no identity, and a follow-up code (``follow_up``, made
+        beforehand so a retry answers with it; else a new one), returned once, of which only
+        the hash is kept. Returns what was written and that code (None if not anonymous)."""
         commitments = self.require(year, unit)
         commitments.target(code)
+        intake = principal.role == Role.INTAKE
+        if reporter is not None and not intake:
+            msg = ("only the intake role enters a challenge for someone else; a signed-in "
+                   "challenger is the reporter")
+            raise InvalidInput(msg, rule="commitment.challenge-reporter", field="reporter")
+        anonymous = intake and reporter is None
+        kept = (follow_up or follow_up_code()) if anonymous else None
         case = Case(channel=Channel.CHALLENGE.value, year=year, subjects=[team_subject(unit)],
-                    summary=f"[{unit}/{code}] {summary}", follow_up_hash=None,
-                    actor=principal.id)
-        case.identify_reporter(str(principal.acts_as or principal.id), principal.id)
+                    summary=f"[{unit}/{code}] {summary}",
+                    follow_up_hash=follow_up_hash(kept) if kept else None, actor=principal.id)
+        if not anonymous:
+            case.identify_reporter(reporter or str(principal.acts_as or principal.id),
+                                   principal.id)
         # The commitments stream is public (and in everyone's feed): it names the case, never
         # who challenged — that stays in the case, which only intake reads.
         commitments.challenge(code, str(case.id), "challenge")
-        return save(self.store, case, commitments, stream_id=case.id, after_append=after_append)
+        written = save(self.store, case, commitments, stream_id=case.id,
+                       after_append=after_append)
+        return written, kept
+
+    def rate(self, principal: Principal, year: int, unit: str, code: str, *, session: str,
+             satisfaction: Decimal, after_append: AfterAppend | None = None) -> Written:
+        """群众认可: the survey's satisfaction with one published target (organizer, from the
+        count of a named session, scoring phase); a later count replaces it. Under an
+        "attributed-completion" scheme a target rated below ``satisfaction_threshold`` counts
+        0 as 实绩 for every team it credits (its credit stays in the denominator)."""
+        require_role(principal, Role.ORGANIZER)
+        cycle = self.evaluation.cycle(year)
+        cycle.require_phase(Phase.SCORING)
+        commitments = self.require(year, unit)
+        commitments.rate(code, session, satisfaction, principal.id)
+        teams = set(credited(commitments.targets[code], unit))
+        return self._save(cycle, commitments, teams, principal, after_append)
 
     def assess(self, principal: Principal, year: int, unit: str, code: str, *,
                achieved: Decimal, evidence: str,
@@ -194,7 +234,8 @@ class Commitments:
                         for c in self.all_of(cycle)]
             for team in sorted(teams):
                 file = self.evaluation.file(cycle.year, team_subject(team))
-                file.credit_commitments(credits_of(team, everyone), principal.id)
+                file.credit_commitments(
+                    credits_of(team, everyone, scheme.satisfaction_threshold), principal.id)
                 files.append(file)
         try:
             return save(self.store, commitments, *files, stream_id=commitments.id,
@@ -220,6 +261,10 @@ class CardTarget(msgspec.Struct, kw_only=True):
     credit: Decimal  # the team's share of the achievement (for a cadre: their unit's)
     achieved: Decimal | None
     completion: Decimal | None
+    # 群众认可: the survey's rate of the target, and whether it counts as 实绩 (False: rated
+    # below the scheme's satisfaction_threshold, so its completion counts 0)
+    satisfaction: Decimal | None = None
+    counted: bool = True
 
 
 def card_targets(cur: Cursor, mapper: Mapper[UUID], cycle: Cycle, subject: str,
@@ -230,6 +275,7 @@ def card_targets(cur: Cursor, mapper: Mapper[UUID], cycle: Cycle, subject: str,
            if e.kind == SubjectKind.TEAM]
     streams = load_streams(cur, mapper, ids, position)
     everyone = [c for sid in ids if isinstance(c := project(streams[sid]), UnitCommitments)]
+    threshold = None if cycle.scheme is None else cycle.scheme.satisfaction_threshold
     out = []
     for c in everyone:
         for target in c.targets.values():
@@ -242,10 +288,12 @@ def card_targets(cur: Cursor, mapper: Mapper[UUID], cycle: Cycle, subject: str,
             else:
                 continue
             achieved = c.achieved.get(target.code)
+            rate = c.satisfaction.get(target.code)
             out.append(CardTarget(
                 unit=c.unit, code=target.code, measure=target.measure,
                 unit_of_measure=target.unit_of_measure, target_value=target.target_value,
                 direction=target.direction, responsible=list(target.responsible),
                 credit=credit, achieved=achieved,
-                completion=None if achieved is None else completion(target, achieved)))
+                completion=None if achieved is None else completion(target, achieved),
+                satisfaction=rate, counted=not below(rate, threshold)))
     return out

@@ -444,8 +444,10 @@ def render(card: ScoreCard) -> str:
     for t in card.commitments:
         done = "not assessed" if t.achieved is None else f"achieved {t.achieved}, " \
                f"completion {t.completion}"
+        rated = "" if t.satisfaction is None else f"; 群众满意度 {t.satisfaction}" + (
+            "" if t.counted else " — not counted as 实绩")
         out.append(f"  {t.unit}/{t.code} {t.measure} {t.direction} {t.target_value} "
-                   f"{t.unit_of_measure}; credit {t.credit}; {done}")
+                   f"{t.unit_of_measure}; credit {t.credit}; {done}{rated}")
     out += ["", "events:"]
     for line in card.inputs:
         facts = ", ".join(f"{k}={v}" for k, v in line.facts.items())

@@ -64,7 +64,8 @@ def audience(topic: str) -> frozenset[Role]:
         return EVALUATORS
     if topic.startswith(("kaoping/ResultUses.", "kaoping/Feedback.")):  # about persons
         return PERSONNEL
-    if topic == UnitCommitments.AchievementAssessed.TOPIC:  # feeds a score: not public
+    if topic in {UnitCommitments.AchievementAssessed.TOPIC,  # feed a score: not public
+                 UnitCommitments.TargetRated.TOPIC}:
         return EVALUATORS
     return EVERYONE
 

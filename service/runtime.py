@@ -11,6 +11,7 @@ from uuid import UUID
 
 import structlog
 
+from domain.errors import NotFound
 from projections.cadres import CadresView
 from projections.cases import CasesView
 from projections.event_counts import EventCounts
@@ -89,7 +90,7 @@ class Services:
                                            window_seconds=settings.refused_read_window_seconds,
                                            subjects_per_window=settings.refused_read_scopes)
         self.cases = Cases(self.store, self.db, self.evaluation.cycle, self.refusals)
-        self.cards = CardGate(self.cases)
+        self.cards = CardGate(self.cases, self._appealed)
         self.uses = Uses(self.store, self.evaluation)
         self.commitments = Commitments(self.store, self.evaluation)
         self.notifications = Notifications(self.store, self.evaluation)
@@ -167,6 +168,14 @@ class Services:
             except Exception:
                 log.exception("housekeeping.failed")
             stop.wait(self.settings.housekeeping_interval_seconds)
+
+    def _appealed(self, year: int, subject: str) -> bool:
+        """Whether ``subject`` has filed an appeal (申诉) in cycle ``year`` (the card gate's
+        question for the appeal body)."""
+        try:
+            return "appeal" in self.evaluation.file(year, subject).requests
+        except NotFound:
+            return False
 
     def stream_heads(self, stream_ids: list[UUID]) -> list[tuple[int, bytes]]:
         return stream_heads(self.db, stream_ids)

@@ -128,7 +128,9 @@ class CaseController(Controller):
           summary="Take a report", responses=problems(400, 401, 403, 422))
     async def report(self, request: Request[Any, Any, Any],
                      data: JSONBody[ReportIn]) -> Response[ReportOut]:
-        """A hotline, mailbox or website report about subjects of a cycle (intake role). The
+        """A hotline, mailbox or website report about subjects of a cycle (intake role); a
+        challenge of a public commitment enters on its target (the commitments route), so
+        channel ``challenge`` is refused here (``case.challenge-via-commitments``). The
         reporter's identity is optional; an anonymous reporter gets a follow-up code, shown
         only in this response (and in its replay to the same Idempotency-Key)."""
         principal = current_principal(request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
 
 import msgspec
 from anyio import to_thread
@@ -18,12 +19,14 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
-from api.auth import SECURITY
-from api.mechanisms import strict_body
+from api.auth import SECURITY, current_principal
+from api.mechanisms import perform_keeping, receipt, strict_body
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.commitments import Amendment, Target, UnitCommitments
 from domain.text import text
+from service.cases import follow_up_code
+from service.principals import Role
 
 if TYPE_CHECKING:
     from service.runtime import Services
@@ -45,11 +48,23 @@ class AmendmentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ChallengeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     summary: Annotated[str, text(min_length=1, max_length=4000)]
+    # intake only: who challenged (kept as the reporter's identity); absent: anonymous
+    reporter: Annotated[str, text(min_length=1, max_length=200)] | None = None
+
+
+class ChallengeOut(WriteOut, kw_only=True):
+    case_id: UUID  # = stream_id
+    follow_up_code: str | None  # an anonymous challenge's code, shown once
 
 
 class AchievementIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     achieved: Decimal  # in the target's unit of measure
     evidence: Evidence
+
+
+class TargetSatisfactionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    session: Annotated[str, text(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    satisfaction: Decimal  # 0–1, the 群众认可 survey's count
 
 
 class CommitmentsOut(msgspec.Struct, kw_only=True):
@@ -133,13 +148,51 @@ class CommitmentController(Controller):
           responses=ERRORS)
     async def challenge(self, request: Request[Any, Any, Any], year: FromPath[int],
                         unit: FromPath[str], code: FromPath[str],
-                        data: JSONBody[ChallengeIn]) -> Response[WriteOut]:
+                        data: JSONBody[ChallengeIn]) -> Response[ChallengeOut]:
         """Anyone signed in: the challenge becomes a case (channel ``challenge``) about the
         unit's team; ``stream_id`` is the case's id. Who challenged is kept as a reporter's
-        identity (intake only); the commitments show only that a case exists."""
+        identity (intake only); the commitments show only that a case exists. The intake role
+        enters a challenge received by hotline, mailbox or website for someone else: with
+        ``reporter``, or anonymous (without): as a report, no identity is kept and the answer
+        carries a follow-up code for ``GET /api/v1/reports/status``, shown only here (and in
+        the replay to the same Idempotency-Key)."""
+        services = request.app.state.services
+        principal = current_principal(request)
+        code_ = follow_up_code() if (
+            principal.role == Role.INTAKE and data.reporter is None) else None
+
+        def command(after: Any) -> Any:
+            return services.commitments.challenge(
+                principal, year, unit, code, summary=data.summary, reporter=data.reporter,
+                follow_up=code_, after_append=after)[0]
+
+        status, written, kept, replayed = await perform_keeping(
+            request, services, principal, 201, command,
+            None if code_ is None else code_.encode())
+        headers = {"Cache-Control": "no-store"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(ChallengeOut(stream_id=written.stream_id, version=written.version,
+                                     case_id=written.stream_id,
+                                     follow_up_code=None if kept is None else kept.decode(),
+                                     receipt=receipt(written.leaves)), status_code=status,
+                        headers=headers)
+
+    @post("/{unit:str}/targets/{code:str}/satisfaction", status_code=201, security=SECURITY,
+          before_request=strict_body(TargetSatisfactionIn),
+          summary="Record the survey's satisfaction with a target", responses=ERRORS)
+    async def rate(self, request: Request[Any, Any, Any], year: FromPath[int],
+                   unit: FromPath[str], code: FromPath[str],
+                   data: JSONBody[TargetSatisfactionIn]) -> Response[WriteOut]:
+        """群众认可程度: the survey's satisfaction (0–1) with one published target, from the
+        count of a named session (organizer, scoring phase); a later count replaces it. Under
+        an "attributed-completion" scheme a target rated below ``satisfaction_threshold`` does
+        not count as 实绩 for any team it credits (群众满意度达不到要求的，一律不算作政绩):
+        its completion counts 0, its credit stays; the card shows the rate. Not public."""
         commitments = request.app.state.services.commitments
-        return await write(request, 201, lambda p, after: commitments.challenge(
-            p, year, unit, code, summary=data.summary, after_append=after))
+        return await write(request, 201, lambda p, after: commitments.rate(
+            p, year, unit, code, session=data.session, satisfaction=data.satisfaction,
+            after_append=after))
 
     @post("/{unit:str}/targets/{code:str}/achievement", status_code=201, security=SECURITY,
           before_request=strict_body(AchievementIn), summary="Assess a target's achievement",

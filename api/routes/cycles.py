@@ -504,10 +504,12 @@ class CycleController(Controller):
         ``since``: include a consistency proof from that tree size (default: the checkpoint
         printed in the year-end announcement). ``ballots=true`` (supervisors only) adds the
         ballots on the boards of the pool's ballot sessions, for an offline recount: they link
-        each voter's tracker to their answers, so such a bundle is sealed material."""
+        each voter's tracker to their answers, so such a bundle is sealed material. The appeal
+        body reads the bundle of a subject that filed an appeal (申诉), each read recorded."""
         principal = current_principal(request)
         if principal.role not in EVIDENCE_READERS:
-            msg = "evidence bundles are for supervisors, investigators and the organizer"
+            msg = ("evidence bundles are for supervisors, investigators, the organizer and the "
+                   "appeal body")
             raise Forbidden(msg, rule="evidence.reader")
         if ballots and principal.role != Role.SUPERVISOR:
             msg = "bundles with ballots are for supervisors"
@@ -521,6 +523,11 @@ class CycleController(Controller):
             await to_thread.run_sync(partial(services.cases.gate, record_allowed=False),
                                      principal, "evidence", year, subject, case)
             rule = "investigator.case-scope"
+        if principal.role == Role.APPEAL_BODY:  # a subject that filed an appeal (申诉)
+            cycle = await to_thread.run_sync(services.evaluation.cycle, year)
+            await to_thread.run_sync(services.cards.check_appeal, principal, "evidence",
+                                     cycle, subject)
+            rule = "appeal-body.appeal-filed"
         bundle = await to_thread.run_sync(partial(build_bundle, ballots=ballots), services,
                                           year, subject, since)
         # Recorded once the bundle exists: a refusal for an unpublished cycle reads nothing.
@@ -704,7 +711,8 @@ def _page(pools: list[PoolResult], group: str | None, kind: str | None,
     return rows[:limit]
 
 
-EVIDENCE_READERS = {Role.SUPERVISOR, Role.INVESTIGATOR, Role.ORGANIZER, Role.COMMITTEE}
+EVIDENCE_READERS = {Role.SUPERVISOR, Role.INVESTIGATOR, Role.ORGANIZER, Role.COMMITTEE,
+                    Role.APPEAL_BODY}
 
 
 def _not_dirty(cur: Any, year: int, group: str | None, kind: str | None) -> None:

@@ -45,9 +45,11 @@ def test_every_get_route_declares_its_audience(client: Client) -> None:
 def expected(audience: Audience, reader: str, subject: str | None, published: bool) -> bool:
     """Whether ``reader`` may read a route of ``audience`` (docs/evaluation.md, "Who may read
     a result"); ``inv-in`` is the investigator whose open case covers the subject (and who is
-    assigned the case read), ``inv-out`` one whose cases do not."""
+    assigned the case read), ``inv-out`` one whose cases do not; ``appeal-body`` decides the
+    appeal (申诉) SELF files once the results are published, and reads its card then."""
     team = subject is not None and subject.startswith("team:")
-    card = reader in EVALUATORS or reader == "inv-in" or (
+    appeal = published and reader == "appeal-body" and subject == SELF
+    card = reader in EVALUATORS or reader == "inv-in" or appeal or (
         published and reader == "self" and subject == SELF)
     return {
         Audience.PUBLIC: True,
@@ -57,7 +59,7 @@ def expected(audience: Audience, reader: str, subject: str | None, published: bo
         Audience.RESULTS: reader in EVALUATORS or published,
         Audience.SUBJECT_RESULT: card or (team and published),
         Audience.SUBJECT_DETAIL: card,
-        Audience.EVIDENCE: reader in EVALUATORS or reader == "inv-in",
+        Audience.EVIDENCE: reader in EVALUATORS or reader == "inv-in" or appeal,
         Audience.EXPORT_ROWS: reader in {*EVALUATORS, "inv-in", "inv-out", "self",
                                          "other-cadre"},
         Audience.CASE_FILE: reader in {"intake", "supervisor", "inv-in"},
@@ -97,6 +99,7 @@ class World:
             "inv-in": bearer(services, Role.INVESTIGATOR, IdentityKind.STAFF, "inv-1"),
             "inv-out": bearer(services, Role.INVESTIGATOR, IdentityKind.STAFF, "inv-2"),
             "self": self.who.p1, "other-cadre": self.who.p3,
+            "appeal-body": bearer(services, Role.APPEAL_BODY, IdentityKind.STAFF, "ss-1"),
         }
 
     def publish(self, client: Client, services: Services) -> None:
@@ -104,6 +107,8 @@ class World:
         scenario.approve(client, self.who)
         ok(client.post(f"{BASE}/publication", json={
             "notified_on": services.clock.now().date().isoformat()}, headers=self.who.org))
+        ok(client.post(f"{BASE}/subjects/{SELF}/reviews", headers=self.who.p1,
+                       json={"kind": "appeal", "reason": "对考核等次有异议，提出申诉"}))
         services.follower.catch_up()
 
 
@@ -325,3 +330,32 @@ def test_an_export_holds_the_rows_the_reader_may_read(client: Client, services: 
         ("person:staff:inv-1", "cadre:P1", world.cases["inv-1"]),
         ("person:staff:inv-1", "team:E1", world.cases["inv-1"]),
         ("person:staff:inv-2", "team:E3", world.cases["inv-2"])])
+
+
+def test_the_appeal_body_reads_the_card_and_evidence_of_a_subject_that_appealed(
+        client: Client, services: Services, world: World) -> None:
+    """申诉: the body that decides an appeal reads the appellant's card and evidence bundle —
+    only once the appeal is filed, only that subject's — and each read is recorded."""
+    body, sup = world.readers["appeal-body"], world.readers["supervisor"]
+    early = client.get(f"{BASE}/subjects/{SELF}/explain", headers=body)
+    assert (early.status_code, early.json()["rule"]) == (403, "appeal-body.appeal-filed")
+    world.publish(client, services)  # and cadre:P1 files an appeal
+    card = ok(client.get(f"{BASE}/subjects/{SELF}/explain", headers=body), 200)
+    assert card["subject"] == SELF and card["result"]["final_grade"]
+    # who entered each input stays with the card (the body weighs the evidence)
+    assert {i["actor"] for i in card["inputs"] if i["part"] == "leader-review"} == {
+        "person:leader:L1", "person:leader:L2"}
+    bundle = client.get(f"{BASE}/subjects/{SELF}/evidence", headers=body)
+    assert bundle.status_code == 200 and SELF in bundle.text
+    for what in ("explain", "evidence", "result"):
+        refused = client.get(f"{BASE}/subjects/cadre:P3/{what}", headers=body)
+        assert (refused.status_code, refused.json()["rule"]) == (
+            403, "appeal-body.appeal-filed"), what
+    sealed = client.get(f"{BASE}/subjects/{SELF}/evidence?ballots=true", headers=body)
+    assert (sealed.status_code, sealed.json()["rule"]) == (403, "evidence.ballots-reader")
+    log = [(e["what"], e["subject"], e["allowed"], e["rule"])
+           for e in _access(client, services, sup) if e["reader"] == "person:staff:ss-1"]
+    assert ("explain-notes", SELF, True, "appeal-body.appeal-filed") in log
+    assert log.count(("evidence", SELF, True, "appeal-body.appeal-filed")) == 1
+    assert ("evidence", "cadre:P3", False, "appeal-body.appeal-filed") in log
+    assert all(not allowed for _, subject, allowed, _ in log if subject == "cadre:P3")

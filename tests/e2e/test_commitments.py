@@ -146,3 +146,66 @@ def test_amendments_are_public_history_and_a_challenge_is_a_case(client: Client,
                   if e["type"] == "kaoping.unitcommitments.challenged.v1"]
     assert challenged and all("P2" not in json.dumps(e) for e in challenged)
     assert not [e for e in feed["items"] if e["type"].startswith("kaoping.case.")]
+
+
+def test_intake_enters_an_anonymous_challenge_with_a_follow_up_code(
+        client: Client, services: Services) -> None:
+    """A challenge by hotline or letter, anonymous: intake enters it on the target; the answer
+    carries a follow-up code (shown once, replayed to the same Idempotency-Key), the case keeps
+    no identity, and the challenger follows it with the code alone."""
+    who = People(services)
+    frozen(client, services, who)
+    ok(client.post(f"{C}/E1", json={"targets": [JOBS]}, headers=who.p1))
+    intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
+    headers = {**intake, "Idempotency-Key": "anon-1"}
+    body = {"summary": "就业人数含往年已统计人员"}
+    first = ok(client.post(f"{C}/E1/targets/JY-1/challenges", json=body, headers=headers))
+    code = first["follow_up_code"]
+    assert code and first["case_id"] == first["stream_id"]
+    again = client.post(f"{C}/E1/targets/JY-1/challenges", json=body, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["follow_up_code"] == code
+    assert again.json()["case_id"] == first["case_id"]
+    services.follower.catch_up()
+    case = ok(client.get(f"/api/v1/cases/{first['case_id']}", headers=intake), 200)
+    assert (case["channel"], case["reporter"]) == ("challenge", None)
+    assert ok(client.get(f"/api/v1/reports/status?code={code}"), 200)["state"] == "received"
+    assert ok(client.get(f"{C}/E1"), 200)["challenges"] == {"JY-1": 1}
+    named = ok(client.post(f"{C}/E1/targets/JY-1/challenges",
+                           json={**body, "reporter": "王某（来信）"}, headers=intake))
+    assert named["follow_up_code"] is None
+    # a signed-in challenger is the reporter: naming someone else is refused
+    refused(client.post(f"{C}/E1/targets/JY-1/challenges", json={**body, "reporter": "张三"},
+                        headers=who.p3), 422, "commitment.challenge-reporter")
+    own = ok(client.post(f"{C}/E1/targets/JY-1/challenges", json=body, headers=who.p3))
+    assert own["follow_up_code"] is None
+
+
+def test_the_survey_rates_a_target_and_the_card_shows_it(client: Client,
+                                                         services: Services) -> None:
+    who = People(services)
+    frozen(client, services, who)
+    ok(client.post(f"{C}/E1", json={"targets": [JOBS]}, headers=who.p1))
+    ok(client.post(f"{BASE}/announcement", json={
+        "team_members": ["周某"], "starts_on": "2025-12-01", "ends_on": "2026-01-10",
+        "hotline": "0371-12380"}, headers=who.org))
+    ok(client.post(f"{BASE}/scoring", json={}, headers=who.org))
+    rate = f"{C}/E1/targets/JY-1/satisfaction"
+    refused(client.post(rate, json={"session": "QZRK-1", "satisfaction": "0.5"},
+                        headers=who.team), 403, "role")
+    refused(client.post(rate, json={"session": "QZRK-1", "satisfaction": "-0.1"},
+                        headers=who.org), 422, "commitment.satisfaction")
+    written = ok(client.post(rate, json={"session": "QZRK-1", "satisfaction": "0.5"},
+                             headers=who.org))
+    assert written["receipt"][0]["topic"] == "kaoping/UnitCommitments.TargetRated.v1"
+    ok(client.post(f"{C}/E1/targets/JY-1/achievement",
+                   json={"achieved": "1265", "evidence": "统计年报"}, headers=who.team))
+    card = ok(client.get(f"{BASE}/subjects/team:E1/explain", headers=who.org), 200)
+    assert [(t["code"], t["satisfaction"], t["counted"], t["completion"])
+            for t in card["commitments"]] == [("JY-1", "0.5", False, "1")]
+    text = client.get(f"{BASE}/subjects/team:E1/explain?format=text", headers=who.org).text
+    assert "群众满意度 0.5 — not counted as 实绩" in text
+    # the rate feeds a score: neither the public read nor the public feed carries it
+    assert "satisfaction" not in json.dumps(ok(client.get(C), 200))
+    feed = ok(client.get("/api/v1/events?after=-1&limit=500", headers=who.p3), 200)
+    assert not [e for e in feed["items"] if e["type"].endswith("targetrated.v1")]

@@ -166,6 +166,10 @@ def _inputs(w: Walk, who: People) -> None:
     w.twice("POST", f"{COMMITMENTS}/targets/{{code}}/achievement", done, who.team,
             {"achieved": "130", "evidence": "统计年报"},
             other=(done, {"achieved": "131", "evidence": "统计年报"}))
+    rated = f"{BASE}/commitments/E1/targets/JY-1/satisfaction"
+    w.twice("POST", f"{COMMITMENTS}/targets/{{code}}/satisfaction", rated, who.org,
+            {"session": "QZRK-1", "satisfaction": "0.8"},
+            other=(rated, {"session": "QZRK-1", "satisfaction": "0.7"}))
     s = f"{BASE}/subjects/team:E1"
     t = "/api/v1/cycles/{year}/subjects/{subject}"
     first = w.twice("POST", f"{t}/leader-reviews", f"{s}/leader-reviews", who.l1, {"score": 90},

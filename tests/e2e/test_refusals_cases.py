@@ -50,6 +50,20 @@ def test_a_report_names_a_subject(client: Client, services: Services) -> None:
     assert log_length(services) == 0
 
 
+def test_a_challenge_is_not_taken_by_the_report_line(client: Client,
+                                                     services: Services) -> None:
+    """A challenge (channel ``challenge``) is always linked to a published target: it comes
+    only through the commitments route, never as a free-standing report."""
+    frozen_cycle(client, services, People(services))
+    before = log_length(services)
+    intake = bearer(services, Role.INTAKE, IdentityKind.STAFF, "xf-1")
+    refused_with(client.post("/api/v1/cases", headers=intake, json={
+        "channel": "challenge", "year": 2025, "subjects": ["team:E1"],
+        "summary": "就业目标完成数虚报"}), 422, "invalid-input",
+        "case.challenge-via-commitments", "channel")
+    assert log_length(services) == before
+
+
 @pytest.mark.parametrize("year", [1999, 2101])
 def test_a_report_year_is_bounded_below_the_api(services: Services, year: int) -> None:
     """The request body's Year type refuses these first; the service refuses them too."""

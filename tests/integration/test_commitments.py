@@ -22,6 +22,8 @@ from domain.scheme import (
     SubjectKind,
     validate_scheme,
 )
+from service.cases import follow_up_hash
+from service.explain import explain
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.integration.kit import GROUP, ORG, approve, person, register_city
@@ -31,6 +33,7 @@ P1 = person(Role.LEADER, IdentityKind.CADRE, "P1")  # 正职 of E1
 P2 = person(Role.LEADER, IdentityKind.CADRE, "P2")  # 正职 of E2
 TEAM = person(Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER, "T1")
 ANYONE = person(Role.DEPARTMENT, IdentityKind.DEPARTMENT, "F9")
+INTAKE = person(Role.INTAKE, IdentityKind.STAFF, "xf-1")
 
 
 def _scheme(year: int, *, derivation: str = "achieved-share", due: str = "03-31") -> Scheme:
@@ -155,7 +158,8 @@ def test_amendments_are_history_and_challenges_are_cases(city: Services) -> None
     assert [(a.code, a.change, a.reason) for a in found.amendments] == [
         ("A", "changed", "任务调增"), ("B", "withdrawn", "任务取消")]
     assert found.amendments[0].before == target("A")
-    written = c.challenge(ANYONE, year, "E1", "A", summary="就业人数虚报")
+    written, code = c.challenge(ANYONE, year, "E1", "A", summary="就业人数虚报")
+    assert code is None
     case: Case = city.store.repository.get(written.stream_id)
     assert (case.channel.value, case.subjects, case.reporter) == (
         "challenge", ["team:E1"], "department:F9")
@@ -163,6 +167,32 @@ def test_amendments_are_history_and_challenges_are_cases(city: Services) -> None
     assert c.require(year, "E1").challenges == {"A": [str(case.id)]}
     refused(InvalidInput, "commitment.target-published",
             lambda: c.challenge(ANYONE, year, "E1", "B", summary="已撤回的目标"))
+
+
+def test_intake_enters_a_challenge_for_someone_else_or_anonymously(city: Services) -> None:
+    """A challenge received by hotline, mailbox or website: intake enters it on the target,
+    with the challenger's identity or, anonymous, with none and a follow-up code (as a
+    report); no one else names a reporter."""
+    year, c = frozen(city), city.commitments
+    c.publish(P1, year, "E1", targets=[target("A")])
+    refused(InvalidInput, "commitment.challenge-reporter", lambda: c.challenge(
+        ANYONE, year, "E1", "A", summary="虚报", reporter="张三"))
+    written, code = c.challenge(INTAKE, year, "E1", "A", summary="就业人数虚报",
+                                follow_up="kept-code-123")
+    assert code == "kept-code-123"
+    case: Case = city.store.repository.get(written.stream_id)
+    assert (case.channel.value, case.subjects, case.reporter) == ("challenge", ["team:E1"],
+                                                                   None)
+    assert case.follow_up_hash == follow_up_hash("kept-code-123")
+    city.follower.catch_up()
+    assert city.cases.status("kept-code-123").value == "received"
+    named, none = c.challenge(INTAKE, year, "E1", "A", summary="复核一下", reporter="李四")
+    assert none is None
+    case = city.store.repository.get(named.stream_id)
+    assert (case.reporter, case.follow_up_hash) == ("李四", None)
+    _, made = c.challenge(INTAKE, year, "E1", "A", summary="第三件")
+    assert made is not None and len(made) >= 16
+    assert len(c.require(year, "E1").challenges["A"]) == 3
 
 
 def _scores(city: Services, year: int) -> None:
@@ -275,3 +305,67 @@ def _leaders(city: Services, year: int, subject: str) -> None:
     for rater in ("L1", "L2"):
         city.evaluation.leader_score(person(Role.LEADER, IdentityKind.LEADER, rater), year,
                                      subject, score=Decimal(80), comment="")
+
+
+def test_a_target_the_survey_rates_below_the_threshold_is_not_counted(city: Services) -> None:
+    """群众满意度达不到要求的，一律不算作政绩: the 群众认可 survey rates each published target; one
+    rated below the scheme's threshold (0.6 by default) counts 0 for every team it credits, its
+    credit staying in the denominator — the file's credits carry the gate, and the card
+    shows the rate."""
+    year, c = frozen(city, derivation="attributed-completion"), city.commitments
+    c.publish(P1, year, "E1", targets=[
+        target("OWN", "100"),
+        target("SHARED", "200", partners=["E2"], shares={"E1": "0.75", "E2": "0.25"})])
+    c.publish(P2, year, "E2", targets=[target("E2OWN", "10", responsible=["P2"])])
+    refused(Conflict, "cycle.phase", lambda: c.rate(
+        ORG, year, "E1", "OWN", session="QZRK-1", satisfaction=Decimal("0.5")))
+    city.evaluation.open_scoring(ORG, year)
+    refused(Forbidden, "role", lambda: c.rate(
+        TEAM, year, "E1", "OWN", session="QZRK-1", satisfaction=Decimal("0.5")))
+    refused(InvalidInput, "commitment.satisfaction", lambda: c.rate(
+        ORG, year, "E1", "OWN", session="QZRK-1", satisfaction=Decimal("1.2")))
+    refused(InvalidInput, "commitment.target-published", lambda: c.rate(
+        ORG, year, "E1", "NONE", session="QZRK-1", satisfaction=Decimal("0.9")))
+    c.assess(TEAM, year, "E1", "OWN", achieved=Decimal(80), evidence="统计年报")
+    c.assess(TEAM, year, "E1", "SHARED", achieved=Decimal(200), evidence="招商台账")
+    c.assess(TEAM, year, "E2", "E2OWN", achieved=Decimal(10), evidence="年报")
+    scheme = city.evaluation.cycle(year).scheme
+    assert scheme is not None and scheme.satisfaction_threshold == Decimal("0.6")
+
+    def score(team: str) -> Decimal | None:
+        return city.evaluation.file(year, team).evidence(scheme).commitments
+
+    assert score("team:E1") == (Decimal("0.8") + Decimal("0.75")) * 100 / Decimal("1.75")
+    c.rate(ORG, year, "E1", "OWN", session="QZRK-1", satisfaction=Decimal("0.6"))  # at: counts
+    assert score("team:E1") == (Decimal("0.8") + Decimal("0.75")) * 100 / Decimal("1.75")
+    c.rate(ORG, year, "E1", "SHARED", session="QZRK-1", satisfaction=Decimal("0.55"))
+    # the shared target is gated for both units: E1 keeps OWN only, E2 its own only
+    assert score("team:E1") == Decimal("0.8") * 100 / Decimal("1.75")
+    assert score("team:E2") == Decimal(1) * 100 / Decimal("1.25")
+    parts = {p.target: p for p in city.evaluation.file(year, "team:E1").credits}
+    assert (parts["SHARED"].satisfaction, parts["SHARED"].gated) == (Decimal("0.55"), True)
+    assert (parts["OWN"].satisfaction, parts["OWN"].gated) == (Decimal("0.6"), False)
+    c.rate(ORG, year, "E1", "SHARED", session="QZRK-2", satisfaction=Decimal("0.7"))  # recount
+    assert score("team:E2") == (Decimal("0.25") + 1) * 100 / Decimal("1.25")
+    c.rate(ORG, year, "E1", "SHARED", session="QZRK-3", satisfaction=Decimal("0.3"))
+    assert c.require(year, "E1").satisfaction == {"OWN": Decimal("0.6"),
+                                                   "SHARED": Decimal("0.3")}
+    _scores(city, year)
+    city.follower.catch_up()
+    with city.db.read() as cur:
+        card = explain(cur, city.store.mapper, year, "team:E1", None, restricted_ok=False)
+    shown = {t.code: (t.satisfaction, t.counted, t.completion) for t in card.commitments}
+    assert shown == {"OWN": (Decimal("0.6"), True, Decimal("0.8")),
+                     "SHARED": (Decimal("0.3"), False, Decimal(1))}
+
+
+def test_the_gate_is_the_schemes_threshold_and_old_credits_encode_as_they_were() -> None:
+    from domain.commitments import Credit, commitment_score  # noqa: PLC0415
+
+    old = Credit(owner="E1", target="A", credit=Decimal(1), completion=Decimal("0.5"))
+    assert b"gated" not in msgspec.json.encode(old)
+    assert b"satisfaction" not in msgspec.json.encode(old)
+    assert msgspec.json.decode(msgspec.json.encode(old), type=Credit) == old
+    gated = Credit(owner="E1", target="B", credit=Decimal(1), completion=Decimal(1),
+                   satisfaction=Decimal("0.4"), gated=True)
+    assert commitment_score([old, gated]) == Decimal(25)

@@ -21,7 +21,7 @@ policies = st.builds(
 cases = st.fixed_dictionaries({
     "reader": st.sampled_from(ReaderKind), "kind": st.sampled_from(SubjectKind),
     "depth": st.sampled_from(["result", "detail"]), "published": st.booleans(),
-    "in_case_scope": st.booleans()})
+    "in_case_scope": st.booleans(), "appeal_filed": st.booleans()})
 
 
 @given(policies, cases)
@@ -48,6 +48,22 @@ def test_no_one_outside_the_card_s_readers_reads_its_detail(
         assert refusal in ("results.published", "card.readers")
     if case["reader"] == ReaderKind.INVESTIGATOR and not case["in_case_scope"]:
         assert refusal == "investigator.case-scope"
+    if case["reader"] == ReaderKind.APPEAL_BODY and case["published"]:
+        assert (refusal is None) == case["appeal_filed"]
+        assert refusal in (None, "appeal-body.appeal-filed")
+
+
+@given(policies, cases)
+def test_the_appeal_body_reads_only_the_cards_of_subjects_that_appealed(
+        policy: PublicationPolicy, case: dict[str, object]) -> None:
+    """申诉: the appeal body reads the card (result and detail) of a subject that filed an
+    appeal, once published; of any other subject only what the public reads."""
+    refusal = card_refusal(policy, **{**case, "reader": ReaderKind.APPEAL_BODY})  # type: ignore[arg-type]
+    public = case["published"] and case["depth"] == "result" and (
+        case["kind"] in policy.public_kinds)
+    assert (refusal is None) == bool(public or (case["appeal_filed"] and case["published"]))
+    if refusal is not None:
+        assert refusal == "appeal-body.appeal-filed"
 
 
 @given(policies, st.sampled_from(SubjectKind), st.sampled_from(ReaderKind))

@@ -126,3 +126,38 @@ def test_shares_not_summing_to_one_are_refused(parts: list[int]) -> None:
         with pytest.raises(InvalidInput) as info:
             check_target(t, units[0], "t")
         assert info.value.rule == "commitment.attribution-sums-to-one"
+
+
+RATES = st.decimals(min_value=0, max_value=1, places=2)
+
+
+@given(cities(), st.data())
+def test_the_survey_gate_never_raises_a_score_and_ignores_a_gated_achievement(
+        city: list[UnitCommitments], data: st.DataObject) -> None:
+    """Per target, the same rule as the v4 item gate: rated below the threshold, a target
+    counts 0 (its credit kept); lowering a rating never raises a unit's score, and a gated
+    target's achieved value does not matter."""
+    threshold = Decimal("0.6")
+    for c in city:
+        for t in c.targets.values():
+            if data.draw(st.booleans()):
+                c.rate(t.code, "QZRK", data.draw(RATES), "a")
+    pairs = [(i, k) for i, c in enumerate(city) for k in c.targets]
+    index, code = pairs[data.draw(st.integers(0, len(pairs) - 1))]
+    for unit in UNITS:
+        before = commitment_score(credits_of(unit, city, threshold))
+        ungated = commitment_score(credits_of(unit, city))
+        if before is not None and ungated is not None:
+            assert before <= ungated
+    scores = {u: commitment_score(credits_of(u, city, threshold)) for u in UNITS}
+    owner = city[index]
+    owner.rate(code, "QZRK-2", Decimal("0.59"), "a")  # gated now, whatever it was
+    for unit in UNITS:
+        now = commitment_score(credits_of(unit, city, threshold))
+        was = scores[unit]
+        if was is not None:
+            assert now is not None and now <= was
+    if code in owner.achieved:  # its achievement no longer matters to anyone
+        first = {u: commitment_score(credits_of(u, city, threshold)) for u in UNITS}
+        owner.assess(code, owner.achieved[code] * 2 + 1, "e", "a")
+        assert first == {u: commitment_score(credits_of(u, city, threshold)) for u in UNITS}

@@ -426,6 +426,9 @@ class QuorumFailure(msgspec.Struct, frozen=True, kw_only=True):
 class Withheld(StrEnum):
     QUORUM_FAILED = "quorum-failed"  # a class below quorum: no subject gets a result
     TOO_FEW_VALID = "too-few-valid"  # fewer than k valid ballots for this subject
+    # Only on the public board: the subject's tally is not for the public (its kind is not one
+    # the scheme's publication policy makes public, or the cycle is not published yet).
+    NOT_PUBLIC = "not-public"
 
 
 class SubjectTally(msgspec.Struct, frozen=True, kw_only=True):

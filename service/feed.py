@@ -67,6 +67,8 @@ def audience(topic: str) -> frozenset[Role]:
     if topic in {UnitCommitments.AchievementAssessed.TOPIC,  # feed a score: not public
                  UnitCommitments.TargetRated.TOPIC}:
         return EVALUATORS
+    if topic == EvaluationSession.Closed.TOPIC:  # every subject's 民主测评 tally and score
+        return EVALUATORS
     return EVERYONE
 
 

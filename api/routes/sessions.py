@@ -16,7 +16,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
-from api.auth import SECURITY, client_of, current_principal
+from api.auth import SECURITY, client_of, current_principal, optional_principal
 from api.mechanisms import receipt, strict_body
 from api.openapi import problems
 from api.routes.common import WriteOut, write
@@ -27,13 +27,17 @@ from domain.ballots import (
     SessionDefinition,
     SessionResult,
     SessionState,
+    SubjectTally,
+    Withheld,
     credential_hash,
 )
-from domain.errors import Conflict, InvalidInput
+from domain.cycle import Phase
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.text import text
 from service.credential_sheet import credential_sheet, vote_url
 from service.group_commit import VersionTaken
 from service.idempotency import Reservation
+from service.principals import Role
 
 Text = Annotated[str, text(min_length=1, max_length=2000)]
 Word = Annotated[str, text(min_length=1, max_length=64)]
@@ -121,15 +125,41 @@ def _session_out(s: EvaluationSession) -> SessionOut:
                       outcome=outcome, quorum_failed=failed)
 
 
-def _board_out(s: EvaluationSession) -> BoardOut:
+def _board_out(s: EvaluationSession, shown: frozenset[str] | None = None) -> BoardOut:
+    """The board; ``shown``: the subjects whose tallies the reader may see (None: all)."""
     if s.state not in (SessionState.CLOSED, SessionState.VOIDED) or s.result is None:
         msg = "the board is published when the session closes"
         raise Conflict(msg, rule="board.after-close")
     cut = s.cut_position if s.cut_position is not None else -1
     trackers = sorted(base64.b64encode(bytes.fromhex(t)).decode() for t in s.trackers)
+    result = s.result if shown is None else msgspec.structs.replace(s.result, subjects=[
+        t if t.subject in shown or t.withheld else SubjectTally(
+            subject=t.subject, valid_ballots=t.valid_ballots, withheld=True, counts=None,
+            class_scores=None, score=None, withheld_reason=Withheld.NOT_PUBLIC)
+        for t in s.result.subjects])
     return BoardOut(session=s.definition.code, fingerprint=s.fingerprint, state=s.state,
                     cut_position=cut, trackers=trackers, outcome=s.result.outcome,
-                    result=s.result)
+                    result=result)
+
+
+# Who reads every subject's tally on a board before or beyond what is published.
+BOARD_EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
+
+
+def _public_subjects(services: Any, code: str) -> frozenset[str]:
+    """The subjects of a session whose tallies the public may read: those of the kinds the
+    cycle's publication policy makes public, once the cycle is published (by default the
+    leadership teams; a cadre's 民主测评 score is never public by default)."""
+    session = services.sessions.session(code)
+    try:
+        cycle = services.evaluation.cycle(session.definition.year)
+    except NotFound:
+        return frozenset()
+    if cycle.phase != Phase.PUBLISHED:
+        return frozenset()
+    kinds = set(cycle.scheme.publication.public_kinds)
+    public = {e.subject for e in cycle.roster if e.kind in kinds}
+    return frozenset(s for s in session.definition.subjects if s in public)
 
 
 async def public_view(state: State, code: str, name: str,
@@ -321,8 +351,19 @@ class SessionController(Controller):
 
     @get("/{code:str}/board", opt={"public": True}, summary="The public bulletin board",
          responses=problems(404, 409))
-    async def board(self, state: State, code: FromPath[str]) -> BoardOut:
+    async def board(self, request: Request[Any, Any, Any], state: State,
+                    code: FromPath[str]) -> BoardOut:
         """After close: the fingerprint, the outcome (a class below quorum fails the session),
         issued/used/valid counts per class, every counted ballot's tracker in sorted order, and
-        the tallies (withheld below k, and for every subject when quorum failed)."""
-        return await public_view(state, code, "board", _board_out)
+        the tallies (withheld below k, and for every subject when quorum failed). A subject's
+        tally is public only once its cycle is published and only for the kinds its policy
+        makes public (withheld as ``not-public`` otherwise); the organizer, the committee and
+        supervisors read every tally."""
+        principal = optional_principal(request)
+        if principal is not None and principal.role in BOARD_EVALUATORS:
+            return await to_thread.run_sync(
+                lambda: _board_out(state.services.sessions.session(code)))
+        shown = await to_thread.run_sync(_public_subjects, state.services, code)
+        # A cycle's publication is final, so the public view is keyed by what it shows.
+        return await public_view(state, code, f"board:{len(shown)}",
+                                 lambda s: _board_out(s, shown))

@@ -162,7 +162,7 @@ def test_a_second_session_does_not_replace_a_ballot_score_until_the_first_is_voi
         [withheld] = _withheld(services, subject)
         assert (withheld.session, withheld.reason) == (S, "session-voided")
     ok(second.close())
-    board = ok(client.get(f"{second.url}/board"), 200)
+    board = ok(client.get(f"{second.url}/board", headers=who.org), 200)
     e1 = next(s for s in board["result"]["subjects"] if s["subject"] == "team:E1")
     assert services.evaluation.file(Y, "team:E1").democratic == pytest.approx(float(e1["score"]))
     assert services.evaluation.file(Y, "team:E1").from_ballots == {

@@ -78,7 +78,14 @@ class Box:
 
     def close(self) -> dict[str, Any]:
         ok(self.client.post(f"/api/v1/sessions/{S}/close", json={}, headers=self.org))
-        return ok(self.client.get(f"/api/v1/sessions/{S}/board"), 200)
+        public = ok(self.client.get(f"/api/v1/sessions/{S}/board"), 200)
+        # Before publication the public board shows no subject's tally, only the counts.
+        assert all(t["withheld"] and t["score"] is None and t["counts"] is None
+                   for t in public["result"]["subjects"])
+        board = ok(self.client.get(f"/api/v1/sessions/{S}/board", headers=self.org), 200)
+        assert (board["trackers"], board["result"]["classes"]) == (
+            public["trackers"], public["result"]["classes"])
+        return board
 
 
 @pytest.fixture
@@ -354,7 +361,7 @@ def test_revoting_when_allowed_counts_the_last_ballot(client: Client, services: 
         "credential": code, "answers": _answers(("good", "good"), ("fair", "good"))}))
     assert second["position"] > first["position"]
     ok(client.post(f"/api/v1/sessions/{S}/close", json={}, headers=org))
-    board = ok(client.get(f"/api/v1/sessions/{S}/board"), 200)
+    board = ok(client.get(f"/api/v1/sessions/{S}/board", headers=org), 200)
     e1 = next(s for s in board["result"]["subjects"] if s["subject"] == "team:E1")
     assert e1["counts"] == {"de": {"good": 1}, "ji": {"good": 1}}  # only the last counts
     assert board["trackers"] == [second["tracker"]]

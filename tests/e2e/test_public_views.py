@@ -150,3 +150,41 @@ def test_anonymous_callers_are_throttled_per_client(settings: Settings,
             assert ok(c.get("/health"), 200) == {"status": "ok"}
     finally:
         svc.close()
+
+
+def test_the_public_board_shows_only_what_the_publication_policy_makes_public(
+        client: Client, services: Services) -> None:
+    """A review found cadres' 民主测评 scores on the anonymous board. The public reads a
+    subject's tally only once its cycle is published and only for the kinds the policy makes
+    public (teams by default); evaluators read every tally."""
+    from tests.e2e.test_ballots import DEFINITION  # noqa: PLC0415
+    from tests.e2e.test_corrections import published_cycle  # noqa: PLC0415
+
+    who = published_cycle(client, services)
+    code, url = "mzcp-2025-mixed", "/api/v1/sessions/mzcp-2025-mixed"
+    subjects = ["team:E1", "cadre:P1"]
+    definition = {**DEFINITION, "code": code, "subjects": subjects,
+                  "rules": {**DEFINITION["rules"], "max_top": 2}}
+    assert client.post("/api/v1/sessions", json=definition, headers=who.org).status_code == 201
+    assert client.post(f"{url}/freeze", json={}, headers=who.org).status_code == 201
+    codes = [c for cls, n in (("cadres", 6), ("public", 4))  # above quorum in both classes
+             for c in client.post(f"{url}/credentials", json={"rater_class": cls, "count": n},
+                                  headers=who.org).json()["codes"]]
+    assert client.post(f"{url}/open", json={}, headers=who.org).status_code == 201
+    answers = [{"team:E1": {"de": "good", "ji": "fair"}, "cadre:P1": {"de": "good", "ji": "good"}},
+               {"team:E1": {"de": "fair", "ji": "fair"}, "cadre:P1": {"de": "poor", "ji": "good"}}]
+    for i, credential in enumerate(codes):
+        cast = client.post(f"{url}/ballots",
+                           json={"credential": credential, "answers": answers[i % 2]})
+        assert cast.status_code == 201, cast.text
+    assert client.post(f"{url}/close", json={}, headers=who.org).status_code == 201
+    public = {t["subject"]: t for t in client.get(f"{url}/board").json()["result"]["subjects"]}
+    assert public["team:E1"]["score"] is not None and public["team:E1"]["counts"]
+    assert public["cadre:P1"]["score"] is None and public["cadre:P1"]["counts"] is None
+    assert public["cadre:P1"]["withheld_reason"] == "not-public"
+    full = client.get(f"{url}/board", headers=who.org).json()["result"]["subjects"]
+    assert {t["subject"]: t["score"] is not None for t in full} == {
+        "team:E1": True, "cadre:P1": True}
+    # A cadre signed in reads the public board too, not its colleagues' tallies.
+    mine = client.get(f"{url}/board", headers=who.p1).json()["result"]["subjects"]
+    assert next(t for t in mine if t["subject"] == "cadre:P1")["score"] is None

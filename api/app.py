@@ -17,7 +17,7 @@ from api.middleware import RequestContext
 from api.openapi import PlainDecimals, openapi_config
 from api.pages import PAGE_CSP, assets_router
 from api.problems import exception_handlers
-from api.ratelimit import FailureLimiter, PrincipalLimiter, parse_networks
+from api.ratelimit import FailureLimiter, Limiter, PrincipalLimiter, parse_networks
 from api.readers import declared_audience
 from api.routes.auth import jwks
 from api.routes.cases import (
@@ -46,7 +46,8 @@ from api.routes.webhooks import WebhookController
 from service.logging import configure_logging
 from service.runtime import Services
 from service.session_files import RosterNames
-from service.settings import Settings, load_settings
+from service.settings import Settings, SettingsError, load_settings
+from service.throttle import SharedLimiter, pseudonym_key
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp
@@ -67,6 +68,24 @@ async def _page_policy(response: Response[Any]) -> Response[Any]:
     return response
 
 
+def request_limiters(settings: Settings, svc: Services) -> tuple[Limiter, Limiter]:
+    """The per-principal and per-anonymous-client buckets: shared through PostgreSQL by every
+    API process (KAOPING_RATE_LIMIT_STORE), or this process's own."""
+    if settings.shared_rate_limit:
+        if svc.db.engine != "postgres":
+            msg = "KAOPING_RATE_LIMIT_STORE=database needs PostgreSQL (SQLite is one process)"
+            raise SettingsError(msg)
+        key = pseudonym_key(settings.console_key_path)
+        return (SharedLimiter(svc.db, "principal", rate=settings.rate_limit_per_second,
+                              burst=settings.rate_limit_burst, key=key),
+                SharedLimiter(svc.db, "anonymous", rate=settings.anonymous_rate_per_second,
+                              burst=settings.anonymous_burst, key=key))
+    return (PrincipalLimiter(rate=settings.rate_limit_per_second,
+                             burst=settings.rate_limit_burst),
+            PrincipalLimiter(rate=settings.anonymous_rate_per_second,
+                             burst=settings.anonymous_burst))
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                services: Services | None = None) -> Litestar:
     """Build the app. Without arguments, settings come from the environment (uvicorn --factory)."""
@@ -78,10 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         own = services is None
         svc = services or Services(settings, clock=clock)
         app.state.services = svc
-        app.state.limiter = PrincipalLimiter(rate=settings.rate_limit_per_second,
-                                             burst=settings.rate_limit_burst)
-        app.state.anonymous_limiter = PrincipalLimiter(rate=settings.anonymous_rate_per_second,
-                                                       burst=settings.anonymous_burst)
+        app.state.limiter, app.state.anonymous_limiter = request_limiters(settings, svc)
         app.state.anonymous_delay = settings.anonymous_throttle_delay_seconds
         app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
         app.state.subject_names = RosterNames(svc.evaluation)

@@ -40,6 +40,7 @@ from service.store import (
     open_event_store,
 )
 from service.team_review import TeamReviews
+from service.throttle import forget_full_buckets
 from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
 from service.uses import Uses
@@ -164,6 +165,8 @@ class Services:
                 purged = self.idempotency.purge(self.clock.now())
                 if purged:
                     log.info("idempotency.purged", keys=purged)
+                if self.settings.shared_rate_limit and self.db.engine == "postgres":
+                    forget_full_buckets(self.db)
             except Exception:
                 log.exception("housekeeping.failed")
             stop.wait(self.settings.housekeeping_interval_seconds)

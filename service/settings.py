@@ -139,6 +139,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); from any
     # other peer the header is ignored. Empty: the TCP peer is the client.
     trusted_proxies: str = ""
+    # Where the request buckets (per principal, per anonymous client) live. "auto": in the
+    # database on PostgreSQL (one budget shared by every API process; service/throttle.py),
+    # in the process on SQLite. "process": per process (N processes allow N times the rate).
+    rate_limit_store: Literal["auto", "process", "database"] = "auto"
     # Refused ballot casts (wrong/revoked credentials) per client and session, and per session
     # from all clients (each client adding at most its own budget), in a sliding window.
     ballot_refusals_per_client: Annotated[int, msgspec.Meta(ge=1)] = 20
@@ -176,6 +180,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def demo_on_serve(self) -> bool:
         """Whether `kaoping serve` loads the demo city into an empty store."""
         return self.engine == "sqlite" if self.demo is None else self.demo
+
+    @property
+    def shared_rate_limit(self) -> bool:
+        """Whether the request buckets are shared through the database (PostgreSQL only)."""
+        if self.rate_limit_store == "auto":
+            return self.engine == "postgres"
+        return self.rate_limit_store == "database"
 
     @property
     def sqlite_path(self) -> Path:

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Response, Router
+from litestar.exceptions import HTTPException
 
 from api.auth import authenticate
 from api.console import console_router
@@ -50,6 +51,8 @@ from service.settings import Settings, SettingsError, load_settings
 from service.throttle import SharedLimiter, pseudonym_key
 
 if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers import BaseRouteHandler
     from litestar.types import ASGIApp
 
     from service.clock import Clock
@@ -59,6 +62,21 @@ class KaopingApp(Litestar):
     def _create_asgi_handler(self) -> ASGIApp:
         # Outermost: every request, routed or not, gets a request id and one access-log line.
         return RequestContext(super()._create_asgi_handler())
+
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _read_only(request: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A replica's API process (KAOPING_READ_ONLY) refuses every write before it starts."""
+    settings: Settings = request.app.state.services.settings
+    if settings.read_only and request.scope.get("method", "GET") not in _SAFE:
+        where = f" at {settings.primary_url}" if settings.primary_url else ""
+        raise HTTPException(status_code=503, detail=(
+            f"this server reads from a replica and writes nothing; send "
+            f"{request.scope.get('method')} requests to the primary{where} (KAOPING_READ_ONLY)"),
+            headers={"Retry-After": "3600"},
+            extra={"rule": "replica.read-only", "field": "method"})
 
 
 async def _page_policy(response: Response[Any]) -> Response[Any]:
@@ -106,7 +124,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             per_client=settings.ballot_refusals_per_client,
             per_session=settings.ballot_refusals_per_session,
             window=settings.ballot_refusal_window_seconds)
-        if settings.projections == "inprocess":
+        if settings.projections == "inprocess" and not settings.read_only:
             svc.start(demo=settings.demo_on_serve)
         try:
             yield
@@ -123,6 +141,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
                         api_v1, console_router()],
+        guards=[_read_only],
         after_request=_page_policy,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),

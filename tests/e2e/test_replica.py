@@ -19,18 +19,26 @@ import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from litestar.testing import TestClient
 from psycopg import sql
 
+from api import create_app
+from domain.errors import Conflict
+from service.clock import FixedClock
+from service.evidence import bundle_checkpoint
 from service.migrate import migrate
 from service.principals import Identity, IdentityKind, Role
 from service.runtime import Services
 from service.settings import Settings
 from tests.e2e.live_server import HOST, KAOPING, free_port, http
+from tests.e2e.test_corrections import published_cycle
+from tests.e2e.test_cycle_scenario import BASE, Y
 from tests.e2e.test_fault_drills import Cluster, Server, _env
 
 
@@ -42,7 +50,7 @@ class Pair:
 
 
 def _pg(*args: str) -> None:
-    done = subprocess.run(["runuser", "-u", "postgres", "--", *args],
+    done = subprocess.run(["runuser", "-u", "postgres", "--", *args],  # noqa: S607
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -126,10 +134,19 @@ def test_a_streaming_replica_serves_reads_and_refuses_writes(pair: Pair, tmp_pat
                         token_key_path=str(tmp_path / "token.key"),
                         console_key_path=str(tmp_path / "console.key"))
     migrate(settings)
-    services = Services(settings)
+    services = Services(settings, clock=FixedClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC)))
     try:
+        now = datetime.now(UTC)  # the servers' clock, for their tokens
         token = services.tokens.issue(role=Role.ORGANIZER, acts_as=Identity(
-            IdentityKind.STAFF, "replica"), name="replica", now=services.clock.now())
+            IdentityKind.STAFF, "replica"), name="replica", now=now)
+        supervisor = {"Authorization": "Bearer " + services.tokens.issue(
+            role=Role.SUPERVISOR, acts_as=Identity(IdentityKind.STAFF, "sup-1"), name="sup-1",
+            now=now)}
+        with TestClient(app=create_app(settings, services=services)) as client:
+            published_cycle(client, services)  # a published cycle, for evidence bundles
+        services.follower.catch_up()
+        services.signer.sign(services.db, services.clock.now())
+        vkey = services.signer.vkey
     finally:
         services.close()
     auth = {"Authorization": f"Bearer {token}"}
@@ -153,7 +170,7 @@ def test_a_streaming_replica_serves_reads_and_refuses_writes(pair: Pair, tmp_pat
             # public reads, read-your-writes across the pair (waited for: replay is quick)
             status, page = http("GET", f"{replica.url}/api/v1/units?min_position={head}")
             assert status == 200, page
-            assert sorted(u["code"] for u in page["items"]) == [f"RP-{i:02d}" for i in range(5)]
+            assert {f"RP-{i:02d}" for i in range(5)} <= {u["code"] for u in page["items"]}
             status, checkpoint = http("GET", f"{replica.url}/api/v1/ledger/checkpoint")
             assert status == 200, checkpoint
             # writes are refused, naming the rule and the primary
@@ -174,7 +191,22 @@ def test_a_streaming_replica_serves_reads_and_refuses_writes(pair: Pair, tmp_pat
                 standby.execute("SELECT pg_wal_replay_resume()")
             status, page = http("GET", f"{replica.url}/api/v1/units?min_position={later}")
             assert status == 200, page
-            assert len(page["items"]) == 7
+            assert {f"RP-{i:02d}" for i in range(7)} <= {u["code"] for u in page["items"]}
+            # an evidence bundle over HTTP records the access: a standby cannot, so it refuses
+            status, sealed = http("GET", f"{replica.url}{BASE}/subjects/cadre:P1/evidence",
+                                  None, supervisor)
+            assert status == 503, sealed
+            assert sealed["rule"] == "replica.read-only"
+            # the operator's bundle from the standby, against the newest replicated checkpoint
+            bundle = tmp_path / "bundle.json"
+            made = subprocess.run([str(KAOPING), "evidence", "cadre:P1", "--cycle", str(Y),
+                                   "-o", str(bundle)], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=120, check=False)
+            assert made.returncode == 0, made.stdout + made.stderr
+            verified = subprocess.run([str(KAOPING), "verify", str(bundle), "--key", vkey],
+                                      env=env, cwd=tmp_path, capture_output=True, text=True,
+                                      timeout=120, check=False)
+            assert verified.returncode == 0, verified.stdout + verified.stderr
             ready = http("GET", f"{replica.url}/ready")
             assert ready[0] == 200, ready
     # the log verified on the standby (the primary is stopped: nothing else to read)
@@ -182,3 +214,13 @@ def test_a_streaming_replica_serves_reads_and_refuses_writes(pair: Pair, tmp_pat
                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
                              check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_replica_without_a_checkpoint_makes_no_bundle(pg_settings: Settings) -> None:
+    services = Services(pg_settings.with_overrides(read_only=True))
+    try:
+        with pytest.raises(Conflict) as refused:
+            bundle_checkpoint(services)
+    finally:
+        services.close()
+    assert refused.value.rule == "replica.no-checkpoint"

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Response, Router
+from litestar.exceptions import HTTPException
 
 from api.auth import authenticate
 from api.console import console_router
@@ -17,7 +18,7 @@ from api.middleware import RequestContext
 from api.openapi import PlainDecimals, openapi_config
 from api.pages import PAGE_CSP, assets_router
 from api.problems import exception_handlers
-from api.ratelimit import FailureLimiter, PrincipalLimiter, parse_networks
+from api.ratelimit import FailureLimiter, Limiter, PrincipalLimiter, parse_networks
 from api.readers import declared_audience
 from api.routes.auth import jwks
 from api.routes.cases import (
@@ -47,9 +48,12 @@ from api.routes.webhooks import WebhookController
 from service.logging import configure_logging
 from service.runtime import Services
 from service.session_files import RosterNames
-from service.settings import Settings, load_settings
+from service.settings import Settings, SettingsError, load_settings
+from service.throttle import SharedLimiter, pseudonym_key
 
 if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers import BaseRouteHandler
     from litestar.types import ASGIApp
 
     from service.clock import Clock
@@ -61,11 +65,44 @@ class KaopingApp(Litestar):
         return RequestContext(super()._create_asgi_handler())
 
 
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _read_only(request: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A replica's API process (KAOPING_READ_ONLY) refuses every write before it starts."""
+    settings: Settings = request.app.state.services.settings
+    if settings.read_only and request.scope.get("method", "GET") not in _SAFE:
+        where = f" at {settings.primary_url}" if settings.primary_url else ""
+        raise HTTPException(status_code=503, detail=(
+            f"this server reads from a replica and writes nothing; send "
+            f"{request.scope.get('method')} requests to the primary{where} (KAOPING_READ_ONLY)"),
+            headers={"Retry-After": "3600"},
+            extra={"rule": "replica.read-only", "field": "method"})
+
+
 async def _page_policy(response: Response[Any]) -> Response[Any]:
     """Every HTML page (the docs, the ballot page) gets a CSP without 'unsafe-inline'."""
     if str(getattr(response, "media_type", "")).startswith("text/html"):  # not a file's
         response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
     return response
+
+
+def request_limiters(settings: Settings, svc: Services) -> tuple[Limiter, Limiter]:
+    """The per-principal and per-anonymous-client buckets: shared through PostgreSQL by every
+    API process (KAOPING_RATE_LIMIT_STORE), or this process's own."""
+    if settings.shared_rate_limit:
+        if svc.db.engine != "postgres":
+            msg = "KAOPING_RATE_LIMIT_STORE=database needs PostgreSQL (SQLite is one process)"
+            raise SettingsError(msg)
+        key = pseudonym_key(settings.console_key_path)
+        return (SharedLimiter(svc.db, "principal", rate=settings.rate_limit_per_second,
+                              burst=settings.rate_limit_burst, key=key),
+                SharedLimiter(svc.db, "anonymous", rate=settings.anonymous_rate_per_second,
+                              burst=settings.anonymous_burst, key=key))
+    return (PrincipalLimiter(rate=settings.rate_limit_per_second,
+                             burst=settings.rate_limit_burst),
+            PrincipalLimiter(rate=settings.anonymous_rate_per_second,
+                             burst=settings.anonymous_burst))
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
@@ -79,10 +116,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         own = services is None
         svc = services or Services(settings, clock=clock)
         app.state.services = svc
-        app.state.limiter = PrincipalLimiter(rate=settings.rate_limit_per_second,
-                                             burst=settings.rate_limit_burst)
-        app.state.anonymous_limiter = PrincipalLimiter(rate=settings.anonymous_rate_per_second,
-                                                       burst=settings.anonymous_burst)
+        app.state.limiter, app.state.anonymous_limiter = request_limiters(settings, svc)
         app.state.anonymous_delay = settings.anonymous_throttle_delay_seconds
         app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
         app.state.subject_names = RosterNames(svc.evaluation)
@@ -91,7 +125,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             per_client=settings.ballot_refusals_per_client,
             per_session=settings.ballot_refusals_per_session,
             window=settings.ballot_refusal_window_seconds)
-        if settings.projections == "inprocess":
+        if settings.projections == "inprocess" and not settings.read_only:
             svc.start(demo=settings.demo_on_serve)
         try:
             yield
@@ -108,6 +142,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app = KaopingApp(
         route_handlers=[home, home_css, health, ready, ballot_page, board_page, assets_router(),
                         api_v1, console_router()],
+        guards=[_read_only],
         after_request=_page_policy,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),

@@ -149,12 +149,18 @@ async def wait_for_projection(services: Services, name: str, position: int | Non
         with services.db.read() as cur:
             return tracked_position(cur, name), head_position(cur)
 
+    replica = services.settings.read_only
     tracked, head = await to_thread.run_sync(current)
-    if position > head:  # not a position of this log (yet): waiting would not help
+    if position > head and not replica:  # not a position of this log: waiting would not help
         msg = f"min_position {position} is beyond the log's head ({head})"
         raise BadArgument(msg, rule="min-position.beyond-head", field="min_position")
     while tracked < position:
         if time.monotonic() > deadline:
+            if replica:  # the primary wrote it; this standby has not replayed it yet
+                raise HTTPException(status_code=503, headers={"Retry-After": "1"}, detail=(
+                    f"this replica has replayed the log to position {tracked}, not yet to "
+                    f"{position}; retry shortly, or read from the primary"),
+                    extra={"rule": "replica.behind", "field": "min_position"})
             raise HTTPException(status_code=503, headers={"Retry-After": "1"},
                                 detail=f"the {name} read model has not reached position "
                                        f"{position} yet; retry shortly")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import msgspec.inspect as mi
+import psycopg.errors
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -270,7 +271,29 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Probl
         exc.extra, dict) else {}  # a throttle names its rule and what it counts
     return problem_response(request, kind, detail, headers=headers or None, **named)
 
+def _on_standby(exc: BaseException | None) -> bool:
+    """Whether a store error (psycopg's own, or the event store's wrapping it) says the
+    database is a hot standby: SQLSTATE 25006, or PostgreSQL's "during recovery"."""
+    while exc is not None:
+        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction) or "during recovery" in str(
+                exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _standby(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # A read with a side effect (a recorded access, a counted refusal) reached a hot standby.
+    log.warning("request.read_only_store", error=str(exc).splitlines()[0])
+    return problem_response(request, "unavailable", "this read records something, and this "
+                            "server's database is a read-only replica; ask the primary",
+                            rule="replica.read-only", field="method",
+                            headers={"Retry-After": "3600"})
+
+
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if _on_standby(exc):
+        return _standby(request, exc)
     # Logged with its traceback (no locals); the client gets the request id, never the details.
     log.error("request.unhandled", exc_info=exc)
     return problem_response(request, "internal",
@@ -283,5 +306,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         PrincipalError: _principal,
         ValidationException: _litestar_validation,
         HTTPException: _http,
+        psycopg.errors.ReadOnlySqlTransaction: _standby,
         Exception: _unhandled,
     }

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import Any
+from typing import Any, Protocol
 
 Network = IPv4Network | IPv6Network
 
@@ -59,6 +59,13 @@ def client_address(scope: Any, trusted: tuple[Network, ...]) -> str:
         if not any(ip in net for net in trusted):
             break
     return _key(ip)
+
+
+class Limiter(Protocol):
+    """A request budget: ``PrincipalLimiter`` (this process) or ``service.throttle.
+    SharedLimiter`` (every API process, through PostgreSQL)."""
+
+    def take(self, principal: str) -> int | None: ...
 
 
 class FailureLimiter:

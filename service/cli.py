@@ -57,12 +57,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from api import create_app  # noqa: PLC0415
 
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
-                log_config=None, access_log=False, server_header=False,
-                # The app reads X-Forwarded-For itself, and only from KAOPING_TRUSTED_PROXIES:
-                # uvicorn's own handling would believe any local peer's header.
-                proxy_headers=False)
+    options: dict[str, Any] = {
+        "host": args.host or settings.host, "port": args.port or settings.port,
+        "log_config": None, "access_log": False, "server_header": False,
+        # The app reads X-Forwarded-For itself, and only from KAOPING_TRUSTED_PROXIES:
+        # uvicorn's own handling would believe any local peer's header.
+        "proxy_headers": False}
+    if args.workers > 1:
+        # Several API processes on one socket: each builds its app from the environment
+        # (api:create_app); none follows the log or signs (that is `kaoping project`'s work).
+        if settings.engine != "postgres":
+            print("kaoping serve --workers needs PostgreSQL: SQLite is one process's store",
+                  file=sys.stderr)
+            return 2
+        if settings.projections != "external":
+            print("kaoping serve --workers needs KAOPING_PROJECTIONS=external and one "
+                  "`kaoping project` worker (the follower and the checkpoint signer)",
+                  file=sys.stderr)
+            return 2
+        uvicorn.run("api:create_app", factory=True, workers=args.workers, **options)
+        return 0
+    uvicorn.run(create_app(settings), **options)
     return 0
 
 
@@ -475,14 +490,21 @@ def _webhook_commands(sub: Any) -> None:
     remove.set_defaults(func=cmd_webhooks_remove)
 
 
+def _serve_command(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="address to listen on (default: KAOPING_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: KAOPING_PORT)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="API processes on one socket (PostgreSQL, with "
+                            "KAOPING_PROJECTIONS=external and one `kaoping project`)")
+    serve.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(func=cmd_migrate)
-    serve = sub.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host", help="address to listen on (default: KAOPING_HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: KAOPING_PORT)")
-    serve.set_defaults(func=cmd_serve)
+    _serve_command(sub)
     project = sub.add_parser("project", help="follow the log into the read models (worker)")
     project.add_argument("--once", action="store_true", help="catch up, then exit")
     project.set_defaults(func=cmd_project)

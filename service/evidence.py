@@ -35,6 +35,7 @@ from service.db import as_uuid
 from service.ledger import merkle
 from service.ledger.checkpoint import Checkpoint
 from service.ledger.envelope import ZERO_HASH
+from service.ledger.signer import StoredCheckpoint, latest_checkpoint
 from service.ledger.tree import node_reader
 from service.published import published_as_of
 from service.streams import stream_rows, stream_tip
@@ -145,6 +146,20 @@ def key_handovers(cur: Cursor, origin: str, size: int) -> list[KeyHandover]:
     return out
 
 
+def bundle_checkpoint(services: Services) -> StoredCheckpoint:
+    """The checkpoint the bundle proves against: signed now to the head on the primary; on a
+    read-only replica (KAOPING_READ_ONLY), which can sign nothing, the newest one replicated
+    from the primary (the bundle then covers the log up to that size)."""
+    if not services.settings.read_only:
+        return services.signer.sign(services.db, services.clock.now())
+    with services.db.read() as cur:
+        latest = latest_checkpoint(cur)
+    if latest is None:
+        msg = "this replica holds no signed checkpoint yet; ask the primary"
+        raise Conflict(msg, rule="replica.no-checkpoint")
+    return latest
+
+
 def build_bundle(services: Services, year: int, subject: str,
                  since: int | None = None, *, ballots: bool = False) -> Bundle:
     cycle = services.evaluation.cycle(year)
@@ -152,7 +167,7 @@ def build_bundle(services: Services, year: int, subject: str,
         msg = f"cycle {year} is not published; bundles are of published results"
         raise Conflict(msg, rule="evidence.published")
     entry = cycle.entry(subject)
-    cp = services.signer.sign(services.db, services.clock.now())
+    cp = bundle_checkpoint(services)
     opened = Checkpoint.parse_body(cp.note.split(b"\n\n")[0] + b"\n")
     mapper = services.store.mapper
     # The previous cycle's stream (its publication) and results notice: 位次进退 was measured

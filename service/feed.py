@@ -55,19 +55,21 @@ AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, Evaluation
 PERSONNEL = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
 
 
+# Events that carry scores or results: the results notice (every individual's result and
+# grade, by prefix, above), what feeds a score (achievements, target ratings), and a ballot
+# session's close (every subject's 民主测评 tally and score).
+FOR_EVALUATORS = frozenset({UnitCommitments.AchievementAssessed.TOPIC,
+                            UnitCommitments.TargetRated.TOPIC, EvaluationSession.Closed.TOPIC})
+
+
 def audience(topic: str) -> frozenset[Role]:
     if topic in NEVER:
         return frozenset()
     if topic.startswith("kaoping/SubjectFile.") and topic != SubjectFile.Opened.TOPIC:
         return EVALUATORS
-    if topic.startswith("kaoping/ResultsNotice."):  # every individual's result and grade
-        return EVALUATORS
     if topic.startswith(("kaoping/ResultUses.", "kaoping/Feedback.")):  # about persons
         return PERSONNEL
-    if topic in {UnitCommitments.AchievementAssessed.TOPIC,  # feed a score: not public
-                 UnitCommitments.TargetRated.TOPIC}:
-        return EVALUATORS
-    if topic == EvaluationSession.Closed.TOPIC:  # every subject's 民主测评 tally and score
+    if topic.startswith("kaoping/ResultsNotice.") or topic in FOR_EVALUATORS:
         return EVALUATORS
     return EVERYONE
 

@@ -31,7 +31,7 @@ from service.idempotency import IdempotencyStore
 from service.ledger.guard import LedgerGuard
 from service.ledger.log import LedgerLog
 from service.ledger.reads import stream_heads
-from service.ledger.signer import LedgerSigner, RotationPending, SignerRefused
+from service.ledger.signer import LedgerSigner, RotationPending, SignerLease, SignerRefused
 from service.reference import Reference
 from service.refusals import RefusedReadCounter
 from service.store import (
@@ -41,6 +41,7 @@ from service.store import (
     open_event_store,
 )
 from service.team_review import TeamReviews
+from service.throttle import forget_full_buckets
 from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
 from service.uses import Uses
@@ -140,8 +141,21 @@ class Services:
 
     def run_signer(self, stop: threading.Event) -> None:
         """Sign a checkpoint every few seconds while the log grows; never while the guard finds
-        the store rolled back or forked (it re-checks every round, so /ready stays current)."""
+        the store rolled back or forked (it re-checks every round, so /ready stays current).
+        On PostgreSQL only the holder of the signer lease signs (SignerLease): a second worker
+        started against the same primary waits as a standby and takes over if the first dies."""
+        lease = SignerLease(self.settings.database_url) if self.db.engine == "postgres" else None
+        try:
+            self._sign_rounds(stop, lease)
+        finally:
+            if lease is not None:
+                lease.close()
+
+    def _sign_rounds(self, stop: threading.Event, lease: SignerLease | None) -> None:
         while not stop.is_set():
+            if lease is not None and not lease.hold():
+                stop.wait(self.settings.checkpoint_interval_seconds)
+                continue
             try:
                 halted = self.guard.check(self.db)
                 if halted is not None:
@@ -165,6 +179,8 @@ class Services:
                 purged = self.idempotency.purge(self.clock.now())
                 if purged:
                     log.info("idempotency.purged", keys=purged)
+                if self.settings.shared_rate_limit and self.db.engine == "postgres":
+                    forget_full_buckets(self.db)
             except Exception:
                 log.exception("housekeeping.failed")
             stop.wait(self.settings.housekeeping_interval_seconds)

@@ -139,6 +139,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); from any
     # other peer the header is ignored. Empty: the TCP peer is the client.
     trusted_proxies: str = ""
+    # Where the request buckets (per principal, per anonymous client) live. "auto": in the
+    # database on PostgreSQL (one budget shared by every API process; service/throttle.py),
+    # in the process on SQLite. "process": per process (N processes allow N times the rate).
+    rate_limit_store: Literal["auto", "process", "database"] = "auto"
+    # A read-only API process on a streaming replica (hot standby) of the primary: it serves
+    # reads (public results, the ledger and its proofs, evidence to those allowed it), refuses
+    # every write with 503 (rule replica.read-only), runs no background work, keeps its
+    # request buckets in the process (a standby cannot write), and answers a min_position the
+    # replica has not replayed yet by waiting, then 503 + Retry-After (rule replica.behind).
+    read_only: bool = False
+    # Where writes go, named in the read-only refusal (e.g. https://kaoping.example.gov.cn).
+    primary_url: Annotated[str, msgspec.Meta(
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] | None = None
     # Refused ballot casts (wrong/revoked credentials) per client and session, and per session
     # from all clients (each client adding at most its own budget), in a sliding window.
     ballot_refusals_per_client: Annotated[int, msgspec.Meta(ge=1)] = 20
@@ -176,6 +189,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def demo_on_serve(self) -> bool:
         """Whether `kaoping serve` loads the demo city into an empty store."""
         return self.engine == "sqlite" if self.demo is None else self.demo
+
+    @property
+    def shared_rate_limit(self) -> bool:
+        """Whether the request buckets are shared through the database (PostgreSQL only)."""
+        if self.rate_limit_store == "auto":
+            return self.engine == "postgres" and not self.read_only
+        return self.rate_limit_store == "database"
 
     @property
     def sqlite_path(self) -> Path:

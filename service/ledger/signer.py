@@ -14,12 +14,16 @@ by both keys, must be the first one after the rotation event.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import psycopg
+import structlog
 
 from service.keys import exclusive_lock, file_stamp, load_or_create_ed25519, write_atomic
 from service.ledger import merkle
@@ -41,6 +45,9 @@ if TYPE_CHECKING:
     from service.db import Cursor, Database
 
 _ADVISORY_LOCK_KEY = 0x6B70636B7074  # serialises signers on PostgreSQL
+_LEASE_KEY = 0x6B70636B6C73  # the signer lease: one background signer per database
+
+log = structlog.get_logger("kaoping.signer")
 
 
 class SignerRefused(RuntimeError):
@@ -76,6 +83,47 @@ def checkpoint_at(cur: Cursor, size: int) -> StoredCheckpoint | None:
     cur.execute("SELECT size, root, note FROM kaoping_checkpoints WHERE size = %s", (size,))
     row = cur.fetchone()
     return None if row is None else StoredCheckpoint(int(row[0]), bytes(row[1]), bytes(row[2]))
+
+
+class SignerLease:
+    """Exactly one background signer per PostgreSQL database: a session advisory lock held on a
+    connection of its own for as long as the signer runs. Another worker (a second `kaoping
+    project`, a standby machine) fails to take it and waits, trying again every round; when the
+    holder's session ends (process killed, machine gone, primary failed over) PostgreSQL
+    releases the lock and the standby takes over. A holder whose connection broke stops
+    signing at once and competes for the lease again. (Signing itself is also serialised by a
+    transaction lock, so even `kaoping ledger checkpoint` beside the holder is safe.)"""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self.held = False
+
+    def hold(self) -> bool:
+        """Whether this process holds the lease now (taking it if it is free)."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self.held = False
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
+                                             application_name="kaoping-signer")
+            if self.held:
+                self._conn.execute("SELECT 1")  # still our session: the lock is still ours
+                return True
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (_LEASE_KEY,)).fetchone()
+            self.held = bool(row and row[0])
+            log.info("ledger.signer_lease", held=self.held,
+                     note="signing" if self.held else "another worker signs; standing by")
+        except psycopg.Error:
+            log.warning("ledger.signer_lease_lost", exc_info=True)
+            self.close()
+        return self.held
+
+    def close(self) -> None:
+        self.held = False
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()  # the session ends, and with it the lock
+            self._conn = None
 
 
 class LedgerSigner:

@@ -1,0 +1,87 @@
+"""One rate limiter shared by every API process on PostgreSQL (``KAOPING_RATE_LIMIT_STORE``).
+
+A token bucket per (limiter, key) lives in one row of the UNLOGGED table
+``kaoping_rate_buckets`` (migration 0030); a check is one UPSERT that refills the bucket by the
+time elapsed, spends a token if there is one, and returns what is left, so concurrent API
+processes (and machines) draw on the same budget with no lock held across a round trip. The
+time is the database server's (``clock_timestamp()``), one clock for every process; a test
+injects its own. UNLOGGED: a bucket is throttling state, not a record, so its writes skip the
+WAL (cheap), are not replicated, and a crash of the primary empties the table — every client
+starts with a full burst again, which is the trade-off stated in docs/operations.md.
+
+Keys are never stored in clear: a client address is pseudonymised with HMAC under a key derived
+from the console key file (which every API process already shares to open one another's
+console sessions), and a bucket row is deleted by housekeeping once it would be full again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from service.keys import load_or_create_ed25519
+
+if TYPE_CHECKING:
+    from service.db import Database
+
+_NOW = "extract(epoch from clock_timestamp())"
+
+_TAKE = """
+INSERT INTO kaoping_rate_buckets AS b (bucket, tokens, at, granted, rate, burst)
+VALUES (%s, %s - 1, COALESCE(%s, extract(epoch from clock_timestamp())), true, %s, %s)
+ON CONFLICT (bucket) DO UPDATE SET
+    tokens = LEAST(EXCLUDED.burst, b.tokens + GREATEST(0, EXCLUDED.at - b.at) * EXCLUDED.rate)
+             - CASE WHEN LEAST(EXCLUDED.burst, b.tokens
+                               + GREATEST(0, EXCLUDED.at - b.at) * EXCLUDED.rate) >= 1
+                    THEN 1 ELSE 0 END,
+    granted = LEAST(EXCLUDED.burst, b.tokens
+                    + GREATEST(0, EXCLUDED.at - b.at) * EXCLUDED.rate) >= 1,
+    at = GREATEST(b.at, EXCLUDED.at),
+    rate = EXCLUDED.rate,
+    burst = EXCLUDED.burst
+RETURNING tokens, granted
+"""
+
+
+def pseudonym_key(console_key_path: str) -> bytes:
+    """The HMAC key for bucket names, derived from the console key every API process shares."""
+    material = load_or_create_ed25519(console_key_path).private_bytes_raw()
+    return hmac.new(material, b"kaoping rate-limit bucket v1", hashlib.sha256).digest()
+
+
+class SharedLimiter:
+    """``PrincipalLimiter``'s interface (``take``), its buckets in the database."""
+
+    def __init__(self, db: Database, name: str, *, rate: float, burst: int, key: bytes,
+                 now: Callable[[], float] | None = None) -> None:
+        self.db, self.name, self.rate, self.burst = db, name, rate, burst
+        self._key, self.now = key, now
+
+    def _bucket(self, principal: str) -> str:
+        digest = hmac.new(self._key, f"{self.name}\0{principal}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def take(self, principal: str) -> int | None:
+        """Spend a token; return None, or the whole seconds to wait when the bucket is empty."""
+        at = None if self.now is None else self.now()
+        with self.db.write() as cur:
+            cur.execute(_TAKE, (self._bucket(principal), float(self.burst), at, self.rate,
+                                float(self.burst)))
+            row = cur.fetchone()
+        assert row is not None  # noqa: S101 -- INSERT ... RETURNING always returns the row
+        tokens, granted = float(row[0]), bool(row[1])
+        if granted:
+            return None
+        return max(1, math.ceil((1 - tokens) / self.rate))
+
+
+def forget_full_buckets(db: Database, now: float | None = None) -> int:
+    """Delete the buckets that have refilled (housekeeping): only clients still being
+    throttled, or just active, keep a row."""
+    with db.write() as cur:
+        cur.execute(f"DELETE FROM kaoping_rate_buckets WHERE tokens + "  # noqa: S608 -- constant
+                    f"(COALESCE(%s, {_NOW}) - at) * rate >= burst", (now,))
+        return cur.rowcount

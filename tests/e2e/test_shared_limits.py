@@ -1,0 +1,95 @@
+"""One request budget for every API process on PostgreSQL (service/throttle.py): two apps on
+one database, each with its own Services (as two processes have), draw on the same buckets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from litestar.testing import TestClient
+
+from api import create_app
+from service.clock import FixedClock
+from service.principals import IdentityKind, Role
+from service.runtime import Services
+from service.throttle import SharedLimiter, forget_full_buckets, pseudonym_key
+from tests.conftest import bearer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from service.settings import Settings
+
+
+def _two_processes(settings: Settings) -> tuple[Services, Services]:
+    clock = FixedClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    return Services(settings, clock=clock), Services(settings, clock=clock)
+
+
+def test_a_principal_that_spends_its_burst_on_one_process_is_throttled_on_another(
+        pg_settings: Settings, tmp_path: Path) -> None:
+    tight = pg_settings.with_overrides(rate_limit_burst=3, rate_limit_per_second=0.01,
+                                       console_key_path=str(tmp_path / "console.key"))
+    assert tight.shared_rate_limit  # the default on PostgreSQL
+    one, two = _two_processes(tight)
+    try:
+        busy = bearer(one, Role.ORGANIZER, IdentityKind.STAFF, "busy")
+        calm = bearer(one, Role.ORGANIZER, IdentityKind.STAFF, "calm")
+        with TestClient(app=create_app(tight, services=one)) as a, \
+                TestClient(app=create_app(tight, services=two)) as b:
+            for client in (a, b, a):
+                assert client.get("/api/v1/units", headers=busy).status_code == 200
+            refused = b.get("/api/v1/units", headers=busy)
+            assert refused.status_code == 429, refused.text
+            body = refused.json()
+            assert body["rule"] == "rate-limit.principal"
+            assert int(refused.headers["retry-after"]) >= 1
+            assert a.get("/api/v1/units", headers=busy).status_code == 429
+            assert b.get("/api/v1/units", headers=calm).status_code == 200  # its own bucket
+        with one.db.read() as cur:  # no principal or address in clear
+            cur.execute("SELECT bucket FROM kaoping_rate_buckets")
+            names = [str(r[0]) for r in cur.fetchall()]
+        assert len(names) == 2
+        assert not any("busy" in n or "calm" in n for n in names)
+    finally:
+        one.close()
+        two.close()
+
+
+def test_anonymous_clients_share_one_budget_across_processes(
+        pg_settings: Settings, tmp_path: Path) -> None:
+    tight = pg_settings.with_overrides(anonymous_burst=2, anonymous_rate_per_second=0.01,
+                                       anonymous_throttle_delay_seconds=0,
+                                       console_key_path=str(tmp_path / "console.key"))
+    one, two = _two_processes(tight)
+    try:
+        with TestClient(app=create_app(tight, services=one)) as a, \
+                TestClient(app=create_app(tight, services=two)) as b:
+            assert a.get("/api/v1/units").status_code != 429
+            assert b.get("/api/v1/units").status_code != 429
+            refused = a.get("/api/v1/units")
+            assert refused.status_code == 429
+            assert refused.json()["rule"] == "rate-limit.anonymous"
+    finally:
+        one.close()
+        two.close()
+
+
+def test_the_shared_bucket_refills_at_the_rate_and_is_forgotten_when_full(
+        pg_services: Services, tmp_path: Path) -> None:
+    now = [1000.0]
+    key = pseudonym_key(str(tmp_path / "console.key"))
+    limiters = [SharedLimiter(pg_services.db, "principal", rate=2.0, burst=2, key=key,
+                              now=lambda: now[0]) for _ in range(2)]
+    first, second = limiters
+    assert first.take("a") is None
+    assert second.take("a") is None
+    assert first.take("a") == 1
+    now[0] += 0.5  # one token back at 2/s
+    assert second.take("a") is None
+    assert first.take("a") == 1
+    assert second.take("b") is None
+    assert forget_full_buckets(pg_services.db, now[0]) == 0  # both still spent
+    now[0] += 10
+    assert forget_full_buckets(pg_services.db, now[0]) == 2
+    assert first.take("a") is None  # a fresh, full bucket

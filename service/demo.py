@@ -178,7 +178,9 @@ GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英�
 class Progress:
     """What /ready shows while the demo city loads in the background."""
 
-    state: str = "idle"  # idle | loading | done | failed | present (loaded on an earlier start)
+    # idle | loading | done | failed | present (loaded on an earlier start, or other data) |
+    # incomplete (an earlier load was interrupted: /ready is not ready and says so)
+    state: str = "idle"
     step: str = ""
     done: int = 0
     total: int = 0

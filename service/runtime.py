@@ -11,7 +11,9 @@ from uuid import UUID
 
 import structlog
 
+from domain.cycle import Phase
 from domain.errors import NotFound
+from domain.units import Unit
 from projections.cadres import CadresView
 from projections.cases import CasesView
 from projections.event_counts import EventCounts
@@ -24,7 +26,8 @@ from service.cases import Cases
 from service.clock import Clock, SystemClock
 from service.commitments import Commitments
 from service.db import Database, open_database
-from service.demo import DemoCity, Progress
+from service.demo import TOWNSHIPS, DemoCity, Progress
+from service.demo import YEARS as DEMO_YEARS
 from service.evaluation import Evaluation
 from service.feedback import Notifications
 from service.idempotency import IdempotencyStore
@@ -114,13 +117,35 @@ class Services:
         if demo and self._log_is_empty():
             work.append(("kaoping-demo", self.load_demo))
         elif demo:
+            state, step = self._demo_found()
             with self.demo_progress.lock:  # loaded on an earlier start (or real data)
-                self.demo_progress.state = "present"
-                self.demo_progress.step = "the store already holds data; nothing to load"
+                self.demo_progress.state, self.demo_progress.step = state, step
         for name, target in work:
             thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _demo_found(self) -> tuple[str, str]:
+        """What an earlier start left: the whole demo (its last cycle published), a demo load
+        that was interrupted (its first township registered, its last cycle not published:
+        /ready says so, since the demo's loader cannot resume a half-written city), or data
+        that is not the demo's."""
+        try:
+            last = self.evaluation.cycle(DEMO_YEARS[-1])
+        except NotFound:
+            last = None
+        if last is not None and last.phase == Phase.PUBLISHED:
+            return "present", "the store already holds the demo city; nothing to load"
+        try:
+            first = self.units.get(Unit.id_for("T01"))
+        except NotFound:
+            return "present", "the store already holds data; nothing to load"
+        if first.name != TOWNSHIPS[0][0]:
+            return "present", "the store already holds data; nothing to load"
+        return "incomplete", (
+            f"a demo load was interrupted (cycle {DEMO_YEARS[-1]} is not published) and cannot "
+            "resume: its events stay in this log. Stop the server, move ./var aside and start "
+            "again for a whole demo city")
 
     def _log_is_empty(self) -> bool:
         with self.db.read() as cur:

@@ -70,6 +70,8 @@ def _readiness(services: Services) -> Readiness:
         problems.append(f"store: {type(exc).__name__}")
     p = services.demo_progress
     demo = DemoStatus(state=p.state, step=p.step, done=p.done, total=p.total)
+    if p.state == "incomplete":
+        problems.append(f"demo: {p.step}")
     return Readiness(ready=not problems, store=store, migrations_pending=pending,
                      head_position=head, projection_lag=lags, problems=problems, demo=demo,
                      ledger=ledger)

@@ -15,6 +15,9 @@ LINKS = (
     ("API reference 接口文档", "/schema", "OpenAPI 3.1, rendered by a vendored, pinned "
      "Swagger UI served from this server"),
     ("OpenAPI document", "/schema/openapi.json", "the same, as JSON: nothing from outside"),
+    ("Audit console 审计控制台", "/console",
+     "score cards, history, replay with proofs checked in the browser, the case desk "
+     "(sign in with a person's token)"),
     ("Health 存活", "/health", "the process answers"),
     ("Readiness 就绪", "/ready", "store, migrations, read-model lag, the demo's loading"),
     ("Event catalogue 事件目录", "/api/v1/events/catalogue",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from domain.ballots import Item, Option, RaterClass, Rules, SessionDefinition, SessionKind
 from domain.cases import Channel
 from domain.cycle import RosterEntry
-from domain.people import PostRole
+from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost, PostRole
 from domain.scheme import (
     Component,
     GradeBand,
@@ -219,6 +219,10 @@ def demo_scheme(year: int) -> Scheme:
     townships = list(TOWNSHIP_GROUPS)
     return Scheme(
         cycle=year, pools=pools,
+        # A score by the secretary or the mayor weighs more than a deputy's (领导把关考评 by
+        # post). The seed gives no figures: these are the demo's [inference].
+        leader_post_weights={"书记": Decimal("1.5"), "市长": Decimal("1.5"),
+                             "副书记": Decimal("1.2")},
         vetoes=[Veto("warning", "cap", cap_at="称职", label="党内警告/政务警告"),
                 Veto("admonishment", "cap", cap_at="称职", label="诫勉"),
                 Veto("serious-warning", "no-grade", reason_code="5", label="严重警告/记过"),
@@ -256,6 +260,27 @@ def department_rows(count: int) -> list[dict[str, str]]:
 
 
 MAX_UNITS = len(TOWNSHIPS) + sum(len(v) for v in DEPARTMENTS.values())
+
+
+# A leader's post as the demo writes it ("市委常委", "组织部部长", "副市长") -> its body and
+# title; a post that heads a unit (a 部长, 局长, 书记 of the 政法委, the 秘书长) names it.
+_BODIES = (("市人大常委会", LeaderBody.CONGRESS), ("市政协", LeaderBody.CPPCC),
+           ("市委", LeaderBody.PARTY_COMMITTEE))
+
+
+def _post(text: str, heads: str | None) -> LeaderPost:
+    """The scheme weighs the plain titles (书记, 市长, 副书记); a 纪委书记 or a department's
+    head keeps the post's whole name, so it is not taken for the secretary."""
+    if text.startswith(("市纪委", "市监委")):
+        return LeaderPost(body=LeaderBody.DISCIPLINE, title=text.removeprefix("市"))
+    for prefix, body in _BODIES:
+        if text.startswith(prefix):
+            return LeaderPost(body=body, title=text.removeprefix(prefix))
+    if text.endswith("市长"):
+        return LeaderPost(body=LeaderBody.GOVERNMENT, title=text.removeprefix("常务"))
+    # 组织部部长, 政法委书记, 秘书长, 市公安局局长: the post of the unit the leader heads
+    body = LeaderBody.GOVERNMENT if text.startswith("市公安局") else LeaderBody.PARTY_COMMITTEE
+    return LeaderPost(body=body, title=text, unit_code=heads)
 
 
 class DemoCity:
@@ -301,6 +326,21 @@ class DemoCity:
                  "since": f"20{rng.randint(15, 23)}-0{rng.randint(1, 9)}-01"}
                 for i, (unit_code, role) in enumerate(posts, start=1)]
 
+    def _posts(self, units: list[dict[str, str]]) -> None:
+        """Each leader's posts (四大班子, and the unit a post heads: 回避) and the units of the
+        categories they are in charge of (分管), recorded through the same use case as an
+        organizer's ``PUT /leaders/{code}/posts``."""
+        code_of = {u["name"]: u["code"] for u in units}
+        for leader in LEADERS:
+            posts = [_post(part, code_of.get(leader.heads or "")) for part in
+                     leader.post.split("、")]
+            charges = [LeaderCharge(unit_code=u["code"], relation=Charge.IN_CHARGE)
+                       for u in units if u["category"] in leader.charge
+                       and u["name"] != leader.heads]
+            self.s.reference.set_leader_posts(
+                self.org, leader.code, posts=posts, charges=charges,
+                since=f"{self.years[0]}-01-01", reason="市委任职文件", expected_version=1)
+
     def _step(self, label: str, fn: Callable[[], object]) -> None:
         fn()
         self.progress.advance(label)
@@ -312,7 +352,7 @@ class DemoCity:
         cadres = self._cadres(units, rng)
         subjects = len(units) + len(cadres)
         with self.progress.lock:
-            self.progress.state, self.progress.total = "loading", 3 + len(self.years) * (
+            self.progress.state, self.progress.total = "loading", 4 + len(self.years) * (
                 subjects + len(units) + 10)
         ref = self.s.reference
         self._step("reference data", lambda: ref.import_rows(self.org, units=units,
@@ -322,6 +362,7 @@ class DemoCity:
              for leader in LEADERS],
             self.s.cases.register_investigator(self.supervisor, self.investigator.id,
                                                "市纪委监委派驻市委组织部纪检监察组 李明")))
+        self._step("city leaders' posts and charges", lambda: self._posts(units))
         # A unit's strength persists across years (a strong bureau stays strong), with a small
         # drift each year: year-on-year ranks correlate as in a real city, not at random. A
         # cadre's own strength persists too.

@@ -72,6 +72,9 @@ async def score_card(request: Request[Any, Any, Any], year: FromPath[int], subje
     size = int(announcement.body["checkpoint"].split("\n")[1]) if announcement.ok else 0
     if size:  # the checkpoint it was issued at: the log up to that checkpoint's last leaf
         named.append(("年终公告 announcement", str(size - 1)))
+    cycle = await api_get(request, session, f"/api/v1/cycles/{year}")
+    if cycle.ok and cycle.body.get("phase") in ("sealed", "published"):
+        named.append(("封存 seal", "seal"))  # the API finds the seal's position by its name
     if published:
         named.append(("公布 publication", str(published["position"])))
     return render(request, "card.html", session, year=year, subject=subject, card=card.body,

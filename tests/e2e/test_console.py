@@ -26,7 +26,7 @@ from service.principals import IdentityKind, Role
 from service.runtime import Services
 from tests.conftest import bearer
 from tests.e2e.test_audiences import World
-from tests.e2e.test_cycle_scenario import People, score_everything, setup_cycle
+from tests.e2e.test_cycle_scenario import BASE, People, ok, score_everything, setup_cycle
 
 Client = TestClient[Any]
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -157,6 +157,12 @@ def test_a_cadre_cannot_open_another_s_card(client: Client, services: Services) 
     assert "<td>composite</td><td>84.10</td><td>86.10</td>" in diff.text
     bad = client.get("/console/cycles/2025/subjects/team:E3?from=yesterday&to=1")
     assert bad.status_code == 200 and "比较被拒绝" in bad.text and "as-of.format" in bad.text
+    assert "封存 seal" not in card.text  # not sealed yet
+    ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+    sealed = client.get("/console/cycles/2025/subjects/team:E3")
+    assert "封存 seal" in sealed.text
+    at_seal = client.get("/console/cycles/2025/subjects/team:E3?as_of=seal")
+    assert at_seal.status_code == 200 and 'class="composite">86.10<' in at_seal.text
     replay = client.get("/console/cycles/2025/subjects/team:E3/replay")
     assert replay.status_code == 200 and replay.text.count('class="step"') >= 4
 

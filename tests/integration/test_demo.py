@@ -154,6 +154,14 @@ def test_the_demo_city_is_plausible(services: Services) -> None:
     known = {n for n, _ in TOWNSHIPS} | {n for v in DEPARTMENTS.values() for n in v}
     assert set(names) <= known
     assert not [n for n in names if n[-1].isdigit()]  # no "税务局16"
+    # 18 city leaders in posts (四大班子), in charge of units; a post that heads a unit names it
+    # (回避), and a leader's score records the post the scheme weighs it by.
+    l01, l08 = services.reference.leader("L01"), services.reference.leader("L08")
+    assert [(p.body.value, p.title) for p in l01.posts] == [("party-committee", "书记")]
+    assert len(l01.charges) == len(units)
+    by_name = {u.name: u.code for u in units}
+    assert any(p.unit_code == by_name["市委组织部"] for p in l08.posts)
+    assert by_name["市委组织部"] not in {c.unit_code for c in l08.charges}
     for unit in (u for u in units if u.kind == "township"):
         heads = [c for c in cadres if c.unit_code == unit.code and c.role == "principal"]
         assert len(heads) == 2, unit.name

@@ -19,8 +19,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import psycopg
+import structlog
+from psycopg_pool import PoolTimeout
 
 from service.keys import load_or_create_ed25519
 
@@ -52,6 +58,10 @@ def pseudonym_key(console_key_path: str) -> bytes:
     return hmac.new(material, b"kaoping rate-limit bucket v1", hashlib.sha256).digest()
 
 
+log = structlog.get_logger("kaoping.throttle")
+LOCAL_BUCKETS = 10_000  # the fallback's memory bound
+
+
 class SharedLimiter:
     """``PrincipalLimiter``'s interface (``take``), its buckets in the database."""
 
@@ -59,23 +69,45 @@ class SharedLimiter:
                  now: Callable[[], float] | None = None) -> None:
         self.db, self.name, self.rate, self.burst = db, name, rate, burst
         self._key, self.now = key, now
+        self._local: dict[str, tuple[float, float]] = {}  # while the database is unreachable
+        self._lock = threading.Lock()
 
     def _bucket(self, principal: str) -> str:
         digest = hmac.new(self._key, f"{self.name}\0{principal}".encode(), hashlib.sha256)
         return digest.hexdigest()[:32]
 
     def take(self, principal: str) -> int | None:
-        """Spend a token; return None, or the whole seconds to wait when the bucket is empty."""
+        """Spend a token; return None, or the whole seconds to wait when the bucket is empty.
+        While the database cannot be reached (a restart, a failover) the buckets fall back to
+        this process's memory: a request still meets a limit, and then the store's own 503,
+        never a 500 from the limiter (the PostgreSQL-restart fault drill)."""
         at = None if self.now is None else self.now()
-        with self.db.write() as cur:
-            cur.execute(_TAKE, (self._bucket(principal), float(self.burst), at, self.rate,
-                                float(self.burst)))
-            row = cur.fetchone()
+        try:
+            with self.db.write() as cur:
+                cur.execute(_TAKE, (self._bucket(principal), float(self.burst), at, self.rate,
+                                    float(self.burst)))
+                row = cur.fetchone()
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
+            log.warning("throttle.local_fallback", limiter=self.name)
+            return self._take_locally(principal)
         assert row is not None  # noqa: S101 -- INSERT ... RETURNING always returns the row
         tokens, granted = float(row[0]), bool(row[1])
         if granted:
             return None
         return max(1, math.ceil((1 - tokens) / self.rate))
+
+    def _take_locally(self, principal: str) -> int | None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._local.get(principal, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+            granted = tokens >= 1
+            self._local[principal] = (tokens - 1 if granted else tokens, now)
+            if len(self._local) > LOCAL_BUCKETS:  # bounded: forget the oldest half
+                for key in sorted(self._local, key=lambda k: self._local[k][1])[
+                        :LOCAL_BUCKETS // 2]:
+                    del self._local[key]
+        return None if granted else max(1, math.ceil((1 - tokens) / self.rate))
 
 
 def forget_full_buckets(db: Database, now: float | None = None) -> int:

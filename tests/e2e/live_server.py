@@ -107,6 +107,48 @@ def http(
         return status, raw
 
 
+def wait_until(what: str, check: Any, timeout: float = 60) -> None:
+    """Poll ``check`` until it is true, failing the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], cwd: Path, log: Path,
+            health: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``kaoping *args`` as a child process, its output in ``log``; with ``health`` (a base URL)
+    it is yielded once ``/health`` answers 200. Always stopped afterwards (TERM, then KILL)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(KAOPING), *args], env=env, cwd=cwd,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while health is not None:
+            if proc.poll() is not None:
+                pytest.fail(f"kaoping {args[0]} exited with {proc.returncode}:\n"
+                            f"{log.read_text(errors='replace')[-3000:]}")
+            try:
+                if http("GET", f"{health}/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"/health not ready after {STARTUP_TIMEOUT}s:\n"
+                            f"{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
 @contextmanager
 def serve(tmp: Path, **extra_env: str) -> Iterator[Server]:
     """``kaoping migrate`` then ``kaoping serve`` on a free port; always stopped afterwards."""
@@ -114,34 +156,5 @@ def serve(tmp: Path, **extra_env: str) -> Iterator[Server]:
     kaoping(env, tmp, "migrate")
     port = free_port()
     srv = Server(url=f"http://{HOST}:{port}", env=env, workdir=tmp, log=tmp / "serve.log")
-    with srv.log.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(KAOPING), "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"kaoping serve exited with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                status, _ = http("GET", f"{srv.url}/health")
-            except (urllib.error.URLError, OSError):
-                status = 0
-            if status == 200:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"/health not ready after {STARTUP_TIMEOUT}s:\n{srv.log_tail()}")
-            time.sleep(0.1)
+    with process(["serve", "--port", str(port)], env, tmp, srv.log, health=srv.url):
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)

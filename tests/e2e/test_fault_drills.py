@@ -40,7 +40,7 @@ from service.migrate import migrate
 from service.principals import Identity, IdentityKind, Role
 from service.runtime import Services
 from service.settings import Settings
-from tests.e2e.live_server import HOST, KAOPING, REPO, free_port, http
+from tests.e2e.live_server import HOST, KAOPING, REPO, free_port, http, process
 
 BALLOTS = 240
 KILL_AFTER = 60  # acknowledged receipts before the fault
@@ -70,31 +70,9 @@ def _env(settings: Settings) -> dict[str, str]:
 @contextmanager
 def _serving(settings: Settings, tmp: Path, name: str = "serve") -> Iterator[Server]:
     port, log = free_port(), tmp / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(KAOPING), "serve", "--port", str(port)], env=_env(settings), cwd=tmp,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://{HOST}:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            try:
-                if http("GET", f"{server.url}/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.1)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+    url = f"http://{HOST}:{port}"
+    with process(["serve", "--port", str(port)], _env(settings), tmp, log, health=url) as proc:
+        yield Server(url, proc, log)
 
 
 @dataclass

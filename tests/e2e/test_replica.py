@@ -14,14 +14,11 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -36,7 +33,7 @@ from service.migrate import migrate
 from service.principals import Identity, IdentityKind, Role
 from service.runtime import Services
 from service.settings import Settings
-from tests.e2e.live_server import HOST, KAOPING, free_port, http
+from tests.e2e.live_server import HOST, KAOPING, free_port, http, process
 from tests.e2e.test_corrections import published_cycle
 from tests.e2e.test_cycle_scenario import BASE, Y
 from tests.e2e.test_fault_drills import Cluster, Server, _env
@@ -79,37 +76,9 @@ def pair() -> Iterator[Pair]:
 @contextmanager
 def _serving(tmp: Path, name: str, env: dict[str, str]) -> Iterator[Server]:
     port, log = free_port(), tmp / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(KAOPING), "serve", "--port", str(port)], env=env,
-                                cwd=tmp, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
-    server = Server(f"http://{HOST}:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            try:
-                if http("GET", f"{server.url}/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.1)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-def _wait(what: str, check: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    url = f"http://{HOST}:{port}"
+    with process(["serve", "--port", str(port)], env, tmp, log, health=url) as proc:
+        yield Server(url, proc, log)
 
 
 def _write_units(url: str, auth: dict[str, str], codes: range) -> int:

@@ -8,13 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
-import urllib.error
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from service.clock import FixedClock
 from service.ledger.signer import _LEASE_KEY, SignerLease
@@ -22,7 +19,7 @@ from service.principals import IdentityKind, Role
 from service.runtime import Services
 from service.settings import Settings
 from tests.conftest import bearer
-from tests.e2e.live_server import HOST, KAOPING, REPO, free_port, http
+from tests.e2e.live_server import HOST, KAOPING, REPO, free_port, http, process, wait_until
 
 PER_PROCESS = 25
 
@@ -44,35 +41,8 @@ def _env(settings: Settings, tmp: Path) -> dict[str, str]:
 def _process(args: list[str], env: dict[str, str], tmp: Path, name: str,
              health: str | None = None) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     log = tmp / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(KAOPING), *args], env=env, cwd=tmp,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while health is not None:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            try:
-                if http("GET", f"{health}/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.1)
+    with process(args, env, tmp, log, health=health) as proc:
         yield log, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-def _wait(what: str, check: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_two_api_processes_and_one_worker_on_one_primary(pg_settings: Settings,
@@ -129,7 +99,7 @@ def test_two_api_processes_and_one_worker_on_one_primary(pg_settings: Settings,
                     got = cur.fetchone()
                 return got is not None and got[0] == head + 1
 
-            _wait("a checkpoint of the whole log", signed_to_head)
+            wait_until("a checkpoint of the whole log", signed_to_head)
             with local.db.read() as cur:
                 cur.execute("SELECT DISTINCT key_id FROM kaoping_checkpoints")
                 keys = cur.fetchall()
@@ -180,7 +150,7 @@ def test_serve_with_workers_runs_several_api_processes(pg_settings: Settings,
         with _process(["serve", "--workers", "2", "--port", url.rsplit(":", 1)[1]],
                       env, tmp_path, "workers", health=url) as (_, proc):
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-            _wait("two API processes", lambda: len(children.read_text().split()) >= 2)
+            wait_until("two API processes", lambda: len(children.read_text().split()) >= 2)
             for n in range(6):
                 body = {"code": f"W-{n}", "name": f"乡镇{n}", "kind": "township",
                         "category": "platform-1"}

@@ -16,14 +16,12 @@ from api.mechanisms import (
     INT64,
     decode_cursor,
     next_page,
-    perform_keeping,
-    receipt,
     strict_body,
     wait_for_projection,
 )
 from api.openapi import problems
 from api.problems import BodyValidationError, FieldError
-from api.routes.common import WriteOut, Year, write
+from api.routes.common import CaseOpened, WriteOut, Year, write, write_opening_case
 from domain.cases import CaseState, Channel
 from domain.errors import Forbidden
 from domain.text import name_text, text
@@ -43,9 +41,8 @@ class ReportIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reporter: Annotated[str, text(max_length=200)] | None = None  # None: anonymous
 
 
-class ReportOut(WriteOut, kw_only=True):
-    case_id: UUID  # = stream_id
-    follow_up_code: str | None  # for an anonymous reporter, shown once
+class ReportOut(CaseOpened, kw_only=True):
+    """A report: its case is the stream written (``case_id`` = ``stream_id``)."""
 
 
 class AssignIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -141,17 +138,7 @@ class CaseController(Controller):
                 principal, channel=data.channel, year=data.year, subjects=data.subjects,
                 summary=data.summary, reporter=data.reporter, after_append=after, code=code)[0]
 
-        status, written, kept, replayed = await perform_keeping(
-            request, request.app.state.services, principal, 201, command,
-            None if code is None else code.encode())
-        headers = {"Cache-Control": "no-store"}
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(ReportOut(stream_id=written.stream_id, version=written.version,
-                                  case_id=written.stream_id,
-                                  follow_up_code=None if kept is None else kept.decode(),
-                                  receipt=receipt(written.leaves)), status_code=status,
-                        headers=headers)
+        return await write_opening_case(request, ReportOut, command, code)
 
     @post("/{case_id:uuid}/assignment", status_code=201, security=SECURITY,
           before_request=strict_body(AssignIn), summary="Assign an investigator",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
-from uuid import UUID
 
 import msgspec
 from anyio import to_thread
@@ -20,9 +19,9 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import perform_keeping, receipt, strict_body
+from api.mechanisms import strict_body
 from api.openapi import problems
-from api.routes.common import WriteOut, write
+from api.routes.common import CaseOpened, WriteOut, write, write_opening_case
 from domain.commitments import Amendment, Target, UnitCommitments
 from domain.text import text
 from service.cases import follow_up_code
@@ -52,9 +51,8 @@ class ChallengeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reporter: Annotated[str, text(min_length=1, max_length=200)] | None = None
 
 
-class ChallengeOut(WriteOut, kw_only=True):
-    case_id: UUID  # = stream_id
-    follow_up_code: str | None  # an anonymous challenge's code, shown once
+class ChallengeOut(CaseOpened, kw_only=True):
+    """A challenge: its case is the stream written (``case_id`` = ``stream_id``)."""
 
 
 class AchievementIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -166,17 +164,7 @@ class CommitmentController(Controller):
                 principal, year, unit, code, summary=data.summary, reporter=data.reporter,
                 follow_up=code_, after_append=after)[0]
 
-        status, written, kept, replayed = await perform_keeping(
-            request, services, principal, 201, command,
-            None if code_ is None else code_.encode())
-        headers = {"Cache-Control": "no-store"}
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(ChallengeOut(stream_id=written.stream_id, version=written.version,
-                                     case_id=written.stream_id,
-                                     follow_up_code=None if kept is None else kept.decode(),
-                                     receipt=receipt(written.leaves)), status_code=status,
-                        headers=headers)
+        return await write_opening_case(request, ChallengeOut, command, code_)
 
     @post("/{unit:str}/targets/{code:str}/satisfaction", status_code=201, security=SECURITY,
           before_request=strict_body(TargetSatisfactionIn),

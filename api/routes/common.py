@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response
 
 from api.auth import current_principal
-from api.mechanisms import ReceiptItem, etag, perform, receipt
+from api.mechanisms import ReceiptItem, etag, perform, perform_keeping, receipt
 from service.principals import Principal
 from service.store import AfterAppend
 from service.writes import Written
@@ -43,3 +43,34 @@ async def write(request: Request[Any, Any, Any], status: int,
     return Response(WriteOut(stream_id=written.stream_id, version=written.version,
                              receipt=receipt(written.leaves)), status_code=status,
                     headers=headers)
+
+
+class CaseOpened(WriteOut, kw_only=True):
+    """A write that opened a case (a report, a challenge, an objection): the case, and for an
+    anonymous reporter the follow-up code, shown once (a retry replays the first one)."""
+
+    case_id: UUID
+    follow_up_code: str | None
+
+
+Opened = TypeVar("Opened", bound=CaseOpened)
+
+
+async def write_opening_case(request: Request[Any, Any, Any], out: type[Opened],
+                             command: Callable[[AfterAppend | None], Written],
+                             code: str | None,
+                             case_of: Callable[[Written], UUID] = lambda w: w.stream_id,
+                             ) -> Response[Opened]:
+    """Run ``command`` once per Idempotency-Key, keeping the follow-up ``code`` with the key
+    so a replay answers the first request's code; never cached (the code is a secret)."""
+    services = request.app.state.services
+    status, written, kept, replayed = await perform_keeping(
+        request, services, current_principal(request), 201, command,
+        None if code is None else code.encode())
+    headers = {"Cache-Control": "no-store"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(out(stream_id=written.stream_id, version=written.version,
+                        receipt=receipt(written.leaves), case_id=case_of(written),
+                        follow_up_code=None if kept is None else kept.decode()),
+                    status_code=status, headers=headers)

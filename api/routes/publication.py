@@ -5,7 +5,6 @@ feedback of each result (集中点评, 书面通知, 个别反馈). docs/evaluat
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 import msgspec
 from anyio import to_thread
@@ -13,9 +12,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.auth import SECURITY, current_principal
-from api.mechanisms import perform_keeping, receipt, strict_body
+from api.mechanisms import strict_body
 from api.openapi import problems
-from api.routes.common import WriteOut, write
+from api.routes.common import CaseOpened, WriteOut, write, write_opening_case
 from domain.cases import Channel
 from domain.errors import Forbidden
 from domain.feedback import CentralReview, SubjectFeedback
@@ -41,12 +40,9 @@ class ObjectionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reporter: Annotated[str, text(max_length=200)] | None = None  # None: anonymous
 
 
-class ObjectionOut(WriteOut, kw_only=True):
+class ObjectionOut(CaseOpened, kw_only=True):
     """The write's answer (the subject's file: ``stream_id``, ``version``, ``receipt`` with
-    both streams' leaves), then the case it opened."""
-
-    case_id: UUID  # the case the objection opened (investigated like a report)
-    follow_up_code: str | None  # for an anonymous objector, shown once
+    both streams' leaves), then the case it opened (investigated like a report)."""
 
 
 class ObjectionDecisionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -164,18 +160,10 @@ class PublicationController(Controller):
                 principal, year, subject, channel=data.channel, summary=data.summary,
                 reporter=data.reporter, code=code, after_append=after)
 
-        status, written, kept, replayed = await perform_keeping(
-            request, services, principal, 201, command,
-            None if code is None else code.encode())
-        headers = {"Cache-Control": "no-store"}
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        case = next(leaf.stream_id for leaf in written.leaves
-                    if leaf.stream_id != written.stream_id)
-        return Response(ObjectionOut(stream_id=written.stream_id, version=written.version,
-                                     receipt=receipt(written.leaves), case_id=case,
-                                     follow_up_code=None if kept is None else kept.decode()),
-                        status_code=status, headers=headers)
+        return await write_opening_case(
+            request, ObjectionOut, command, code,
+            case_of=lambda w: next(leaf.stream_id for leaf in w.leaves
+                                   if leaf.stream_id != w.stream_id))
 
     @post("/subjects/{subject:str}/objections/{case:str}/decision", status_code=201,
           security=SECURITY, before_request=strict_body(ObjectionDecisionIn), tags=["results"],

@@ -553,6 +553,19 @@ class Evaluation:
         return cycle, results_fingerprint(self._pools_at(cycle, self.heads(cycle, head_of),
                                                          previous))
 
+    def _sealed_proposal(self, year: int, head_of: Any,
+                         ) -> tuple[Cycle, list[StreamHead], int | None, list[PoolResult]]:
+        """What 审定 approves and publication publishes: the sealed cycle, its evidence heads,
+        the previous cycle's results version and every pool's results at those heads; refused
+        while any pool breaks a quota."""
+        cycle = self.cycle(year)
+        cycle.require_phase(Phase.SEALED)
+        heads = self.heads(cycle, head_of)
+        previous_version, previous = self.previous_ranks(year)
+        results = self._pools_at(cycle, heads, previous)
+        _refuse_violations(results)
+        return cycle, heads, previous_version, results
+
     def approve(self, principal: Principal, year: int, head_of: Any, *, fingerprint: str,
                 minutes_ref: str, authority: str,
                 after_append: AfterAppend | None = None) -> Written:
@@ -560,12 +573,7 @@ class Evaluation:
         the proposal has changed since. The evidence heads are checked unchanged inside the
         write, so a decision racing the approval makes one of them retry."""
         require_role(principal, Role.COMMITTEE)
-        cycle = self.cycle(year)
-        cycle.require_phase(Phase.SEALED)
-        heads = self.heads(cycle, head_of)
-        previous_version, previous = self.previous_ranks(year)
-        results = self._pools_at(cycle, heads, previous)
-        _refuse_violations(results)
+        cycle, heads, previous_version, results = self._sealed_proposal(year, head_of)
         cycle.approve(fingerprint, results_fingerprint(results), minutes_ref, authority,
                       principal.id)
         return self._save(cycle, guarded(after_append, heads_unchanged(heads),
@@ -578,12 +586,7 @@ class Evaluation:
         computed at; refused while any pool breaks a quota, and unless the committee approved
         exactly these results (审定, ``publication.approved``)."""
         require_role(principal, Role.ORGANIZER)
-        cycle = self.cycle(year)
-        cycle.require_phase(Phase.SEALED)
-        heads = self.heads(cycle, head_of)
-        previous_version, previous = self.previous_ranks(year)
-        results = self._pools_at(cycle, heads, previous)
-        _refuse_violations(results)
+        cycle, heads, previous_version, results = self._sealed_proposal(year, head_of)
         digest = results_fingerprint(results)
         version = cycle.scoring_version(SCORE_FUNCTION_VERSION)
         cycle.publish(heads, digest, version, notified_on, principal.id)

@@ -7,7 +7,7 @@ a proof is only useful against a root the verifier trusts, and that root is a ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import BadArgument, NotFound
 from service.db import as_uuid, events_row_id
@@ -29,8 +29,10 @@ class LeafView:
     envelope: bytes | None = None
 
 
-def envelope_rows(cur: Cursor, start: int, end: int) -> list[tuple[int, bytes, Envelope | None]]:
-    """Leaves [start, end) with the envelope rebuilt from the stored event (None if it is gone)."""
+def leaf_rows(cur: Cursor, start: int, end: int) -> list[tuple[Any, ...]]:
+    """Leaves [start, end) with what their envelopes are rebuilt from: (position, leaf hash,
+    stream id, version, topic, payload, the stream's previous leaf); topic and payload are None
+    when the event row is gone, the previous leaf when it is."""
     rid = events_row_id(cur.engine)
     cur.execute(
         "SELECT l.position, l.leaf_hash, l.stream_id, l.stream_version, e.topic, e.state, "  # noqa: S608
@@ -38,8 +40,13 @@ def envelope_rows(cur: Cursor, start: int, end: int) -> list[tuple[int, bytes, E
         "l.notification_id LEFT JOIN kaoping_ledger p ON p.stream_id = l.stream_id AND "
         "p.stream_version = l.stream_version - 1 WHERE l.position >= %s AND l.position < %s "
         "ORDER BY l.position", (start, end))
+    return cur.fetchall()
+
+
+def envelope_rows(cur: Cursor, start: int, end: int) -> list[tuple[int, bytes, Envelope | None]]:
+    """Leaves [start, end) with the envelope rebuilt from the stored event (None if it is gone)."""
     out: list[tuple[int, bytes, Envelope | None]] = []
-    for position, digest, sid, version, topic, state, prev in cur.fetchall():
+    for position, digest, sid, version, topic, state, prev in leaf_rows(cur, start, end):
         envelope = None
         if state is not None:
             previous = ZERO_HASH if int(version) == 1 else (bytes(prev) if prev else b"")

@@ -24,9 +24,10 @@ from service.db import as_uuid, events_row_id
 from service.ledger import merkle
 from service.ledger.checkpoint import CheckpointError, open_checkpoint_within
 from service.ledger.envelope import FORMAT, ZERO_HASH, Envelope, payload_hash
+from service.ledger.log import leaf_rows
 
 if TYPE_CHECKING:
-    from service.db import Cursor, Database
+    from service.db import Database
     from service.ledger.checkpoint import Checkpoint
     from service.ledger.signer import StoredCheckpoint
 
@@ -154,22 +155,8 @@ _ENVELOPE_HEAD = struct.Struct(">BQ16sQH")
 _LEAF_PREFIX = b"\x00"
 
 
-def _page_rows(cur: Cursor, start: int, end: int) -> list[tuple[Any, ...]]:
-    """Leaves [start, end) with what their envelopes are rebuilt from: (position, leaf hash,
-    stream id, version, topic, payload, the stream's previous leaf); topic and payload are None
-    when the event row is gone, the previous leaf when it is."""
-    rid = events_row_id(cur.engine)
-    cur.execute(
-        "SELECT l.position, l.leaf_hash, l.stream_id, l.stream_version, e.topic, e.state, "  # noqa: S608
-        f"p.leaf_hash FROM kaoping_ledger l LEFT JOIN kaoping_events e ON e.{rid} = "
-        "l.notification_id LEFT JOIN kaoping_ledger p ON p.stream_id = l.stream_id AND "
-        "p.stream_version = l.stream_version - 1 WHERE l.position >= %s AND l.position < %s "
-        "ORDER BY l.position", (start, end))
-    return cur.fetchall()
-
-
 class _PageReader:
-    """Pages of ``_page_rows``; the next page is read on another connection while this one is
+    """Pages of ``leaf_rows``; the next page is read on another connection while this one is
     checked (the database works while Python hashes: psycopg and sqlite3 release the GIL)."""
 
     def __init__(self, db: Database) -> None:
@@ -179,7 +166,7 @@ class _PageReader:
 
     def _read(self, start: int) -> list[tuple[Any, ...]]:
         with self.db.read() as cur:
-            return _page_rows(cur, start, start + PAGE)
+            return leaf_rows(cur, start, start + PAGE)
 
     def read(self, start: int) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] | None = None

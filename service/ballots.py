@@ -71,6 +71,9 @@ class Sessions:
         self._cache: dict[str, tuple[int, EvaluationSession | None]] = {}  # None: no such code
         self._checked: dict[str, float] = {}
         self._views: dict[tuple[str, str], tuple[int, Any, Callable[[EvaluationSession], Any]]] = {}
+        # A session's subjects whose tallies the public board shows, once its cycle is
+        # published (final); kept by api/routes/sessions.py.
+        self.public_subjects: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         self._refresh_locks = [threading.Lock() for _ in range(16)]
 

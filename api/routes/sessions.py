@@ -146,20 +146,21 @@ def _board_out(s: EvaluationSession, shown: frozenset[str] | None = None) -> Boa
 BOARD_EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
 
 
-def _public_subjects(services: Any, code: str) -> frozenset[str]:
+def _public_subjects(services: Any, code: str) -> tuple[bool, frozenset[str]]:
     """The subjects of a session whose tallies the public may read: those of the kinds the
     cycle's publication policy makes public, once the cycle is published (by default the
-    leadership teams; a cadre's 民主测评 score is never public by default)."""
+    leadership teams; a cadre's 民主测评 score is never public by default); and whether that
+    is final (the cycle is published: publication is never undone)."""
     session = services.sessions.session(code)
     try:
         cycle = services.evaluation.cycle(session.definition.year)
     except NotFound:
-        return frozenset()
+        return False, frozenset()
     if cycle.phase != Phase.PUBLISHED:
-        return frozenset()
+        return False, frozenset()
     kinds = set(cycle.scheme.publication.public_kinds)
     public = {e.subject for e in cycle.roster if e.kind in kinds}
-    return frozenset(s for s in session.definition.subjects if s in public)
+    return True, frozenset(s for s in session.definition.subjects if s in public)
 
 
 async def public_view(state: State, code: str, name: str,
@@ -363,7 +364,14 @@ class SessionController(Controller):
         if principal is not None and principal.role in BOARD_EVALUATORS:
             return await to_thread.run_sync(
                 lambda: _board_out(state.services.sessions.session(code)))
-        shown = await to_thread.run_sync(_public_subjects, state.services, code)
-        # A cycle's publication is final, so the public view is keyed by what it shows.
+        # A cycle's publication is final: once a session's public subjects are known they are
+        # kept, and public reads of a published board touch the store no more than before.
+        known: dict[str, frozenset[str]] = state.services.sessions.public_subjects
+        if code in known:
+            shown = known[code]
+        else:
+            final, shown = await to_thread.run_sync(_public_subjects, state.services, code)
+            if final:
+                known[code] = shown
         return await public_view(state, code, f"board:{len(shown)}",
                                  lambda s: _board_out(s, shown))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
 
+    from api.ratelimit import Limiter
     from service.runtime import Services
 
 PRINCIPAL_KEY = "principal"
@@ -40,6 +41,16 @@ async def _resolve(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal 
     return None
 
 
+async def _take(limiter: Limiter, key: str) -> int | None:
+    """Spend a token: from a lease this process holds, else from the limiter, whose round trip
+    to the shared buckets runs in a worker thread, not on the event loop."""
+    if limiter.leased(key):
+        return None
+    if limiter.blocking:
+        return await to_thread.run_sync(limiter.take, key)
+    return limiter.take(key)
+
+
 def client_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The caller's address for throttling (X-Forwarded-For only from trusted proxies)."""
     return client_address(connection.scope, connection.app.state.trusted_proxies)
@@ -50,7 +61,7 @@ async def limit_anonymous(connection: ASGIConnection[Any, Any, Any, Any]) -> Non
     after a delay (KAOPING_ANONYMOUS_THROTTLE_DELAY_SECONDS, at most Retry-After): a client
     looping on its connections gets one answer per connection per delay, so its refusals stop
     taking the event loop from everyone else. Waiting holds nothing but this request."""
-    wait = connection.app.state.anonymous_limiter.take(client_of(connection))
+    wait = await _take(connection.app.state.anonymous_limiter, client_of(connection))
     if wait is not None:
         await asyncio.sleep(min(float(wait), connection.app.state.anonymous_delay))
         msg = (f"too many requests without credentials from this address; retry after {wait} s"
@@ -76,7 +87,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any],
     connection.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
     if principal is not None:
         connection.scope["state"]["principal_id"] = principal.id
-        wait = connection.app.state.limiter.take(principal.id)
+        wait = await _take(connection.app.state.limiter, principal.id)
         if wait is not None:
             msg = (f"{principal.id} is over its request rate; retry after {wait} s "
                    "(KAOPING_RATE_LIMIT_PER_SECOND)")

@@ -8,9 +8,10 @@ route (404, 405) get a request id and a log line too.
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,6 +26,15 @@ _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # would match the k-th ballot to its public position (the ledger is public and in order), and
 # a ballot's time is kept only rounded to the session's granularity (docs/ballots.md).
 _UNLOGGED = re.compile(r"^/api/v1/sessions/[^/]+/ballots/?$")
+# Request ids are correlation labels, not secrets: drawn from a per-process generator seeded
+# from the OS (re-seeded in a forked worker), not ``uuid4`` — whose ``os.urandom`` call per
+# request released the GIL and showed as ~7 % of a ballot's samples under py-spy (issue 15).
+_IDS = random.Random(os.urandom(16))  # noqa: S311 -- not used for anything secret
+os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(16)))
+
+
+def new_request_id() -> str:
+    return f"{_IDS.getrandbits(128):032x}"
 
 
 class RequestContext:
@@ -36,7 +46,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _RID.match(given) else uuid.uuid4().hex
+        rid = given if _RID.match(given) else new_request_id()
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
         structlog.contextvars.clear_contextvars()

@@ -65,6 +65,10 @@ class Limiter(Protocol):
     """A request budget: ``PrincipalLimiter`` (this process) or ``service.throttle.
     SharedLimiter`` (every API process, through PostgreSQL)."""
 
+    blocking: bool  # take() makes a round trip: call it from a worker thread
+
+    def leased(self, principal: str) -> bool: ...
+
     def take(self, principal: str) -> int | None: ...
 
 
@@ -132,6 +136,12 @@ class PrincipalLimiter:
         self.rate, self.burst, self.monotonic = rate, burst, monotonic
         self._buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, at)
         self._lock = threading.Lock()
+
+    blocking = False  # in memory: take() is cheap enough for the event loop
+
+    def leased(self, principal: str) -> bool:
+        """No leases here: every check is take()."""
+        return False
 
     def take(self, principal: str) -> int | None:
         """Spend a token; return None, or the whole seconds to wait when the bucket is empty."""

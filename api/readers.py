@@ -126,9 +126,10 @@ AUDIENCES: dict[str, Audience] = {
 }
 
 
-def declared_audience(connection: ASGIConnection[Any, Any, Any, Any],
-                      _: BaseRouteHandler) -> None:
-    """A guard: a GET route nobody declared an audience for is served to nobody."""
+async def declared_audience(connection: ASGIConnection[Any, Any, Any, Any],
+                            _: BaseRouteHandler) -> None:
+    """A guard: a GET route nobody declared an audience for is served to nobody. Async: a
+    sync guard is run in a worker thread on every request (a thread hop per ballot)."""
     if connection.scope.get("method") != "GET":
         return
     template = str(connection.scope.get("path_template", ""))

@@ -35,21 +35,34 @@ if TYPE_CHECKING:
 
 _NOW = "extract(epoch from clock_timestamp())"
 
-_TAKE = """
-INSERT INTO kaoping_rate_buckets AS b (bucket, tokens, at, granted, rate, burst)
-VALUES (%s, %s - 1, COALESCE(%s, extract(epoch from clock_timestamp())), true, %s, %s)
+# What the bucket holds now, refilled by the time elapsed (the old row's values, ``b``).
+_AVAILABLE = ("LEAST(EXCLUDED.burst, b.tokens + GREATEST(0, EXCLUDED.at - b.at) * EXCLUDED.rate)")
+
+# One check takes a lease of up to ``lease`` tokens, if at least one is there, and says how
+# many it took (``taken``: RETURNING sees only the new row, so the grant is kept in it).
+_TAKE = f"""
+INSERT INTO kaoping_rate_buckets AS b (bucket, tokens, at, granted, rate, burst, taken)
+VALUES (%s, %s - %s, COALESCE(%s, extract(epoch from clock_timestamp())), true, %s, %s, %s)
 ON CONFLICT (bucket) DO UPDATE SET
-    tokens = LEAST(EXCLUDED.burst, b.tokens + GREATEST(0, EXCLUDED.at - b.at) * EXCLUDED.rate)
-             - CASE WHEN LEAST(EXCLUDED.burst, b.tokens
-                               + GREATEST(0, EXCLUDED.at - b.at) * EXCLUDED.rate) >= 1
-                    THEN 1 ELSE 0 END,
-    granted = LEAST(EXCLUDED.burst, b.tokens
-                    + GREATEST(0, EXCLUDED.at - b.at) * EXCLUDED.rate) >= 1,
+    taken = CASE WHEN {_AVAILABLE} >= 1 THEN LEAST(EXCLUDED.taken, floor({_AVAILABLE})) ELSE 0 END,
+    tokens = {_AVAILABLE} - CASE WHEN {_AVAILABLE} >= 1
+                                 THEN LEAST(EXCLUDED.taken, floor({_AVAILABLE})) ELSE 0 END,
+    granted = {_AVAILABLE} >= 1,
     at = GREATEST(b.at, EXCLUDED.at),
     rate = EXCLUDED.rate,
     burst = EXCLUDED.burst
-RETURNING tokens, granted
-"""
+RETURNING tokens, taken
+"""  # noqa: S608 -- the interpolated text is the constant above, values are parameters
+
+# A lease: a process takes a share of a bucket in one round trip and spends it from memory
+# for at most LEASE_SECONDS; what it did not spend by then is dropped, never returned, so the
+# shared budget is never exceeded (a process can only refuse a little early). The share is
+# the burst / LEASE_SHARE, at most LEASE_MAX: with the defaults, 10 tokens of an anonymous
+# client's 200 and 25 of a principal's 500 — a round trip every 10–25 requests instead of
+# every request (the UPSERT on every ballot was 29 % of the API's samples, issue 15).
+LEASE_SHARE = 20
+LEASE_MAX = 32
+LEASE_SECONDS = 1.0
 
 
 def pseudonym_key(console_key_path: str) -> bytes:
@@ -71,6 +84,24 @@ class SharedLimiter:
         self._key, self.now = key, now
         self._local: dict[str, tuple[float, float]] = {}  # while the database is unreachable
         self._lock = threading.Lock()
+        self.lease = max(1, min(LEASE_MAX, burst // LEASE_SHARE))
+        self.clock = time.monotonic
+        self._leases: dict[str, tuple[int, float]] = {}  # principal -> (tokens left, until)
+
+    blocking = True  # take() makes a round trip: the API calls it from a worker thread
+
+    def leased(self, principal: str) -> bool:
+        """Spend a token of a lease this process holds; False when ``take`` must be called."""
+        with self._lock:
+            held = self._leases.get(principal)
+            if held is None:
+                return False
+            left, until = held
+            if left < 1 or self.clock() >= until:
+                del self._leases[principal]
+                return False
+            self._leases[principal] = (left - 1, until)
+            return True
 
     def _bucket(self, principal: str) -> str:
         digest = hmac.new(self._key, f"{self.name}\0{principal}".encode(), hashlib.sha256)
@@ -84,15 +115,21 @@ class SharedLimiter:
         at = None if self.now is None else self.now()
         try:
             with self.db.write() as cur:
-                cur.execute(_TAKE, (self._bucket(principal), float(self.burst), at, self.rate,
-                                    float(self.burst)))
+                burst, lease = float(self.burst), float(min(self.lease, self.burst))
+                cur.execute(_TAKE, (self._bucket(principal), burst, lease, at, self.rate, burst,
+                                    lease))
                 row = cur.fetchone()
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
             log.warning("throttle.local_fallback", limiter=self.name)
             return self._take_locally(principal)
         assert row is not None  # noqa: S101 -- INSERT ... RETURNING always returns the row
-        tokens, granted = float(row[0]), bool(row[1])
-        if granted:
+        tokens, taken = float(row[0]), int(row[1])
+        if taken >= 1:
+            if taken > 1:
+                with self._lock:
+                    if len(self._leases) > LOCAL_BUCKETS:
+                        self._leases.clear()  # bounded; a dropped lease only costs a trip
+                    self._leases[principal] = (taken - 1, self.clock() + LEASE_SECONDS)
             return None
         return max(1, math.ceil((1 - tokens) / self.rate))
 

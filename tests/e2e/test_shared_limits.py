@@ -93,3 +93,42 @@ def test_the_shared_bucket_refills_at_the_rate_and_is_forgotten_when_full(
     now[0] += 10
     assert forget_full_buckets(pg_services.db, now[0]) == 2
     assert first.take("a") is None  # a fresh, full bucket
+
+
+def test_a_lease_is_spent_from_memory_and_never_exceeds_the_shared_budget(
+        pg_services: Services, tmp_path: Path) -> None:
+    """burst 100 → a lease of 5: a round trip every 5 grants, and the two processes together
+    are granted exactly the burst, however the leases interleave; a lease not spent within
+    LEASE_SECONDS is dropped (its tokens are not handed out again)."""
+    now, ticks = [1000.0], [0.0]
+    key = pseudonym_key(str(tmp_path / "console.key"))
+    first, second = (SharedLimiter(pg_services.db, "anonymous", rate=0.001, burst=100, key=key,
+                                   now=lambda: now[0]) for _ in range(2))
+    for limiter in (first, second):
+        limiter.clock = lambda: ticks[0]
+    assert first.lease == 5
+    assert not first.leased("x")  # nothing held yet: the caller must take()
+    assert first.take("x") is None
+    assert [first.leased("x") for _ in range(5)] == [True] * 4 + [False]
+    granted, trips, refused = 5, 1, set[SharedLimiter]()
+    turn = 0
+    while len(refused) < 2:  # until each process has been refused by the bucket
+        limiter = (first, second)[turn % 2]
+        turn += 1
+        if limiter in refused:
+            continue
+        if limiter.leased("x"):
+            granted += 1
+        elif limiter.take("x") is None:
+            granted, trips = granted + 1, trips + 1
+        else:
+            refused.add(limiter)
+    assert granted == 100
+    assert trips <= 100 // 5 + 3
+    assert second.take("x") is not None  # the bucket is empty for everyone
+    # a lease expires: the tokens it held are gone, not returned
+    now[0] += 5000  # 5 tokens back at 0.001/s
+    assert first.take("x") is None
+    ticks[0] += 1.5
+    assert not first.leased("x")
+    assert second.take("x") is not None

@@ -28,6 +28,8 @@ STEPS = {
     Component.INSPECTION: "组织系统考核 inspection",
     Component.ANALYSIS: "实绩分析评估 performance analysis",
 }
+RECENT_YEARS = 4  # the home page lists the cycles of this many years back from today's
+
 KINDS = {"team": "领导班子 team", "principal": "正职 principal", "deputy": "副职 deputy"}
 
 
@@ -39,7 +41,11 @@ def _api(year: int) -> str:
 async def console_home(request: Request[Any, Any, Any]) -> Response[Any]:
     session = await need_session(request)
     now = services_of(request).clock.now()
-    return render(request, "home.html", session, years=[now.year, now.year - 1])
+    recent = range(now.year, now.year - RECENT_YEARS, -1)
+    answers = [await api_get(request, session, _api(y)) for y in recent]
+    return render(request, "home.html", session, years=[
+        {"year": y, "phase": a.body["phase"]} for y, a in zip(recent, answers, strict=True)
+        if a.ok], recent_years=RECENT_YEARS)
 
 
 @get("/cycles", include_in_schema=False)
@@ -94,6 +100,9 @@ async def dashboard(request: Request[Any, Any, Any], year: FromPath[int]) -> Res
                   now=today.strftime("%Y-%m-%d %H:%M"), deadlines=deadlines,
                   announced=announcement.ok, pools=pools, kinds=KINDS,
                   missing=_missing(results.body["items"]) if results.ok else None,
+                  # a reader who may read only some subjects' results sees only theirs counted
+                  seen=len({i["result"]["subject"] for i in results.body["items"]})
+                  if results.ok else 0, subjects=cycle.body["subjects"],
                   results_refused=None if results.ok else results.rule)
 
 

@@ -212,6 +212,10 @@ def test_dashboard_group_and_case_desk(client: Client, services: Services) -> No
     assert board.status_code == 200
     assert 'aria-current="step"' in board.text and "评分" in board.text
     assert "2026-01-10" in board.text  # the announcement's end date
+    assert "您可查看结果的" not in board.text  # the organizer's counts are the whole cycle's
+    home = client.get("/console")  # today is 2026-03-01: 2025 has a cycle, 2026 none yet
+    assert 'href="/console/cycles/2025"' in home.text
+    assert 'href="/console/cycles/2026"' not in home.text
     group = client.get("/console/cycles/2025/groups/economic-management?kind=team")
     assert group.status_code == 200 and "名额使用" in group.text
     assert group.text.index("team:E2") < group.text.index("team:E3")  # ranked
@@ -221,6 +225,13 @@ def test_dashboard_group_and_case_desk(client: Client, services: Services) -> No
     assert world.cases["inv-2"][:8] not in desk.text  # only the investigator's own cases
     assert client.get("/console/cycles/2025/subjects/team:E1").status_code == 200
     assert client.get("/console/cycles/2025/subjects/team:E3").status_code == 403
+    world.publish(client, services)  # the investigator reads its case's two subjects' results
+    partial = client.get("/console/cycles/2025")
+    assert partial.status_code == 200
+    readable = {i["result"]["subject"] for i in ok(client.get(
+        f"{BASE}/results?limit=1000", headers=world.readers["inv-in"]), 200)["items"]}
+    assert 0 < len(readable) < 8
+    assert f"仅统计您可查看结果的 {len(readable)} 个对象（本周期共 8 个）" in partial.text
     services.follower.catch_up()  # the access record is a read model of the log
     sign_in(client, world.readers["supervisor"])
     access = client.get("/console/access")

@@ -152,6 +152,7 @@ RESULT = {
                                               "satisfaction": "0.54"}]},
 }
 NOTICE_ID = _id(f"results-notice/{YEAR}")
+POOL_ID = _id(f"results-pool/{YEAR}/platform-1/team")
 CORRECTION = {
     "version": 2, "position": 1260, "leaf_hash": _hex("leaf 1260"), "basis": "review",
     "reference": f"{TEAM} review", "reason": "经复核，核减重复计算的加分后维持原等次",
@@ -325,7 +326,10 @@ OPERATIONS: dict[str, Example] = {
     f"POST {_C}/corrections": Example(
         {"reason": "市纪委监委撤销处分决定，相应调整考核等次", "authority": "市委常委会",
          "reference": "市委常委会会议纪要〔2026〕9号"},
-        _written(1290, NOTICE_ID, 3, "ResultsNotice.Corrected")),
+        {"stream_id": NOTICE_ID, "version": 3, "receipt": [
+            {**_receipt(1290, NOTICE_ID, 3, "ResultsNotice.Corrected"),
+             "topic": "kaoping/ResultsNotice.Corrected.v2"},
+            _receipt(1291, POOL_ID, 2, "ResultsPool.Restated")]}),
     f"GET {_C}/exports/results": Example(None, [{
         "year": YEAR, "results_version": 2, "subject": CADRE, "code": "XZ01-001",
         "name": "王建国", "kind": "principal",

@@ -310,12 +310,14 @@ class Cycle(Aggregate):
         self.approved_fingerprint = results_fingerprint
 
     def publish(self, heads: list[StreamHead], results_fingerprint: str, score_version: str,
-                notified_on: str, actor: str) -> None:
+                notified_on: str, actor: str, *, legacy_fingerprint: str | None = None) -> None:
+        """``legacy_fingerprint``: the same results' fingerprint in the first notice format
+        (domain/publication.py), which an approval recorded before the upgrade bound."""
         self.require_phase(Phase.SEALED)
         if self.approved_fingerprint is None:
             msg = f"cycle {self.year}'s proposal has not been approved by the committee (审定)"
             raise Conflict(msg, rule="publication.approved")
-        if self.approved_fingerprint != results_fingerprint:
+        if self.approved_fingerprint not in (results_fingerprint, legacy_fingerprint):
             msg = (f"the proposal changed after the committee approved it (approved "
                    f"{self.approved_fingerprint}, now {results_fingerprint}); it must be "
                    "approved again (审定)")

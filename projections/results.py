@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 _CYCLE_TOPICS = {Cycle.SchemeSet.TOPIC, Cycle.RosterSet.TOPIC, Cycle.SchemeAmended.TOPIC,
                  Cycle.SchemeFrozen.TOPIC, Cycle.ScoringOpened.TOPIC, Cycle.Sealed.TOPIC,
                  Cycle.Published.TOPIC, Cycle.Opened.TOPIC}
-_NOTICE_TOPICS = {ResultsNotice.Issued.TOPIC, ResultsNotice.Corrected.TOPIC}
+_NOTICE_TOPICS = {ResultsNotice.Issued.TOPIC, ResultsNotice.Corrected.TOPIC,
+                  ResultsNotice.IssuedByDigest.TOPIC, ResultsNotice.CorrectedByDigest.TOPIC}
 _encoder = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder(SubjectResult)
 

@@ -22,7 +22,13 @@ from domain.cases import Case, Channel
 from domain.cycle import Cycle, Phase, RosterEntry, StreamHead, cadre_subject, team_subject
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
 from domain.people import PostRole, post_weight
-from domain.publication import ResultsNotice, pool_key, results_fingerprint
+from domain.publication import (
+    ResultsNotice,
+    ResultsPool,
+    pool_key,
+    results_fingerprint,
+    results_fingerprint_v1,
+)
 from domain.scheme import Component, Scheme, SubjectKind, check_score, check_share, grades_of
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult
 from domain.subject_file import SubjectFile, missing_member_scores, pool_result
@@ -589,11 +595,13 @@ class Evaluation:
         cycle, heads, previous_version, results = self._sealed_proposal(year, head_of)
         digest = results_fingerprint(results)
         version = cycle.scoring_version(SCORE_FUNCTION_VERSION)
-        cycle.publish(heads, digest, version, notified_on, principal.id)
-        notice = ResultsNotice(year=year, pools=results, results_fingerprint=digest,
-                               score_version=version, previous_version=previous_version,
-                               notified_on=notified_on, actor=principal.id)
-        return save(self.store, cycle, notice, stream_id=cycle.id,
+        cycle.publish(heads, digest, version, notified_on, principal.id,
+                      legacy_fingerprint=results_fingerprint_v1(results))
+        notice, pools = ResultsNotice.issue(year=year, pools=results, score_version=version,
+                                            previous_version=previous_version,
+                                            notified_on=notified_on, actor=principal.id)
+        assert notice.fingerprint == digest  # noqa: S101 -- one fingerprint function
+        return save(self.store, cycle, notice, *pools, stream_id=cycle.id,
                     after_append=guarded(after_append, heads_unchanged(heads),
                                          previous_unchanged(year, previous_version)))
 
@@ -627,14 +635,15 @@ class Evaluation:
             msg = (f"nothing to correct: cycle {year}'s working results equal the published "
                    "ones")
             raise Conflict(msg, rule="correction.no-change")
-        notice, checks = made
-        return self._save(notice, guarded(after_append, *checks))
+        aggregates, checks = made
+        return self._save(aggregates[0], guarded(after_append, *checks), *aggregates[1:])
 
     def _correction(self, cycle: Cycle, head_of: Any, changed: SubjectFile | None, *,
                     basis: str, reference: str, reason: str, authority: str,
-                    actor: str) -> tuple[ResultsNotice, list[Check]] | None:
-        """The results notice with a correction appended (not saved) and the checks its
-        save must pass, or None when no pool changes. ``changed``: a file with events not
+                    actor: str) -> tuple[list[Any], list[Check]] | None:
+        """The results notice with a correction appended (not saved), with the pools it
+        restates in their own streams (the second format), and the checks their save must
+        pass; or None when no pool changes. ``changed``: a file with events not
         yet saved, to count in (saved in the same transaction: its head records the version
         only, as its leaf is not known before the commit)."""
         heads = self.heads(cycle, head_of)
@@ -652,10 +661,17 @@ class Evaluation:
         pool_heads = [h for h in heads if any(
             h.stream_id == str(SubjectFile.id_for(cycle.year, e.subject))
             for e in cycle.roster if (e.group, e.kind.value) in moved)]
-        notice.correct(fresh, pool_heads, previous_version, basis=basis, reference=reference,
-                       reason=reason, authority=authority,
-                       notified_on=self._today().isoformat(), actor=actor)
-        return notice, [heads_unchanged(heads), previous_unchanged(cycle.year, previous_version)]
+        restated = notice.correct(fresh, pool_heads, previous_version, basis=basis,
+                                  reference=reference, reason=reason, authority=authority,
+                                  notified_on=self._today().isoformat(), actor=actor)
+        pools = []
+        for pool in restated:
+            stream: ResultsPool = self.store.repository.get(
+                ResultsPool.id_for(cycle.year, pool.group, pool.kind.value))
+            stream.restate(pool, notice.version)
+            pools.append(stream)
+        return [notice, *pools], [heads_unchanged(heads),
+                                  previous_unchanged(cycle.year, previous_version)]
 
     def _pools_at_with(self, cycle: Cycle, heads: list[StreamHead], previous: dict[str, int],
                        changed: SubjectFile | None) -> list[PoolResult]:
@@ -682,11 +698,19 @@ class Evaluation:
             if published is None:  # pragma: no cover -- the caller checked the phase
                 msg = f"cycle {cycle.year} is not published"
                 raise Conflict(msg, rule="cycle.phase") from None
-            return ResultsNotice(year=cycle.year, pools=published.results(),
-                                 results_fingerprint=published.fingerprint,
-                                 score_version=published.score_version,
-                                 previous_version=published.previous_version,
-                                 notified_on=published.notified_on, actor="system:legacy")
+            legacy: ResultsNotice = ResultsNotice._create(
+                ResultsNotice.Issued, id=ResultsNotice.id_for(cycle.year), year=cycle.year,
+                pools=published.results(), results_fingerprint=published.fingerprint,
+                score_version=published.score_version,
+                previous_version=published.previous_version,
+                notified_on=published.notified_on, actor="system:legacy")
+            return legacy
+        if notice.by_digest:  # its pools are in their own streams: the version in force
+            published = self.published(cycle.year)
+            if published is None or published.version != notice.version:
+                msg = f"cycle {cycle.year}'s results notice changed concurrently; retry"
+                raise Conflict(msg, rule="concurrent-change")
+            notice.state(dict(published.pools))
         return notice
 
     def _today(self) -> date:
@@ -768,8 +792,8 @@ class Evaluation:
                                 authority=authority, actor=principal.id)
         if made is None:
             return self._save_input(cycle, entry, file, after_append)
-        notice, checks = made
-        return self._save_input(cycle, entry, file, guarded(after_append, *checks), notice)
+        aggregates, checks = made
+        return self._save_input(cycle, entry, file, guarded(after_append, *checks), *aggregates)
 
     def notice_status(self, principal: Principal, year: int) -> list[NoticeStatus]:
         """Every grade the notice lists, with its objections and whether it is final: the
@@ -892,8 +916,8 @@ class Evaluation:
                                 actor=principal.id)
         if made is None:
             return self._save_input(cycle, entry, file, after_append)
-        notice, checks = made
-        return self._save_input(cycle, entry, file, guarded(after_append, *checks), notice)
+        aggregates, checks = made
+        return self._save_input(cycle, entry, file, guarded(after_append, *checks), *aggregates)
 
 
 def _refuse_violations(pools: list[PoolResult], field: str | None = None) -> None:

@@ -9,6 +9,11 @@ their hash for restricted material (interview notes); the results in force at th
 and, optionally, a consistency proof from an earlier checkpoint the investigator already holds
 (by default the one printed in the year-end announcement). ``service/verify.py`` checks it.
 
+In the second notice format (domain/publication.py) the notices hold each pool's digest and a
+bundle carries only its own pool's published results (that pool's stream, and ``results``
+holding that pool alone), and of the previous cycle only the pools its subjects were ranked
+in: the rest of the city's results stay out of it.
+
 A cycle published before results notices were recorded (``Cycle.Published`` v1) has no notice:
 its results (and, for the next cycle, the previous cycle's) travel as ``results`` and
 ``previous_results``, checked against the publication's fingerprint.
@@ -25,9 +30,9 @@ import msgspec
 from eventsourcing.persistence import StoredEvent
 
 from domain.cycle import Cycle, Phase
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.ledger_keys import LedgerKeys
-from domain.publication import ResultsNotice
+from domain.publication import ResultsNotice, ResultsPool
 from domain.scheme import SubjectKind
 from domain.scoring import PoolResult
 from domain.subject_file import SubjectFile
@@ -46,7 +51,9 @@ if TYPE_CHECKING:
     from service.db import Cursor
     from service.runtime import Services
 
-FORMAT = "kaoping-evidence/2"
+FORMAT = "kaoping-evidence/3"
+# What the verifier reads: /2 bundles (made before the second notice format) hold every pool.
+FORMATS = frozenset({"kaoping-evidence/2", FORMAT})
 RESTRICTED_TOPICS = frozenset({SubjectFile.InspectionNoted.TOPIC,
                                SubjectFile.FindingRecorded.TOPIC})
 
@@ -90,7 +97,9 @@ class Bundle(msgspec.Struct, kw_only=True):
     kind: SubjectKind
     score_version: str
     events: list[BundleEvent]
-    results: list[PoolResult]  # every pool, in the version in force at the checkpoint
+    # The results in force at the checkpoint: the bundle's own pool (second notice format),
+    # or every pool (the first format, whose notice events hold them all anyway).
+    results: list[PoolResult]
     results_version: int  # 1: as published; one more per correction (更正)
     # The previous cycle's results, only when they were published without a results notice
     # (v1): its ranks cannot be read from the log, so they travel here, checked against the
@@ -172,9 +181,12 @@ def build_bundle(services: Services, year: int, subject: str,
     mapper = services.store.mapper
     # The previous cycle's stream (its publication) and results notice: 位次进退 was measured
     # against one of its versions, which the verifier must see published before.
+    pool = cycle.pool(entry.group, entry.kind)
     streams = [Cycle.id_for(year - 1), ResultsNotice.id_for(year - 1), Cycle.id_for(year),
                ResultsNotice.id_for(year),
-               *[SubjectFile.id_for(year, e.subject) for e in cycle.pool(entry.group, entry.kind)]]
+               ResultsPool.id_for(year, entry.group, entry.kind.value),
+               *previous_pools(services, year - 1, [e.subject for e in pool]),
+               *[SubjectFile.id_for(year, e.subject) for e in pool]]
     with services.db.read() as cur:
         previous = legacy_results(cur, mapper, year - 1, cp.size)
         rows = [(sid, row) for sid in streams for row in stream_rows(cur, sid, cp.size)]
@@ -194,6 +206,8 @@ def build_bundle(services: Services, year: int, subject: str,
         if since is not None and 1 <= since <= cp.size:
             consistency = Consistency(from_size=since, proof=[
                 h.hex() for h in merkle.consistency_proof(since, cp.size, node_reader(cur))])
+    by_digest = any(str(r[2]) == ResultsNotice.IssuedByDigest.TOPIC for sid, r in rows
+                    if sid == ResultsNotice.id_for(year))
     events = []
     for sid, (position, version, topic, state, leaf) in rows:
         stored = bytes(state)
@@ -206,9 +220,23 @@ def build_bundle(services: Services, year: int, subject: str,
     return Bundle(format=FORMAT, origin=opened.origin, checkpoint=cp.note.decode(),
                   consistency=consistency, year=year, subject=subject, group=entry.group,
                   kind=entry.kind, score_version=published.score_version,
-                  events=events, results=published.results(),
+                  events=events, results=[p for p in published.results() if not by_digest or (
+                      p.group, p.kind) == (entry.group, entry.kind)],
                   results_version=published.version, previous_results=previous,
                   handovers=handovers, ballots=ballots)
+
+
+def previous_pools(services: Services, year: int, subjects: list[str]) -> list[UUID]:
+    """The streams of ``year``'s published pools (second format) that ranked any of
+    ``subjects``: what the next cycle's rank change (位次进退) of their pool was measured on.
+    Found from ``year``'s roster; a pool stream that was never written is simply not read."""
+    try:
+        cycle = services.evaluation.cycle(year)
+    except NotFound:
+        return []
+    wanted = set(subjects)
+    return sorted({ResultsPool.id_for(year, e.group, e.kind.value) for e in cycle.roster
+                   if e.subject in wanted}, key=str)
 
 
 def _session_streams(services: Services, rows: list[tuple[UUID, tuple[Any, ...]]],

@@ -20,7 +20,7 @@ from eventsourcing.persistence import StoredEvent
 from domain.ballots import EvaluationSession
 from domain.cycle import Cycle
 from domain.errors import BadArgument, NotFound
-from domain.publication import ResultsNotice
+from domain.publication import ResultsNotice, ResultsPool
 from domain.scheme import Component
 from domain.scoring import (
     SCORE_FUNCTION_VERSION,
@@ -345,7 +345,10 @@ def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[
         raise NotFound(msg, rule="cycle.exists")
     entry = now.entry(subject)
     notice, last_year = ResultsNotice.id_for(year), ResultsNotice.id_for(year - 1)
-    by = {cycle_id: "cycle", notice: "published", last_year: f"results-{year - 1}",
+    # The second notice format states the pool's published results in a stream of its own.
+    stated = ResultsPool.id_for(year, entry.group, entry.kind.value)
+    by = {cycle_id: "cycle", notice: "published", stated: "published",
+          last_year: f"results-{year - 1}",
           **{SubjectFile.id_for(year, e.subject): e.subject
              for e in now.pool(entry.group, entry.kind)}}
     rows = sorted((int(pos), sid, int(v), str(t), bytes(st))
@@ -359,8 +362,12 @@ def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[
     for pos, sid, version, topic, state in rows:
         ev: Any = mapper.to_domain_event(StoredEvent(sid, version, topic, state))
         aggregates[sid] = project_aggregate(aggregates.get(sid), [ev])
-        if sid == notice:
-            mine = aggregates[sid].result_of(subject)
+        if sid in (notice, stated):
+            if isinstance(aggregates.get(stated), ResultsPool):
+                pool = aggregates[stated].history[-1][1]
+                mine = (pool, pool.for_subject(subject))
+            else:  # the first format: the notice holds every pool
+                mine = aggregates[notice].result_of(subject)
             now_shown = {f: None if mine is None else getattr(mine[1], f) for f in _CARD_FIELDS}
             changed = {f"published_{f}": [shown[f], now_shown[f]] for f in _CARD_FIELDS
                        if shown[f] != now_shown[f]}

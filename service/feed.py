@@ -25,7 +25,7 @@ from domain.cycle import Cycle
 from domain.feedback import Feedback
 from domain.ledger_keys import LedgerKeys
 from domain.people import Cadre, Leader
-from domain.publication import ResultsNotice
+from domain.publication import ResultsNotice, ResultsPool
 from domain.subject_file import SubjectFile
 from domain.units import Unit
 from domain.uses import ResultUses
@@ -50,14 +50,15 @@ NEVER = frozenset({
 })
 EVALUATORS = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR, Role.ASSESSMENT_TEAM})
 EVERYONE = frozenset(Role)
-AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, EvaluationSession,
+AGGREGATES = (Unit, Cadre, Leader, Cycle, SubjectFile, ResultsNotice, ResultsPool,
+              EvaluationSession,
               LedgerKeys, ResultUses, UnitCommitments, Feedback)
 PERSONNEL = frozenset({Role.ORGANIZER, Role.COMMITTEE, Role.SUPERVISOR})
 
 
-# Events that carry scores or results: the results notice (every individual's result and
-# grade, by prefix, above), what feeds a score (achievements, target ratings), and a ballot
-# session's close (every subject's 民主测评 tally and score).
+# Events that carry scores or results: the results notice and the pools' published results
+# (every individual's result and grade, by prefix, above), what feeds a score (achievements,
+# target ratings), and a ballot session's close (every subject's 民主测评 tally and score).
 FOR_EVALUATORS = frozenset({UnitCommitments.AchievementAssessed.TOPIC,
                             UnitCommitments.TargetRated.TOPIC, EvaluationSession.Closed.TOPIC})
 
@@ -69,7 +70,8 @@ def audience(topic: str) -> frozenset[Role]:
         return EVALUATORS
     if topic.startswith(("kaoping/ResultUses.", "kaoping/Feedback.")):  # about persons
         return PERSONNEL
-    if topic.startswith("kaoping/ResultsNotice.") or topic in FOR_EVALUATORS:
+    if topic.startswith(("kaoping/ResultsNotice.", "kaoping/ResultsPool.")) or (
+            topic in FOR_EVALUATORS):
         return EVALUATORS
     return EVERYONE
 
@@ -157,6 +159,9 @@ def _name(first: Any, topic: str) -> StreamName | None:
         return StreamName(str(first.subject), int(first.year))  # a subject's, in one cycle
     if topic.startswith("kaoping/UnitCommitments."):  # one unit's, in one cycle
         return StreamName(f"commitments:{first.year}:{first.unit}")
+    if topic.startswith("kaoping/ResultsPool."):  # one pool's published results
+        return StreamName(f"results-pool:{first.year}:{first.pool.group}:"
+                          f"{first.pool.kind.value}")
     prefix = STREAM_PREFIX.get(topic.removeprefix("kaoping/").split(".", 1)[0])
     definition = getattr(first, "definition", None)
     for value in (getattr(first, "code", None), getattr(first, "year", None),

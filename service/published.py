@@ -6,6 +6,9 @@ fingerprint it was published with before it is served. A cycle published before 
 notices existed (``Cycle.Published`` v1) has its results recomputed at the publication's
 position with the score function version it recorded, and checked against its fingerprint.
 
+A notice in the second format (domain/publication.py) holds each pool's digest; the pools are
+read from their own streams and each is checked against its digest in the version served.
+
 Versions are folded once and kept in a small cache keyed by the leaf hash of the event that
 made them — a leaf hash commits to its stream's whole chain, so a cached version can never be
 served for a log that differs.
@@ -23,7 +26,15 @@ import msgspec
 
 from domain.cycle import Cycle
 from domain.errors import IntegrityFailure
-from domain.publication import PoolKey, ResultsNotice, pool_key, results_fingerprint
+from domain.publication import (
+    PoolKey,
+    ResultsNotice,
+    ResultsPool,
+    digests_fingerprint,
+    pool_digest,
+    pool_key,
+    results_fingerprint_v1,
+)
 from domain.scheme import SubjectKind
 from domain.subject_file import SubjectFile, pool_result
 from service.ledger.envelope import ZERO_HASH, Envelope, payload_hash
@@ -209,29 +220,62 @@ def _fold(cur: Cursor, mapper: Mapper[UUID], year: int, notice_id: UUID,
         raise IntegrityFailure(msg, rule="results.integrity")
     notice: ResultsNotice | None = None
     corrections: list[Correction] = []
+    second = isinstance(events[0], ResultsNotice.IssuedByDigest)
     for row, ev in zip(rows, events, strict=True):
+        if isinstance(ev, (ResultsNotice.IssuedByDigest, ResultsNotice.CorrectedByDigest)
+                      ) != second:
+            msg = (f"cycle {year}: results version {ev.originator_version} is not in the "
+                   "notice's format")
+            raise IntegrityFailure(msg, rule="results.integrity")
         notice = project_one(notice, ev)
-        if results_fingerprint(notice.results()) != ev.results_fingerprint:
+        recorded = (digests_fingerprint(ev.digests) if second
+                    else results_fingerprint_v1(notice.results()))
+        if recorded != ev.results_fingerprint:
             msg = (f"cycle {year}: results version {ev.originator_version} does not match the "
                    "fingerprint it was published with")
             raise IntegrityFailure(msg, rule="results.integrity")
-        if isinstance(ev, ResultsNotice.Corrected):
+        if isinstance(ev, (ResultsNotice.Corrected, ResultsNotice.CorrectedByDigest)):
+            changed = (ev.changed if isinstance(ev, ResultsNotice.CorrectedByDigest)
+                       else [pool_digest(p) for p in ev.pools])
             corrections.append(Correction(
                 version=ev.originator_version, position=int(row[0]),
                 leaf_hash=bytes(row[4]).hex(), basis=ev.basis, reference=ev.reference,
                 reason=ev.reason, authority=ev.authority, notified_on=ev.notified_on,
                 actor=ev.actor, time=ev.timestamp.isoformat(),
-                pools=[f"{p.group}/{p.kind.value}" for p in ev.pools],
+                pools=[f"{d.group}/{d.kind}" for d in changed],
                 results_fingerprint=ev.results_fingerprint))
     if notice is None or events[0].results_fingerprint != published.results_fingerprint:
         msg = f"cycle {year}: the results notice is not the publication's"
         raise IntegrityFailure(msg, rule="results.integrity")
+    if second:
+        _state_pools(cur, mapper, notice)
     return PublishedResults(
         year=year, version=notice.version, position=int(rows[-1][0]),
         published_position=published_at, fingerprint=notice.fingerprint,
         score_version=notice.score_version, previous_version=notice.previous_version,
         notified_on=notice.notified_on, pools=dict(notice.pools),
         changed_in=dict(notice.changed_in), corrections=corrections)
+
+
+def _state_pools(cur: Cursor, mapper: Mapper[UUID], notice: ResultsNotice) -> None:
+    """Put a second-format notice's pools in, as of its version, from their own streams (one
+    query); each must match the digest the notice recorded (the notice's leaves were checked:
+    a pool rewritten in its stream no longer matches)."""
+    ids = {key: ResultsPool.id_for(notice.year, *key) for key in notice.digests}
+    streams = load_streams(cur, mapper, list(ids.values()), 2**62)
+    pools = {}
+    for key, sid in ids.items():
+        stream = project(streams[sid])
+        pool = stream.as_of(notice.version) if isinstance(stream, ResultsPool) else None
+        if pool is None:
+            msg = (f"cycle {notice.year}: the published results of {key[0]}/{key[1]} are "
+                   "missing from their stream")
+            raise IntegrityFailure(msg, rule="results.integrity")
+        pools[key] = pool
+    try:
+        notice.state(pools)
+    except ValueError as exc:
+        raise IntegrityFailure(f"cycle {notice.year}: {exc}", rule="results.integrity") from None
 
 
 def project_one(notice: ResultsNotice | None, event: Any) -> ResultsNotice:
@@ -251,7 +295,7 @@ def _recompute(cur: Cursor, mapper: Mapper[UUID], year: int, at: int,
         raise IntegrityFailure(msg, rule="results.integrity")
     pools = pools_at(cur, mapper, cycle, at - 1, {} if previous is None else previous.ranks(),
                      cycle.score_version)
-    if results_fingerprint(pools) != cycle.results_fingerprint:
+    if results_fingerprint_v1(pools) != cycle.results_fingerprint:
         msg = (f"cycle {year}: the results recomputed at its publication do not match the "
                "published fingerprint")
         raise IntegrityFailure(msg, rule="results.integrity")

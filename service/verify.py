@@ -68,10 +68,18 @@ from domain.ballots import (
 )
 from domain.cycle import Cycle, StreamHead
 from domain.ledger_keys import LedgerKeys
-from domain.publication import PoolKey, ResultsNotice, pool_key, results_fingerprint
+from domain.publication import (
+    PoolKey,
+    ResultsNotice,
+    ResultsPool,
+    digests_fingerprint,
+    pool_digest,
+    pool_key,
+    results_fingerprint_v1,
+)
 from domain.scoring import SCORE_VERSIONS, PoolResult
 from domain.subject_file import SubjectFile, pool_result
-from service.evidence import FORMAT, Bundle, BundleEvent, KeyHandover
+from service.evidence import FORMATS, Bundle, BundleEvent, KeyHandover
 from service.ledger import merkle
 from service.ledger.checkpoint import (
     Checkpoint,
@@ -298,6 +306,9 @@ class _Version:
     heads: list[StreamHead]
     fingerprint: str
     event: Any  # the notice event (None for a v1 publication without one)
+    # The second notice format: every pool's digest in this version; ``pools`` then holds
+    # only the pools whose streams the bundle carries, each checked against its digest.
+    digests: dict[PoolKey, str] | None = None
 
 
 def _decode(ev: BundleEvent) -> Any:
@@ -328,7 +339,7 @@ def _versions(streams: dict[str, list[BundleEvent]], year: int,
         if published.results_notice:
             raise _fail(f"the results notice of {year} is withheld: its publication recorded "
                         "the results there")
-        if claimed is None or results_fingerprint(claimed) != published.results_fingerprint:
+        if claimed is None or results_fingerprint_v1(claimed) != published.results_fingerprint:
             raise _fail(f"the results of {year} are not the published ones (their fingerprint "
                         "differs from the publication event's)")
         pools = {pool_key(p): p for p in claimed}
@@ -336,37 +347,82 @@ def _versions(streams: dict[str, list[BundleEvent]], year: int,
                          list(published.heads), published.results_fingerprint, None)]
     out: list[_Version] = []
     notice: ResultsNotice | None = None
-    for ev in streams[notice_sid]:
+    events = streams[notice_sid]
+    second = bool(events) and events[0].topic == ResultsNotice.IssuedByDigest.TOPIC
+    for ev in events:
         decoded = _decode(ev)
+        if isinstance(decoded, (ResultsNotice.IssuedByDigest, ResultsNotice.CorrectedByDigest)
+                      ) != second:
+            raise _fail(f"results version {ev.version} of {year} (position {ev.position}) is "
+                        "not in the notice's format")
         folded = project_aggregate(None, [decoded]) if notice is None else decoded.mutate(notice)
         if not isinstance(folded, ResultsNotice):
             raise _fail(f"the results notice of {year} holds a foreign event at position "
                         f"{ev.position}")
         notice = folded
-        if results_fingerprint(notice.results()) != decoded.results_fingerprint:
+        recorded = (digests_fingerprint(decoded.digests) if second
+                    else results_fingerprint_v1(notice.results()))
+        if recorded != decoded.results_fingerprint:
             raise _fail(f"results version {ev.version} of {year} (position {ev.position}) does "
                         "not match the fingerprint it records")
-        issued = isinstance(decoded, ResultsNotice.Issued)
+        issued = isinstance(decoded, (ResultsNotice.Issued, ResultsNotice.IssuedByDigest))
         if issued and (decoded.results_fingerprint != published.results_fingerprint
                        or decoded.score_version != published.score_version):
             raise _fail(f"the results notice of {year} is not the one its publication recorded")
+        if second:
+            pools = _stated(streams, year, ev.version, notice.digests)
+            changed = frozenset(notice.digests) if issued else frozenset(
+                (d.group, d.kind) for d in decoded.changed)
+        else:
+            pools = dict(notice.pools)
+            changed = frozenset(notice.pools) if issued else frozenset(
+                pool_key(p) for p in decoded.pools)
         out.append(_Version(
-            ev.version, at.position if issued else ev.position, dict(notice.pools),
-            decoded.previous_version,
-            frozenset(notice.pools) if issued else frozenset(pool_key(p) for p in decoded.pools),
-            list(published.heads) if issued else list(decoded.heads),
-            decoded.results_fingerprint, decoded))
+            ev.version, at.position if issued else ev.position, pools, decoded.previous_version,
+            changed, list(published.heads) if issued else list(decoded.heads),
+            decoded.results_fingerprint, decoded,
+            dict(notice.digests) if second else None))
+    return out
+
+
+def _stated(streams: dict[str, list[BundleEvent]], year: int, version: int,
+            digests: dict[PoolKey, str]) -> dict[PoolKey, PoolResult]:
+    """The pools of a second-format results version whose streams the bundle carries, each
+    equal to its digest in that version (the others are simply not in the bundle)."""
+    out = {}
+    for key, digest in digests.items():
+        sid = str(ResultsPool.id_for(year, *key))
+        if sid not in streams:
+            continue
+        stream = _aggregate(streams[sid])
+        pool = stream.as_of(version) if isinstance(stream, ResultsPool) else None
+        if pool is None or pool_digest(pool).digest != digest:
+            raise _fail(f"the published results of {key[0]}/{key[1]} in {year}'s results "
+                        f"version {version} do not match the digest its notice records "
+                        "(altered, or a later statement withheld)")
+        out[key] = pool
     return out
 
 
 def _ranks_for(streams: dict[str, list[BundleEvent]], bundle: Bundle,
-               wanted: int | Literal["in-force"] | None, at: int) -> dict[str, int]:
+               wanted: int | Literal["in-force"] | None, at: int,
+               subjects: list[str]) -> dict[str, int]:
     """The previous cycle's ranks a version of the results was computed with: the version
-    it names, which must be the one in force when it was fixed (position ``at``)."""
+    it names, which must be the one in force when it was fixed (position ``at``). In the
+    second format the pools that ranked ``subjects`` last year must be in the bundle."""
     year = bundle.year - 1
     versions = _versions(streams, year, bundle.previous_results) or []
     in_force = [v for v in versions if v.position < at]
     current = in_force[-1] if in_force else None
+    if current is not None and current.digests is not None:
+        before = _aggregate(streams.get(str(Cycle.id_for(year)), []))
+        needed = {(e.group, e.kind.value) for e in before.roster if e.subject in subjects
+                  } if isinstance(before, Cycle) else set()
+        missing = sorted(needed - set(current.pools))
+        if missing:
+            raise _fail(f"the published results of {year} that ranked this pool's subjects "
+                        f"({', '.join(f'{g}/{k}' for g, k in missing)}) are omitted: their "
+                        "rank change (位次进退) cannot be checked")
     if wanted == "in-force":
         return {} if current is None else _ranks(current)
     if current is None and wanted is not None:
@@ -625,7 +681,11 @@ def _recompute(bundle: Bundle, streams: dict[str, list[BundleEvent]], cycle: Cyc
                         f"{entry.subject}")
         _check_head(streams, entry.subject, sid, heads[sid], version.number)
         files.append(_aggregate(streams[sid], heads[sid].version))
-    previous = _ranks_for(streams, bundle, version.previous_version, version.position)
+    previous = _ranks_for(streams, bundle, version.previous_version, version.position,
+                          [e.subject for e in cycle.pool(bundle.group, bundle.kind)])
+    if version.digests is not None and key not in version.pools:
+        raise _fail(f"the published results of the pool {key[0]}/{key[1]} (results version "
+                    f"{version.number}) are omitted")
     recomputed = pool_result(cycle.scheme, bundle.group, bundle.kind, files, previous,
                              score_version)
     claimed = version.pools.get(key)
@@ -650,7 +710,7 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
         bundle = msgspec.json.decode(data, type=Bundle)
     except msgspec.DecodeError as exc:
         raise _fail(f"not an evidence bundle: {exc}") from None
-    if bundle.format != FORMAT:
+    if bundle.format not in FORMATS:
         raise _fail(f"unknown bundle format {bundle.format!r}")
     fetched = None
     if consistency is not None:
@@ -679,8 +739,14 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
             subjects = _recompute(bundle, streams, cycle, version, published.score_version)
             recomputed.append(version.number)
     last = versions[-1]
-    if bundle.results_version != last.number or results_fingerprint(
-            bundle.results) != last.fingerprint:
+    if last.digests is not None:  # the second format: the bundle's own pool only
+        claimed_ok = bundle.results_version == last.number and [
+            (pool_key(p), pool_digest(p).digest) for p in bundle.results] == [
+            (key, last.digests.get(key))]
+    else:
+        claimed_ok = bundle.results_version == last.number and results_fingerprint_v1(
+            bundle.results) == last.fingerprint
+    if not claimed_ok:
         raise _fail(f"the claimed results are not the published ones (version {last.number}, "
                     "the last published in the bundle's log)")
     pool_streams = [(e.subject, str(SubjectFile.id_for(bundle.year, e.subject)),

@@ -96,7 +96,9 @@ def test_a_change_after_publication_stays_out_of_the_public_results_until_correc
     refused(client.post(f"{BASE}/corrections", json=CORRECTION, headers=who.org), 403, "role")
     assert _events(services) == before
     receipt = ok(client.post(f"{BASE}/corrections", json=CORRECTION, headers=who.committee))
-    assert receipt["receipt"][0]["topic"] == "kaoping/ResultsNotice.Corrected.v1"
+    # the notice (digests), then the changed pool restated in its own stream
+    assert [r["topic"] for r in receipt["receipt"]] == ["kaoping/ResultsNotice.Corrected.v2",
+                                                        "kaoping/ResultsPool.Restated.v1"]
     corrected = _grades(client, services)
     assert corrected["version"] == 2
     assert (corrected["grades"]["cadre:P1"], corrected["grades"]["cadre:P2"]) == ("称职", "优秀")

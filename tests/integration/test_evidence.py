@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.cycle import Cycle
+from domain.publication import ResultsPool
 from domain.subject_file import SubjectFile
 from service.demo import DemoCity
 from service.evidence import build_bundle, encode_bundle
@@ -69,6 +70,61 @@ def test_a_bundle_verifies_offline(city: Services) -> None:
     notes = [e for e in bundle["events"] if e["topic"] == SubjectFile.InspectionNoted.TOPIC]
     assert notes
     assert all(e["payload"] is None for e in notes)  # restricted: only the hash travels
+
+
+def _results_in(value: Any) -> set[str]:
+    """Every subject a published result (a dict with ``final_grade``) in ``value`` names."""
+    if isinstance(value, dict):
+        found = {str(value["subject"])} if "final_grade" in value and "subject" in value else set()
+        return found.union(*(_results_in(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_results_in(v) for v in value))
+    return set()
+
+
+def test_a_bundle_discloses_no_other_pool_s_results(city: Services) -> None:
+    """The second notice format: the bundle carries its own pool's results, last year's pools
+    that ranked its subjects, and the digests — no other subject's published result."""
+    bundle = _bundle(city)
+    cycle, before = city.evaluation.cycle(2025), city.evaluation.cycle(2024)
+    entry = cycle.entry(SUBJECT)
+    own = (entry.group, entry.kind.value)
+    mine = {e.subject for e in cycle.pool(entry.group, entry.kind)}
+    ranked = {(e.group, e.kind.value) for e in before.roster if e.subject in mine}
+    allowed = mine | {e.subject for e in before.roster if (e.group, e.kind.value) in ranked}
+    assert [(p["group"], p["kind"]) for p in bundle["results"]] == [own]
+    everyone = {e.subject for e in cycle.roster}
+    assert len(everyone - allowed) > len(allowed)  # most of the city is elsewhere
+    payloads = [json.loads(base64.b64decode(e["payload"])) for e in bundle["events"]
+                if e["payload"] is not None]
+    disclosed = _results_in(payloads) | _results_in(bundle["results"])
+    assert mine <= disclosed
+    assert disclosed <= allowed, sorted(disclosed - allowed)[:5]
+    streams = {e["stream_id"] for e in bundle["events"]}
+    assert str(ResultsPool.id_for(2025, *own)) in streams
+    assert {str(ResultsPool.id_for(2024, *k)) for k in ranked} <= streams
+    assert not any(str(ResultsPool.id_for(2025, e.group, e.kind.value)) in streams
+                   for e in cycle.roster if e.subject not in mine)
+    lines = verify_bundle(json.dumps(bundle).encode(), [city.signer.vkey])
+    assert lines[-1].startswith(f"{SUBJECT}: composite ")
+
+
+def test_drill_the_pool_s_published_results_omitted(city: Services) -> None:
+    bundle = _bundle(city)
+    entry = city.evaluation.cycle(2025).entry(SUBJECT)
+    sid = str(ResultsPool.id_for(2025, entry.group, entry.kind.value))
+    bundle["events"] = [e for e in bundle["events"] if e["stream_id"] != sid]
+    assert f"the published results of the pool {entry.group}/{entry.kind.value}" in _verify(
+        city, bundle)
+
+
+def test_drill_last_year_s_ranking_pool_omitted(city: Services) -> None:
+    bundle = _bundle(city)
+    entry = city.evaluation.cycle(2025).entry(SUBJECT)
+    sid = str(ResultsPool.id_for(2024, entry.group, entry.kind.value))
+    assert any(e["stream_id"] == sid for e in bundle["events"])
+    bundle["events"] = [e for e in bundle["events"] if e["stream_id"] != sid]
+    assert "that ranked this pool's subjects" in _verify(city, bundle)
 
 
 def test_drill_one_payload_changed(city: Services) -> None:

@@ -18,14 +18,21 @@ from litestar.testing import TestClient
 from api import create_app
 from domain.cycle import Cycle
 from domain.errors import IntegrityFailure
-from domain.publication import ResultsNotice, results_fingerprint
+from domain.publication import (
+    PoolDigest,
+    ResultsNotice,
+    ResultsPool,
+    digests_fingerprint,
+    pool_digest,
+    results_fingerprint_v1,
+)
 from domain.subject_file import SubjectFile, pool_result
 from service.evidence import build_bundle, encode_bundle
 from service.published import clear_cache, published_as_of
 from service.runtime import Services
 from service.settings import Settings
 from service.streams import END
-from service.verify import verify_bundle
+from service.verify import VerifyError, verify_bundle
 from tests.integration.kit import COMMITTEE, ORG, approve, cadre, sealed_cycle
 
 
@@ -75,12 +82,11 @@ def test_a_published_grade_altered_in_the_store_is_never_served(city: Services,
     assert city.evaluation.published(year) is not None
 
     def inflate(doc: dict[str, Any]) -> None:
-        for pool in doc["pools"]:
-            for result in pool["results"]:
-                if result["subject"] == cadre(3):
-                    result["final_grade"] = "优秀"
+        for result in doc["pool"]["results"]:
+            if result["subject"] == cadre(3):
+                result["final_grade"] = "优秀"
 
-    _rewrite(settings, ResultsNotice.id_for(year), 1, inflate)
+    _rewrite(settings, _pool_stream(city, year, cadre(3)), 1, inflate)
     clear_cache()  # a new process: nothing folded yet
     with pytest.raises(IntegrityFailure) as failed:
         city.evaluation.published(year)
@@ -101,13 +107,19 @@ def test_a_forgery_consistent_with_every_fingerprint_still_fails_its_leaf(
     forged: dict[str, str] = {}
 
     def inflate(doc: dict[str, Any]) -> None:
-        for pool in doc["pools"]:
-            for result in pool["results"]:
-                if result["subject"] == cadre(3):
-                    result["final_grade"] = "优秀"
-        forged["fp"] = doc["results_fingerprint"] = results_fingerprint(_pools(doc))
+        for result in doc["pool"]["results"]:
+            if result["subject"] == cadre(3):
+                result["final_grade"] = "优秀"
+        forged["digest"] = pool_digest(_pools([doc["pool"]])[0]).digest
 
-    _rewrite(settings, ResultsNotice.id_for(year), 1, inflate)
+    def restate(doc: dict[str, Any]) -> None:
+        for d in doc["digests"]:
+            d["digest"] = forged["digest"]  # one pool in this city
+        forged["fp"] = doc["results_fingerprint"] = digests_fingerprint(
+            [PoolDigest(**d) for d in doc["digests"]])
+
+    _rewrite(settings, _pool_stream(city, year, cadre(3)), 1, inflate)
+    _rewrite(settings, ResultsNotice.id_for(year), 1, restate)
     published_version = city.evaluation.cycle(year).version
     _rewrite(settings, Cycle.id_for(year), published_version,
              lambda doc: doc.update(results_fingerprint=forged["fp"]))
@@ -116,12 +128,17 @@ def test_a_forgery_consistent_with_every_fingerprint_still_fails_its_leaf(
         city.evaluation.published(year)
 
 
-def _pools(doc: dict[str, Any]) -> list[Any]:
+def _pool_stream(services: Services, year: int, subject: str) -> UUID:
+    entry = services.evaluation.cycle(year).entry(subject)
+    return ResultsPool.id_for(year, entry.group, entry.kind.value)
+
+
+def _pools(pools: list[Any]) -> list[Any]:
     import msgspec  # noqa: PLC0415
 
     from domain.scoring import PoolResult  # noqa: PLC0415
 
-    return msgspec.json.decode(json.dumps(doc["pools"]).encode(), type=list[PoolResult])
+    return msgspec.json.decode(json.dumps(pools).encode(), type=list[PoolResult])
 
 
 def _publish_v1(services: Services, year: int) -> list[Any]:
@@ -136,7 +153,7 @@ def _publish_v1(services: Services, year: int) -> list[Any]:
         ev.file(year, e.subject, versions[str(SubjectFile.id_for(year, e.subject))])
         for e in cycle.pool(group, kind)], ev.previous_ranks(year)[1], "kaoping-score/1")
         for group, kind in sorted({(e.group, e.kind) for e in cycle.roster})]
-    cycle._published(heads=heads, results_fingerprint=results_fingerprint(results),
+    cycle._published(heads=heads, results_fingerprint=results_fingerprint_v1(results),
                      score_version="kaoping-score/1", notified_on="2026-03-01",
                      actor=ORG.id, results_notice=False)
     services.store.save(cycle)
@@ -197,3 +214,57 @@ def test_previous_results_are_read_as_published_not_as_the_evidence_now_gives(
     with city.db.read() as cur:
         assert published_as_of(cur, city.store.mapper, year, END).ranks() == ranks  # type: ignore[union-attr]
     assert city.evaluation.previous_ranks(year + 1) == (1, ranks)
+
+
+def test_a_correction_restates_one_pool_and_its_bundle_shows_no_other(city: Services) -> None:
+    """Second format: the correction records digests; the changed pool is restated in its
+    stream. A bundle withholding the restatement fails against the digest."""
+    year = _publish(city)
+    city.evaluation.record_sanction(ORG, year, cadre(1), code="admonishment",
+                                    decided_on="2026-04-01", source="纪委")
+    city.evaluation.correct(COMMITTEE, year, city.stream_heads, reason="r", authority="a",
+                            reference="m")
+    corrected = city.evaluation.published(year)
+    assert corrected is not None and corrected.version == 2
+    assert corrected.result_of(cadre(1)).final_grade == "称职"  # type: ignore[union-attr]
+    entry = city.evaluation.cycle(year).entry(cadre(1))
+    assert len(corrected.results()) == 2  # the cadres' pool and the teams'
+    assert [c.pools for c in corrected.corrections] == [[f"{entry.group}/{entry.kind.value}"]]
+    data = json.loads(encode_bundle(build_bundle(city, year, cadre(1))))
+    assert [(p["group"], p["kind"]) for p in data["results"]] == [(entry.group,
+                                                                   entry.kind.value)]
+    assert str(ResultsPool.id_for(year, entry.group, "team")) not in {
+        e["stream_id"] for e in data["events"]}
+    assert "results version(s) 1, 2" in "\n".join(verify_bundle(json.dumps(data).encode(),
+                                                                [city.signer.vkey]))
+    sid = str(ResultsPool.id_for(year, entry.group, entry.kind.value))
+    stated = [e for e in data["events"] if e["stream_id"] == sid]
+    assert [e["topic"] for e in stated] == [ResultsPool.Stated.TOPIC, ResultsPool.Restated.TOPIC]
+    data["events"].remove(stated[-1])  # withhold the restatement
+    with pytest.raises(VerifyError, match="do not match the digest its notice records"):
+        verify_bundle(json.dumps(data).encode(), [city.signer.vkey])
+
+
+def test_an_approval_recorded_before_the_upgrade_still_publishes_the_same_results(
+        city: Services) -> None:
+    """审定 recorded by a Kaoping that fingerprinted in the first format binds those results'
+    first-format fingerprint: the same results publish (in the second format); others do not."""
+    year = sealed_cycle(city, [95, 93, 80, 78, 60])
+    ev = city.evaluation
+    cycle = ev.cycle(year)
+    heads = ev.heads(cycle, city.stream_heads)
+    results = ev._pools_at(cycle, heads, ev.previous_ranks(year)[1])
+    cycle._approved(results_fingerprint="0" * 64, minutes_ref="m", authority="a",
+                    actor=COMMITTEE.id)
+    city.store.save(cycle)
+    with pytest.raises(Exception, match="approved again") as refused:
+        ev.publish(ORG, year, city.stream_heads, notified_on="2026-03-01")
+    assert getattr(refused.value, "rule", None) == "publication.approved-unchanged"
+    cycle = ev.cycle(year)
+    cycle._approved(results_fingerprint=results_fingerprint_v1(results),
+                    minutes_ref="m", authority="a", actor=COMMITTEE.id)
+    city.store.save(cycle)
+    ev.publish(ORG, year, city.stream_heads, notified_on="2026-03-01")
+    published = ev.published(year)
+    assert published is not None and published.results() == results
+    assert published.fingerprint != results_fingerprint_v1(results)  # the second format's

@@ -359,9 +359,12 @@ def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[
     before: dict[str, Any] = dict.fromkeys(_CARD_FIELDS)
     shown: dict[str, Any] = dict.fromkeys(_CARD_FIELDS)  # the published card
     changes = []
+    acted_by = ""
     for pos, sid, version, topic, state in rows:
         ev: Any = mapper.to_domain_event(StoredEvent(sid, version, topic, state))
         aggregates[sid] = project_aggregate(aggregates.get(sid), [ev])
+        if sid == notice:  # a pool stated in its own stream was stated by the notice's act
+            acted_by = str(ev.actor)
         if sid in (notice, stated):
             if isinstance(aggregates.get(stated), ResultsPool):
                 pool = aggregates[stated].history[-1][1]
@@ -372,7 +375,7 @@ def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[
             changed = {f"published_{f}": [shown[f], now_shown[f]] for f in _CARD_FIELDS
                        if shown[f] != now_shown[f]}
             if changed:
-                changes.append(Change(position=pos, topic=topic, actor=str(ev.actor),
+                changes.append(Change(position=pos, topic=topic, actor=acted_by,
                                       time=ev.timestamp.isoformat(), changed=changed,
                                       by="published"))
             shown = now_shown

@@ -464,7 +464,7 @@ OPERATIONS: dict[str, Example] = {
         "actor": "person:staff:zzb-02", "time": "2026-01-16T02:30:00+00:00",
         "changed": {"rank": [2, 3]}, "by": "team:XZ-04"}]),
     f"GET {_S}/evidence": Example(None, {
-        "format": "kaoping-evidence/2", "origin": ORIGIN, "checkpoint": CHECKPOINT,
+        "format": "kaoping-evidence/3", "origin": ORIGIN, "checkpoint": CHECKPOINT,
         "consistency": {"from_size": 134, "proof": [_hex(f"node {i}") for i in range(2)]},
         "year": YEAR, "subject": TEAM, "group": "platform-1", "kind": "team",
         "score_version": "kaoping-score/3",

@@ -74,7 +74,7 @@ class Commitments:
         return [c for c in found if c is not None]
 
     def _today(self) -> date:
-        return self.evaluation.clock.now().astimezone(self.evaluation.tz).date()
+        return self.evaluation.today()
 
     # --- who and when -------------------------------------------------------------------
 

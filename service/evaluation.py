@@ -27,6 +27,7 @@ from domain.scheme import Component, Scheme, SubjectKind, check_score, check_sha
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult
 from domain.subject_file import SubjectFile, missing_member_scores, pool_result
 from service.cases import follow_up_hash
+from service.clock import business_day
 from service.guards import (
     Check,
     cycle_unchanged,
@@ -690,7 +691,7 @@ class Evaluation:
         return notice
 
     def _today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
+        return business_day() or self.clock.now().astimezone(self.tz).date()
 
     def today(self) -> date:
         """The jurisdiction's local date, from the injected clock."""
@@ -714,6 +715,23 @@ class Evaluation:
         return {} if published is None else {
             r.subject: r.final_grade for p in published.results() for r in p.results
             if r.final_grade is not None and r.final_grade in grades}
+
+    def objection_counts(self, cycle: Cycle) -> tuple[int, int]:
+        """(objections lodged, objections undecided) on the notice: over the grades it lists,
+        and the subjects of pools a correction changed (an upheld objection can take its
+        subject off the list; its objection still counts)."""
+        published = self.published(cycle.year)
+        corrected = {p for c in ([] if published is None else published.corrections)
+                     for p in c.pools}
+        subjects = set(self.listed(cycle)) | {
+            r.subject for pool in ([] if published is None else published.results())
+            if f"{pool.group}/{pool.kind.value}" in corrected for r in pool.results}
+        lodged = undecided = 0
+        for subject in subjects:
+            objections = self.file(cycle.year, subject).objections
+            lodged += len(objections)
+            undecided += sum(1 for v in objections.values() if v is None)
+        return lodged, undecided
 
     def lodge_objection(self, principal: Principal, year: int, subject: str, *,
                         channel: Channel, summary: str, reporter: str | None,

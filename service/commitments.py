@@ -36,7 +36,7 @@ from service.cases import follow_up_code, follow_up_hash
 from service.guards import cycle_unchanged, guarded
 from service.policy import require_role
 from service.principals import IdentityKind, Principal, Role
-from service.streams import load_streams, project
+from service.streams import END, load_streams, project
 from service.writes import Written, is_version_conflict, save
 
 if TYPE_CHECKING:
@@ -70,8 +70,12 @@ class Commitments:
 
     def all_of(self, cycle: Cycle) -> list[UnitCommitments]:
         """Every unit's commitments of the cycle, in roster order."""
-        found = (self.of(cycle.year, e.code) for e in cycle.roster if e.kind == SubjectKind.TEAM)
-        return [c for c in found if c is not None]
+        ids = [UnitCommitments.id_for(cycle.year, e.code) for e in cycle.roster
+               if e.kind == SubjectKind.TEAM]
+        # One query for every unit's stream (a 共绩 credit needs them all, at each assessment)
+        with self.evaluation.db.read() as cur:
+            streams = load_streams(cur, self.store.mapper, ids, END)
+        return [c for sid in ids if isinstance(c := project(streams[sid]), UnitCommitments)]
 
     def _today(self) -> date:
         return self.evaluation.today()

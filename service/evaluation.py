@@ -39,6 +39,7 @@ from service.guards import (
 from service.policy import require_role
 from service.principals import Identity, IdentityKind, Principal, Role
 from service.published import PublishedResults, previous_ranks, published_as_of
+from service.store import ProjectingRepository
 from service.streams import END
 from service.writes import Written, is_version_conflict, save
 
@@ -72,6 +73,12 @@ class Evaluation:
                  timezone: str, db: Database) -> None:
         self.store, self.reference, self.clock, self.db = store, reference, clock, db
         self.tz = ZoneInfo(timezone)
+        # Every input reads its cycle (phase, roster, scheme) and never changes it: this
+        # process keeps each cycle and fast-forwards it from the store for each input, instead
+        # of decoding its roster and scheme again. The save re-checks the cycle's version in
+        # its transaction (cycle_unchanged), so an input never acts on a stale phase.
+        self._cycles = ProjectingRepository(event_store=store.repository.event_store,
+                                            cache_maxsize=16, fastforward=True)
 
     # --- loading ----------------------------------------------------------------------
 
@@ -183,7 +190,11 @@ class Evaluation:
 
     def _input(self, year: int, subject: str, *phases: Phase) -> tuple[Cycle, RosterEntry,
                                                                         SubjectFile]:
-        cycle = self.cycle(year)
+        try:
+            cycle: Cycle = self._cycles.get(Cycle.id_for(year), deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            msg = f"no cycle {year}"
+            raise NotFound(msg, rule="cycle.exists", field="year") from None
         cycle.require_phase(*(phases or (Phase.SCORING,)))
         entry = cycle.entry(subject)
         return cycle, entry, self.file(year, subject)

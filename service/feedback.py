@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.cycle import Cycle, Phase
@@ -17,6 +17,7 @@ from domain.errors import Conflict, InvalidInput
 from domain.feedback import CentralReview, Feedback, SubjectFeedback
 from service.policy import require_role
 from service.principals import Principal, Role
+from service.store import ProjectingRepository
 from service.writes import Written, is_version_conflict, save
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ class Notifications:
         # year's aggregate and fast-forwards it from the store (another process's writes
         # included) before each use; writes take the lock, and a write that fails drops the
         # copy (it may hold an event that was not stored).
-        self._cached = Repository(event_store=store.repository.event_store, cache_maxsize=8,
-                                  fastforward=True, deepcopy_from_cache=False)
+        self._cached = ProjectingRepository(event_store=store.repository.event_store,
+                                            cache_maxsize=8, fastforward=True,
+                                            deepcopy_from_cache=False)
         self._write = threading.RLock()  # readers too: never a half-made write
 
     def _stream(self, year: int) -> Feedback | None:
@@ -62,6 +64,7 @@ class Notifications:
                 return self._save(feedback, after_append)
             except BaseException:
                 with contextlib.suppress(KeyError):
+                    assert self._cached.cache is not None  # noqa: S101 -- made with a size
                     self._cached.cache.get(Feedback.id_for(year), evict=True)
                 raise
 

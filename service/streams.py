@@ -80,6 +80,20 @@ def load_streams(cur: Cursor, mapper: Mapper[UUID], stream_ids: Sequence[UUID],
     return out
 
 
+def stream_versions(cur: Cursor, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+    """Each stream's last version, in one query per 400 streams (a stream with no event is
+    left out)."""
+    out: dict[UUID, int] = {}
+    for i in range(0, len(stream_ids), 400):
+        chunk = list(stream_ids[i:i + 400])
+        marks = ", ".join(["%s"] * len(chunk))
+        cur.execute(
+            "SELECT originator_id, max(originator_version) FROM kaoping_events "  # noqa: S608
+            f"WHERE originator_id IN ({marks}) GROUP BY originator_id", chunk)
+        out.update((as_uuid(o), int(v)) for o, v in cur.fetchall())
+    return out
+
+
 def project(events: list[Any]) -> Any:
     return project_events(None, events) if events else None
 

@@ -10,13 +10,22 @@ from decimal import Decimal
 
 import pytest
 
+from domain.commitments import Target
 from domain.errors import Conflict, Forbidden, InvalidInput
 from domain.subject_file import SubjectFile
 from service.clock import FixedClock, on_business_day
 from service.principals import IdentityKind, Role
 from service.runtime import Services
 from service.settings import Settings
-from tests.integration.kit import ORG, approve, cadre, person, register_city, scoring_cycle
+from tests.integration.kit import (
+    ORG,
+    _scheme,
+    approve,
+    cadre,
+    person,
+    register_city,
+    scoring_cycle,
+)
 
 TEAM = [person(Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER, m) for m in ("M1", "M2", "M3")]
 
@@ -108,3 +117,35 @@ def test_a_business_day_holds_only_inside_its_block(services: Services,
             assert ev.today() == date(2026, 1, 21)
         assert ev.today() == date(2025, 3, 20)
     assert ev.today() == clock.now().date()
+
+
+def test_the_commitments_list_follows_another_process(
+        services: Services, settings: Settings, clock: FixedClock) -> None:
+    from projections.cadres import list_cadres  # noqa: PLC0415
+    from projections.units import list_units  # noqa: PLC0415
+
+    ev, year = services.evaluation, 2040
+    register_city(services)
+    ev.open_cycle(ORG, year)
+    ev.set_scheme(ORG, year, _scheme(year))
+    services.follower.catch_up()
+    with services.db.read() as cur:
+        ev.set_roster(ORG, year, ev.roster_from(list_units(cur, after_code=None, limit=100),
+                                                list_cadres(cur, after_code=None, limit=100)))
+    ev.freeze(ORG, year)
+
+    def target(value: int, cadre_code: str) -> Target:
+        return Target(code="T1", measure="新增就业", unit_of_measure="人",
+                      target_value=Decimal(value), responsible=[cadre_code])
+
+    services.commitments.publish(ORG, year, "E1", targets=[target(3, "P1")])
+    assert [c.unit for c in services.commitments.all_of(ev.cycle(year))] == ["E1"]
+    other = Services(settings, clock=clock)
+    try:
+        other.commitments.publish(ORG, year, "E2", targets=[target(4, "P2")])
+        other.commitments.amend(ORG, year, "E1", "T1", target=target(5, "P1"), reason="调整")
+    finally:
+        other.close()
+    listed = services.commitments.all_of(ev.cycle(year))
+    assert [(c.unit, c.targets["T1"].target_value) for c in listed] == [
+        ("E1", Decimal(5)), ("E2", Decimal(4))]

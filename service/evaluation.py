@@ -73,9 +73,9 @@ class Evaluation:
                  timezone: str, db: Database) -> None:
         self.store, self.reference, self.clock, self.db = store, reference, clock, db
         self.tz = ZoneInfo(timezone)
-        # Every input reads its cycle (phase, roster, scheme) and never changes it: this
-        # process keeps each cycle and fast-forwards it from the store for each input, instead
-        # of decoding its roster and scheme again. The save re-checks the cycle's version in
+        # Inputs read their cycle (phase, roster, scheme) and never change it: this process
+        # keeps each cycle and fast-forwards it from the store for each read (``current``),
+        # instead of decoding its roster and scheme again. The save re-checks the cycle's version in
         # its transaction (cycle_unchanged), so an input never acts on a stale phase.
         self._cycles = ProjectingRepository(event_store=store.repository.event_store,
                                             cache_maxsize=16, fastforward=True)
@@ -85,6 +85,16 @@ class Evaluation:
     def cycle(self, year: int, version: int | None = None) -> Cycle:
         try:
             cycle: Cycle = self.store.repository.get(Cycle.id_for(year), version=version)
+        except AggregateNotFoundError:
+            msg = f"no cycle {year}"
+            raise NotFound(msg, rule="cycle.exists", field="year") from None
+        return cycle
+
+    def current(self, year: int) -> Cycle:
+        """The cycle as it stands, for reading only: this process's copy, fast-forwarded from
+        the store (a command that changes the cycle loads its own with ``cycle``)."""
+        try:
+            cycle: Cycle = self._cycles.get(Cycle.id_for(year), deepcopy_from_cache=False)
         except AggregateNotFoundError:
             msg = f"no cycle {year}"
             raise NotFound(msg, rule="cycle.exists", field="year") from None
@@ -190,11 +200,7 @@ class Evaluation:
 
     def _input(self, year: int, subject: str, *phases: Phase) -> tuple[Cycle, RosterEntry,
                                                                         SubjectFile]:
-        try:
-            cycle: Cycle = self._cycles.get(Cycle.id_for(year), deepcopy_from_cache=False)
-        except AggregateNotFoundError:
-            msg = f"no cycle {year}"
-            raise NotFound(msg, rule="cycle.exists", field="year") from None
+        cycle = self.current(year)
         cycle.require_phase(*(phases or (Phase.SCORING,)))
         entry = cycle.entry(subject)
         return cycle, entry, self.file(year, subject)

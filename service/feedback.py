@@ -69,7 +69,7 @@ class Notifications:
                 raise
 
     def _published(self, year: int, on: str | None = None) -> Cycle:
-        cycle = self.evaluation.cycle(year)
+        cycle = self.evaluation.current(year)
         cycle.require_phase(Phase.PUBLISHED)
         today = self.evaluation.today()
         if on is not None and not (cycle.published_on or "") <= on <= today.isoformat():

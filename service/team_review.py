@@ -111,7 +111,7 @@ class TeamReviews:
         if not SHA256.match(sha256):
             msg = "a document is named by the lowercase hex SHA-256 of its bytes"
             raise InvalidInput(msg, rule="document.hash", field="sha256")
-        cycle = self.ev.cycle(year)
+        cycle = self.ev.current(year)
         entry = cycle.entry(subject)
         file = self.ev.file(year, subject)
         try:

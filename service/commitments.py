@@ -36,7 +36,7 @@ from service.cases import follow_up_code, follow_up_hash
 from service.guards import cycle_unchanged, guarded
 from service.policy import require_role
 from service.principals import IdentityKind, Principal, Role
-from service.streams import load_streams, project
+from service.streams import END, load_streams, project, stream_versions
 from service.writes import Written, is_version_conflict, save
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ AMENDABLE = (Phase.SETUP, Phase.FROZEN, Phase.SCORING)
 class Commitments:
     def __init__(self, store: EventStore, evaluation: Evaluation) -> None:
         self.store, self.evaluation = store, evaluation
+        self._copies: dict[UUID, UnitCommitments] = {}  # see all_of
 
     def of(self, year: int, unit: str) -> UnitCommitments | None:
         try:
@@ -70,11 +71,23 @@ class Commitments:
 
     def all_of(self, cycle: Cycle) -> list[UnitCommitments]:
         """Every unit's commitments of the cycle, in roster order."""
-        found = (self.of(cycle.year, e.code) for e in cycle.roster if e.kind == SubjectKind.TEAM)
-        return [c for c in found if c is not None]
+        ids = [UnitCommitments.id_for(cycle.year, e.code) for e in cycle.roster
+               if e.kind == SubjectKind.TEAM]
+        # A 共绩 credit needs every unit's commitments at each assessment: this process keeps
+        # them (read-only, shared) and decodes again, in one query, only the streams whose
+        # version moved since.
+        with self.evaluation.db.read() as cur:
+            heads = stream_versions(cur, ids)
+            stale = [sid for sid in heads if getattr(self._copies.get(sid), "version",
+                                                     None) != heads[sid]]
+            streams = load_streams(cur, self.store.mapper, stale, END) if stale else {}
+        for sid in stale:
+            self._copies[sid] = project(streams[sid])
+        return [c for sid in ids if sid in heads
+                and isinstance(c := self._copies.get(sid), UnitCommitments)]
 
     def _today(self) -> date:
-        return self.evaluation.clock.now().astimezone(self.evaluation.tz).date()
+        return self.evaluation.today()
 
     # --- who and when -------------------------------------------------------------------
 

@@ -25,10 +25,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from domain.ballots import Item, Option, RaterClass, Rules, SessionDefinition, SessionKind
-from domain.cases import Channel
 from domain.cycle import RosterEntry
 from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost, PostRole
 from domain.scheme import (
+    CommitmentPolicy,
     Component,
     GradeBand,
     IndicatorDef,
@@ -41,6 +41,7 @@ from domain.scheme import (
 )
 from domain.scoring import PoolResult
 from domain.units import CATEGORIES, UnitKind
+from service.demo_method import MethodActs
 from service.principals import Identity, IdentityKind, Principal, Role
 
 if TYPE_CHECKING:
@@ -197,7 +198,9 @@ def _person(role: Role, kind: IdentityKind, ident: str) -> Principal:
                      acts_as=Identity(kind, ident), via="demo")
 
 
-def demo_scheme(year: int) -> Scheme:
+def demo_scheme(year: int, *, public_commitments: bool = False) -> Scheme:
+    """The demo's scheme; with ``public_commitments`` (the latest cycle) the commitments
+    component is derived from the units' public commitments and their 共绩 shares."""
     team_bands = [GradeBand("好", Decimal(90)), GradeBand("较好", Decimal(80)),
                   GradeBand("一般", Decimal(65)), GradeBand("较差", Decimal(0))]
     cadre_bands = [GradeBand("优秀", Decimal(90)), GradeBand("称职", Decimal(70)),
@@ -242,7 +245,9 @@ def demo_scheme(year: int) -> Scheme:
         ],
         # Teams' grades public, cadres' cards to themselves; 公示 of 优秀/好 for 5 days
         # (defaults and sources: docs/evaluation.md, "Who may read a result").
-        publication=PublicationPolicy())
+        publication=PublicationPolicy(),
+        commitments=CommitmentPolicy(derivation="attributed-completion") if public_commitments
+        else CommitmentPolicy())
 
 
 def department_rows(count: int) -> list[dict[str, str]]:
@@ -300,6 +305,8 @@ class DemoCity:
         self.investigator = _person(Role.INVESTIGATOR, IdentityKind.STAFF, "jjz-02")
         self.leaders = [leader.code for leader in LEADERS]
         self.team_of = {group: team for team in TEAMS for group in team.groups}
+        self.method = MethodActs(services, self.org, self.intake, self.investigator,
+                                 self.committee)
 
     # --- the city -------------------------------------------------------------------------
 
@@ -352,7 +359,9 @@ class DemoCity:
         cadres = self._cadres(units, rng)
         subjects = len(units) + len(cadres)
         with self.progress.lock:
-            self.progress.state, self.progress.total = "loading", 4 + len(self.years) * (
+            # 4 for the city, 4 for the latest cycle's own acts (commitments published,
+            # challenged and assessed; feedback), then each cycle's steps
+            self.progress.state, self.progress.total = "loading", 8 + len(self.years) * (
                 subjects + len(units) + 10)
         ref = self.s.reference
         self._step("reference data", lambda: ref.import_rows(self.org, units=units,
@@ -379,8 +388,12 @@ class DemoCity:
     def _cycle(self, year: int, units: list[dict[str, str]], rng: random.Random,
                base: dict[str, float], personal: dict[str, float]) -> None:
         ev = self.s.evaluation
+        # The latest cycle runs every act of the method (service/demo_method.py); earlier
+        # ones stay lighter: one member's analysis, targets in the file, no feedback.
+        full = year == self.years[-1]
         self._step(f"{year}: open", lambda: ev.open_cycle(self.org, year))
-        self._step(f"{year}: scheme", lambda: ev.set_scheme(self.org, year, demo_scheme(year)))
+        self._step(f"{year}: scheme", lambda: ev.set_scheme(
+            self.org, year, demo_scheme(year, public_commitments=full)))
         self.s.follower.catch_up()
         with self.s.db.read() as cur:
             from projections.cadres import list_cadres  # noqa: PLC0415
@@ -390,12 +403,18 @@ class DemoCity:
                                     list_cadres(cur, after_code=None, limit=10**6))
         self._step(f"{year}: roster", lambda: ev.set_roster(self.org, year, roster))
         self._step(f"{year}: freeze", lambda: ev.freeze(self.org, year))
+        if full:
+            self._step(f"{year}: 公开承诺", lambda: self.method.publish_commitments(
+                year, roster, rng))
         note = self.s.signer.sign(self.s.db, self.s.clock.now()).note.decode()
         ev.announce(self.org, year,
                     team_members=[f"{t.name} {m}" for t in TEAMS for _, m in t.members],
                     starts_on=f"{year}-12-01", ends_on=f"{year + 1}-01-15",
                     hotline="0371-12380", checkpoint=note)
         self._step(f"{year}: scoring open", lambda: ev.open_scoring(self.org, year))
+        if full:
+            self._step(f"{year}: 承诺质疑", lambda: self.method.challenge(
+                year, next(e.unit_code for e in roster if e.kind == SubjectKind.TEAM)))
         names = {u["code"]: u["name"] for u in units}
         strength = {u["code"]: base[u["code"]] + rng.gauss(0, 1.0) for u in units}
 
@@ -409,8 +428,13 @@ class DemoCity:
                 principals.setdefault(e.unit_code, []).append(e.code)
         for entry in roster:
             self._score(year, entry, rng, strength_of(entry), principals,
-                        names.get(entry.unit_code, ""))
+                        names.get(entry.unit_code, ""), full=full)
             self.progress.advance(f"{year}: scoring {entry.subject}")
+        if full:
+            self._step(f"{year}: 承诺考实", lambda: self.method.assess_commitments(
+                year, roster, rng, strength_of, lambda e: _person(
+                    Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER,
+                    self.team_of[e.group].members[0][0])))
         by_unit: dict[str, list[RosterEntry]] = {}
         for entry in roster:
             by_unit.setdefault(entry.unit_code, []).append(entry)
@@ -427,7 +451,10 @@ class DemoCity:
         notified = f"{year + 1}-01-20"
         self._step(f"{year}: publication", lambda: ev.publish(
             self.org, year, self.s.stream_heads, notified_on=notified))
-        self._step(f"{year}: 公示 objections", lambda: self._objections(year, rng))
+        self._step(f"{year}: 公示 objections", lambda: self.method.objections(
+            year, notified, rng))
+        if full:
+            self._step(f"{year}: 通报反馈", lambda: self._feedback(year, roster, notified, rng))
 
     # --- 考核结果运用, 审定, 公示 ------------------------------------------------------------
 
@@ -482,27 +509,12 @@ class DemoCity:
                                  "经市委常委会研究，年度考核等次确定为称职",
                           minutes_ref=f"市委常委会{year + 1}年第3次会议纪要")
 
-    def _objections(self, year: int, rng: random.Random) -> None:
-        """公示: two objections to proposed 优秀/好 come in by the hotline; the investigator
-        checks them and closes each case (反映问题查无实据，维持考核结果)."""
+    def _feedback(self, year: int, roster: list[RosterEntry], notified: str,
+                  rng: random.Random) -> None:
         published = self.s.evaluation.published(year)
         assert published is not None  # noqa: S101 -- the cycle was just published
-        shown = sorted(r.subject for p in published.results() for r in p.results
-                       if r.final_grade in {"优秀", "好"})
-        for subject in rng.sample(shown, min(2, len(shown))):
-            written, _ = self.s.cases.report(
-                self.intake, channel=Channel.HOTLINE, year=year, subjects=[subject],
-                summary="公示期间来电反映：该单位（干部）年度重点任务完成情况与公示等次不符，"
-                        "请求核实", reporter=None)
-            case = written.stream_id
-            self.s.cases.assign(self.intake, case, self.investigator.id)
-            self.s.cases.work(self.investigator, case, "finding",
-                              finding="调阅年终核查报告和实绩分析材料，走访服务对象5人，"
-                                      "反映问题与事实不符")
-            self.s.cases.work(self.investigator, case, "outcome", kind="none",
-                              subject=subject, reference="核查报告")
-            self.s.cases.work(self.investigator, case, "close",
-                              conclusion="反映问题查无实据，维持考核结果")
+        grades = {r.subject: r.final_grade for p in published.results() for r in p.results}
+        self.method.feedback(year, roster, notified, grades, rng)
 
     # --- 民主测评 ---------------------------------------------------------------------------
 
@@ -562,7 +574,7 @@ class DemoCity:
                 if entry.group in leader.charge and leader.heads != unit_name]
 
     def _score(self, year: int, entry: RosterEntry, rng: random.Random, strength: float,
-               principals: dict[str, list[str]], unit_name: str) -> None:
+               principals: dict[str, list[str]], unit_name: str, *, full: bool) -> None:
         ev, subject = self.s.evaluation, entry.subject
 
         def score(base: float, spread: float = 4.0) -> Decimal:
@@ -579,12 +591,19 @@ class DemoCity:
         team = self.team_of[entry.group]
         member = _person(Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER,
                          rng.choice(team.members)[0])
-        dimensions = ("economy", "social-undertakings", "civilisation", "cadre-team",
-                      "innovation") if entry.kind == SubjectKind.TEAM else (
-            "workload", "difficulty", "effect", "personal-role")
-        for dimension in rng.sample(dimensions, 2):
-            ev.analysis_score(member, year, subject, dimension=dimension, score=score(87),
-                              rationale=f"{team.name}集体议绩")
+        if full:  # documents, 听谈看议, every member's sheet (集体议绩), the 组长's 评语
+            members = tuple(m for m, _ in team.members)
+            reader = _person(Role.LEADER, *raters[0]) if raters else None
+            review = self.method.review(year, entry, members, reader,
+                                        lambda spread: score(87, spread), rng)
+            self.method.remark(year, review, members[0], rng)
+        else:
+            dimensions = ("economy", "social-undertakings", "civilisation", "cadre-team",
+                          "innovation") if entry.kind == SubjectKind.TEAM else (
+                "workload", "difficulty", "effect", "personal-role")
+            for dimension in rng.sample(dimensions, 2):
+                ev.analysis_score(member, year, subject, dimension=dimension,
+                                  score=score(87), rationale=f"{team.name}集体议绩")
         if entry.kind == SubjectKind.TEAM:
             # The democratic score comes from the unit's ballot session (_ballots); the
             # satisfaction survey's rate from a count held elsewhere, entered here.
@@ -592,27 +611,29 @@ class DemoCity:
                                  democratic=None,
                                  satisfaction=Decimal(str(round(min(0.99, max(0.45, rng.gauss(
                                      0.82 + strength / 100, 0.08))), 3))))
-            self._team_inputs(year, entry, rng, score, member, strength)
+            self._team_inputs(year, entry, rng, score, member, strength, full=full)
         elif rng.random() < 0.02:
             code = rng.choice(["admonishment", "warning", "open-case"])
             ev.record_sanction(self.org, year, subject, code=code, decided_on=f"{year}-06-15",
                                source="市纪委监委通报")
 
     def _team_inputs(self, year: int, entry: RosterEntry, rng: random.Random,
-                     score: Callable[..., Decimal], member: Principal, strength: float) -> None:
+                     score: Callable[..., Decimal], member: Principal, strength: float, *,
+                     full: bool) -> None:
         ev, subject = self.s.evaluation, entry.subject
         township = entry.group in TOWNSHIP_GROUPS
-        targets = [f"{year}年{t}" for t in rng.sample(
-            TOWNSHIP_TARGETS if township else DEPARTMENT_TARGETS, 4)]
-        ev.publish_targets(self.org, year, subject, targets=targets)
-        for target in targets:
-            ev.assess_target(member, year, subject, target=target,
-                             achieved=rng.random() < 0.85 + strength / 40,
-                             evidence="年终核查报告")
+        if not full:  # the latest cycle counts the units' public commitments instead
+            targets = [f"{year}年{t}" for t in rng.sample(
+                TOWNSHIP_TARGETS if township else DEPARTMENT_TARGETS, 4)]
+            ev.publish_targets(self.org, year, subject, targets=targets)
+            for target in targets:
+                ev.assess_target(member, year, subject, target=target,
+                                 achieved=rng.random() < 0.85 + strength / 40,
+                                 evidence="年终核查报告")
         ev.inspection_score(member, year, subject, score=score(87))
         ev.inspection_note(member, year, subject, activity="interview",
                            notes="个别谈话记录（限考核组与监督人员查阅）")
-        scheme = demo_scheme(year)
+        scheme = demo_scheme(year, public_commitments=full)
         for indicator in scheme.indicators_for(entry.group, entry.kind, entry.unit_code):
             owner = _person(Role.DEPARTMENT, IdentityKind.DEPARTMENT, indicator.owner)
             ev.indicator_score(owner, year, subject, indicator=indicator.code, value="见附表",

@@ -33,6 +33,7 @@ from domain.scheme import Component, Scheme, SubjectKind, check_score, check_sha
 from domain.scoring import SCORE_FUNCTION_VERSION, PoolResult
 from domain.subject_file import SubjectFile, missing_member_scores, pool_result
 from service.cases import follow_up_hash
+from service.clock import business_day
 from service.guards import (
     Check,
     cycle_unchanged,
@@ -44,6 +45,7 @@ from service.guards import (
 from service.policy import require_role
 from service.principals import Identity, IdentityKind, Principal, Role
 from service.published import PublishedResults, previous_ranks, published_as_of
+from service.store import ProjectingRepository
 from service.streams import END
 from service.writes import Written, is_version_conflict, save
 
@@ -77,12 +79,28 @@ class Evaluation:
                  timezone: str, db: Database) -> None:
         self.store, self.reference, self.clock, self.db = store, reference, clock, db
         self.tz = ZoneInfo(timezone)
+        # Inputs read their cycle (phase, roster, scheme) and never change it: this process
+        # keeps each cycle and fast-forwards it from the store for each read (``current``),
+        # instead of decoding its roster and scheme again. The save re-checks the cycle's version in
+        # its transaction (cycle_unchanged), so an input never acts on a stale phase.
+        self._cycles = ProjectingRepository(event_store=store.repository.event_store,
+                                            cache_maxsize=16, fastforward=True)
 
     # --- loading ----------------------------------------------------------------------
 
     def cycle(self, year: int, version: int | None = None) -> Cycle:
         try:
             cycle: Cycle = self.store.repository.get(Cycle.id_for(year), version=version)
+        except AggregateNotFoundError:
+            msg = f"no cycle {year}"
+            raise NotFound(msg, rule="cycle.exists", field="year") from None
+        return cycle
+
+    def current(self, year: int) -> Cycle:
+        """The cycle as it stands, for reading only: this process's copy, fast-forwarded from
+        the store (a command that changes the cycle loads its own with ``cycle``)."""
+        try:
+            cycle: Cycle = self._cycles.get(Cycle.id_for(year), deepcopy_from_cache=False)
         except AggregateNotFoundError:
             msg = f"no cycle {year}"
             raise NotFound(msg, rule="cycle.exists", field="year") from None
@@ -188,7 +206,7 @@ class Evaluation:
 
     def _input(self, year: int, subject: str, *phases: Phase) -> tuple[Cycle, RosterEntry,
                                                                         SubjectFile]:
-        cycle = self.cycle(year)
+        cycle = self.current(year)
         cycle.require_phase(*(phases or (Phase.SCORING,)))
         entry = cycle.entry(subject)
         return cycle, entry, self.file(year, subject)
@@ -714,7 +732,7 @@ class Evaluation:
         return notice
 
     def _today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
+        return business_day() or self.clock.now().astimezone(self.tz).date()
 
     def today(self) -> date:
         """The jurisdiction's local date, from the injected clock."""
@@ -738,6 +756,23 @@ class Evaluation:
         return {} if published is None else {
             r.subject: r.final_grade for p in published.results() for r in p.results
             if r.final_grade is not None and r.final_grade in grades}
+
+    def objection_counts(self, cycle: Cycle) -> tuple[int, int]:
+        """(objections lodged, objections undecided) on the notice: over the grades it lists,
+        and the subjects of pools a correction changed (an upheld objection can take its
+        subject off the list; its objection still counts)."""
+        published = self.published(cycle.year)
+        corrected = {p for c in ([] if published is None else published.corrections)
+                     for p in c.pools}
+        subjects = set(self.listed(cycle)) | {
+            r.subject for pool in ([] if published is None else published.results())
+            if f"{pool.group}/{pool.kind.value}" in corrected for r in pool.results}
+        lodged = undecided = 0
+        for subject in subjects:
+            objections = self.file(cycle.year, subject).objections
+            lodged += len(objections)
+            undecided += sum(1 for v in objections.values() if v is None)
+        return lodged, undecided
 
     def lodge_objection(self, principal: Principal, year: int, subject: str, *,
                         channel: Channel, summary: str, reporter: str | None,

@@ -14,7 +14,6 @@ from uuid import UUID
 
 import msgspec
 import msgspec.structs
-from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 
 from domain.ballots import EvaluationSession
@@ -44,6 +43,7 @@ from service.streams import (
     END,
     load_streams,
     project,
+    project_events,
     replay_as_of,
     stream_leaf,
     stream_rows,
@@ -362,7 +362,7 @@ def history(cur: Cursor, mapper: Mapper[UUID], year: int, subject: str) -> list[
     acted_by = ""
     for pos, sid, version, topic, state in rows:
         ev: Any = mapper.to_domain_event(StoredEvent(sid, version, topic, state))
-        aggregates[sid] = project_aggregate(aggregates.get(sid), [ev])
+        aggregates[sid] = project_events(aggregates.get(sid), [ev])
         if sid == notice:  # a pool stated in its own stream was stated by the notice's act
             acted_by = str(ev.actor)
         if sid in (notice, stated):

@@ -4,6 +4,8 @@ evaluators read all, and the due list names the subjects not yet notified."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -15,9 +17,12 @@ from domain.errors import Conflict, InvalidInput
 from domain.feedback import CentralReview, Feedback, SubjectFeedback
 from service.policy import require_role
 from service.principals import Principal, Role
+from service.store import ProjectingRepository
 from service.writes import Written, is_version_conflict, save
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from service.evaluation import Evaluation
     from service.store import AfterAppend, EventStore
 
@@ -32,16 +37,39 @@ class FeedbackDue(msgspec.Struct, kw_only=True):
 class Notifications:
     def __init__(self, store: EventStore, evaluation: Evaluation) -> None:
         self.store, self.evaluation = store, evaluation
+        # A cycle's record is one stream that grows by two events per subject: loading it
+        # whole for each write made recording feedback quadratic. This process keeps each
+        # year's aggregate and fast-forwards it from the store (another process's writes
+        # included) before each use; writes take the lock, and a write that fails drops the
+        # copy (it may hold an event that was not stored).
+        self._cached = ProjectingRepository(event_store=store.repository.event_store,
+                                            cache_maxsize=8, fastforward=True,
+                                            deepcopy_from_cache=False)
+        self._write = threading.RLock()  # readers too: never a half-made write
 
     def _stream(self, year: int) -> Feedback | None:
-        try:
-            found: Feedback = self.store.repository.get(Feedback.id_for(year))
-        except AggregateNotFoundError:
-            return None
-        return found
+        with self._write:
+            try:
+                found: Feedback = self._cached.get(Feedback.id_for(year))
+            except AggregateNotFoundError:
+                return None
+            return found
+
+    def _record(self, year: int, act: Callable[[Feedback], None],
+                after_append: AfterAppend | None) -> Written:
+        with self._write:
+            feedback = self._stream(year) or Feedback(year=year)
+            try:
+                act(feedback)
+                return self._save(feedback, after_append)
+            except BaseException:
+                with contextlib.suppress(KeyError):
+                    assert self._cached.cache is not None  # noqa: S101 -- made with a size
+                    self._cached.cache.get(Feedback.id_for(year), evict=True)
+                raise
 
     def _published(self, year: int, on: str | None = None) -> Cycle:
-        cycle = self.evaluation.cycle(year)
+        cycle = self.evaluation.current(year)
         cycle.require_phase(Phase.PUBLISHED)
         today = self.evaluation.today()
         if on is not None and not (cycle.published_on or "") <= on <= today.isoformat():
@@ -67,9 +95,8 @@ class Notifications:
         if group is not None and group not in {e.group for e in cycle.roster}:
             msg = f"{group!r} is not a comparison group of cycle {year}"
             raise InvalidInput(msg, rule="feedback.group", field="group")
-        feedback = self._stream(year) or Feedback(year=year)
-        feedback.hold_review(group, on, by, summary, principal.id)
-        return self._save(feedback, after_append)
+        return self._record(year, lambda f: f.hold_review(group, on, by, summary, principal.id),
+                            after_append)
 
     def feed_back(self, principal: Principal, year: int, subject: str, *, kind: str, on: str,
                   by: str, summary: str, after_append: AfterAppend | None = None) -> Written:
@@ -79,9 +106,9 @@ class Notifications:
             msg = "kind is notification (书面通知) or feedback (个别反馈)"
             raise InvalidInput(msg, rule="feedback.kind", field="kind")
         self._published(year, on).entry(subject)
-        feedback = self._stream(year) or Feedback(year=year)
-        feedback.feed_back(subject, kind, on, by, summary, principal.id)
-        return self._save(feedback, after_append)
+        return self._record(
+            year, lambda f: f.feed_back(subject, kind, on, by, summary, principal.id),
+            after_append)
 
     def of(self, year: int, subject: str) -> tuple[list[CentralReview], list[SubjectFeedback]]:
         """The 集中点评 that cover the subject's group, and its own notification and

@@ -39,7 +39,7 @@ VOIDED = "session-voided"
 
 def _cycle(evaluation: Evaluation, year: int) -> Cycle | None:
     try:
-        return evaluation.cycle(year)
+        return evaluation.current(year)  # read only
     except NotFound:
         return None  # a session of a year without a cycle (a rehearsal): its results go nowhere
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, Repository
 from eventsourcing.persistence import (
     InterfaceError,
     Mapper,
@@ -38,6 +38,7 @@ from service.db import SQLiteCursor as OurSQLiteCursor
 from service.ledger.envelope import ZERO_HASH, Envelope, payload_hash
 from service.mapper import MsgspecMapper, NoTranscoder
 from service.settings import Settings
+from service.streams import project_events
 
 if TYPE_CHECKING:
     from service.ledger.guard import LedgerGuard
@@ -259,10 +260,24 @@ def library_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class ProjectingRepository(Repository[UUID]):
+    """The library's repository, folding events with ``project_events`` by default."""
+
+    def get(self, aggregate_id: UUID, *, version: int | None = None,
+            projector_func: Any = project_events, fastforward_skipping: bool = False,
+            deepcopy_from_cache: bool = True) -> Any:
+        return super().get(aggregate_id, version=version, projector_func=projector_func,
+                           fastforward_skipping=fastforward_skipping,
+                           deepcopy_from_cache=deepcopy_from_cache)
+
+
 class EventStore(Application[UUID]):
     """考评's single log: one event table, one order, one ledger."""
 
     name = "Kaoping"
+
+    def construct_repository(self) -> Repository[UUID]:
+        return ProjectingRepository(event_store=self.events, snapshot_store=self.snapshots)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Never read os.environ: settings come from ours only (see service.settings).

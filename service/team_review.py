@@ -20,12 +20,15 @@ from domain.documents import (
     content_hash,
 )
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from domain.scheme import check_score
 from domain.subject_file import SubjectFile
 from service.guards import guarded
 from service.policy import require_role
 from service.principals import IdentityKind, Principal, Role
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from service.cases import Cases
     from service.db import Cursor, Database
     from service.evaluation import Evaluation
@@ -108,7 +111,7 @@ class TeamReviews:
         if not SHA256.match(sha256):
             msg = "a document is named by the lowercase hex SHA-256 of its bytes"
             raise InvalidInput(msg, rule="document.hash", field="sha256")
-        cycle = self.ev.cycle(year)
+        cycle = self.ev.current(year)
         entry = cycle.entry(subject)
         file = self.ev.file(year, subject)
         try:
@@ -166,6 +169,22 @@ class TeamReviews:
         cycle, entry, file = self._input(year, subject)
         file.record_finding(activity, member, summary, strengths, problems, documents,
                             principal.id)
+        return self._save(cycle, entry, file, after_append)
+
+    def score_sheet(self, principal: Principal, year: int, subject: str, *,
+                    scores: dict[str, Decimal], rationale: str,
+                    after_append: AfterAppend | None = None) -> Written:
+        """A member's 实绩分析 sheet: the scores of several dimensions of one subject in one
+        write (the same events, and checks, as one score per dimension)."""
+        member = self._member(principal)
+        cycle, entry, file = self._input(year, subject)
+        scheme = self.ev._scheme(cycle)
+        if not scores:
+            msg = "a sheet scores at least one dimension"
+            raise InvalidInput(msg, rule="analysis.dimension", field="scores")
+        for dimension, score in scores.items():
+            check_score(score, f"scores.{dimension}")
+            file.score_dimension(scheme, member, dimension, score, rationale, principal.id)
         return self._save(cycle, entry, file, after_append)
 
     def remark(self, principal: Principal, year: int, subject: str, *, remark: str,

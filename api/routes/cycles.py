@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from anyio import to_thread
@@ -149,12 +149,17 @@ class NoticeItem(msgspec.Struct, kw_only=True):
 
 
 class NoticeOut(msgspec.Struct, kw_only=True):
-    """公示: only what the publication policy lists, only during its window."""
+    """公示: only what the publication policy lists; after its window, what it listed and
+    whether it became final. Objections are counted, never attributed."""
 
     year: int
     results_version: int
     opens_on: str  # local dates, both included
     closes_on: str
+    state: Literal["open", "closed"]  # closed: objections are no longer taken
+    objections: int  # lodged against the listed grades
+    undecided: int  # of those, not yet decided by the committee
+    final: bool  # closed, and every objection decided
     items: list[NoticeItem]
 
 
@@ -604,20 +609,27 @@ class CycleController(Controller):
         """公示: during the notice window (``notice_days`` from the written notification, in
         local dates), the names and grades of the subjects whose published grade the scheme's
         publication policy lists (``notice_grades``: 优秀 and 好 by default) — nothing else:
-        no scores, no sanctions, no vetoes. Outside the window: 409 ``notice.window``."""
+        no scores, no sanctions, no vetoes — with ``state`` (``open`` while objections are
+        taken, ``closed`` after) and how many objections were lodged and are still undecided
+        (counts only: who objected, and on whom, stays in the cases). It stays readable after
+        the window: ``final`` once closed with every objection decided. Before publication:
+        409 ``notice.window``."""
         services = state.services
-        cycle: Cycle = await to_thread.run_sync(services.evaluation.cycle, year)
-        published = await to_thread.run_sync(services.evaluation.published, year)
+        ev = services.evaluation
+        cycle: Cycle = await to_thread.run_sync(ev.cycle, year)
+        published = await to_thread.run_sync(ev.published, year)
         policy = policy_of(cycle)
-        today = services.clock.now().astimezone(services.evaluation.tz).date()
+        today = services.clock.now().astimezone(ev.tz).date()
         if published is None or cycle.published_on is None:
             msg = f"cycle {year} is not published: there is no notice (公示) yet"
             raise Conflict(msg, rule="notice.window", field="year")
         opens = date.fromisoformat(cycle.published_on)
         closes = opens + timedelta(days=policy.notice_days - 1)
-        if not opens <= today <= closes:
+        if today < opens:
             msg = f"the notice (公示) of {year} runs from {opens} to {closes}; today is {today}"
             raise Conflict(msg, rule="notice.window", field="year")
+        lodged, undecided = await to_thread.run_sync(ev.objection_counts, cycle)
+        closed = today > closes
         names = {e.subject: e for e in cycle.roster}
         items = [NoticeItem(subject=r.subject, name=names[r.subject].name, kind=pool.kind,
                             group=pool.group, unit_code=names[r.subject].unit_code,
@@ -625,7 +637,9 @@ class CycleController(Controller):
                  for pool in sorted(published.results(), key=pool_key) for r in pool.results
                  if r.final_grade is not None and r.final_grade in policy.notice_grades]
         return NoticeOut(year=year, results_version=published.version,
-                         opens_on=opens.isoformat(), closes_on=closes.isoformat(), items=items)
+                         opens_on=opens.isoformat(), closes_on=closes.isoformat(),
+                         state="closed" if closed else "open", objections=lodged,
+                         undecided=undecided, final=closed and undecided == 0, items=items)
 
     @get("/{year:int}/corrections/pending", security=SECURITY, tags=["results"],
          summary="What a correction would publish", responses=problems(401, 403, 404, 409))

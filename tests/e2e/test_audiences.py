@@ -278,9 +278,13 @@ def test_the_public_notice_lists_only_the_policy_s_grades_in_its_window(
         services.clock.now().date().isoformat(), 1)
     clock.advance(timedelta(days=4))
     assert ok(client.get(f"{BASE}/notice"), 200)["closes_on"] == clock.now().date().isoformat()
+    assert (notice["state"], notice["objections"], notice["undecided"], notice["final"]) == (
+        "open", 0, 0, False)
     clock.advance(timedelta(days=1))
-    late = client.get(f"{BASE}/notice").json()
-    assert (late["status"], late["rule"], late["field"]) == (409, "notice.window", "year")
+    # After the window the notice stays readable: closed, the same list, final (no objection
+    # is waiting for a decision).
+    late = ok(client.get(f"{BASE}/notice"), 200)
+    assert (late["state"], late["final"], late["items"]) == ("closed", True, notice["items"])
 
 
 def test_the_case_list_by_reader(client: Client, services: Services, world: World) -> None:

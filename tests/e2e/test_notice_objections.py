@@ -87,6 +87,11 @@ def test_objections_hold_a_grade_until_decided_and_an_upheld_one_corrects_it(
     file = ok(client.get(f"/api/v1/cases/{named['case_id']}", headers=supervisor), 200)
     assert "张某" not in str(file) and "公示异议" in file["summary"]
 
+    # The public notice counts the objections, and names nobody who objected or on whom.
+    public = ok(client.get(f"{BASE}/notice"), 200)
+    assert (public["state"], public["objections"], public["undecided"], public["final"]) == (
+        "open", 2, 2, False)
+    assert "张某" not in str(public) and case not in str(public)
     # In the window nothing is final; the status is for evaluators only.
     refused(client.get(f"{BASE}/notice/status", headers=who.p3), 403, "role")
     assert {s: (i["undecided"], i["final"]) for s, i in _status(client, who).items()} == {
@@ -110,6 +115,11 @@ def test_objections_hold_a_grade_until_decided_and_an_upheld_one_corrects_it(
                    json=decision, headers=who.committee))
     assert {s: i["final"] for s, i in _status(client, who).items()} == {
         "cadre:P1": False, "team:E1": True}
+    # After the window the public notice is still readable (lodging is what the window
+    # closes): closed, one objection undecided, so not final.
+    closed = ok(client.get(f"{BASE}/notice"), 200)
+    assert (closed["state"], closed["objections"], closed["undecided"], closed["final"]) == (
+        "closed", 2, 1, False)
 
     # Upheld with a grade: a committee decision, published at once as a correction.
     before_grades = _grades(client, services)
@@ -129,6 +139,9 @@ def test_objections_hold_a_grade_until_decided_and_an_upheld_one_corrects_it(
             parts["kaoping/SubjectFile.ObjectionDecided.v1"]) == ("notice", "grading")
     # P1 is no longer on the notice (no longer 优秀): nothing of the list is left undecided.
     assert all(i["final"] for i in _status(client, who).values())
+    final = ok(client.get(f"{BASE}/notice"), 200)
+    assert (final["objections"], final["undecided"], final["final"]) == (2, 0, True)
+    assert [i["subject"] for i in final["items"]] == ["team:E1"]
 
 
 def test_an_upheld_objection_sets_only_a_grade_of_its_pool(client: Client,

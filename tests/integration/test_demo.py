@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from litestar.testing import TestClient
+
 from domain.cycle import Cycle, Phase
 from service.demo import DemoCity
 from service.runtime import Services
@@ -134,7 +136,7 @@ def test_units_keep_their_strength_across_years_and_results_are_used(
         assert use.results_version == published.version
 
 
-def test_the_demo_city_is_plausible(services: Services) -> None:
+def test_the_demo_city_is_plausible(services: Services, client: TestClient) -> None:  # type: ignore[type-arg]
     """Issue 13: real names, no duplicates; two 正职 per township; every pool's grades within
     its quota and a quota that binds somewhere; unit strength persists; the team and cadre
     ballots are real sessions; the committee decided, the 公示 brought cases, results used."""
@@ -186,10 +188,75 @@ def test_the_demo_city_is_plausible(services: Services) -> None:
     rho = _spearman([composites[2024][t] for t in teams], [composites[2025][t] for t in teams])
     assert rho >= 0.5, rho
     cases = services.cases.listing(city.supervisor, after=None, limit=100)
-    assert len(cases) == 4  # two 公示 objections a year, each checked and closed
+    # three 公示 objections a year and a challenge of a 2025 commitment, each checked, closed
+    assert len(cases) == 7
     assert all(c["state"] == "closed" for c in cases)
+    _the_latest_cycle_uses_the_method(services, city)
+    # The notice of a demo cycle is read after its window: closed, and final.
+    notice = client.get("/api/v1/cycles/2025/notice")
+    assert notice.status_code == 200, notice.text
+    body = notice.json()
+    assert (body["state"], body["objections"], body["undecided"], body["final"]) == (
+        "closed", 3, 0, True)
+    assert body["items"]
     last = services.evaluation.published(2025)
     assert last is not None
     kinds = {u.kind for p in last.results() for r in p.results
              for u in services.uses.of(city.org, 2025, r.subject)}
     assert {"feedback", "reward"} <= kinds
+
+
+def _the_latest_cycle_uses_the_method(services: Services, city: DemoCity) -> None:
+    """Issue 13: in 2025 every unit published its commitments (责任到人, 共绩 attributed
+    once), one was challenged anonymously (a case); every subject's documents were read by a
+    reviewing leader and cited by the team's findings; at least three members scored every
+    dimension, and the 组长 wrote a 评语 of the subject's own; the 公示 objections were lodged
+    in the window and decided, so both notices are final; every subject was notified and
+    fed back."""
+    from projections.cases import access_log  # noqa: PLC0415
+
+    ev = services.evaluation
+    cycle = ev.cycle(2025)
+    scheme = cycle.scheme
+    assert scheme is not None
+    assert scheme.commitments.derivation == "attributed-completion"
+    teams = [e for e in cycle.roster if e.kind.value == "team"]
+    shared = 0
+    for team in teams:
+        found = services.commitments.of(2025, team.unit_code)
+        assert found is not None, team.unit_code
+        assert found.published_on <= "2025-03-31"
+        unit_cadres = {e.code for e in cycle.roster if e.unit_code == team.unit_code} - {
+            team.code}
+        for target in found.targets.values():
+            assert set(target.responsible) <= unit_cadres and target.responsible
+            assert found.achieved.get(target.code) is not None
+            if target.partners:
+                shared += 1
+                assert target.lead is not None or sum(target.shares.values()) == 1
+        assert any(code in found.satisfaction for code in found.targets)  # 群众认可
+    assert shared >= 1
+    challenged = [c for t in teams
+                  if (c := services.commitments.of(2025, t.unit_code)) and c.challenges]
+    assert challenged
+    remarks = []
+    with services.db.read() as cur:
+        reads = {r["subject"] for r in access_log(cur, subject=None, after=-1, limit=10**6,
+                                                  what="document") if r["allowed"]}
+    for entry in cycle.roster:
+        file = ev.file(2025, entry.subject)
+        assert len(file.team) >= 3 and file.team_leader in file.team
+        dimensions = [d.code for d in scheme.team_review.dimensions_for(entry.kind)]
+        assert {(m, d) for m in file.team for d in dimensions} <= set(file.member_scores)
+        assert file.remark
+        remarks.append(file.remark)
+        kinds = {"work-summary"} if entry.kind.value == "team" else {"duty-report",
+                                                                      "self-evaluation"}
+        assert set(file.documents) == kinds
+        assert entry.subject in reads
+    assert len(set(remarks)) > len(remarks) // 2  # drawn from each result, not one sentence
+    for year in (2024, 2025):
+        lodged, undecided = ev.objection_counts(ev.cycle(year))
+        assert (lodged, undecided) == (3, 0)
+        assert all(s.final for s in ev.notice_status(city.org, year))
+    assert services.notifications.due(city.org, 2025) == []

@@ -278,6 +278,7 @@ OPERATIONS: dict[str, Example] = {
         "published_position": 1208, "corrections": [CORRECTION]}),
     f"GET {_C}/notice": Example(None, {
         "year": YEAR, "results_version": 1, "opens_on": "2026-01-20", "closes_on": "2026-01-24",
+        "state": "open", "objections": 1, "undecided": 1, "final": False, "listed": 2,
         "items": [{"subject": TEAM, "name": "城关镇", "kind": "team", "group": "platform-1",
                    "unit_code": "XZ-01", "grade": "好"},
                   {"subject": CADRE, "name": "李明", "kind": "principal", "group": "platform-1",
@@ -677,8 +678,8 @@ PROBLEMS: dict[int, tuple[str, str, str | None, str | None]] = {
 }
 # Refusals particular to an operation, where the generic one would mislead.
 SPECIFIC_PROBLEMS: dict[str, dict[int, tuple[str, str, str | None, str | None]]] = {
-    f"GET {_C}/notice": {409: ("conflict", f"the notice (公示) of {YEAR} runs from 2026-01-20 "
-                               "to 2026-01-24; today is 2026-02-03", "notice.window", "year")},
+    f"GET {_C}/notice": {409: ("conflict", f"cycle {YEAR} is not published: there is no notice "
+                               "(公示) yet", "notice.window", "year")},
     "GET /api/v1/cases": {403: ("forbidden", "the case list is for investigators (their "
                                 "cases) and supervisors", "case.list-readers", None)},
     f"POST {_W}": {422: ("invalid-input", "hooks.internal resolves to a private, link-local "

@@ -70,7 +70,7 @@ AUDIENCES: dict[str, Audience] = {
     C + "/commitments": Audience.PUBLIC,
     C + "/commitments/{unit}": Audience.PUBLIC,
     C + "/corrections": Audience.PUBLIC,
-    C + "/notice": Audience.PUBLIC,  # 公示: only the policy's grades, only in its window
+    C + "/notice": Audience.PUBLIC,  # 公示: the policy's grades, named only in its window
     C + "/results": Audience.RESULTS,
     C + "/corrections/pending": Audience.EVALUATORS,
     C + "/proposal": Audience.EVALUATORS,  # 审定: the proposal's fingerprint, its approval

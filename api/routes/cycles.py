@@ -149,8 +149,9 @@ class NoticeItem(msgspec.Struct, kw_only=True):
 
 
 class NoticeOut(msgspec.Struct, kw_only=True):
-    """公示: only what the publication policy lists; after its window, what it listed and
-    whether it became final. Objections are counted, never attributed."""
+    """公示: only what the publication policy lists, named only during its window; after it,
+    how many it listed and whether it became final. Objections are counted, never
+    attributed."""
 
     year: int
     results_version: int
@@ -160,7 +161,8 @@ class NoticeOut(msgspec.Struct, kw_only=True):
     objections: int  # lodged against the listed grades
     undecided: int  # of those, not yet decided by the committee
     final: bool  # closed, and every objection decided
-    items: list[NoticeItem]
+    listed: int  # how many grades the notice lists (in the results version in force)
+    items: list[NoticeItem]  # the names and grades: only while the notice is open
 
 
 class CorrectionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -612,8 +614,11 @@ class CycleController(Controller):
         no scores, no sanctions, no vetoes — with ``state`` (``open`` while objections are
         taken, ``closed`` after) and how many objections were lodged and are still undecided
         (counts only: who objected, and on whom, stays in the cases). It stays readable after
-        the window: ``final`` once closed with every objection decided. Before publication:
-        409 ``notice.window``."""
+        the window — ``final`` once closed with every objection decided, ``listed`` how many
+        grades it listed — but names nobody then: ``items`` is empty once the window has
+        closed (公示 is a notice for its period, not a standing public list of individuals'
+        grades; the committee, the organizer and supervisors read the names in
+        ``notice/status``). Before publication: 409 ``notice.window``."""
         services = state.services
         ev = services.evaluation
         cycle: Cycle = await to_thread.run_sync(ev.cycle, year)
@@ -639,7 +644,8 @@ class CycleController(Controller):
         return NoticeOut(year=year, results_version=published.version,
                          opens_on=opens.isoformat(), closes_on=closes.isoformat(),
                          state="closed" if closed else "open", objections=lodged,
-                         undecided=undecided, final=closed and undecided == 0, items=items)
+                         undecided=undecided, final=closed and undecided == 0,
+                         listed=len(items), items=[] if closed else items)
 
     @get("/{year:int}/corrections/pending", security=SECURITY, tags=["results"],
          summary="What a correction would publish", responses=problems(401, 403, 404, 409))

@@ -281,10 +281,12 @@ def test_the_public_notice_lists_only_the_policy_s_grades_in_its_window(
     assert (notice["state"], notice["objections"], notice["undecided"], notice["final"]) == (
         "open", 0, 0, False)
     clock.advance(timedelta(days=1))
-    # After the window the notice stays readable: closed, the same list, final (no objection
-    # is waiting for a decision).
+    # After the window the notice stays readable: closed, final (no objection is waiting for
+    # a decision), how many it listed — and no names: it was a notice for its period.
     late = ok(client.get(f"{BASE}/notice"), 200)
-    assert (late["state"], late["final"], late["items"]) == ("closed", True, notice["items"])
+    assert (late["state"], late["final"], late["listed"], late["items"]) == (
+        "closed", True, len(notice["items"]), [])
+    assert "张一" not in str(late) and "cadre:P1" not in str(late)
 
 
 def test_the_case_list_by_reader(client: Client, services: Services, world: World) -> None:

@@ -42,9 +42,10 @@ from service.guards import (
     previous_unchanged,
     quota_holds,
 )
+from service.ledger.reads import stream_heads
 from service.policy import require_role
 from service.principals import Identity, IdentityKind, Principal, Role
-from service.published import PublishedResults, previous_ranks, published_as_of
+from service.published import Kept, PublishedResults, previous_ranks, published_as_of
 from service.store import ProjectingRepository
 from service.streams import END
 from service.writes import Written, is_version_conflict, save
@@ -85,6 +86,7 @@ class Evaluation:
         # its transaction (cycle_unchanged), so an input never acts on a stale phase.
         self._cycles = ProjectingRepository(event_store=store.repository.event_store,
                                             cache_maxsize=16, fastforward=True)
+        self._objections: Kept[dict[str, dict[str, str | None]]] = Kept(size=8)
 
     # --- loading ----------------------------------------------------------------------
 
@@ -751,27 +753,47 @@ class Evaluation:
 
     def listed(self, cycle: Cycle) -> dict[str, str]:
         """Subject -> grade, for every published grade the notice lists (notice_grades)."""
+        return self._notice_subjects(cycle)[0]
+
+    def _notice_subjects(self, cycle: Cycle) -> tuple[dict[str, str], set[str]]:
+        """The grades the notice lists (subject -> grade), and every subject its objection
+        counts cover: those, and the subjects of pools a correction changed (an upheld
+        objection can take its subject off the list; its objection still counts)."""
         published = self.published(cycle.year)
+        if published is None:
+            return {}, set()
         grades = self._scheme(cycle).publication.notice_grades
-        return {} if published is None else {
-            r.subject: r.final_grade for p in published.results() for r in p.results
-            if r.final_grade is not None and r.final_grade in grades}
+        listed = {r.subject: r.final_grade for p in published.results() for r in p.results
+                  if r.final_grade is not None and r.final_grade in grades}
+        corrected = {p for c in published.corrections for p in c.pools}
+        return listed, set(listed) | {
+            r.subject for pool in published.results()
+            if f"{pool.group}/{pool.kind.value}" in corrected for r in pool.results}
+
+    def notice_objections(self, cycle: Cycle) -> tuple[dict[str, str],
+                                                        dict[str, dict[str, str | None]]]:
+        """The notice's listed grades, and the objections (case -> outcome, None while
+        undecided) on every subject its counts cover: one walk shared by the public notice's
+        counts and ``notice_status``. Kept per process by the heads (version, leaf hash) of
+        those subjects' files, read in one query, and each file loaded at its head's version:
+        a flood of public reads of the notice costs one query each, and a lodged or decided
+        objection (a new head) is seen by the next read."""
+        listed, subjects = self._notice_subjects(cycle)
+        order = sorted(subjects)
+        heads = stream_heads(self.db, [SubjectFile.id_for(cycle.year, s) for s in order])
+        key = (cycle.year, tuple(heads))
+
+        def walk() -> dict[str, dict[str, str | None]]:
+            return {s: dict(self.file(cycle.year, s, version=v).objections) if v else {}
+                    for s, (v, _) in zip(order, heads, strict=True)}
+
+        return listed, self._objections.get(key, walk)
 
     def objection_counts(self, cycle: Cycle) -> tuple[int, int]:
-        """(objections lodged, objections undecided) on the notice: over the grades it lists,
-        and the subjects of pools a correction changed (an upheld objection can take its
-        subject off the list; its objection still counts)."""
-        published = self.published(cycle.year)
-        corrected = {p for c in ([] if published is None else published.corrections)
-                     for p in c.pools}
-        subjects = set(self.listed(cycle)) | {
-            r.subject for pool in ([] if published is None else published.results())
-            if f"{pool.group}/{pool.kind.value}" in corrected for r in pool.results}
-        lodged = undecided = 0
-        for subject in subjects:
-            objections = self.file(cycle.year, subject).objections
-            lodged += len(objections)
-            undecided += sum(1 for v in objections.values() if v is None)
+        """(objections lodged, objections undecided) on the notice (``notice_objections``)."""
+        _, objections = self.notice_objections(cycle)
+        lodged = sum(len(o) for o in objections.values())
+        undecided = sum(1 for o in objections.values() for v in o.values() if v is None)
         return lodged, undecided
 
     def lodge_objection(self, principal: Principal, year: int, subject: str, *,
@@ -839,9 +861,10 @@ class Evaluation:
         cycle.require_phase(Phase.PUBLISHED)
         _, closes = self.notice_window(cycle)
         closed = self._today() > closes
+        listed, on = self.notice_objections(cycle)
         out = []
-        for subject, grade in sorted(self.listed(cycle).items()):
-            objections = self.file(year, subject).objections
+        for subject, grade in sorted(listed.items()):
+            objections = on[subject]
             open_ = sum(1 for v in objections.values() if v is None)
             out.append(NoticeStatus(
                 subject=subject, name=cycle.entry(subject).name, grade=grade,

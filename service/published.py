@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
@@ -109,15 +109,19 @@ class PublishedResults:
         return None
 
 
-class _Cache:
-    """A few folded versions, by the leaf hash (and inputs) that pin them."""
+T = TypeVar("T")
+
+
+class Kept(Generic[T]):
+    """A few values kept per process by the key that pins them (a leaf hash, stream heads):
+    a key names one content, so a kept value is never stale, only evicted (least recently
+    used first). Two threads missing the same key both make it; the last one stays."""
 
     def __init__(self, size: int = 32) -> None:
-        self._items: OrderedDict[tuple[Any, ...], PublishedResults] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], T] = OrderedDict()
         self._size, self._lock = size, threading.Lock()
 
-    def get(self, key: tuple[Any, ...],
-            make: Callable[[], PublishedResults]) -> PublishedResults:
+    def get(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -129,13 +133,12 @@ class _Cache:
                 self._items.popitem(last=False)
         return made
 
-
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
 
 
-_cache = _Cache()
+_cache: Kept[PublishedResults] = Kept()
 
 
 def clear_cache() -> None:

@@ -621,7 +621,7 @@ class CycleController(Controller):
         ``notice/status``). Before publication: 409 ``notice.window``."""
         services = state.services
         ev = services.evaluation
-        cycle: Cycle = await to_thread.run_sync(ev.cycle, year)
+        cycle: Cycle = await to_thread.run_sync(ev.current, year)
         published = await to_thread.run_sync(ev.published, year)
         policy = policy_of(cycle)
         today = services.clock.now().astimezone(ev.tz).date()

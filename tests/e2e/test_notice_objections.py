@@ -144,6 +144,28 @@ def test_objections_hold_a_grade_until_decided_and_an_upheld_one_corrects_it(
     assert (final["listed"], final["items"]) == (1, [])  # team:E1 alone; named no more
 
 
+def test_the_notice_counts_are_kept_until_an_objection_changes_them(
+        client: Client, services: Services) -> None:
+    """The public notice's objection counts come from one walk of the listed subjects'
+    files, kept by their heads: repeated public reads reuse it (a flood costs one query a
+    read, not a file per listed grade), and a lodged objection is a new head, seen at once."""
+    who = published_today(client, services)
+    ev = services.evaluation
+    first = ok(client.get(f"{BASE}/notice"), 200)
+    listed, walk = ev.notice_objections(ev.current(2025))
+    assert set(listed) == {"team:E1", "cadre:P1"} and walk == {"team:E1": {}, "cadre:P1": {}}
+    assert ev.notice_objections(ev.current(2025))[1] is walk  # kept, not walked again
+    ok(client.get(f"{BASE}/notice"), 200)
+    assert ev.notice_objections(ev.current(2025))[1] is walk
+    lodged = ok(client.post(f"{BASE}/subjects/cadre:P1/objections", json=OBJECTION,
+                            headers=who.intake))
+    after = ev.notice_objections(ev.current(2025))[1]
+    assert after is not walk and after["cadre:P1"] == {lodged["case_id"]: None}
+    public = ok(client.get(f"{BASE}/notice"), 200)
+    assert ((first["objections"], first["undecided"]),
+            (public["objections"], public["undecided"])) == ((0, 0), (1, 1))
+
+
 def test_an_upheld_objection_sets_only_a_grade_of_its_pool(client: Client,
                                                            services: Services) -> None:
     who = published_today(client, services)

@@ -49,7 +49,7 @@ from service.logging import configure_logging
 from service.runtime import Services
 from service.session_files import RosterNames
 from service.settings import Settings, SettingsError, load_settings
-from service.throttle import SharedLimiter, pseudonym_key
+from service.throttle import SharedLimiter, SharedRefusals, pseudonym_key
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -105,6 +105,20 @@ def request_limiters(settings: Settings, svc: Services) -> tuple[Limiter, Limite
                              burst=settings.anonymous_burst))
 
 
+def refusal_limiter(settings: Settings, svc: Services) -> FailureLimiter | SharedRefusals:
+    """The refused-ballot budgets: shared through PostgreSQL by every API process (with the
+    request budgets, KAOPING_RATE_LIMIT_STORE), or this process's own."""
+    own = FailureLimiter(per_client=settings.ballot_refusals_per_client,
+                         per_session=settings.ballot_refusals_per_session,
+                         window=settings.ballot_refusal_window_seconds)
+    if not settings.shared_rate_limit or svc.db.engine != "postgres":
+        return own
+    return SharedRefusals(svc.db, per_client=settings.ballot_refusals_per_client,
+                          per_session=settings.ballot_refusals_per_session,
+                          window=settings.ballot_refusal_window_seconds,
+                          key=pseudonym_key(settings.console_key_path), fallback=own)
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                services: Services | None = None) -> Litestar:
     """Build the app. Without arguments, settings come from the environment (uvicorn --factory)."""
@@ -121,10 +135,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
         app.state.subject_names = RosterNames(svc.evaluation)
         app.state.public_base_url = settings.public_base_url
-        app.state.ballot_refusals = FailureLimiter(
-            per_client=settings.ballot_refusals_per_client,
-            per_session=settings.ballot_refusals_per_session,
-            window=settings.ballot_refusal_window_seconds)
+        app.state.ballot_refusals = refusal_limiter(settings, svc)
         if settings.projections == "inprocess" and not settings.read_only:
             svc.start(demo=settings.demo_on_serve)
         try:

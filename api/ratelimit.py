@@ -89,6 +89,15 @@ class FailureLimiter:
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
+    blocking = False  # in memory: never a round trip
+
+    def stale(self, session: str) -> bool:
+        """Whether ``refresh`` must run before a check (never: the counts are all here)."""
+        return False
+
+    def refresh(self, session: str) -> None:
+        """Nothing to read: this process holds every count."""
+
     def _count(self, key: str, now: float) -> int:
         hits = self._hits.get(key)
         if hits is None:

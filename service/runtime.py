@@ -44,7 +44,7 @@ from service.store import (
     open_event_store,
 )
 from service.team_review import TeamReviews
-from service.throttle import forget_full_buckets
+from service.throttle import forget_full_buckets, forget_old_refusals
 from service.tokens import TokenIssuer, TokenKeys
 from service.units import Units
 from service.uses import Uses
@@ -206,6 +206,7 @@ class Services:
                     log.info("idempotency.purged", keys=purged)
                 if self.settings.shared_rate_limit and self.db.engine == "postgres":
                     forget_full_buckets(self.db)
+                    forget_old_refusals(self.db, self.settings.ballot_refusal_window_seconds)
             except Exception:
                 log.exception("housekeeping.failed")
             stop.wait(self.settings.housekeeping_interval_seconds)

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
@@ -153,4 +153,144 @@ def forget_full_buckets(db: Database, now: float | None = None) -> int:
     with db.write() as cur:
         cur.execute(f"DELETE FROM kaoping_rate_buckets WHERE tokens + "  # noqa: S608 -- constant
                     f"(COALESCE(%s, {_NOW}) - at) * rate >= burst", (now,))
+        return cur.rowcount
+
+
+# --- refused ballot casts, shared ------------------------------------------------------------
+
+# How old a process's view of a session's refusals may be before a check reads it again: one
+# query a second per session and process, whatever the casting rate. A guesser spreading over
+# N processes can therefore exceed its budget by what the other processes refused within that
+# second (the anonymous request budget bounds it too).
+REFUSALS_FRESH_SECONDS = 1.0
+
+_REFUSALS = f"""
+SELECT client, count(*), min(at) + %s - {_NOW}
+FROM kaoping_ballot_refusals
+WHERE session = %s AND at > {_NOW} - %s
+GROUP BY client
+"""  # noqa: S608 -- the interpolated text is a constant, values are parameters
+
+
+class _SessionRefusals:
+    """One session's refusals as last read (client -> count, seconds until its oldest leaves
+    the window), and the ones this process recorded since (client -> monotonic times)."""
+
+    def __init__(self, read_at: float, counts: dict[str, tuple[int, float]]) -> None:
+        self.read_at, self.counts = read_at, counts
+        self.since: dict[str, list[float]] = {}
+
+
+class SharedRefusals:
+    """``FailureLimiter``'s budgets (per client and session, per session, over a sliding
+    window), counted from ``kaoping_ballot_refusals`` (migration 0032) so that every API
+    process draws on one budget. A check never waits for the database: it reads this
+    process's view of the session, which the API refreshes from a worker thread when it is
+    older than REFUSALS_FRESH_SECONDS (``stale``/``refresh``); a refusal is written at once
+    (``failed``, from a worker thread) and counted here at once. While the database cannot be
+    reached, ``fallback`` (this process's own FailureLimiter) decides."""
+
+    blocking = True
+
+    def __init__(self, db: Database, *, per_client: int, per_session: int, window: float,
+                 key: bytes, fallback: Any, fresh: float = REFUSALS_FRESH_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.db, self.per_client, self.per_session = db, per_client, per_session
+        self.window, self.fresh, self.clock = window, fresh, clock
+        self._key, self.fallback = key, fallback
+        self._sessions: dict[str, _SessionRefusals] = {}
+        self._offline = False
+        self._lock = threading.Lock()
+
+    def _client(self, client: str) -> str:
+        digest = hmac.new(self._key, f"ballot-refusals\0{client}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def stale(self, session: str) -> bool:
+        with self._lock:
+            seen = self._sessions.get(session)
+        return seen is None or self.clock() - seen.read_at >= self.fresh
+
+    def refresh(self, session: str) -> None:
+        """Read the session's refusals in the window (one query)."""
+        started = self.clock()
+        try:
+            with self.db.read() as cur:
+                cur.execute(_REFUSALS, (self.window, session, self.window))
+                counts = {str(c): (int(n), float(left)) for c, n, left in cur.fetchall()}
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
+            log.warning("throttle.local_fallback", limiter="ballot-refusals")
+            self._offline = True
+            return
+        self._offline = False
+        with self._lock:
+            previous = self._sessions.get(session)
+            fresh = _SessionRefusals(started, counts)
+            if previous is not None:  # recorded here while the query ran: maybe not in it
+                fresh.since = {c: kept for c, times in previous.since.items()
+                               if (kept := [t for t in times if t >= started])}
+            self._sessions[session] = fresh
+            if len(self._sessions) > LOCAL_BUCKETS:  # bounded: forget the oldest views
+                for code in sorted(self._sessions, key=lambda k: self._sessions[k].read_at)[
+                        :LOCAL_BUCKETS // 2]:
+                    del self._sessions[code]
+
+    def _count(self, seen: _SessionRefusals, client: str, now: float) -> tuple[int, float]:
+        """(refusals of ``client`` in the window, seconds until the oldest leaves it)."""
+        count, left = seen.counts.get(client, (0, math.inf))
+        left -= now - seen.read_at  # counted until the next read, a second at most
+        mine = [t for t in seen.since.get(client, []) if t > now - self.window]
+        if mine:
+            left = min(left, mine[0] + self.window - now)
+        return count + len(mine), left
+
+    def retry_after(self, client: str, session: str) -> tuple[int, str] | None:
+        """Seconds to wait and the budget spent, if this client is refused; else None."""
+        if self._offline:
+            result: tuple[int, str] | None = self.fallback.retry_after(client, session)
+            return result
+        now, who = self.clock(), self._client(client)
+        with self._lock:
+            seen = self._sessions.get(session)
+            if seen is None:
+                return None
+            own, left = self._count(seen, who, now)
+            if own >= self.per_client:
+                return max(1, math.ceil(left)), "ballot.refusals-per-client"
+            if not own:
+                return None
+            clients = set(seen.counts) | set(seen.since)
+            counted = [self._count(seen, c, now) for c in clients]
+            total = sum(min(n, self.per_client) for n, _ in counted)
+            if total >= self.per_session:
+                wait = min(left for n, left in counted if n)
+                return max(1, math.ceil(wait)), "ballot.refusals-per-session"
+        return None
+
+    def failed(self, client: str, session: str) -> None:
+        """Record a refusal: in the table for every process, and in this process's view."""
+        self.fallback.failed(client, session)
+        who = self._client(client)
+        try:
+            with self.db.write() as cur:
+                cur.execute(f"INSERT INTO kaoping_ballot_refusals (session, client, at) "  # noqa: S608 -- constant
+                            f"VALUES (%s, %s, {_NOW})", (session, who))
+                # keep no refusal longer than its window needs (housekeeping gets the rest)
+                cur.execute(f"DELETE FROM kaoping_ballot_refusals WHERE session = %s AND "  # noqa: S608 -- constant
+                            f"at <= {_NOW} - %s", (session, self.window))
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
+            log.warning("throttle.local_fallback", limiter="ballot-refusals")
+            self._offline = True
+            return
+        now = self.clock()
+        with self._lock:
+            seen = self._sessions.setdefault(session, _SessionRefusals(-math.inf, {}))
+            seen.since.setdefault(who, []).append(now)
+
+
+def forget_old_refusals(db: Database, window: float) -> int:
+    """Delete the refusals the window has left behind (housekeeping)."""
+    with db.write() as cur:
+        cur.execute(f"DELETE FROM kaoping_ballot_refusals WHERE at <= {_NOW} - %s",  # noqa: S608
+                    (window,))
         return cur.rowcount

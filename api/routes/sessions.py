@@ -326,6 +326,8 @@ class SessionController(Controller):
         ballot with a used credential is refused (unless the session allows revoting). The
         tracker is the ballot's leaf hash. Refused guesses are throttled (429)."""
         client, limiter = client_of(request), state.ballot_refusals
+        if limiter.stale(code):  # shared budgets: read at most once a second, off the loop
+            await to_thread.run_sync(limiter.refresh, code)
         refused = limiter.retry_after(client, code)
         if refused is not None:
             wait, rule = refused
@@ -339,7 +341,10 @@ class SessionController(Controller):
             ballot, session, at = sessions.prepare(code, data.credential, data.answers)
         except InvalidInput as exc:
             if exc.rule.startswith("credential."):
-                limiter.failed(client, code)
+                if limiter.blocking:
+                    await to_thread.run_sync(limiter.failed, client, code)
+                else:
+                    limiter.failed(client, code)
             raise
         try:
             leaf = await asyncio.wrap_future(sessions.writer.submit(ballot))

@@ -9,10 +9,17 @@ from typing import TYPE_CHECKING
 from litestar.testing import TestClient
 
 from api import create_app
+from api.ratelimit import FailureLimiter
 from service.clock import FixedClock
 from service.principals import IdentityKind, Role
 from service.runtime import Services
-from service.throttle import SharedLimiter, forget_full_buckets, pseudonym_key
+from service.throttle import (
+    SharedLimiter,
+    SharedRefusals,
+    forget_full_buckets,
+    forget_old_refusals,
+    pseudonym_key,
+)
 from tests.conftest import bearer
 
 if TYPE_CHECKING:
@@ -132,3 +139,79 @@ def test_a_lease_is_spent_from_memory_and_never_exceeds_the_shared_budget(
     ticks[0] += 1.5
     assert not first.leased("x")
     assert second.take("x") is not None
+
+
+def test_a_credential_guesser_refused_on_one_process_is_refused_on_another(
+        pg_settings: Settings, tmp_path: Path) -> None:
+    """The refused-ballot budgets are one across API processes: 20 wrong credentials on one
+    process, and the other refuses the next guess — and a valid credential from that client
+    too (429, ``ballot.refusals-per-client``), as one process alone does."""
+    from tests.e2e.test_ballots import Box, S, _answers  # noqa: PLC0415
+
+    shared = pg_settings.with_overrides(console_key_path=str(tmp_path / "console.key"))
+    one, two = _two_processes(shared)
+    try:
+        with TestClient(app=create_app(shared, services=one)) as a, \
+                TestClient(app=create_app(shared, services=two)) as b:
+            assert isinstance(a.app.state.ballot_refusals, SharedRefusals)
+            box = Box(a, one)
+            box.open()
+            answers = _answers(("good", "fair"), ("good", "good"))
+            assert {box.cast(f"guess-{i:016d}", answers).status_code
+                    for i in range(20)} == {422}
+            url = f"/api/v1/sessions/{S}/ballots"
+            guess = b.post(url, json={"credential": "guess-9999999999999999",
+                                      "answers": answers})
+            assert (guess.status_code, guess.json()["rule"]) == (
+                429, "ballot.refusals-per-client")
+            valid = b.post(url, json={"credential": box.cadres[0], "answers": answers})
+            assert (valid.status_code, valid.json()["rule"]) == (
+                429, "ballot.refusals-per-client")
+            assert 1 <= int(valid.headers["retry-after"]) <= 60
+        with one.db.read() as cur:  # the client address only as an HMAC
+            cur.execute("SELECT DISTINCT client FROM kaoping_ballot_refusals")
+            clients = [str(r[0]) for r in cur.fetchall()]
+        assert len(clients) == 1 and "testclient" not in clients[0]
+    finally:
+        one.close()
+        two.close()
+
+
+def test_the_session_budget_counts_refusals_made_on_every_process(
+        pg_services: Services, tmp_path: Path) -> None:
+    """per client 2, per session 3: refusals spread over two processes exhaust the session's
+    budget for the clients that made them; a client with no refusal of its own is never
+    locked out by others' guessing; the window forgets them, and so does housekeeping."""
+    ticks = [0.0]
+    key = pseudonym_key(str(tmp_path / "console.key"))
+
+    def limiter() -> SharedRefusals:
+        fallback = FailureLimiter(per_client=2, per_session=3, window=60)
+        return SharedRefusals(pg_services.db, per_client=2, per_session=3, window=60,
+                              key=key, fallback=fallback, clock=lambda: ticks[0])
+
+    first, second = limiter(), limiter()
+    for process in (first, second):
+        assert process.stale("S1")
+        process.refresh("S1")
+    first.failed("10.0.0.1", "S1")
+    first.failed("10.0.0.1", "S1")
+    assert first.retry_after("10.0.0.1", "S1") == (60, "ballot.refusals-per-client")
+    assert second.retry_after("10.0.0.1", "S1") is None  # its view is under a second old
+    ticks[0] += 1.0
+    assert second.stale("S1")
+    second.refresh("S1")
+    wait, rule = second.retry_after("10.0.0.1", "S1") or (0, "")
+    assert rule == "ballot.refusals-per-client" and 58 <= wait <= 60
+    second.failed("10.0.0.2", "S1")  # the session's third refusal, on the other process
+    assert second.retry_after("10.0.0.2", "S1")[1] == "ballot.refusals-per-session"  # type: ignore[index]
+    assert second.retry_after("10.0.0.3", "S1") is None  # no refusal of its own
+    assert second.retry_after("10.0.0.2", "S2") is None  # another session's budget
+    ticks[0] += 1.0
+    first.refresh("S1")
+    assert first.retry_after("10.0.0.2", "S1")[1] == "ballot.refusals-per-session"  # type: ignore[index]
+    assert forget_old_refusals(pg_services.db, 60) == 0  # all still in the window
+    assert forget_old_refusals(pg_services.db, 0.000001) == 3
+    ticks[0] += 1.0
+    first.refresh("S1")
+    assert first.retry_after("10.0.0.1", "S1") is None

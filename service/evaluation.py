@@ -46,7 +46,7 @@ from service.ledger.reads import stream_heads
 from service.policy import require_role
 from service.principals import Identity, IdentityKind, Principal, Role
 from service.published import Kept, PublishedResults, previous_ranks, published_as_of
-from service.store import ProjectingRepository
+from service.store import KeptRepository
 from service.streams import END
 from service.writes import Written, is_version_conflict, save
 
@@ -82,9 +82,10 @@ class Evaluation:
         self.tz = ZoneInfo(timezone)
         # Inputs read their cycle (phase, roster, scheme) and never change it: this process
         # keeps each cycle and fast-forwards it from the store for each read (``current``),
-        # instead of decoding its roster and scheme again. The save re-checks the cycle's version in
-        # its transaction (cycle_unchanged), so an input never acts on a stale phase.
-        self._cycles = ProjectingRepository(event_store=store.repository.event_store,
+        # instead of decoding its roster and scheme again; copy-on-write, so a cycle handed
+        # out never changes under its reader. The save re-checks the cycle's version in its
+        # transaction (cycle_unchanged), so an input never acts on a stale phase.
+        self._cycles = KeptRepository(event_store=store.repository.event_store,
                                             cache_maxsize=16, fastforward=True)
         self._objections: Kept[dict[str, dict[str, str | None]]] = Kept(size=8)
 

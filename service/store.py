@@ -14,7 +14,9 @@ idempotency store completes its record there).
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -269,6 +271,44 @@ class ProjectingRepository(Repository[UUID]):
         return super().get(aggregate_id, version=version, projector_func=projector_func,
                            fastforward_skipping=fastforward_skipping,
                            deepcopy_from_cache=deepcopy_from_cache)
+
+
+def _project_onto_copy(aggregate: Any, events: Iterable[Any]) -> Any:
+    """``project_events`` onto a copy when there is something to apply: what a kept
+    aggregate was handed out as never changes under its reader."""
+    new = list(events)
+    if aggregate is None or not new:
+        return project_events(aggregate, new)
+    return project_events(deepcopy(aggregate), new)
+
+
+class KeptRepository(ProjectingRepository):
+    """A process's kept aggregates, handed out for reading without a copy and fast-forwarded
+    copy-on-write: the events a read finds are applied to a copy, which then replaces the
+    kept one (unless a newer one was kept meanwhile), so a reader holding an aggregate never
+    sees it change partway through an update, and a read of an unchanged aggregate copies
+    nothing. (The library fast-forwards the cached object in place, which is safe only with
+    ``deepcopy_from_cache``: a copy per read.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep = threading.Lock()
+
+    def get(self, aggregate_id: UUID, *, version: int | None = None,
+            projector_func: Any = project_events, fastforward_skipping: bool = False,
+            deepcopy_from_cache: bool = True) -> Any:
+        if version is not None or self.cache is None:
+            return super().get(aggregate_id, version=version)
+        got = super().get(aggregate_id, projector_func=_project_onto_copy,
+                          fastforward_skipping=fastforward_skipping, deepcopy_from_cache=False)
+        with self._keep:
+            try:
+                kept = self.cache.get(aggregate_id)
+            except KeyError:
+                kept = None
+            if kept is not got and (kept is None or kept.version < got.version):
+                self.cache.put(aggregate_id, got)
+        return got
 
 
 class EventStore(Application[UUID]):

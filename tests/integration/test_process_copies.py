@@ -149,3 +149,20 @@ def test_the_commitments_list_follows_another_process(
     listed = services.commitments.all_of(ev.cycle(year))
     assert [(c.unit, c.targets["T1"].target_value) for c in listed] == [
         ("E1", Decimal(5)), ("E2", Decimal(4))]
+
+
+def test_a_kept_cycle_handed_out_never_changes_under_its_reader(
+        services: Services) -> None:
+    """``current`` hands out the process's kept cycle without a copy, and fast-forwards it
+    copy-on-write: a reader still holding the old one sees it whole and unchanged after the
+    cycle moved on; the next read gets the new one, kept in its turn."""
+    year = scoring_cycle(register_city(services), [95, 85, 75, 65, 55])
+    ev = services.evaluation
+    held = ev.current(year)
+    phase, version, roster = held.phase, held.version, list(held.roster)
+    assert ev.current(year) is held  # nothing new: no copy made
+    ev.seal(ORG, year, services.stream_heads)
+    now = ev.current(year)
+    assert now is not held and now.version > version and now.phase != phase
+    assert (held.phase, held.version, held.roster) == (phase, version, roster)
+    assert ev.current(year) is now

@@ -81,10 +81,14 @@ class Commitments:
             stale = [sid for sid in heads if getattr(self._copies.get(sid), "version",
                                                      None) != heads[sid]]
             streams = load_streams(cur, self.store.mapper, stale, END) if stale else {}
+        copies = self._copies
+        if len(copies) > 2 * len(ids):  # bounded: another year's are dropped, read again later
+            copies = {sid: copies[sid] for sid in ids if sid in copies}
         for sid in stale:
-            self._copies[sid] = project(streams[sid])
+            copies[sid] = project(streams[sid])
+        self._copies = copies  # replaced whole: a kept UnitCommitments is never changed
         return [c for sid in ids if sid in heads
-                and isinstance(c := self._copies.get(sid), UnitCommitments)]
+                and isinstance(c := copies.get(sid), UnitCommitments)]
 
     def _today(self) -> date:
         return self.evaluation.today()

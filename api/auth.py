@@ -41,14 +41,38 @@ async def _resolve(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal 
     return None
 
 
+# (event loop, limiter, key) -> the round trip in flight
+_TAKING: dict[tuple[int, int, str], asyncio.Future[int | None]] = {}
+
+
 async def _take(limiter: Limiter, key: str) -> int | None:
     """Spend a token: from a lease this process holds, else from the limiter, whose round trip
-    to the shared buckets runs in a worker thread, not on the event loop."""
+    to the shared buckets runs in a worker thread, not on the event loop. One round trip per
+    key at a time: requests that find the lease spent while another is renewing it wait for
+    that renewal and spend from it, instead of each taking (and overwriting) a lease of its
+    own — at 32 concurrent casts from one address, a herd of round trips each time a lease
+    ran out (issue 15)."""
     if limiter.leased(key):
         return None
-    if limiter.blocking:
-        return await to_thread.run_sync(limiter.take, key)
-    return limiter.take(key)
+    if not limiter.blocking:
+        return limiter.take(key)
+    loop = asyncio.get_running_loop()
+    flight = (id(loop), id(limiter), key)
+    while (renewing := _TAKING.get(flight)) is not None:
+        await asyncio.shield(renewing)
+        if limiter.leased(key):
+            return None
+    done: asyncio.Future[int | None] = loop.create_future()
+    _TAKING[flight] = done
+    try:
+        wait = await to_thread.run_sync(limiter.take, key)
+    except BaseException:
+        done.set_result(None)
+        raise
+    finally:
+        del _TAKING[flight]
+    done.set_result(wait)
+    return wait
 
 
 def client_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -249,11 +249,11 @@ class SharedRefusals:
         if self._offline:
             result: tuple[int, str] | None = self.fallback.retry_after(client, session)
             return result
-        now, who = self.clock(), self._client(client)
         with self._lock:
             seen = self._sessions.get(session)
-            if seen is None:
-                return None
+            if seen is None or not (seen.counts or seen.since):
+                return None  # no refusal in the session: the common case, no HMAC needed
+            now, who = self.clock(), self._client(client)
             own, left = self._count(seen, who, now)
             if own >= self.per_client:
                 return max(1, math.ceil(left)), "ballot.refusals-per-client"

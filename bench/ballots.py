@@ -2,8 +2,11 @@
 
 1. the ceiling: a bare Litestar app (``ceiling_app`` below, uvicorn in a subprocess) whose one
    POST decodes the same ballot body into a msgspec Struct and answers 201, storing nothing;
-2. ``kaoping serve`` (one uvicorn worker, the application role, projections external as in
-   production) casting ballots with distinct credentials, at concurrency 8, 32 and 64.
+2. ``kaoping serve`` (the application role, projections external as in production) casting
+   ballots with distinct credentials, at concurrency 8, 32 and 64;
+
+both with one uvicorn worker process, then both with two (``workers``): each ratio is against
+the ceiling with as many workers.
 
 The load comes from a bounded asyncio client over raw keep-alive HTTP/1.1 connections (one per
 concurrent request): a fixed number of pre-built requests, only to 127.0.0.1, under a total time
@@ -220,12 +223,15 @@ async def _load(port: int, requests: list[bytes], concurrency: int, limit: float
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc; 0 elsewhere)."""
+    """User + system CPU so far of a process and its children (uvicorn's workers; Linux
+    /proc; 0 elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 def _measure(server: tuple[int, int], bodies: list[bytes], concurrency: int,
@@ -335,44 +341,57 @@ def _batch_row(c: int, stored: list[Stored]) -> tuple[str, ...]:
 
 
 def run(*, requests: int = 3000, repeats: int = 3, warmup: int = 300,
-        time_limit: int = 120) -> str:
+        time_limit: int = 120, workers: tuple[int, ...] = (1, 2)) -> str:
     rng = random.Random(2025)
     per_level = repeats * requests
+    rows: list[tuple[str, ...]] = []
+    batches: list[tuple[str, ...]] = []
+    problems: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, scratch_postgres(Path(tmp)) as settings:
-        codes = _open_session(settings, warmup + len(CONCURRENCY) * per_level)
+        codes = _open_session(settings, len(workers) * (warmup + len(CONCURRENCY) * per_level))
         bodies = _bodies(codes, rng)
         admin = settings.migrate_database_url or settings.database_url
-        ceiling: dict[int, list[Run]] = {c: [] for c in CONCURRENCY}
-        kaoping: dict[int, list[Run]] = {c: [] for c in CONCURRENCY}
-        stored: dict[int, list[Stored]] = {c: [] for c in CONCURRENCY}
-        problems: list[str] = []
-        bare_argv = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log",
-                     "--no-server-header", "--log-level", "warning", "bench.ballots:ceiling_app"]
-        with _serving(bare_argv, _env({}), Path(tmp) / "ceiling.log") as bare, \
-                _serving([str(KAOPING), "serve"], _kaoping_env(settings),
-                         Path(tmp) / "serve.log") as served:
-            for name, server in (("ceiling", bare), ("kaoping", served)):
-                warm = _measure(server, bodies[:warmup], 8, time_limit)
-                if warm.statuses[201] != warmup:
-                    problems.append(f"warm-up of {name}: statuses {dict(warm.statuses)}")
-            next_code = warmup
-            for _ in range(repeats):
-                for c in CONCURRENCY:
-                    chunk = bodies[next_code:next_code + requests]
-                    next_code += requests
-                    ceiling[c].append(_measure(bare, chunk, c, time_limit))
-                    mark = _head(admin)
-                    kp = _measure(served, chunk, c, time_limit)
-                    kaoping[c].append(kp)
-                    stored[c].append(_stored_since(admin, mark))
-                    problems += _check(kp, stored[c][-1])
-    rows = [_row("bare Litestar (ceiling)", ceiling[c], _median_run(ceiling[c]).rate,
-                 "no storage") for c in CONCURRENCY]
-    for c in CONCURRENCY:
-        ok = not any(p.startswith(f"c={c}:") for p in problems)
-        rows.append(_row("kaoping serve", kaoping[c], _median_run(ceiling[c]).rate,
-                         f"{'ok' if ok else 'FAILED'}: {len(kaoping[c])} × {requests:,} sent, "
-                         f"{sum(s.ballots for s in stored[c]):,} stored"))
+        next_code = 0
+        for w in workers:
+            if next_code + warmup + len(CONCURRENCY) * per_level > len(bodies):
+                msg = "fewer credentials than requests"
+                raise BenchError(msg)
+            ceiling: dict[int, list[Run]] = {c: [] for c in CONCURRENCY}
+            kaoping: dict[int, list[Run]] = {c: [] for c in CONCURRENCY}
+            stored: dict[int, list[Stored]] = {c: [] for c in CONCURRENCY}
+            bare_argv = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log",
+                         "--no-server-header", "--log-level", "warning", "--workers", str(w),
+                         "bench.ballots:ceiling_app"]
+            with _serving(bare_argv, _env({}), Path(tmp) / f"ceiling-{w}.log") as bare, \
+                    _serving([str(KAOPING), "serve", "--workers", str(w)],
+                             _kaoping_env(settings), Path(tmp) / f"serve-{w}.log") as served:
+                warming = bodies[next_code:next_code + warmup]  # the ceiling stores nothing
+                next_code += warmup
+                for name, server in (("ceiling", bare), ("kaoping", served)):
+                    warm = _measure(server, warming, 8, time_limit)
+                    if warm.statuses[201] != warmup:
+                        problems.append(f"warm-up of {name} ×{w}: statuses "
+                                        f"{dict(warm.statuses)}")
+                for _ in range(repeats):
+                    for c in CONCURRENCY:
+                        chunk = bodies[next_code:next_code + requests]
+                        next_code += requests
+                        ceiling[c].append(_measure(bare, chunk, c, time_limit))
+                        mark = _head(admin)
+                        kp = _measure(served, chunk, c, time_limit)
+                        kaoping[c].append(kp)
+                        stored[c].append(_stored_since(admin, mark))
+                        problems += [f"×{w} {p}" for p in _check(kp, stored[c][-1])]
+            rows += [_row(f"bare Litestar ×{w} (ceiling)", ceiling[c],
+                          _median_run(ceiling[c]).rate, "no storage") for c in CONCURRENCY]
+            for c in CONCURRENCY:
+                ok = not any(p.startswith(f"×{w} c={c}:") for p in problems)
+                rows.append(_row(f"kaoping serve --workers {w}", kaoping[c],
+                                 _median_run(ceiling[c]).rate,
+                                 f"{'ok' if ok else 'FAILED'}: {len(kaoping[c])} × "
+                                 f"{requests:,} sent, {sum(s.ballots for s in stored[c]):,} "
+                                 "stored"))
+            batches += [(f"×{w}", *_batch_row(c, stored[c])) for c in CONCURRENCY]
     header = ("server", "c", "ballots/s", f"range of {repeats}", "p50 ms", "p99 ms",
               "÷ ceiling", "server CPU µs/req", "client CPU µs/req",
               "checks (all 201, stored = sent, distinct receipts)")
@@ -380,12 +399,14 @@ def run(*, requests: int = 3000, repeats: int = 3, warmup: int = 300,
     parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
     notes = [
         f"{os.cpu_count()} cores, nothing pinned: the load generator (this process, raw "
-        "keep-alive HTTP/1.1, one connection per concurrent request), both uvicorn processes "
-        "and PostgreSQL share them, so the client's CPU is taken from the servers. One uvicorn "
-        f"worker each, loop {loop}, HTTP parser {parser}. Kaoping: projections external (no "
-        "follower or checkpoint signer in the API process), the application role. Rate, "
+        "keep-alive HTTP/1.1, one connection per concurrent request), both uvicorn servers "
+        "and PostgreSQL share them, so the client's CPU is taken from the servers. ×w: w "
+        "uvicorn worker processes for both the ceiling and Kaoping (each ratio is against the "
+        f"ceiling with as many workers), loop {loop}, HTTP parser {parser}. Kaoping: "
+        "projections external (no follower or checkpoint signer in the API processes; each "
+        "worker has its own group-commit writer), the application role. Rate, "
         f"latency and CPU are those of the median of {repeats} run(s) by rate; the ceiling and "
-        "Kaoping alternate. Server CPU is the uvicorn process's own (user + system, /proc); "
+        "Kaoping alternate. Server CPU is the uvicorn processes' (user + system, /proc); "
         "PostgreSQL's is not counted. The anonymous budget of the one client address is "
         "opened (KAOPING_ANONYMOUS_RATE_PER_SECOND/BURST = 1e6): it still checks every cast.",
         "",
@@ -396,7 +417,6 @@ def run(*, requests: int = 3000, repeats: int = 3, warmup: int = 300,
               header),
         *notes,
         "",
-        table("Group-commit batches (ballots per commit transaction, from xmin)",
-              [_batch_row(c, stored[c]) for c in CONCURRENCY],
-              ("c", "ballots", "transactions", "mean", "median", "max")),
+        table("Group-commit batches (ballots per commit transaction, from xmin)", batches,
+              ("workers", "c", "ballots", "transactions", "mean", "median", "max")),
     ])

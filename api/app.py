@@ -46,6 +46,7 @@ from api.routes.uses import UseController
 from api.routes.vote import ballot_page, board_page
 from api.routes.webhooks import WebhookController
 from service.logging import configure_logging
+from service.published import Kept
 from service.runtime import Services
 from service.session_files import RosterNames
 from service.settings import Settings, SettingsError, load_settings
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.state.subject_names = RosterNames(svc.evaluation)
         app.state.public_base_url = settings.public_base_url
         app.state.ballot_refusals = refusal_limiter(settings, svc)
+        app.state.notice_views = Kept(size=16)  # public notices by (year, date, log head)
         if settings.projections == "inprocess" and not settings.read_only:
             svc.start(demo=settings.demo_on_serve)
         try:

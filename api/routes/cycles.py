@@ -43,14 +43,17 @@ from projections.units import UnitsView, list_units
 from service.audience import policy_of, reader_kind
 from service.evidence import Bundle, build_bundle, encode_bundle
 from service.explain import Change, Diff, ScoreCard, diff, explain, history, position_for, render
+from service.ledger.tree import head_size
 from service.principals import Principal, Role
 from service.published import (
     Correction,
+    Kept,
     PublishedResults,
     pools_at,
     previous_ranks,
     published_as_of,
 )
+from service.runtime import Services
 from service.streams import END, replay_as_of
 
 Text = Annotated[str, text(min_length=1, max_length=500)]
@@ -620,32 +623,18 @@ class CycleController(Controller):
         grades; the committee, the organizer and supervisors read the names in
         ``notice/status``). Before publication: 409 ``notice.window``."""
         services = state.services
-        ev = services.evaluation
-        cycle: Cycle = await to_thread.run_sync(ev.current, year)
-        published = await to_thread.run_sync(ev.published, year)
-        policy = policy_of(cycle)
-        today = services.clock.now().astimezone(ev.tz).date()
-        if published is None or cycle.published_on is None:
-            msg = f"cycle {year} is not published: there is no notice (公示) yet"
-            raise Conflict(msg, rule="notice.window", field="year")
-        opens = date.fromisoformat(cycle.published_on)
-        closes = opens + timedelta(days=policy.notice_days - 1)
-        if today < opens:
-            msg = f"the notice (公示) of {year} runs from {opens} to {closes}; today is {today}"
-            raise Conflict(msg, rule="notice.window", field="year")
-        lodged, undecided = await to_thread.run_sync(ev.objection_counts, cycle)
-        closed = today > closes
-        names = {e.subject: e for e in cycle.roster}
-        items = [NoticeItem(subject=r.subject, name=names[r.subject].name, kind=pool.kind,
-                            group=pool.group, unit_code=names[r.subject].unit_code,
-                            grade=r.final_grade)
-                 for pool in sorted(published.results(), key=pool_key) for r in pool.results
-                 if r.final_grade is not None and r.final_grade in policy.notice_grades]
-        return NoticeOut(year=year, results_version=published.version,
-                         opens_on=opens.isoformat(), closes_on=closes.isoformat(),
-                         state="closed" if closed else "open", objections=lodged,
-                         undecided=undecided, final=closed and undecided == 0,
-                         listed=len(items), items=[] if closed else items)
+        today = services.clock.now().astimezone(services.evaluation.tz).date()
+
+        def view() -> NoticeOut:
+            # Everything the notice shows is in the log, and its state in today's date: one
+            # view per (year, date, log head), kept, so a flood of public reads costs a head
+            # query each, not the cycle, the results and the objection counts.
+            with services.db.read() as cur:
+                head = head_size(cur)
+            kept: Kept[NoticeOut] = state.notice_views
+            return kept.get((year, today, head), lambda: _notice_view(services, year, today))
+
+        return await to_thread.run_sync(view)
 
     @get("/{year:int}/corrections/pending", security=SECURITY, tags=["results"],
          summary="What a correction would publish", responses=problems(401, 403, 404, 409))
@@ -803,3 +792,32 @@ def _require_scoring_opened(cycle: Cycle) -> None:
     if cycle.phase in (Phase.SETUP, Phase.FROZEN):
         msg = f"cycle {cycle.year} has no results before scoring opens"
         raise Conflict(msg, rule="results.scoring-open")
+
+
+def _notice_view(services: Services, year: int, today: date) -> NoticeOut:
+    """The public notice (公示) of ``year`` as of ``today`` (see ``CycleController.notice``)."""
+    ev = services.evaluation
+    cycle = ev.current(year)
+    published = ev.published(year)
+    policy = policy_of(cycle)
+    if published is None or cycle.published_on is None:
+        msg = f"cycle {year} is not published: there is no notice (公示) yet"
+        raise Conflict(msg, rule="notice.window", field="year")
+    opens = date.fromisoformat(cycle.published_on)
+    closes = opens + timedelta(days=policy.notice_days - 1)
+    if today < opens:
+        msg = f"the notice (公示) of {year} runs from {opens} to {closes}; today is {today}"
+        raise Conflict(msg, rule="notice.window", field="year")
+    lodged, undecided = ev.objection_counts(cycle)
+    closed = today > closes
+    names = {e.subject: e for e in cycle.roster}
+    items = [NoticeItem(subject=r.subject, name=names[r.subject].name, kind=pool.kind,
+                        group=pool.group, unit_code=names[r.subject].unit_code,
+                        grade=r.final_grade)
+             for pool in sorted(published.results(), key=pool_key) for r in pool.results
+             if r.final_grade is not None and r.final_grade in policy.notice_grades]
+    return NoticeOut(year=year, results_version=published.version,
+                     opens_on=opens.isoformat(), closes_on=closes.isoformat(),
+                     state="closed" if closed else "open", objections=lodged,
+                     undecided=undecided, final=closed and undecided == 0,
+                     listed=len(items), items=[] if closed else items)

@@ -164,6 +164,11 @@ def test_the_notice_counts_are_kept_until_an_objection_changes_them(
     public = ok(client.get(f"{BASE}/notice"), 200)
     assert ((first["objections"], first["undecided"]),
             (public["objections"], public["undecided"])) == ((0, 0), (1, 1))
+    # The route keeps each view by (year, date, log head): a read with nothing new is the
+    # same view, and the write above made a new one.
+    views = client.app.state.notice_views
+    again = ok(client.get(f"{BASE}/notice"), 200)
+    assert again == public and len(views._items) == 2  # before and after the objection
 
 
 def test_an_upheld_objection_sets_only_a_grade_of_its_pool(client: Client,

@@ -59,9 +59,11 @@ async def _take(limiter: Limiter, key: str) -> int | None:
     loop = asyncio.get_running_loop()
     flight = (id(loop), id(limiter), key)
     while (renewing := _TAKING.get(flight)) is not None:
-        await asyncio.shield(renewing)
+        refused = await asyncio.shield(renewing)
         if limiter.leased(key):
             return None
+        if refused is not None:  # the bucket is empty: refused as the renewal was
+            return refused
     done: asyncio.Future[int | None] = loop.create_future()
     _TAKING[flight] = done
     try:

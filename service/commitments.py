@@ -10,6 +10,7 @@ evidence of the team's result (DESIGN §2, enumerable evidence).
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -47,13 +48,16 @@ if TYPE_CHECKING:
     from service.store import AfterAppend, EventStore
 
 BEFORE_SCORING = (Phase.SETUP, Phase.FROZEN)
+KEPT_YEARS = 4  # years whose commitments a process keeps (a cycle and the ones it compares)
 AMENDABLE = (Phase.SETUP, Phase.FROZEN, Phase.SCORING)
 
 
 class Commitments:
     def __init__(self, store: EventStore, evaluation: Evaluation) -> None:
         self.store, self.evaluation = store, evaluation
-        self._copies: dict[UUID, UnitCommitments] = {}  # see all_of
+        # see all_of: year -> stream -> copy, for the few most recently read years
+        self._copies: dict[int, dict[UUID, UnitCommitments]] = {}
+        self._copies_lock = threading.Lock()
 
     def of(self, year: int, unit: str) -> UnitCommitments | None:
         try:
@@ -76,17 +80,22 @@ class Commitments:
         # A 共绩 credit needs every unit's commitments at each assessment: this process keeps
         # them (read-only, shared) and decodes again, in one query, only the streams whose
         # version moved since.
+        with self._copies_lock:
+            copies = self._copies.pop(cycle.year, {})
+            self._copies[cycle.year] = copies  # the most recently read year last
+            while len(self._copies) > KEPT_YEARS:
+                del self._copies[next(iter(self._copies))]
         with self.evaluation.db.read() as cur:
             heads = stream_versions(cur, ids)
-            stale = [sid for sid in heads if getattr(self._copies.get(sid), "version",
+            stale = [sid for sid in heads if getattr(copies.get(sid), "version",
                                                      None) != heads[sid]]
             streams = load_streams(cur, self.store.mapper, stale, END) if stale else {}
-        copies = self._copies
-        if len(copies) > 2 * len(ids):  # bounded: another year's are dropped, read again later
-            copies = {sid: copies[sid] for sid in ids if sid in copies}
         for sid in stale:
-            copies[sid] = project(streams[sid])
-        self._copies = copies  # replaced whole: a kept UnitCommitments is never changed
+            made = project(streams[sid])
+            with self._copies_lock:  # a slower thread never puts back an older copy
+                kept = copies.get(sid)
+                if kept is None or getattr(kept, "version", 0) < getattr(made, "version", 0):
+                    copies[sid] = made  # replaced whole: a kept copy is never changed
         return [c for sid in ids if sid in heads
                 and isinstance(c := copies.get(sid), UnitCommitments)]
 

@@ -782,7 +782,7 @@ class Evaluation:
         listed, subjects = self._notice_subjects(cycle)
         order = sorted(subjects)
         heads = stream_heads(self.db, [SubjectFile.id_for(cycle.year, s) for s in order])
-        key = (cycle.year, tuple(heads))
+        key = (cycle.year, tuple(order), tuple(heads))
 
         def walk() -> dict[str, dict[str, str | None]]:
             return {s: dict(self.file(cycle.year, s, version=v).objections) if v else {}

@@ -204,7 +204,7 @@ class Services:
                 purged = self.idempotency.purge(self.clock.now())
                 if purged:
                     log.info("idempotency.purged", keys=purged)
-                if self.settings.shared_rate_limit and self.db.engine == "postgres":
+                if self.db.engine == "postgres":  # whoever wrote them, whatever this process uses
                     forget_full_buckets(self.db)
                     forget_old_refusals(self.db, self.settings.ballot_refusal_window_seconds)
             except Exception:

@@ -199,6 +199,7 @@ class SharedRefusals:
         self.window, self.fresh, self.clock = window, fresh, clock
         self._key, self.fallback = key, fallback
         self._sessions: dict[str, _SessionRefusals] = {}
+        self._refreshing: set[str] = set()  # one read of a session in flight at a time
         self._offline = False
         self._lock = threading.Lock()
 
@@ -207,24 +208,40 @@ class SharedRefusals:
         return digest.hexdigest()[:32]
 
     def stale(self, session: str) -> bool:
+        """Whether the caller must ``refresh`` the session's view now: it is older than
+        ``fresh`` and no other request is refreshing it (one read in flight per session: the
+        others check against the view they have)."""
         with self._lock:
             seen = self._sessions.get(session)
-        return seen is None or self.clock() - seen.read_at >= self.fresh
+            if session in self._refreshing or (
+                    seen is not None and self.clock() - seen.read_at < self.fresh):
+                return False
+            self._refreshing.add(session)
+            return True
 
     def refresh(self, session: str) -> None:
-        """Read the session's refusals in the window (one query)."""
+        """Read the session's refusals in the window (one query), after deleting every
+        refusal the window has left behind: while anyone casts, no row outlives its window by
+        more than REFUSALS_FRESH_SECONDS (housekeeping deletes the rest)."""
         started = self.clock()
         try:
-            with self.db.read() as cur:
+            with self.db.write() as cur:
+                cur.execute(f"DELETE FROM kaoping_ballot_refusals WHERE at <= {_NOW} - %s",  # noqa: S608 -- constant
+                            (self.window,))
                 cur.execute(_REFUSALS, (self.window, session, self.window))
                 counts = {str(c): (int(n), float(left)) for c, n, left in cur.fetchall()}
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
             log.warning("throttle.local_fallback", limiter="ballot-refusals")
             self._offline = True
             return
+        finally:
+            with self._lock:
+                self._refreshing.discard(session)
         self._offline = False
         with self._lock:
             previous = self._sessions.get(session)
+            if previous is not None and previous.read_at > started:
+                return  # a read that started later has already answered
             fresh = _SessionRefusals(started, counts)
             if previous is not None:  # recorded here while the query ran: maybe not in it
                 fresh.since = {c: kept for c, times in previous.since.items()
@@ -275,16 +292,14 @@ class SharedRefusals:
             with self.db.write() as cur:
                 cur.execute(f"INSERT INTO kaoping_ballot_refusals (session, client, at) "  # noqa: S608 -- constant
                             f"VALUES (%s, %s, {_NOW})", (session, who))
-                # keep no refusal longer than its window needs (housekeeping gets the rest)
-                cur.execute(f"DELETE FROM kaoping_ballot_refusals WHERE session = %s AND "  # noqa: S608 -- constant
-                            f"at <= {_NOW} - %s", (session, self.window))
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
             log.warning("throttle.local_fallback", limiter="ballot-refusals")
             self._offline = True
             return
         now = self.clock()
         with self._lock:
-            seen = self._sessions.setdefault(session, _SessionRefusals(-math.inf, {}))
+            # no view yet: an empty one, stale at once (the next check reads the table)
+            seen = self._sessions.setdefault(session, _SessionRefusals(now - self.fresh, {}))
             seen.since.setdefault(who, []).append(now)
 
 

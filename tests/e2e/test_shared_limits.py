@@ -215,3 +215,43 @@ def test_the_session_budget_counts_refusals_made_on_every_process(
     ticks[0] += 1.0
     first.refresh("S1")
     assert first.retry_after("10.0.0.1", "S1") is None
+
+
+def test_refusal_views_are_read_once_at_a_time_in_order_and_expired_rows_go(
+        pg_services: Services, tmp_path: Path) -> None:
+    """One read of a session's refusals in flight at a time (the others check against the
+    view they have); a read that started before the view kept now never replaces it; a
+    refusal recorded before any view is counted at once, with a finite wait; and each read
+    first deletes the refusals the window has left behind."""
+    ticks = [10.0]
+    key = pseudonym_key(str(tmp_path / "console.key"))
+
+    def limiter() -> SharedRefusals:
+        fallback = FailureLimiter(per_client=2, per_session=10, window=60)
+        return SharedRefusals(pg_services.db, per_client=2, per_session=10, window=60,
+                              key=key, fallback=fallback, clock=lambda: ticks[0])
+
+    first, other = limiter(), limiter()
+    first.failed("10.0.0.9", "S9")  # no view yet: counted here at once
+    first.failed("10.0.0.9", "S9")
+    wait, rule = first.retry_after("10.0.0.9", "S9") or (0, "")
+    assert rule == "ballot.refusals-per-client" and wait == 60
+    assert other.stale("S9") and not other.stale("S9")  # the second caller does not read
+    other.refresh("S9")
+    assert other.retry_after("10.0.0.9", "S9") is not None
+    ticks[0] += 1.0
+    assert other.stale("S9")
+    other.refresh("S9")
+    ticks[0] -= 0.5  # a read that started before the kept view answers after it
+    with pg_services.db.write() as cur:
+        cur.execute("DELETE FROM kaoping_ballot_refusals")
+    other.refresh("S9")
+    assert other.retry_after("10.0.0.9", "S9") is not None  # the newer view stands
+    with pg_services.db.write() as cur:  # a refusal from long ago, left by a dead process
+        cur.execute("INSERT INTO kaoping_ballot_refusals (session, client, at) VALUES "
+                    "('S8', 'x', extract(epoch from clock_timestamp()) - 3600)")
+    ticks[0] += 5.0
+    other.refresh("S9")
+    with pg_services.db.read() as cur:
+        cur.execute("SELECT count(*) FROM kaoping_ballot_refusals WHERE session = 'S8'")
+        assert cur.fetchone() == (0,)

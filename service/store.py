@@ -14,6 +14,7 @@ idempotency store completes its record there).
 from __future__ import annotations
 
 import getpass
+import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
@@ -29,7 +30,7 @@ from eventsourcing.persistence import (
     ProgrammingError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import Environment, EnvType, retry
 from psycopg.conninfo import conninfo_to_dict
@@ -256,6 +257,30 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return ids
 
 
+# The connection parameters the library's environment names; any other parameter of the URL is
+# handed to its pool by KaopingPostgresFactory.
+_LIBRARY_CONNINFO = frozenset({"dbname", "host", "port", "user", "password"})
+
+
+class KaopingPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL factory, whose pool also gets the URL's other parameters
+    (``CONNINFO_EXTRA``, JSON) before it first connects — above all
+    ``target_session_attrs=read-write`` in a multi-host URL, which makes every connection find
+    the primary, at start and after a failover (docs/operations.md, pg_auto_failover). The
+    library's settings name only the database, hosts, ports, user and password; our own pool
+    gets the whole URL."""
+
+    CONNINFO_EXTRA = "CONNINFO_EXTRA"
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        extra = json.loads(self.env.get(self.CONNINFO_EXTRA) or "{}")
+        if extra:
+            kwargs = self.datastore.pool.kwargs
+            assert isinstance(kwargs, dict)  # noqa: S101 -- the library passes a dict
+            kwargs.update(extra)
+
+
 def library_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing settings, built from ours alone."""
     env = {"CREATE_TABLE": "n"}
@@ -280,6 +305,10 @@ def library_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_LOCK_TIMEOUT": "5",
         "APPLICATION_RECORDER_TOPIC": "service.store:PostgresLedgerRecorder",
     }
+    extra = {k: v for k, v in info.items() if k not in _LIBRARY_CONNINFO}
+    if extra:
+        env |= {"PERSISTENCE_MODULE": "service.store:KaopingPostgresFactory",
+                KaopingPostgresFactory.CONNINFO_EXTRA: json.dumps(extra, sort_keys=True)}
     return env
 
 

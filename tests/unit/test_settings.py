@@ -82,3 +82,21 @@ def test_the_demo_city_loads_by_default_only_into_the_embedded_store(
 def test_kaoping_demo_must_be_a_boolean() -> None:
     with pytest.raises(SettingsError, match="KAOPING_DEMO"):
         load_settings({"KAOPING_DEMO": "sometimes"})
+
+
+def test_the_urls_other_parameters_reach_the_event_librarys_pool() -> None:
+    """A multi-host URL's ``target_session_attrs=read-write`` (how a failover is followed,
+    tests/e2e/test_failover.py) and any other parameter the library's settings cannot name go
+    to its pool through our factory; a plain URL keeps the library's own factory."""
+    import json  # noqa: PLC0415
+
+    url = ("postgresql://app@10.0.0.1:5432,10.0.0.2:5433/kaoping?"
+           "target_session_attrs=read-write&sslmode=require")
+    env = library_env(Settings(database_url=url))
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"]) == ("10.0.0.1,10.0.0.2", "5432,5433")
+    assert env["PERSISTENCE_MODULE"] == "service.store:KaopingPostgresFactory"
+    assert json.loads(env["CONNINFO_EXTRA"]) == {"target_session_attrs": "read-write",
+                                                 "sslmode": "require"}
+    plain = library_env(Settings(database_url="postgresql://app@10.0.0.1/kaoping"))
+    assert plain["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert "CONNINFO_EXTRA" not in plain

@@ -3,6 +3,7 @@ one database, each with its own Services (as two processes have), draw on the sa
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -255,3 +256,35 @@ def test_refusal_views_are_read_once_at_a_time_in_order_and_expired_rows_go(
     with pg_services.db.read() as cur:
         cur.execute("SELECT count(*) FROM kaoping_ballot_refusals WHERE session = 'S8'")
         assert cur.fetchone() == (0,)
+
+
+def test_requests_that_find_the_lease_spent_share_one_renewal(
+        pg_services: Services, tmp_path: Path) -> None:
+    """32 concurrent requests from one address, no lease held: one round trip takes a lease
+    of 32 (burst 640) and the other 31 spend from it — before, each made its own round trip
+    and overwrote the last one's lease. A refusal reaches the waiting requests as it is."""
+    import asyncio  # noqa: PLC0415
+
+    from api.auth import _take  # noqa: PLC0415
+
+    key = pseudonym_key(str(tmp_path / "console.key"))
+
+    class Counted(SharedLimiter):
+        trips = 0
+
+        def take(self, principal: str) -> int | None:
+            self.trips += 1
+            time.sleep(0.05)  # a slow round trip: every request arrives while it is out
+            return super().take(principal)
+
+    async def burst(limiter: SharedLimiter, n: int) -> list[int | None]:
+        return list(await asyncio.gather(*(_take(limiter, "10.0.0.7") for _ in range(n))))
+
+    roomy = Counted(pg_services.db, "anonymous", rate=0.001, burst=640, key=key)
+    assert asyncio.run(burst(roomy, 32)) == [None] * 32
+    assert roomy.trips == 1
+    empty = Counted(pg_services.db, "other", rate=0.001, burst=40, key=key)  # a lease of 2
+    answers = asyncio.run(burst(empty, 45))
+    assert answers.count(None) == 40  # the burst, not one more
+    assert all(isinstance(a, int) and a >= 1 for a in answers if a is not None)
+    assert empty.trips <= 20 + 2  # a trip per lease of 2, and the refusal shared

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 import shutil
 import signal
 import subprocess
@@ -34,8 +33,6 @@ import pytest
 from psycopg import sql
 
 from bench.ballots import SESSION, _bodies, _open_session
-from service.migrate import migrate
-from service.settings import Settings
 from tests.conftest import IN_CI
 from tests.e2e.live_server import HOST, free_port, http
 from tests.e2e.test_fault_drills import (
@@ -45,7 +42,8 @@ from tests.e2e.test_fault_drills import (
     _join,
     _missing_receipts,
     _serving,
-    _verify_log,
+    drill_database,
+    every_ballot_once_and_log_verified,
 )
 
 # The monitor's settings for a drill: a node is unhealthy after 3 s without a report, and a
@@ -185,15 +183,7 @@ def formation() -> Iterator[Formation]:
 
 def test_drill_failover_with_pg_auto_failover_mid_ballot_load(formation: Formation,
                                                               tmp_path: Path) -> None:
-    with psycopg.connect(formation.url("postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier("drill")))
-    tag = secrets.token_hex(3)
-    settings = Settings(database_url=formation.url("drill", f"kp_app_{tag}"),
-                        migrate_database_url=formation.url("drill"),
-                        db_owner_role=f"kp_owner_{tag}", db_app_role=f"kp_app_{tag}",
-                        signing_key_path=str(tmp_path / "ledger.key"),
-                        token_key_path=str(tmp_path / "token.key"), projections="external")
-    migrate(settings)
+    settings = drill_database(formation.url, tmp_path)
     codes = _open_session(settings, BALLOTS)
     bodies = _bodies(codes, random.Random(13))
     with _serving(settings, tmp_path) as server:
@@ -218,10 +208,4 @@ def test_drill_failover_with_pg_auto_failover_mid_ballot_load(formation: Formati
         assert http("GET", f"{server.url}/ready")[0] == 200
     new_primary = formation.url("drill", order=("b",))
     assert _missing_receipts(new_primary, load.acked) == []  # synchronous: nothing lost
-    with psycopg.connect(new_primary) as conn:
-        row = conn.execute("SELECT count(*) FROM kaoping_events WHERE topic LIKE %s",
-                           ("%Ballot.Cast%",)).fetchone()
-    assert row is not None
-    assert row[0] == BALLOTS
-    checked = _verify_log(settings, tmp_path)
-    assert checked.returncode == 0, checked.stderr
+    every_ballot_once_and_log_verified(new_primary, settings, tmp_path)

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.client import HTTPException
@@ -139,6 +139,18 @@ def _verify_log(settings: Settings, tmp: Path) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+def every_ballot_once_and_log_verified(dsn: str, settings: Settings, tmp: Path) -> None:
+    """After a drill: the session's every ballot stored exactly once (at ``dsn``), and
+    ``kaoping verify-log`` passes on the store."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM kaoping_events WHERE topic LIKE %s",
+                           ("%Ballot.Cast%",)).fetchone()
+    assert row is not None
+    assert row[0] == BALLOTS
+    checked = _verify_log(settings, tmp)
+    assert checked.returncode == 0, checked.stderr
+
+
 def test_drill_kill_9_mid_ballot_load(pg_settings: Settings, tmp_path: Path) -> None:
     codes = _open_session(pg_settings, BALLOTS)
     bodies = _bodies(codes, random.Random(7))
@@ -163,13 +175,7 @@ def test_drill_kill_9_mid_ballot_load(pg_settings: Settings, tmp_path: Path) -> 
                              msgspec.json.decode(body))
             assert status == 201
         assert http("GET", f"{server.url}/ready")[1]["ledger"] == "ok"
-    with psycopg.connect(pg_settings.database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM kaoping_events WHERE topic LIKE %s",
-                           ("%Ballot.Cast%",)).fetchone()
-    assert row is not None
-    assert row[0] == BALLOTS
-    checked = _verify_log(pg_settings, tmp_path)
-    assert checked.returncode == 0, checked.stderr
+    every_ballot_once_and_log_verified(pg_settings.database_url, pg_settings, tmp_path)
 
 
 # --- a private PostgreSQL cluster, restarted mid-load ------------------------------------------
@@ -214,16 +220,23 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_drill_postgres_restart_mid_ballot_load(cluster: Cluster, tmp_path: Path) -> None:
-    with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
+def drill_database(url: Callable[..., str], tmp: Path) -> Settings:
+    """A ``drill`` database on a drill's own cluster, migrated with roles of its own;
+    ``url(db, user=…)`` names it there."""
+    with psycopg.connect(url("postgres"), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier("drill")))
     tag = secrets.token_hex(3)
-    settings = Settings(database_url=cluster.url("drill", f"kp_app_{tag}"),
-                        migrate_database_url=cluster.url("drill"),
+    settings = Settings(database_url=url("drill", user=f"kp_app_{tag}"),
+                        migrate_database_url=url("drill"),
                         db_owner_role=f"kp_owner_{tag}", db_app_role=f"kp_app_{tag}",
-                        signing_key_path=str(tmp_path / "ledger.key"),
-                        token_key_path=str(tmp_path / "token.key"), projections="external")
+                        signing_key_path=str(tmp / "ledger.key"),
+                        token_key_path=str(tmp / "token.key"), projections="external")
     migrate(settings)
+    return settings
+
+
+def test_drill_postgres_restart_mid_ballot_load(cluster: Cluster, tmp_path: Path) -> None:
+    settings = drill_database(cluster.url, tmp_path)
     codes = _open_session(settings, BALLOTS)
     bodies = _bodies(codes, random.Random(11))
     with _serving(settings, tmp_path) as server:
@@ -241,13 +254,7 @@ def test_drill_postgres_restart_mid_ballot_load(cluster: Cluster, tmp_path: Path
             assert status == 201
         assert http("GET", f"{server.url}/ready")[0] == 200
     assert _missing_receipts(settings.database_url, load.acked) == []
-    with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM kaoping_events WHERE topic LIKE %s",
-                           ("%Ballot.Cast%",)).fetchone()
-    assert row is not None
-    assert row[0] == BALLOTS
-    checked = _verify_log(settings, tmp_path)
-    assert checked.returncode == 0, checked.stderr
+    every_ballot_once_and_log_verified(settings.database_url, settings, tmp_path)
 
 
 # --- tail truncation and node tamper, against the restarted server ------------------------------

@@ -178,20 +178,24 @@ def test_a_credential_guesser_refused_on_one_process_is_refused_on_another(
         two.close()
 
 
+def _refusals(services: Services, tmp: Path, ticks: list[float], *,
+              per_session: int) -> SharedRefusals:
+    """One API process's refused-ballot budgets (2 per client, a window of 60 s) on the shared
+    table, on a clock the test moves."""
+    return SharedRefusals(services.db, per_client=2, per_session=per_session, window=60,
+                          key=pseudonym_key(str(tmp / "console.key")),
+                          fallback=FailureLimiter(per_client=2, per_session=per_session,
+                                                  window=60),
+                          clock=lambda: ticks[0])
+
+
 def test_the_session_budget_counts_refusals_made_on_every_process(
         pg_services: Services, tmp_path: Path) -> None:
     """per client 2, per session 3: refusals spread over two processes exhaust the session's
     budget for the clients that made them; a client with no refusal of its own is never
     locked out by others' guessing; the window forgets them, and so does housekeeping."""
     ticks = [0.0]
-    key = pseudonym_key(str(tmp_path / "console.key"))
-
-    def limiter() -> SharedRefusals:
-        fallback = FailureLimiter(per_client=2, per_session=3, window=60)
-        return SharedRefusals(pg_services.db, per_client=2, per_session=3, window=60,
-                              key=key, fallback=fallback, clock=lambda: ticks[0])
-
-    first, second = limiter(), limiter()
+    first, second = (_refusals(pg_services, tmp_path, ticks, per_session=3) for _ in range(2))
     for process in (first, second):
         assert process.stale("S1")
         process.refresh("S1")
@@ -225,14 +229,7 @@ def test_refusal_views_are_read_once_at_a_time_in_order_and_expired_rows_go(
     refusal recorded before any view is counted at once, with a finite wait; and each read
     first deletes the refusals the window has left behind."""
     ticks = [10.0]
-    key = pseudonym_key(str(tmp_path / "console.key"))
-
-    def limiter() -> SharedRefusals:
-        fallback = FailureLimiter(per_client=2, per_session=10, window=60)
-        return SharedRefusals(pg_services.db, per_client=2, per_session=10, window=60,
-                              key=key, fallback=fallback, clock=lambda: ticks[0])
-
-    first, other = limiter(), limiter()
+    first, other = (_refusals(pg_services, tmp_path, ticks, per_session=10) for _ in range(2))
     first.failed("10.0.0.9", "S9")  # no view yet: counted here at once
     first.failed("10.0.0.9", "S9")
     wait, rule = first.retry_after("10.0.0.9", "S9") or (0, "")

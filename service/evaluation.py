@@ -7,7 +7,7 @@ assignment rules (who may score whom) are here, each refusal naming its rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -75,6 +75,12 @@ class NoticeStatus(msgspec.Struct, kw_only=True):
     final: bool
 
 
+def count_objections(objections: Mapping[str, Mapping[str, str | None]]) -> tuple[int, int]:
+    """(lodged, undecided) over subject -> case -> outcome (None while undecided)."""
+    return (sum(len(o) for o in objections.values()),
+            sum(1 for o in objections.values() for v in o.values() if v is None))
+
+
 class Evaluation:
     def __init__(self, store: EventStore, reference: Reference, clock: Clock,
                  timezone: str, db: Database) -> None:
@@ -86,7 +92,7 @@ class Evaluation:
         # out never changes under its reader. The save re-checks the cycle's version in its
         # transaction (cycle_unchanged), so an input never acts on a stale phase.
         self._cycles = KeptRepository(event_store=store.repository.event_store,
-                                            cache_maxsize=16, fastforward=True)
+                                      cache_maxsize=16, fastforward=True)
         self._objections: Kept[dict[str, dict[str, str | None]]] = Kept(size=8)
 
     # --- loading ----------------------------------------------------------------------
@@ -792,10 +798,7 @@ class Evaluation:
 
     def objection_counts(self, cycle: Cycle) -> tuple[int, int]:
         """(objections lodged, objections undecided) on the notice (``notice_objections``)."""
-        _, objections = self.notice_objections(cycle)
-        lodged = sum(len(o) for o in objections.values())
-        undecided = sum(1 for o in objections.values() for v in o.values() if v is None)
-        return lodged, undecided
+        return count_objections(self.notice_objections(cycle)[1])
 
     def lodge_objection(self, principal: Principal, year: int, subject: str, *,
                         channel: Channel, summary: str, reporter: str | None,

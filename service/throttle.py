@@ -171,6 +171,9 @@ WHERE session = %s AND at > {_NOW} - %s
 GROUP BY client
 """  # noqa: S608 -- the interpolated text is a constant, values are parameters
 
+# The refusals a window of %s seconds has left behind.
+_FORGET_REFUSALS = f"DELETE FROM kaoping_ballot_refusals WHERE at <= {_NOW} - %s"  # noqa: S608
+
 
 class _SessionRefusals:
     """One session's refusals as last read (client -> count, seconds until its oldest leaves
@@ -226,8 +229,7 @@ class SharedRefusals:
         started = self.clock()
         try:
             with self.db.write() as cur:
-                cur.execute(f"DELETE FROM kaoping_ballot_refusals WHERE at <= {_NOW} - %s",  # noqa: S608 -- constant
-                            (self.window,))
+                cur.execute(_FORGET_REFUSALS, (self.window,))
                 cur.execute(_REFUSALS, (self.window, session, self.window))
                 counts = {str(c): (int(n), float(left)) for c, n, left in cur.fetchall()}
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
@@ -306,6 +308,5 @@ class SharedRefusals:
 def forget_old_refusals(db: Database, window: float) -> int:
     """Delete the refusals the window has left behind (housekeeping)."""
     with db.write() as cur:
-        cur.execute(f"DELETE FROM kaoping_ballot_refusals WHERE at <= {_NOW} - %s",  # noqa: S608
-                    (window,))
+        cur.execute(_FORGET_REFUSALS, (window,))
         return cur.rowcount

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -41,8 +41,10 @@ from projections.follower import head_position
 from projections.results import ResultsView, dirty_pools, read_result, read_results
 from projections.units import UnitsView, list_units
 from service.audience import policy_of, reader_kind
+from service.evaluation import count_objections
 from service.evidence import Bundle, build_bundle, encode_bundle
 from service.explain import Change, Diff, ScoreCard, diff, explain, history, position_for, render
+from service.ledger.tree import head_leaf
 from service.principals import Principal, Role
 from service.published import (
     Correction,
@@ -628,11 +630,9 @@ class CycleController(Controller):
             # Everything the notice shows is in the log, and its state in today's date: one
             # view per (year, date, log head), kept, so a flood of public reads costs a head
             # query each, not the cycle, the results and the objection counts.
-            with services.db.read() as cur:  # the head's size and leaf: a log restored or
-                cur.execute("SELECT position, leaf_hash FROM kaoping_ledger "  # failed over
-                            "ORDER BY position DESC LIMIT 1")  # to other events differs
-                head = cur.fetchone()
-            key = (year, today, None if head is None else (int(head[0]), bytes(head[1])))
+            with services.db.read() as cur:  # the head's leaf too: a log restored or failed
+                head = head_leaf(cur)  # over to other events can have the same size
+            key = (year, today, head)
             kept: Kept[NoticeOut] = state.notice_views
             return kept.get(key, lambda: _notice_view(services, year, today))
 
@@ -797,29 +797,29 @@ def _require_scoring_opened(cycle: Cycle) -> None:
 
 
 def _notice_view(services: Services, year: int, today: date) -> NoticeOut:
-    """The public notice (公示) of ``year`` as of ``today`` (see ``CycleController.notice``)."""
+    """The public notice (公示) of ``year`` as of ``today`` (see ``CycleController.notice``):
+    its window and its listed grades and objections as the service has them."""
     ev = services.evaluation
     cycle = ev.current(year)
     published = ev.published(year)
-    policy = policy_of(cycle)
-    if published is None or cycle.published_on is None:
+    if published is None:
         msg = f"cycle {year} is not published: there is no notice (公示) yet"
         raise Conflict(msg, rule="notice.window", field="year")
-    opens = date.fromisoformat(cycle.published_on)
-    closes = opens + timedelta(days=policy.notice_days - 1)
+    opens, closes = ev.notice_window(cycle)
     if today < opens:
         msg = f"the notice (公示) of {year} runs from {opens} to {closes}; today is {today}"
         raise Conflict(msg, rule="notice.window", field="year")
-    lodged, undecided = ev.objection_counts(cycle)
+    listed, objections = ev.notice_objections(cycle)
+    lodged, undecided = count_objections(objections)
     closed = today > closes
     names = {e.subject: e for e in cycle.roster}
     items = [NoticeItem(subject=r.subject, name=names[r.subject].name, kind=pool.kind,
                         group=pool.group, unit_code=names[r.subject].unit_code,
-                        grade=r.final_grade)
+                        grade=listed[r.subject])
              for pool in sorted(published.results(), key=pool_key) for r in pool.results
-             if r.final_grade is not None and r.final_grade in policy.notice_grades]
+             if r.subject in listed]
     return NoticeOut(year=year, results_version=published.version,
                      opens_on=opens.isoformat(), closes_on=closes.isoformat(),
-                     state="closed" if closed else "open", objections=lodged,
-                     undecided=undecided, final=closed and undecided == 0,
+                     state="closed" if closed else "open",
+                     objections=lodged, undecided=undecided, final=closed and undecided == 0,
                      listed=len(items), items=[] if closed else items)

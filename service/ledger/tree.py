@@ -45,6 +45,14 @@ def head_size(cur: Cursor) -> int:
     return 0 if row is None or row[0] is None else int(row[0]) + 1
 
 
+def head_leaf(cur: Cursor) -> tuple[int, bytes] | None:
+    """The last leaf (position, leaf hash), None for an empty log: what names the log as it
+    stands, where a size alone could name two logs (one restored, or failed over)."""
+    cur.execute("SELECT position, leaf_hash FROM kaoping_ledger ORDER BY position DESC LIMIT 1")
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
 def extend_nodes(cur: Cursor, from_size: int, to_size: int, *, batch: int = 10_000) -> None:
     """Store every perfect node completed by leaves [from_size, to_size)."""
     read = node_reader(cur)

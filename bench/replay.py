@@ -15,13 +15,16 @@ Measured in the same run, against baselines measured in that run:
    decoding every event with the store's mapper;
 3. the library's ``ProjectionRunner`` (one event per transaction) with a trivial counting
    projection in its own tracking table, over the first ``runner_events`` events;
-4. ``explain()`` for random subjects (teams, principals and deputies of both cycles) at the
+4. ``verify-log`` over the whole log once it is signed, with two threads and with worker
+   processes, against the same ceiling;
+5. ``explain()`` for random subjects (teams, principals and deputies of both cycles) at the
    head and at an earlier position, once on the demo-only log and again on the full log, with
    the size of each subject's pool beside the latencies.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import statistics
@@ -48,6 +51,7 @@ from projections.follower import LoggedEvent, Projection, head_position
 from service.db import Cursor
 from service.demo import YEARS, DemoCity
 from service.explain import explain
+from service.ledger.verify_log import Report, verify_log
 from service.published import clear_cache, published_as_of
 from service.runtime import Services
 from service.settings import Settings
@@ -57,6 +61,7 @@ from service.streams import END
 MIB = 1024  # /proc reports KiB
 FILL_BATCH = 500
 RAW_PAGE = 1000
+VERIFY_WORKERS = min(os.cpu_count() or 1, 8)  # verify-log's default
 COUNTER = "bench_replay_counter"  # the library projection's name: env prefix and table names
 
 
@@ -614,6 +619,44 @@ def _explain_table(log: Log, samples: list[Sample],
                  rows, tuple(header))
 
 
+@dataclass
+class Verified:
+    sign_s: float
+    threads_s: float
+    processes_s: float
+    processes: int
+
+
+def _verify(services: Services) -> Verified:
+    """Sign the whole log (the tree nodes verify-log compares), then verify it with two threads
+    and with the default worker processes."""
+    sign_s = timed(lambda: services.signer.sign(services.db, services.clock.now()))
+    vkeys = [services.signer.vkey]
+    reports: list[Report] = []
+    threads_s = timed(lambda: reports.append(verify_log(services.db, vkeys, workers=1)))
+    processes_s = timed(lambda: reports.append(
+        verify_log(services.db, vkeys, workers=VERIFY_WORKERS)))
+    assert all(r.ok for r in reports), reports[-1].failures
+    return Verified(sign_s, threads_s, processes_s, reports[-1].processes)
+
+
+def _verify_table(log: Log, raw: tuple[int, float], verified: Verified) -> str:
+    raw_rate = rate(raw[0], raw[1])
+    threads, processes = (rate(log.events, verified.threads_s),
+                          rate(log.events, verified.processes_s))
+    rows = [
+        ("raw psycopg keyset read, pages of 1,000 (ceiling)", f"{raw_rate:,.0f}", "", "1.00"),
+        ("sign: the tree over the whole log, one checkpoint",
+         f"{rate(log.events, verified.sign_s):,.0f}", f"{verified.sign_s:.1f} s", ""),
+        ("verify-log, two threads (--workers 1)", f"{threads:,.0f}",
+         f"{verified.threads_s:.1f} s", f"{threads / raw_rate:.2f}"),
+        (f"verify-log, --workers {VERIFY_WORKERS}: {verified.processes} worker processes",
+         f"{processes:,.0f}", f"{verified.processes_s:.1f} s", f"{processes / raw_rate:.2f}"),
+    ]
+    return table(f"verify-log at log size, {log.events:,} events (PostgreSQL)", rows,
+                 ("what", "events/s", "notes", "of ceiling"))
+
+
 # --- run ------------------------------------------------------------------------------------
 
 def bench_replay(settings: Settings, units: int, cadres: int, events: int, runner_events: int,
@@ -640,6 +683,7 @@ def bench_replay(settings: Settings, units: int, cadres: int, events: int, runne
         again = _raw_read(settings, None)
         raw = (raw[0] + again[0], raw[1] + again[1])
         runner = _library_runner(settings, min(runner_events, log.events))
+        verified = _verify(services)
         _analyze(settings)
         _explain_pass(services, chosen)
     finally:
@@ -647,6 +691,7 @@ def bench_replay(settings: Settings, units: int, cadres: int, events: int, runne
     assert rb.applied == log.events * _names(rb), (rb.applied, log.events)
     return "\n".join([_log_table(log, units, cadres),
                       _rebuild_table(log, raw, decoded, rb, runner),
+                      _verify_table(log, raw, verified),
                       _projection_table(log, rb),
                       _explain_table(log, chosen, pools, previous, passes)])
 

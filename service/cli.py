@@ -269,7 +269,7 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
             task = bar.add_task("verifying the ledger", total=None)
             report = verify_log(db, vkeys, retired=retired, origin=settings.ledger_origin,
                                 progress=lambda n: bar.update(task, completed=n),
-                                signed=signed)
+                                signed=signed, workers=args.workers)
     finally:
         db.close()
     report.failures[:0] = failures
@@ -282,7 +282,8 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     memory = (f"; the signer's last checkpoint (size {report.signed_size}) reached with its "
               "root" if report.signed_size is not None else
               "; no signer state file beside the key to compare with" if signed is None else "")
-    print(f"ok: {report.events} events, {report.checkpoints} checkpoints verified; "
+    workers = (f" by {report.processes} worker processes" if report.processes else "")
+    print(f"ok: {report.events} events, {report.checkpoints} checkpoints verified{workers}; "
           f"{report.nodes_checked} tree nodes match their leaves; root {report.root.hex()}"
           f"{memory}")
     return 0
@@ -500,6 +501,16 @@ def _serve_command(sub: Any) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaoping", description="Kaoping 考评 operations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -557,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "naming the first position that fails")
     verify.add_argument("--key", action="append", metavar="VKEY",
                         help="a trusted verifier key (default: this deployment's own)")
+    verify.add_argument("--workers", type=_positive, default=min(os.cpu_count() or 1, 8),
+                        metavar="N", help="processes that check blocks of the log in parallel "
+                        "on a large log (default: the CPUs, at most 8; 1: this process only)")
     verify.set_defaults(func=cmd_verify_log)
     _webhook_commands(sub)
     tokens = sub.add_parser("tokens", help="people's bearer tokens").add_subparsers(

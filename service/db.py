@@ -173,6 +173,7 @@ class PostgresDatabase:
     engine: Engine = "postgres"
 
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        self.where = url
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="kaoping"
         )
@@ -201,7 +202,7 @@ class SQLiteDatabase:
     engine: Engine = "sqlite"
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = self.where = path
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -256,6 +257,17 @@ def open_database(settings: Settings) -> Database:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         return SQLiteDatabase(str(settings.sqlite_path))
     return PostgresDatabase(settings.database_url, pool_size=settings.db_pool_size)
+
+
+def reopenable(db: Database) -> tuple[Engine, str] | None:
+    """What another process opens ``db`` again from (``reopen_database``); None for a database
+    that lives in one connection."""
+    return (db.engine, db.where) if isinstance(db, PostgresDatabase | SQLiteDatabase) else None
+
+
+def reopen_database(engine: Engine, where: str) -> Database:
+    """The database another process opened (``reopenable``), with one connection."""
+    return SQLiteDatabase(where) if engine == "sqlite" else PostgresDatabase(where, pool_size=1)
 
 
 def events_row_id(engine: Engine) -> str:

@@ -25,6 +25,7 @@ from service.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from service.ledger.verify_log import CompactRange
 
 # --- known answers ---------------------------------------------------------------------
 # Copied from transparency-dev/merkle proof/verify_test.go (vars leaves, roots,
@@ -467,3 +468,37 @@ def test_storage_agrees_with_reference(data: st.DataObject) -> None:
     indices = data.draw(st.lists(st.integers(0, n - 1), max_size=6), label="indices")
     olds = data.draw(st.lists(st.integers(1, n), max_size=6), label="olds")
     check_tree(store, d, [0, n - 1, *indices], [1, n, *olds])
+
+
+# --- the compact range verify-log folds (leaf by leaf, or a block's subtree at once) ----
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=12))
+def test_compact_range_folds_subtrees_as_their_leaves(levels: list[int]) -> None:
+    """Appending aligned perfect subtrees gives the root and the nodes above them that
+    appending their leaves one by one gives (verify-log folds whole blocks by their root)."""
+    by_leaf, by_subtree = CompactRange(), CompactRange()
+    leaves: list[bytes] = []
+    for level in levels:
+        while by_subtree.size % (1 << level):  # pad with single leaves to the alignment
+            leaf = hashlib.sha256(len(leaves).to_bytes(4, "big")).digest()
+            leaves.append(leaf)
+            assert by_subtree.append(leaf) == by_leaf.append(leaf)
+        chunk = [hashlib.sha256(i.to_bytes(4, "big")).digest()
+                 for i in range(len(leaves), len(leaves) + (1 << level))]
+        leaves += chunk
+        from_leaves = [node for leaf in chunk for node in by_leaf.append(leaf)]
+        from_root = by_subtree.append_subtree(level, root_of(chunk))
+        assert from_root == [(node, digest) for node, digest in from_leaves
+                             if node[0] > level]
+        assert by_subtree.size == by_leaf.size == len(leaves)
+        assert by_subtree.root() == by_leaf.root() == root_of(leaves)
+
+
+def test_compact_range_refuses_an_unaligned_subtree() -> None:
+    tree = CompactRange()
+    tree.append(node_hash(b"a", b"b"))
+    with pytest.raises(ValueError, match="cannot start at leaf 1"):
+        tree.append_subtree(1, node_hash(b"c", b"d"))
+    assert tree.size == 1

@@ -273,6 +273,8 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.close()
     report.failures[:0] = failures
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     if not report.ok:
         for failure in report.failures:
             print(f"FAIL {failure}", file=sys.stderr)

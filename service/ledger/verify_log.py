@@ -23,14 +23,13 @@ compares the few nodes above the blocks. Both ways run the same task; only where
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.util
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from service.db import as_uuid, events_row_id, reopen_database, reopenable
 from service.ledger import merkle
@@ -39,6 +38,9 @@ from service.ledger.envelope import FORMAT, ZERO_HASH, Envelope, payload_hash
 from service.ledger.log import leaf_rows
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
     from service.db import Database, Engine
     from service.ledger.checkpoint import Checkpoint
     from service.ledger.signer import StoredCheckpoint
@@ -47,7 +49,7 @@ PAGE = 5000  # checkpoints read at a time
 BLOCK_LEVEL = 12
 BLOCK = 1 << BLOCK_LEVEL  # leaves checked by one task: aligned, so each is a perfect subtree
 AHEAD = 2  # tasks in flight per worker: memory stays bounded, the workers never wait
-PROCESS_BLOCKS = 16  # below this many blocks, worker processes would not pay for starting
+PROCESS_BLOCKS = 32  # below this many blocks, starting worker processes does not pay
 
 
 class CompactRange:
@@ -95,6 +97,7 @@ class Report:
     processes: int = 0  # worker processes that checked blocks (0: threads of the caller did)
     root: bytes = merkle.EMPTY_ROOT
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the check ran, when not as asked
 
     @property
     def ok(self) -> bool:
@@ -304,22 +307,24 @@ def _node_problem(node: merkle.NodeId) -> str:
             "was changed, and proofs served from it are wrong")
 
 
-_worker_db: Database | None = None
+def _worker(conn: Connection, engine: Engine, where: str) -> None:
+    """A worker process: check each block it is sent, send back what it found (or the error),
+    until its pipe closes or it is sent None."""
+    db = reopen_database(engine, where)
+    try:
+        while (task := conn.recv()) is not None:
+            try:
+                found: _Block | Exception = _check_block(db, *task)
+            except Exception as exc:  # noqa: BLE001 -- handed to the caller, who raises it
+                found = RuntimeError(f"a verify-log worker failed: {exc!r}")
+            conn.send(found)
+    except (EOFError, BrokenPipeError):
+        pass  # the caller stopped early, or is gone
+    finally:
+        db.close()
 
 
-def _open_worker(engine: Engine, where: str) -> None:
-    global _worker_db  # noqa: PLW0603 -- one connection per worker process, for its life
-    _worker_db = reopen_database(engine, where)
-    multiprocessing.util.Finalize(None, _worker_db.close, exitpriority=10)
-
-
-def _check_block_in_worker(start: int, end: int, stop_after: int) -> _Block:
-    if _worker_db is None:
-        raise RuntimeError("a verify-log worker process runs _open_worker first")
-    return _check_block(_worker_db, start, end, stop_after)
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
+def _worker_context() -> multiprocessing.context.ForkServerContext:
     """Workers forked from a forkserver: a fresh single-threaded interpreter (nothing of the
     caller's threads, locks or connections is copied), started once per process with this
     module and the main one imported, so each worker starts in milliseconds. Spawning each
@@ -329,49 +334,129 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+class WorkerStopped(Exception):
+    """A worker process ended without answering (killed, out of memory)."""
+
+
+class _Processes:
+    """Worker processes, each with a pipe of its own; blocks are dealt round-robin and each
+    worker answers in the order it was sent them.
+
+    Written here rather than with ``concurrent.futures.ProcessPoolExecutor``: the executor's
+    workers share one result pipe, and a worker killed while writing a block's result (128 KiB)
+    left a part-message in it; the executor's thread then waited for the rest for ever, and
+    the command hung. A pipe of one's own ends when its worker does, so reading it fails at
+    once (EOFError) and the caller goes on with threads.
+    """
+
+    def __init__(self, count: int, engine: Engine, where: str) -> None:
+        context = _worker_context()
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        for _ in range(count):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_worker, args=(theirs, engine, where),
+                                      name="kaoping-verify", daemon=True)
+            process.start()
+            theirs.close()  # the worker's end is the worker's alone: its death closes it
+            self._workers.append((process, ours))
+        self._dealt = 0
+
+    def submit(self, start: int, end: int, stop_after: int) -> Callable[[], _Block]:
+        process, conn = self._workers[self._dealt % len(self._workers)]
+        self._dealt += 1
+        try:
+            conn.send((start, end, stop_after))
+        except OSError as exc:
+            return _stopped(process, exc)
+        return lambda: self._answer(process, conn)
+
+    @staticmethod
+    def _answer(process: BaseProcess, conn: Connection) -> _Block:
+        try:
+            found = conn.recv()
+        except (EOFError, OSError) as exc:
+            return _stopped(process, exc)()
+        if isinstance(found, Exception):
+            raise found
+        return cast("_Block", found)
+
+    def close(self) -> None:
+        for _, conn in self._workers:
+            conn.close()  # a worker reading or writing its pipe then stops
+        for process, _ in self._workers:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _stopped(process: BaseProcess, exc: BaseException) -> Callable[[], _Block]:
+    def fail() -> _Block:
+        process.join(timeout=1)
+        raise WorkerStopped(f"worker process {process.pid} ended (exit code "
+                            f"{process.exitcode}) before answering") from exc
+    return fail
+
+
 class _Blocks:
-    """Runs ``_check_block`` over ranges, a few tasks in flight, yielding the results in order:
-    in ``workers`` worker processes, or in two threads of the caller's (PostgreSQL and SQLite
-    read while the other thread hashes). Not both: threads busy hashing starve the executor's
-    own thread that feeds the processes, which then started work only ~0.9 s later."""
+    """Runs ``_check_block`` over ranges, a few in flight, yielding the results in order: in
+    ``workers`` worker processes, or in two threads of the caller's (PostgreSQL and SQLite
+    read while the other thread hashes). Not both: threads busy hashing hold the interpreter
+    lock the caller needs to feed and read the processes."""
 
     def __init__(self, db: Database, workers: int, stop_after: int, *,
                  processes: bool) -> None:
         self.db, self.stop_after = db, stop_after
-        self._pool: ThreadPoolExecutor | ProcessPoolExecutor
+        self._threads = ThreadPoolExecutor(2, thread_name_prefix="kaoping-verify")
+        self._processes: _Processes | None = None
         spec = reopenable(db)
         self.processes = workers if workers > 1 and processes and spec is not None else 0
         if self.processes and spec is not None:
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=_worker_context(),
-                                             initializer=_open_worker, initargs=spec)
-        else:
-            self._pool = ThreadPoolExecutor(2, thread_name_prefix="kaoping-verify")
+            self._processes = _Processes(self.processes, *spec)
         self._depth = AHEAD * max(self.processes, 2)
+        self.notes: list[str] = []
 
-    def _submit(self, start: int, end: int) -> Future[_Block]:
-        if self.processes:
-            return self._pool.submit(_check_block_in_worker, start, end, self.stop_after)
-        return self._pool.submit(_check_block, self.db, start, end, self.stop_after)
+    def _submit(self, start: int, end: int) -> Callable[[], _Block]:
+        if self._processes is not None:
+            return self._processes.submit(start, end, self.stop_after)
+        return self._threads.submit(_check_block, self.db, start, end, self.stop_after).result
 
     def over(self, start: int, end: int) -> Iterator[_Block]:
         """Blocks covering [start, end), cut at multiples of ``BLOCK``."""
         bounds = iter(range(start - start % BLOCK, end, BLOCK))
-        pending: deque[Future[_Block]] = deque()
+        pending: deque[tuple[int, int, Callable[[], _Block]]] = deque()
 
         def submit() -> None:
             low = next(bounds, None)
             if low is not None:
-                pending.append(self._submit(max(low, start), min(low + BLOCK, end)))
+                first, last = max(low, start), min(low + BLOCK, end)
+                pending.append((first, last, self._submit(first, last)))
 
         for _ in range(self._depth):
             submit()
         while pending:
-            block = pending.popleft().result()
+            try:
+                block = pending[0][2]()
+            except WorkerStopped as exc:
+                self._to_threads(exc)
+                pending = deque((a, b, self._submit(a, b)) for a, b, _ in pending)
+                continue
+            pending.popleft()
             submit()
             yield block
 
+    def _to_threads(self, exc: WorkerStopped) -> None:
+        """A worker process died: every block in flight is checked again, by threads, and so
+        is the rest; the report notes it."""
+        if self._processes is not None:
+            self._processes.close()
+            self._processes = None
+        self.notes.append(f"{exc}; the blocks in flight and the rest were checked by threads")
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.close()
 
 
 class _Verifier:
@@ -435,6 +520,7 @@ class _Verifier:
                 end = _log_end(self.db)
         finally:
             blocks.close()
+            self.report.notes += blocks.notes
         return False
 
     def take(self, block: _Block) -> bool:

@@ -7,6 +7,9 @@ earlier block, and checkpoints inside a block, on a block's edge and at the end.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -135,3 +138,29 @@ def test_stop_after_counts_failures_across_blocks(
     threads, _ = _both(services, stop_after=stop_after)
     assert len(threads.failures) == stop_after
     assert threads.failures[0].startswith("position 10: ")
+
+
+def test_a_killed_worker_process_leaves_the_rest_to_threads(services: Services) -> None:
+    """Workers killed mid-run (out of memory, an operator's kill): the blocks they had in hand
+    are checked again by threads, and the report says so; nothing hangs."""
+    _fill(services)
+    clean = verify_log(services.db, [services.signer.vkey], workers=1)
+    killed: list[int] = []
+
+    def kill_the_workers(done: int) -> None:
+        if not killed:
+            for child in multiprocessing.active_children():
+                if child.pid is not None:
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed.append(child.pid)
+
+    report = verify_log(services.db, [services.signer.vkey], workers=2, processes_from=0,
+                        progress=kill_the_workers)
+    assert len(killed) == 2
+    assert report.ok, report.failures
+    assert (report.events, report.checkpoints, report.nodes_checked, report.root) == (
+        clean.events, clean.checkpoints, clean.nodes_checked, clean.root)
+    assert report.processes == 2
+    # A block's answer (128 KiB) outgrows a pipe's buffer: the workers were killed mid-answer.
+    assert len(report.notes) == 1
+    assert "ended (exit code -9) before answering" in report.notes[0]

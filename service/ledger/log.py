@@ -31,18 +31,22 @@ class LeafView:
 
 def leaf_rows(cur: Cursor, start: int, end: int) -> list[tuple[Any, ...]]:
     """Leaves [start, end) with what their envelopes are rebuilt from: (position, leaf hash,
-    stream id, version, topic, payload, the stream's previous leaf); topic and payload are None
-    when the event row is gone, the previous leaf when it is (or the version is 1)."""
+    stream id, version, topic, payload, the stream's previous leaf, the stream id and version
+    the leaf was written for). Stream id, version, topic and payload are the event row's as
+    stored now (None when it is gone): an event moved to another stream, or renumbered, no
+    longer gives its leaf. The previous leaf follows the ledger's own chain (None for a
+    version 1, or when that leaf is gone)."""
     rid = events_row_id(cur.engine)
     # An open range with a LIMIT: PostgreSQL walks the position index in order (a closed range
     # was planned as a bitmap scan and a sort). The previous leaf is looked up only for a
     # version > 1: a stream's first event has none.
     cur.execute(
-        "SELECT l.position, l.leaf_hash, l.stream_id, l.stream_version, e.topic, e.state, "  # noqa: S608
-        "CASE WHEN l.stream_version > 1 THEN (SELECT p.leaf_hash FROM kaoping_ledger p WHERE "
-        "p.stream_id = l.stream_id AND p.stream_version = l.stream_version - 1) END "
-        f"FROM kaoping_ledger l LEFT JOIN kaoping_events e ON e.{rid} = l.notification_id "
-        "WHERE l.position >= %s ORDER BY l.position LIMIT %s", (start, max(end - start, 0)))
+        "SELECT l.position, l.leaf_hash, e.originator_id, e.originator_version, e.topic, "  # noqa: S608
+        "e.state, CASE WHEN l.stream_version > 1 THEN (SELECT p.leaf_hash FROM kaoping_ledger p "
+        "WHERE p.stream_id = l.stream_id AND p.stream_version = l.stream_version - 1) END, "
+        f"l.stream_id, l.stream_version FROM kaoping_ledger l LEFT JOIN kaoping_events e ON "
+        f"e.{rid} = l.notification_id WHERE l.position >= %s ORDER BY l.position LIMIT %s",
+        (start, max(end - start, 0)))
     rows = cur.fetchall()
     while rows and rows[-1][0] >= end:  # past a gap, the LIMIT reaches beyond the range
         rows.pop()
@@ -52,7 +56,7 @@ def leaf_rows(cur: Cursor, start: int, end: int) -> list[tuple[Any, ...]]:
 def envelope_rows(cur: Cursor, start: int, end: int) -> list[tuple[int, bytes, Envelope | None]]:
     """Leaves [start, end) with the envelope rebuilt from the stored event (None if it is gone)."""
     out: list[tuple[int, bytes, Envelope | None]] = []
-    for position, digest, sid, version, topic, state, prev in leaf_rows(cur, start, end):
+    for position, digest, sid, version, topic, state, prev, _, _ in leaf_rows(cur, start, end):
         envelope = None
         if state is not None:
             previous = ZERO_HASH if int(version) == 1 else (bytes(prev) if prev else b"")

@@ -23,6 +23,7 @@ compares the few nodes above the blocks. Both ways run the same task; only where
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -144,13 +145,21 @@ def perfect_nodes(size: int) -> int:
     return count
 
 
-def _stored_nodes(db: Database) -> tuple[int, int]:
-    """(how many tree nodes are stored, the leaves they reach: the largest end of any)."""
+_NODE_END = "(idx + 1) * (CAST(1 AS bigint) << level)"  # one past the last leaf a node covers
+
+
+def _stored_nodes(db: Database, bound: int) -> tuple[int, int]:
+    """(how many tree nodes are stored that end at or before leaf ``bound``, the leaves all
+    stored nodes reach: the largest end of any)."""
     with db.read() as cur:
-        cur.execute("SELECT count(*), max((idx + 1) * (CAST(1 AS bigint) << level)) "
-                    "FROM kaoping_tree_nodes")
+        cur.execute(f"SELECT sum(CASE WHEN {_NODE_END} <= %s THEN 1 ELSE 0 END), "  # noqa: S608
+                    f"max({_NODE_END}) FROM kaoping_tree_nodes", (bound,))
         row = cur.fetchone()
     return (0, 0) if row is None else (int(row[0] or 0), int(row[1] or 0))
+
+
+def _node_reach(db: Database) -> int:
+    return _stored_nodes(db, 0)[1]
 
 
 def _dangling_events(db: Database) -> str | None:
@@ -165,9 +174,31 @@ def _dangling_events(db: Database) -> str | None:
     return f"stream {row[0]} version {row[1]} is stored without a ledger leaf"
 
 
-def _row_problem(position: int, stored_leaf: bytes, envelope: Envelope | None) -> str | None:
+def _relabelled(row: tuple[Any, ...]) -> bool:
+    """The event row's stream and version are not the ledger row's. Checked on every row, a
+    matching leaf or not: the reads by stream (``service.streams``) select by the ledger's
+    columns, so a ledger row relabelled to another stream would graft its event there, and a
+    stream's first event (previous leaf: zeros) would not show it in its leaf."""
+    _, _, sid, version, state, written_sid, written_version = (
+        row[0], row[1], row[2], row[3], row[5], row[7], row[8])
+    if state is None:
+        return False  # the event row is gone: reported as such
+    return bool(version != written_version or (
+        sid != written_sid and as_uuid(sid) != as_uuid(written_sid)))
+
+
+def _row_problem(row: tuple[Any, ...], stored_leaf: bytes) -> str | None:
+    """What is wrong with a leaf row whose recomputed leaf is not the stored one, or whose
+    event row and ledger row name another stream or version."""
+    position, sid, version, written_sid, written_version = row[0], row[2], row[3], row[7], row[8]
+    envelope = _envelope(row)
     if envelope is None:
         return f"position {position}: its event row is missing (deleted)"
+    if _relabelled(row):
+        return (f"position {position}: its event row is stream {as_uuid(sid)} version "
+                f"{version}, but its ledger row says stream {as_uuid(written_sid)} version "
+                f"{written_version}: the event was moved to another stream or renumbered, or "
+                "its ledger row relabelled")
     if envelope.stream_version > 1 and envelope.previous_leaf == b"":
         return (f"position {position}: stream {envelope.stream_id} version "
                 f"{envelope.stream_version - 1} has no leaf (deleted)")
@@ -186,7 +217,7 @@ _NODE_PREFIX = b"\x01"  # RFC 9162 2.1.1, as merkle.node_hash (inlined: a call p
 def _recomputed_leaf(row: tuple[Any, ...]) -> bytes | None:
     """The leaf hash of the envelope rebuilt from the stored event (None: the row is gone);
     the same bytes as ``Envelope.leaf_hash()``, without building one per event."""
-    position, _, sid, version, topic, state, prev = row
+    position, _, sid, version, topic, state, prev, _, _ = row
     if state is None:
         return None
     version = int(version)
@@ -203,7 +234,7 @@ _topics: dict[str, bytes] = {}  # topic -> UTF-8; event types are few
 
 
 def _envelope(row: tuple[Any, ...]) -> Envelope | None:
-    position, _, sid, version, topic, state, prev = row
+    position, _, sid, version, topic, state, prev, _, _ = row
     if state is None:
         return None
     previous = ZERO_HASH if int(version) == 1 else (bytes(prev) if prev else b"")
@@ -253,7 +284,7 @@ class _Block:
         return len(self.leaves) // merkle.HASH_SIZE
 
 
-def _check_block(db: Database, start: int, end: int, stop_after: int) -> _Block:
+def _check_block(db: Database, start: int, end: int, stop_after: int, bound: int) -> _Block:
     """Recompute and compare the leaves [start, end); when they are a whole aligned block, hash
     its subtree level by level and compare every stored node inside it."""
     with db.read() as cur:
@@ -268,8 +299,8 @@ def _check_block(db: Database, start: int, end: int, stop_after: int) -> _Block:
             break
         leaf = _recomputed_leaf(row)
         stored = bytes(row[1])
-        if leaf != stored:
-            problem = _row_problem(position, stored, _envelope(row))
+        if leaf != stored or _relabelled(row):
+            problem = _row_problem(row, stored)
             if problem:
                 block.problems.append((position, problem))
                 if len(block.problems) >= stop_after:
@@ -281,11 +312,13 @@ def _check_block(db: Database, start: int, end: int, stop_after: int) -> _Block:
             block.gap = expected
     block.leaves = b"".join(folded)
     if len(folded) == BLOCK and start % BLOCK == 0:
-        _check_subtree(db, block, folded)
+        _check_subtree(db, block, folded, bound)
     return block
 
 
-def _check_subtree(db: Database, block: _Block, leaves: list[bytes]) -> None:
+def _check_subtree(db: Database, block: _Block, leaves: list[bytes], bound: int) -> None:
+    """Compare every stored node inside the block; count those ending at or before ``bound``
+    (the nodes stored when the check began: see ``_Verifier.node_bound``)."""
     levels = [leaves]  # levels[k][i]: node (k, (start >> k) + i)
     for _ in range(BLOCK_LEVEL):
         below = levels[-1]
@@ -295,7 +328,7 @@ def _check_subtree(db: Database, block: _Block, leaves: list[bytes]) -> None:
     bounds = {level: (block.start >> level, (block.start + BLOCK - 1) >> level)
               for level in range(1, BLOCK_LEVEL + 1)}
     for level, idx, digest in _stored_node_rows(db, bounds):
-        block.nodes_checked += 1
+        block.nodes_checked += (idx + 1) << level <= bound
         if levels[level][idx - (block.start >> level)] != digest:
             block.node_problems.append(_node_problem((level, idx)))
 
@@ -316,12 +349,21 @@ def _worker(conn: Connection, engine: Engine, where: str) -> None:
             try:
                 found: _Block | Exception = _check_block(db, *task)
             except Exception as exc:  # noqa: BLE001 -- handed to the caller, who raises it
-                found = RuntimeError(f"a verify-log worker failed: {exc!r}")
+                found = exc if _picklable(exc) else RuntimeError(
+                    f"a verify-log worker failed: {exc!r}")
             conn.send(found)
-    except (EOFError, BrokenPipeError):
-        pass  # the caller stopped early, or is gone
+    except (EOFError, OSError):
+        pass  # the caller stopped early (closed its end with answers unread), or is gone
     finally:
         db.close()
+
+
+def _picklable(exc: Exception) -> bool:
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 -- any failure to pickle means: send a plain error
+        return False
+    return True
 
 
 def _worker_context() -> multiprocessing.context.ForkServerContext:
@@ -352,20 +394,24 @@ class _Processes:
     def __init__(self, count: int, engine: Engine, where: str) -> None:
         context = _worker_context()
         self._workers: list[tuple[BaseProcess, Connection]] = []
-        for _ in range(count):
-            ours, theirs = context.Pipe()
-            process = context.Process(target=_worker, args=(theirs, engine, where),
-                                      name="kaoping-verify", daemon=True)
-            process.start()
-            theirs.close()  # the worker's end is the worker's alone: its death closes it
-            self._workers.append((process, ours))
         self._dealt = 0
+        try:
+            for _ in range(count):
+                ours, theirs = context.Pipe()
+                process = context.Process(target=_worker, args=(theirs, engine, where),
+                                          name="kaoping-verify", daemon=True)
+                self._workers.append((process, ours))
+                process.start()
+                theirs.close()  # the worker's end is the worker's alone: its death closes it
+        except BaseException:
+            self.close()
+            raise
 
-    def submit(self, start: int, end: int, stop_after: int) -> Callable[[], _Block]:
+    def submit(self, start: int, end: int, stop_after: int, bound: int) -> Callable[[], _Block]:
         process, conn = self._workers[self._dealt % len(self._workers)]
         self._dealt += 1
         try:
-            conn.send((start, end, stop_after))
+            conn.send((start, end, stop_after, bound))
         except OSError as exc:
             return _stopped(process, exc)
         return lambda: self._answer(process, conn)
@@ -384,6 +430,8 @@ class _Processes:
         for _, conn in self._workers:
             conn.close()  # a worker reading or writing its pipe then stops
         for process, _ in self._workers:
+            if process.pid is None:
+                continue  # never started
             process.join(timeout=10)
             if process.is_alive():
                 process.kill()
@@ -404,9 +452,9 @@ class _Blocks:
     read while the other thread hashes). Not both: threads busy hashing hold the interpreter
     lock the caller needs to feed and read the processes."""
 
-    def __init__(self, db: Database, workers: int, stop_after: int, *,
+    def __init__(self, db: Database, workers: int, stop_after: int, bound: int, *,
                  processes: bool) -> None:
-        self.db, self.stop_after = db, stop_after
+        self.db, self.stop_after, self.bound = db, stop_after, bound
         self._threads = ThreadPoolExecutor(2, thread_name_prefix="kaoping-verify")
         self._processes: _Processes | None = None
         spec = reopenable(db)
@@ -418,8 +466,9 @@ class _Blocks:
 
     def _submit(self, start: int, end: int) -> Callable[[], _Block]:
         if self._processes is not None:
-            return self._processes.submit(start, end, self.stop_after)
-        return self._threads.submit(_check_block, self.db, start, end, self.stop_after).result
+            return self._processes.submit(start, end, self.stop_after, self.bound)
+        return self._threads.submit(_check_block, self.db, start, end, self.stop_after,
+                                    self.bound).result
 
     def over(self, start: int, end: int) -> Iterator[_Block]:
         """Blocks covering [start, end), cut at multiples of ``BLOCK``."""
@@ -469,6 +518,10 @@ class _Verifier:
         self._nodes: list[tuple[merkle.NodeId, bytes]] = []  # recomputed, not yet compared
         self._checkpoints = _checkpoints(db)
         self._pending = next(self._checkpoints, None)
+        # The stored nodes are counted up to where they reached when the check began: the
+        # signer may store more while it runs, after their block was read, and those are not
+        # nodes "inserted by hand". Every node ending before that was there to be compared.
+        self.node_bound = _node_reach(db)
 
     def fail(self, message: str) -> bool:
         """Record a failure; True when enough have been found to stop."""
@@ -499,7 +552,8 @@ class _Verifier:
         for node, digest in self._nodes:
             if found.get(node, digest) != digest and self.fail(_node_problem(node)):
                 return True
-        self.report.nodes_checked += len(found)
+        self.report.nodes_checked += sum(
+            (idx + 1) << level <= self.node_bound for level, idx in found)
         self._nodes.clear()
         return False
 
@@ -508,7 +562,8 @@ class _Verifier:
         """Check every leaf in order, to the log's end (read again until it stays); True if
         stopped early."""
         end = _log_end(self.db)
-        blocks = _Blocks(self.db, workers, self.stop_after, processes=end >= processes_from)
+        blocks = _Blocks(self.db, workers, self.stop_after, self.node_bound,
+                         processes=end >= processes_from)
         self.report.processes = blocks.processes
         try:
             while end > self.tree.size:
@@ -590,7 +645,7 @@ class _Verifier:
                       f"signed a tree of size {self.signed.size} (its last checkpoint, kept "
                       "beside its key): events were removed from the end, or the store was "
                       "restored from an old backup")
-        count, reach = _stored_nodes(self.db)
+        count, reach = _stored_nodes(self.db, self.node_bound)
         if reach > self.tree.size:
             self.fail(f"tree nodes are stored for leaves up to {reach - 1}, beyond the log's "
                       f"{self.tree.size} leaves")

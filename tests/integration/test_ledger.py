@@ -19,6 +19,7 @@ from psycopg import sql
 
 from domain.units import UnitKind, register_unit
 from service.clock import FixedClock
+from service.db import as_uuid
 from service.ledger import merkle
 from service.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from service.ledger.guard import LedgerHalted
@@ -225,6 +226,64 @@ def test_drill_changed_metadata(signed_log: Services, settings: Settings) -> Non
                                   f"{_rid(settings)} = %s"),
                      ("kaoping/Unit.Renamed.v1", nid))
     assert _first_failure(signed_log).startswith("position 7: ")
+
+
+def _stream_of(settings: Settings, conn: Any, nid: int) -> Any:
+    return conn.execute(_q(settings, f"SELECT originator_id FROM kaoping_events WHERE "
+                                     f"{_rid(settings)} = %s"), (nid,)).fetchone()[0]
+
+
+def test_drill_an_event_moved_to_another_stream(signed_log: Services, settings: Settings) -> None:
+    """An event re-filed under another aggregate (a sanction onto another cadre's file) with
+    its payload untouched: the leaf commits to the stream, so the move is found and named."""
+    moved, into = _nid(signed_log, 2), _nid(signed_log, 6)
+    with _superuser(settings) as conn:
+        other = _stream_of(settings, conn, into)
+        conn.execute(_q(settings, f"UPDATE kaoping_events SET originator_id = %s, "
+                                  f"originator_version = 7 WHERE {_rid(settings)} = %s"),
+                     (other, moved))
+    failure = _first_failure(signed_log)
+    assert failure.startswith(f"position 2: its event row is stream {as_uuid(other)} version 7, "
+                              "but its ledger row says stream ")
+    assert "the event was moved to another stream or renumbered" in failure
+
+
+def test_drill_a_renumbered_event(signed_log: Services, settings: Settings) -> None:
+    """Version 2 of a stream renumbered 3 (the order of a file's events changed in place)."""
+    with signed_log.db.read() as cur:
+        cur.execute("SELECT position FROM kaoping_ledger WHERE stream_version = 2 "
+                    "ORDER BY position LIMIT 1")
+        row = cur.fetchone()
+    assert row is not None
+    position = int(row[0])
+    with _superuser(settings) as conn:
+        conn.execute(_q(settings, f"UPDATE kaoping_events SET originator_version = 3 WHERE "
+                                  f"{_rid(settings)} = %s"), (_nid(signed_log, position),))
+    failure = _first_failure(signed_log)
+    assert failure.startswith(f"position {position}: its event row is stream ")
+    assert " version 3, but its ledger row says stream " in failure
+    assert " version 2: the event was moved to another stream or renumbered" in failure
+
+
+def test_drill_a_relabelled_ledger_row(signed_log: Services, settings: Settings) -> None:
+    """The ledger row of a stream's first event relabelled (another stream id, version 5), the
+    event untouched: its leaf still matches (a first event's previous leaf is zeros), but the
+    reads by stream follow the ledger's columns, so the relabelling is found and named."""
+    with signed_log.db.read() as cur:
+        cur.execute("SELECT l.position FROM kaoping_ledger l WHERE l.stream_version = 1 AND NOT "
+                    "EXISTS (SELECT 1 FROM kaoping_ledger n WHERE n.stream_id = l.stream_id AND "
+                    "n.stream_version = 2) ORDER BY l.position LIMIT 1")
+        row = cur.fetchone()
+    assert row is not None
+    position = int(row[0])
+    with _superuser(settings) as conn:
+        other = _stream_of(settings, conn, _nid(signed_log, 0))
+        conn.execute(_q(settings, "UPDATE kaoping_ledger SET stream_id = %s, stream_version = 5 "
+                                  "WHERE position = %s"),
+                     (other, position))
+    failure = _first_failure(signed_log)
+    assert failure.startswith(f"position {position}: its event row is stream ")
+    assert f"but its ledger row says stream {as_uuid(other)} version 5" in failure
 
 
 def test_drill_a_deleted_event(signed_log: Services, settings: Settings) -> None:

@@ -164,3 +164,26 @@ def test_a_killed_worker_process_leaves_the_rest_to_threads(services: Services) 
     # A block's answer (128 KiB) outgrows a pipe's buffer: the workers were killed mid-answer.
     assert len(report.notes) == 1
     assert "ended (exit code -9) before answering" in report.notes[0]
+
+
+def test_nodes_the_signer_stores_during_the_check_are_not_called_forged(
+        services: Services) -> None:
+    """Leaves appended since the last checkpoint; the signer signs them while verify-log runs,
+    after their block was read. Their new nodes were not there to compare: they are neither
+    counted nor reported as inserted by hand."""
+    units = [register_unit(f"S{i:03d}", "单位", UnitKind.DEPARTMENT, "vertical", "t")
+             for i in range(300)]
+    services.store.save(*units[:100])
+    assert _sign(services) == 100
+    services.store.save(*units[100:])  # 200 leaves not signed yet
+    signed: list[int] = []
+
+    def sign_once(done: int) -> None:
+        if not signed:
+            signed.append(_sign(services))
+
+    report = verify_log(services.db, [services.signer.vkey], progress=sign_once)
+    assert signed == [300]
+    assert report.ok, report.failures
+    assert report.nodes_checked == perfect_nodes(100)  # the nodes stored when it began
+    assert verify_log(services.db, [services.signer.vkey]).nodes_checked == perfect_nodes(300)

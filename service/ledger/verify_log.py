@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import signal
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -299,7 +300,7 @@ def _check_block(db: Database, start: int, end: int, stop_after: int, bound: int
             break
         leaf = _recomputed_leaf(row)
         stored = bytes(row[1])
-        if leaf != stored or _relabelled(row):
+        if leaf != stored or ((row[2] != row[7] or row[3] != row[8]) and _relabelled(row)):
             problem = _row_problem(row, stored)
             if problem:
                 block.problems.append((position, problem))
@@ -342,7 +343,9 @@ def _node_problem(node: merkle.NodeId) -> str:
 
 def _worker(conn: Connection, engine: Engine, where: str) -> None:
     """A worker process: check each block it is sent, send back what it found (or the error),
-    until its pipe closes or it is sent None."""
+    until its pipe closes or it is sent None. Ctrl-C reaches the whole process group: the
+    caller handles it and closes the pipes, which ends the workers without a traceback each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     db = reopen_database(engine, where)
     try:
         while (task := conn.recv()) is not None:

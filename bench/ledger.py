@@ -12,7 +12,6 @@ the same run:
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import time
@@ -29,7 +28,7 @@ from eventsourcing.utils import Environment, EnvType
 
 from bench.common import percentiles, rate, scratch_postgres, table, timed
 from domain.units import UnitKind, register_unit
-from service.ledger.verify_log import Report, verify_log
+from service.ledger.verify_log import DEFAULT_WORKERS, Report, verify_log
 from service.mapper import MsgspecMapper, NoTranscoder
 from service.runtime import Services
 from service.settings import Settings
@@ -166,7 +165,6 @@ def _raw_read(settings: Settings) -> float:
 
 
 VERIFY_ROUNDS = 3
-WORKERS = min(os.cpu_count() or 1, 8)  # verify-log's default
 
 
 def bench_verify_and_proofs(settings: Settings, events: int, samples: int) -> str:
@@ -182,7 +180,7 @@ def bench_verify_and_proofs(settings: Settings, events: int, samples: int) -> st
         for _ in range(VERIFY_ROUNDS):  # alternated, so a change in load falls on all alike
             verify_s += timed(lambda: verify_log(services.db, vkeys, workers=1))
             processes_s += timed(lambda: reports.append(  # processes even on a small log
-                verify_log(services.db, vkeys, workers=WORKERS, processes_from=0)))
+                verify_log(services.db, vkeys, workers=DEFAULT_WORKERS, processes_from=0)))
             raw_s += _raw_read(settings)
         verify_s, processes_s, raw_s = (verify_s / VERIFY_ROUNDS, processes_s / VERIFY_ROUNDS,
                                         raw_s / VERIFY_ROUNDS)
@@ -209,7 +207,7 @@ def bench_verify_and_proofs(settings: Settings, events: int, samples: int) -> st
          f"{raw_s / events * 1e6:.1f} s per million"),
         ("verify-log, two threads (--workers 1)", f"{rate(events, verify_s):,.0f} events/s",
          f"{verify_s / events * 1e6:.1f} s per million; {raw_s / verify_s:.2f} of the raw read"),
-        (f"verify-log, --workers {WORKERS}: {used} worker processes",
+        (f"verify-log, --workers {DEFAULT_WORKERS}: {used} worker processes",
          f"{rate(events, processes_s):,.0f} events/s",
          f"{processes_s / events * 1e6:.1f} s per million; {raw_s / processes_s:.2f} of the raw "
          "read"),

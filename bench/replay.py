@@ -24,7 +24,6 @@ Measured in the same run, against baselines measured in that run:
 
 from __future__ import annotations
 
-import os
 import random
 import resource
 import statistics
@@ -51,7 +50,7 @@ from projections.follower import LoggedEvent, Projection, head_position
 from service.db import Cursor
 from service.demo import YEARS, DemoCity
 from service.explain import explain
-from service.ledger.verify_log import Report, verify_log
+from service.ledger.verify_log import DEFAULT_WORKERS, Report, verify_log
 from service.published import clear_cache, published_as_of
 from service.runtime import Services
 from service.settings import Settings
@@ -61,7 +60,6 @@ from service.streams import END
 MIB = 1024  # /proc reports KiB
 FILL_BATCH = 500
 RAW_PAGE = 1000
-VERIFY_WORKERS = min(os.cpu_count() or 1, 8)  # verify-log's default
 COUNTER = "bench_replay_counter"  # the library projection's name: env prefix and table names
 
 
@@ -635,7 +633,7 @@ def _verify(services: Services) -> Verified:
     reports: list[Report] = []
     threads_s = timed(lambda: reports.append(verify_log(services.db, vkeys, workers=1)))
     processes_s = timed(lambda: reports.append(
-        verify_log(services.db, vkeys, workers=VERIFY_WORKERS)))
+        verify_log(services.db, vkeys, workers=DEFAULT_WORKERS)))
     assert all(r.ok for r in reports), reports[-1].failures
     return Verified(sign_s, threads_s, processes_s, reports[-1].processes)
 
@@ -650,7 +648,7 @@ def _verify_table(log: Log, raw: tuple[int, float], verified: Verified) -> str:
          f"{rate(log.events, verified.sign_s):,.0f}", f"{verified.sign_s:.1f} s", ""),
         ("verify-log, two threads (--workers 1)", f"{threads:,.0f}",
          f"{verified.threads_s:.1f} s", f"{threads / raw_rate:.2f}"),
-        (f"verify-log, --workers {VERIFY_WORKERS}: {verified.processes} worker processes",
+        (f"verify-log, --workers {DEFAULT_WORKERS}: {verified.processes} worker processes",
          f"{processes:,.0f}", f"{verified.processes_s:.1f} s", f"{processes / raw_rate:.2f}"),
     ]
     return table(f"verify-log at log size, {log.events:,} events (PostgreSQL)", rows,

@@ -249,7 +249,11 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
     from service.db import open_database  # noqa: PLC0415
     from service.ledger.keyring import read_keyring  # noqa: PLC0415
     from service.ledger.signer import LedgerSigner  # noqa: PLC0415
-    from service.ledger.verify_log import logged_handovers, verify_log  # noqa: PLC0415
+    from service.ledger.verify_log import (  # noqa: PLC0415
+        DEFAULT_WORKERS,
+        logged_handovers,
+        verify_log,
+    )
 
     signer = LedgerSigner(settings.signing_key_path, settings.ledger_origin)
     vkeys = args.key or signer.trusted_vkeys()
@@ -269,7 +273,7 @@ def cmd_verify_log(settings: Settings, args: argparse.Namespace) -> int:
             task = bar.add_task("verifying the ledger", total=None)
             report = verify_log(db, vkeys, retired=retired, origin=settings.ledger_origin,
                                 progress=lambda n: bar.update(task, completed=n),
-                                signed=signed, workers=args.workers)
+                                signed=signed, workers=args.workers or DEFAULT_WORKERS)
     finally:
         db.close()
     report.failures[:0] = failures
@@ -570,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "naming the first position that fails")
     verify.add_argument("--key", action="append", metavar="VKEY",
                         help="a trusted verifier key (default: this deployment's own)")
-    verify.add_argument("--workers", type=_positive, default=min(os.cpu_count() or 1, 8),
+    verify.add_argument("--workers", type=_positive, default=None,
                         metavar="N", help="processes that check blocks of the log in parallel "
                         "on a large log (default: the CPUs, at most 8; 1: this process only)")
     verify.set_defaults(func=cmd_verify_log)

@@ -53,17 +53,20 @@ def leaf_rows(cur: Cursor, start: int, end: int) -> list[tuple[Any, ...]]:
     return rows
 
 
+def row_envelope(row: tuple[Any, ...]) -> Envelope | None:
+    """The envelope of a ``leaf_rows`` row, rebuilt from the stored event (None if it is gone;
+    a previous leaf that is gone is empty)."""
+    position, _, sid, version, topic, state, prev, _, _ = row
+    if state is None:
+        return None
+    previous = ZERO_HASH if int(version) == 1 else (bytes(prev) if prev else b"")
+    return Envelope(int(position), as_uuid(sid), int(version), str(topic),
+                    payload_hash(bytes(state)), previous)
+
+
 def envelope_rows(cur: Cursor, start: int, end: int) -> list[tuple[int, bytes, Envelope | None]]:
     """Leaves [start, end) with the envelope rebuilt from the stored event (None if it is gone)."""
-    out: list[tuple[int, bytes, Envelope | None]] = []
-    for position, digest, sid, version, topic, state, prev, _, _ in leaf_rows(cur, start, end):
-        envelope = None
-        if state is not None:
-            previous = ZERO_HASH if int(version) == 1 else (bytes(prev) if prev else b"")
-            envelope = Envelope(int(position), as_uuid(sid), int(version), str(topic),
-                                payload_hash(bytes(state)), previous)
-        out.append((int(position), bytes(digest), envelope))
-    return out
+    return [(int(row[0]), bytes(row[1]), row_envelope(row)) for row in leaf_rows(cur, start, end)]
 
 
 class LedgerLog:

@@ -23,6 +23,7 @@ compares the few nodes above the blocks. Both ways run the same task; only where
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import signal
 import struct
@@ -36,8 +37,9 @@ from typing import TYPE_CHECKING, Any, cast
 from service.db import as_uuid, events_row_id, reopen_database, reopenable
 from service.ledger import merkle
 from service.ledger.checkpoint import CheckpointError, open_checkpoint_within
-from service.ledger.envelope import FORMAT, ZERO_HASH, Envelope, payload_hash
-from service.ledger.log import leaf_rows
+from service.ledger.envelope import FORMAT, ZERO_HASH
+from service.ledger.log import leaf_rows, row_envelope
+from service.ledger.tree import head_size
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -52,6 +54,7 @@ BLOCK_LEVEL = 12
 BLOCK = 1 << BLOCK_LEVEL  # leaves checked by one task: aligned, so each is a perfect subtree
 AHEAD = 2  # tasks in flight per worker: memory stays bounded, the workers never wait
 PROCESS_BLOCKS = 32  # below this many blocks, starting worker processes does not pay
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 8)  # kaoping verify-log --workers
 
 
 class CompactRange:
@@ -180,8 +183,7 @@ def _relabelled(row: tuple[Any, ...]) -> bool:
     matching leaf or not: the reads by stream (``service.streams``) select by the ledger's
     columns, so a ledger row relabelled to another stream would graft its event there, and a
     stream's first event (previous leaf: zeros) would not show it in its leaf."""
-    _, _, sid, version, state, written_sid, written_version = (
-        row[0], row[1], row[2], row[3], row[5], row[7], row[8])
+    sid, version, state, written_sid, written_version = row[2], row[3], row[5], row[7], row[8]
     if state is None:
         return False  # the event row is gone: reported as such
     return bool(version != written_version or (
@@ -192,7 +194,7 @@ def _row_problem(row: tuple[Any, ...], stored_leaf: bytes) -> str | None:
     """What is wrong with a leaf row whose recomputed leaf is not the stored one, or whose
     event row and ledger row name another stream or version."""
     position, sid, version, written_sid, written_version = row[0], row[2], row[3], row[7], row[8]
-    envelope = _envelope(row)
+    envelope = row_envelope(row)
     if envelope is None:
         return f"position {position}: its event row is missing (deleted)"
     if _relabelled(row):
@@ -232,15 +234,6 @@ def _recomputed_leaf(row: tuple[Any, ...]) -> bytes | None:
 
 
 _topics: dict[str, bytes] = {}  # topic -> UTF-8; event types are few
-
-
-def _envelope(row: tuple[Any, ...]) -> Envelope | None:
-    position, _, sid, version, topic, state, prev, _, _ = row
-    if state is None:
-        return None
-    previous = ZERO_HASH if int(version) == 1 else (bytes(prev) if prev else b"")
-    return Envelope(int(position), as_uuid(sid), int(version), str(topic),
-                    payload_hash(bytes(state)), previous)
 
 
 def _stored_nodes_for(db: Database,
@@ -300,6 +293,7 @@ def _check_block(db: Database, start: int, end: int, stop_after: int, bound: int
             break
         leaf = _recomputed_leaf(row)
         stored = bytes(row[1])
+        # The raw columns first: a call per leaf for the rare rows whose columns differ only.
         if leaf != stored or ((row[2] != row[7] or row[3] != row[8]) and _relabelled(row)):
             problem = _row_problem(row, stored)
             if problem:
@@ -459,11 +453,9 @@ class _Blocks:
                  processes: bool) -> None:
         self.db, self.stop_after, self.bound = db, stop_after, bound
         self._threads = ThreadPoolExecutor(2, thread_name_prefix="kaoping-verify")
-        self._processes: _Processes | None = None
-        spec = reopenable(db)
-        self.processes = workers if workers > 1 and processes and spec is not None else 0
-        if self.processes and spec is not None:
-            self._processes = _Processes(self.processes, *spec)
+        spec = reopenable(db) if workers > 1 and processes else None
+        self._processes = _Processes(workers, *spec) if spec is not None else None
+        self.processes = workers if spec is not None else 0
         self._depth = AHEAD * max(self.processes, 2)
         self.notes: list[str] = []
 
@@ -663,9 +655,7 @@ class _Verifier:
 def _log_end(db: Database) -> int:
     """One past the last position in the ledger now (0 when it is empty)."""
     with db.read() as cur:
-        cur.execute("SELECT max(position) FROM kaoping_ledger")
-        row = cur.fetchone()
-    return 0 if row is None or row[0] is None else int(row[0]) + 1
+        return head_size(cur)
 
 
 def _next_position(db: Database, at: int) -> int | None:

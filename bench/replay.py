@@ -255,6 +255,7 @@ class Rebuild:
     rss_after_kib: int
     rows: dict[str, int]
     page_size: int
+    index_builds: list[tuple[str, float]]  # read models built without indexes: build seconds
 
 
 def _rebuild(services: Services) -> Rebuild:
@@ -263,6 +264,7 @@ def _rebuild(services: Services) -> Rebuild:
     probe = Probe()
     for p in original:
         follower.reset(p)
+    follower.index_builds.clear()
     follower.projections = [TimedProjection(p, probe) for p in original]
     applied = 0
 
@@ -281,7 +283,7 @@ def _rebuild(services: Services) -> Rebuild:
     with services.db.read() as cur:
         rows = {t: _count(cur, f"SELECT count(*) FROM {t}") for p in original for t in p.tables}
     return Rebuild(seconds, applied, probe, rss_before, peak, reset, rss_after, rows,
-                   follower.page_size)
+                   follower.page_size, list(follower.index_builds))
 
 
 # --- the library's runner -------------------------------------------------------------------
@@ -519,6 +521,8 @@ def _rebuild_table(log: Log, raw: tuple[int, float], decoded: tuple[int, float],
          f"{rate(log.events - log.demo_events, fill_s):,.0f}", f"{fill_s:.1f} s", ""),
         ("  settle: deferred work done once at the end (results: dirty pools)", "",
          f"{settle_s:.1f} s", ""),
+        *((f"  {name}: loaded without its indexes, built at the head (projections/bulk.py)", "",
+           f"{seconds:.1f} s to build them", "") for name, seconds in rb.index_builds),
         (f"library ProjectionRunner, 1 event per transaction (first {runner.target:,} events)",
          f"{lib_rate:,.0f}",
          f"{runner.seconds:.1f} s from start; steady {steady:,.0f}/s; its view counted "

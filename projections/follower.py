@@ -20,6 +20,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import StoredEvent
 
+from projections import bulk
 from service.db import as_uuid, events_row_id
 from service.mapper import V, decode_fields
 
@@ -146,14 +147,34 @@ class ReadAhead:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _BulkPlan:
+    """A read model's indexes around one page: tables to defer before it, to build before it
+    (the page needs them) or after it (the head is reached)."""
+
+    __slots__ = ("defer", "restore_after", "restore_before")
+
+    def __init__(self, *, defer: Sequence[str] = (), restore_before: Sequence[str] = (),
+                 restore_after: Sequence[str] = ()) -> None:
+        self.defer, self.restore_before = list(defer), list(restore_before)
+        self.restore_after = list(restore_after)
+
+
 class ConcurrentFollowerError(RuntimeError):
     """Another follower moved this projection's position: run one follower per projection."""
 
 
 class Follower:
     def __init__(self, db: Database, mapper: Mapper[UUID], projections: Sequence[Projection],
-                 *, page_size: int = 1000, read_ahead: bool = True) -> None:
+                 *, page_size: int = 1000, read_ahead: bool = True,
+                 bulk_min_events: int | None = None) -> None:
+        """``bulk_min_events``: build a read model that starts from zero with this many events
+        or more to read without its indexes, and index it once at the head (projections/bulk.py;
+        PostgreSQL). None: never, and leave any deferral alone (the rebuild check's follower,
+        which writes temporary copies of the tables)."""
         self.db, self.mapper, self.page_size = db, mapper, page_size
+        self.bulk_min_events = bulk_min_events
+        # (read model, seconds) of each index build after a bulk load, for the benchmark
+        self.index_builds: list[tuple[str, float]] = []
         self.projections = list(projections)
         self._read_ahead = ReadAhead(db, mapper, page_size) if read_ahead else None
         self._paused: dict[str, tuple[float, float]] = {}  # name -> (until, pause) after a failure
@@ -228,6 +249,7 @@ class Follower:
                     if self._read_ahead is None else self._read_ahead.page(cur, low, limit))
             exhausted = len(page) < self.page_size  # all there was (up to limit) is read
             positions = [e.position for e in page]
+            deferred = self._deferred(cur, todo)
             applied = 0
             moves: list[tuple[str, int, int]] = []  # (name, from, to): moved together below
             for p in todo:
@@ -235,22 +257,23 @@ class Follower:
                 stop = stops.get(p.name)
                 mine_to = len(page) if stop is None else bisect.bisect_right(positions, stop)
                 mine = page[mine_from:mine_to]
-                settle = getattr(p, "settle", None)
                 reached = mine[-1].position if mine else at.get(p.name, -1)
-                # Settle once all there was for it is read: the log is exhausted, its stop lies
-                # inside this page, or this page ends exactly at its stop.
-                settles = settle is not None and (exhausted or mine_to < len(page) or (
-                    stop is not None and reached >= stop))
-                if not mine and not settles:
+                # All there was for it is read: the log is exhausted, its stop lies inside this
+                # page, or this page ends exactly at its stop. Then it settles, and a read
+                # model built without its indexes gets them.
+                done = exhausted or mine_to < len(page) or (stop is not None and reached >= stop)
+                settles = getattr(p, "settle", None) is not None and done
+                plan = self._bulk_plan(cur, p, mine, at.get(p.name, -1), done, deferred)
+                if not mine and not settles and plan is None:
                     continue
                 if not isolate:
-                    self._apply(cur, p, mine, at.get(p.name, -1), settles, moves)
+                    self._apply(cur, p, mine, at.get(p.name, -1), settles, moves, plan)
                     self._paused.pop(p.name, None)
                     applied += len(mine)
                     continue
                 cur.execute("SAVEPOINT projection")
                 try:
-                    self._apply(cur, p, mine, at.get(p.name, -1), settles)
+                    self._apply(cur, p, mine, at.get(p.name, -1), settles, None, plan)
                 except Exception as exc:  # noqa: BLE001 -- contained, logged and re-raised below
                     cur.execute("ROLLBACK TO SAVEPOINT projection")
                     failed = failed or exc
@@ -266,11 +289,42 @@ class Follower:
             raise failed
         return len(page), applied
 
+    def _deferred(self, cur: Cursor, todo: Sequence[Projection]) -> set[str]:
+        """Tables built without their indexes now, if any read model here may be."""
+        if (self.bulk_min_events is None or cur.engine != "postgres"
+                or not any(bulk.bulk_tables(p) for p in todo)):
+            return set()
+        return bulk.deferred(cur)
+
+    def _bulk_plan(self, cur: Cursor, p: Projection, mine: Sequence[LoggedEvent], at: int,
+                   done: bool, deferred: set[str]) -> _BulkPlan | None:
+        """What to do with ``p``'s indexes around this page (projections/bulk.py), or None."""
+        tables = bulk.bulk_tables(p)
+        if not tables or self.bulk_min_events is None or cur.engine != "postgres":
+            return None
+        held = [t for t in tables if t in deferred]
+        if held:
+            if bulk.needs_indexes(p, mine):
+                return _BulkPlan(restore_before=held)
+            return _BulkPlan(restore_after=held) if done else None
+        if at != -1 or done or not mine or bulk.needs_indexes(p, mine):
+            return None
+        backlog = head_position(cur) - at
+        if backlog < self.bulk_min_events or not all(bulk.empty(cur, t) for t in tables):
+            return None
+        log.info("projection.bulk", projection=p.name, tables=list(tables), events=backlog)
+        return _BulkPlan(defer=list(tables))
+
     def _apply(self, cur: Cursor, p: Projection, mine: Sequence[LoggedEvent], at: int,
-               settles: bool, moves: list[tuple[str, int, int]] | None = None) -> None:
+               settles: bool, moves: list[tuple[str, int, int]] | None = None,
+               plan: _BulkPlan | None = None) -> None:
         """Apply and settle; move the position now, or add the move to ``moves`` (the
         page's moves are then made in one statement: a round trip per read model and page
-        was a tenth of a rebuild)."""
+        was a tenth of a rebuild). ``plan``: defer or build the read model's indexes before or
+        after the page, in its transaction."""
+        if plan is not None:
+            bulk.defer(cur, plan.defer)
+            self._index(cur, p, plan.restore_before)
         if mine:
             p.apply(cur, mine)
             if moves is None:
@@ -281,6 +335,19 @@ class Follower:
             # All there was for it has been read: work deferred across full pages (a backlog
             # being caught up) is done now, once, in this transaction.
             getattr(p, "settle")(cur, mine[-1].position if mine else at)  # noqa: B009
+        if plan is not None:
+            self._index(cur, p, plan.restore_after)
+
+    def _index(self, cur: Cursor, p: Projection, tables: Sequence[str]) -> None:
+        """Build the deferred indexes of ``tables`` (an exclusive lock on each meanwhile)."""
+        if not tables:
+            return
+        started = time.perf_counter()
+        bulk.restore(cur, tables)
+        seconds = time.perf_counter() - started
+        self.index_builds.append((p.name, seconds))
+        log.info("projection.bulk.indexed", projection=p.name, tables=list(tables),
+                 seconds=round(seconds, 3))
 
     def _pause(self, name: str, exc: BaseException) -> None:
         last = self._paused.get(name, (0.0, 0.0))[1]

@@ -32,6 +32,10 @@ _COLUMNS = ("unit_id", "code", "name", "kind", "category", "version", "position"
 class UnitsView:
     name: str = "units.v1"
     tables: tuple[str, ...] = ("rm_units",)
+    # Built from zero without its indexes (projections/bulk.py): a registration is a row
+    # copied in; a rename updates a row by its id, so it needs them.
+    bulk_tables: tuple[str, ...] = ("rm_units",)
+    index_topics: frozenset[str] = frozenset({_RENAMED})
 
     def apply(self, cur: Cursor, events: Sequence[LoggedEvent]) -> None:
         # Batched: every registration of the page (streamed into one COPY as it is decoded),

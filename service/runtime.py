@@ -72,7 +72,8 @@ class Services:
         self.store: EventStore = open_event_store(settings)
         self.projections = all_projections(self.store.mapper)
         self.follower = Follower(self.db, self.store.mapper, self.projections,
-                                 page_size=settings.projection_page_size)
+                                 page_size=settings.projection_page_size,
+                                 bulk_min_events=settings.projection_bulk_min_events)
         self.tokens = TokenIssuer(
             TokenKeys(settings.token_key_path, jwks_path=settings.token_jwks_path),
             issuer=settings.token_issuer, audience=settings.token_audience,

@@ -108,6 +108,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Events read per page and applied to every read model in one transaction. 2000 was the
     # fastest of 1000/2000/4000 for a 1M-event rebuild (bench/replay.py; docs/operations.md).
     projection_page_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
+    # A read model built from zero over at least this many events is loaded without its
+    # indexes and indexed once at the head (PostgreSQL; projections/bulk.py). units.v1 alone
+    # from zero (2 cores, shared_buffers 128 MB, 2026-12-07): 300,000 units 3.3-3.6 s with
+    # its indexes, 3.7-3.9 s deferred (the index build then runs alone, where index inserts
+    # overlapped the follower's own work); 600,000: 7.0-8.7 s, 5.5-6.3 s deferred; 1,000,000:
+    # 13.6-15.3 s, 11.2-11.4 s (the random-id primary key no longer fits in memory). Raise it
+    # with shared_buffers (docs/operations.md).
+    projection_bulk_min_events: Annotated[int, msgspec.Meta(ge=1)] = 500_000
     timezone: str = "Asia/Shanghai"
     # Larger request bodies are refused with 413 (a bulk import of a city fits well within).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_000_000

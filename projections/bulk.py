@@ -16,25 +16,44 @@ A read model opts in with two attributes:
   has the indexes built first.
 
 The follower (``projections/follower.py``) defers them only when the read model is at -1, its
-tables are empty and at least ``bulk_min_events`` events are to be read; it builds them in the
-transaction of the page that reaches the head (or before a page that needs them). The
-deferral is recorded in ``kaoping_deferred_indexes`` in the same transaction as the page, so
-after a crash the next follower finds it and builds them when it reaches the head. SQLite: not
-used (a table's own PRIMARY KEY and UNIQUE constraints cannot be dropped there); the read
-model's rows are the same either way, only the time differs.
+tables are empty and at least ``bulk_min_events`` events are to be read; it builds them in a
+transaction of their own once the page that reaches the head has committed (so the keys'
+exclusive lock lasts a moment, not the rest of the page), or inside a page that needs them.
+The deferral is recorded in ``kaoping_deferred_indexes`` in the same transaction as the first
+page, so after a crash the next follower finds it and builds them when it reaches the head;
+any follower finishes a deferral on a read model's tables, whether its code opts in or not.
+SQLite: not used (a table's own PRIMARY KEY and UNIQUE constraints cannot be dropped there);
+the read model's rows are the same either way, only the time differs.
 
 The DDL is done by two functions owned by the owner role (the application role has none),
-which act only on ``public.rm_*`` tables and drop only from an empty table.
+which act only on the tables a migration listed in ``kaoping_bulk_tables``, only on an empty
+one, and refuse one whose indexes a round trip would not keep whole (migration 0033).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from projections.follower import LoggedEvent
     from service.db import Cursor
+
+
+# How long the follower waits for a lock on a read model's table to drop or build its indexes.
+# A reader holding the table (a long report, pg_dump) would otherwise make it wait, and every
+# new reader would queue behind it; past this it loads with the indexes, or builds them later.
+LOCK_TIMEOUT = "2s"
+
+
+@contextlib.contextmanager
+def lock_timeout(cur: Cursor) -> Iterator[None]:
+    """``LOCK_TIMEOUT`` for the statements inside, then the session's own again. (After an
+    error the transaction, or the savepoint the caller rolls back to, undoes it.)"""
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
+    yield
+    cur.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
 def bulk_tables(projection: object) -> tuple[str, ...]:
@@ -54,7 +73,7 @@ def deferred(cur: Cursor) -> set[str]:
 
 
 def empty(cur: Cursor, table: str) -> bool:
-    cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table})")  # noqa: S608 -- name from code
+    cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM public.{table})")  # noqa: S608 -- name from code
     row = cur.fetchone()
     return bool(row and row[0])
 

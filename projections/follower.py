@@ -147,16 +147,33 @@ class ReadAhead:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _part(page: Sequence[LoggedEvent], positions: Sequence[int], at: int, stop: int | None,
+          *, exhausted: bool) -> tuple[Sequence[LoggedEvent], bool]:
+    """A read model's part of a page (after ``at``, up to ``stop``), and whether all there
+    was for it is read: the log is exhausted (a short page), its stop lies inside this page,
+    or this page ends exactly at its stop. Then it settles, and a read model loaded without
+    its indexes gets them."""
+    mine_from = bisect.bisect_right(positions, at)
+    mine_to = len(page) if stop is None else bisect.bisect_right(positions, stop)
+    mine = page[mine_from:mine_to]
+    reached = mine[-1].position if mine else at
+    return mine, exhausted or mine_to < len(page) or (stop is not None and reached >= stop)
+
+
 class _BulkPlan:
     """A read model's indexes around one page: tables to defer before it, to build before it
-    (the page needs them) or after it (the head is reached)."""
+    (the page needs them), or to build after it commits (the head is reached)."""
 
-    __slots__ = ("defer", "restore_after", "restore_before")
+    __slots__ = ("backlog", "defer", "restore_after", "restore_before")
 
     def __init__(self, *, defer: Sequence[str] = (), restore_before: Sequence[str] = (),
-                 restore_after: Sequence[str] = ()) -> None:
+                 restore_after: Sequence[str] = (), backlog: int = 0) -> None:
         self.defer, self.restore_before = list(defer), list(restore_before)
-        self.restore_after = list(restore_after)
+        self.restore_after, self.backlog = list(restore_after), backlog
+
+    @property
+    def before(self) -> bool:
+        return bool(self.defer or self.restore_before)
 
 
 class ConcurrentFollowerError(RuntimeError):
@@ -250,21 +267,17 @@ class Follower:
             exhausted = len(page) < self.page_size  # all there was (up to limit) is read
             positions = [e.position for e in page]
             deferred = self._deferred(cur, todo)
+            builds: list[tuple[str, list[str]]] = []  # indexes to build once this page commits
             applied = 0
             moves: list[tuple[str, int, int]] = []  # (name, from, to): moved together below
             for p in todo:
-                mine_from = bisect.bisect_right(positions, at.get(p.name, -1))
-                stop = stops.get(p.name)
-                mine_to = len(page) if stop is None else bisect.bisect_right(positions, stop)
-                mine = page[mine_from:mine_to]
-                reached = mine[-1].position if mine else at.get(p.name, -1)
-                # All there was for it is read: the log is exhausted, its stop lies inside this
-                # page, or this page ends exactly at its stop. Then it settles, and a read
-                # model built without its indexes gets them.
-                done = exhausted or mine_to < len(page) or (stop is not None and reached >= stop)
+                mine, done = _part(page, positions, at.get(p.name, -1), stops.get(p.name),
+                                   exhausted=exhausted)
                 settles = getattr(p, "settle", None) is not None and done
                 plan = self._bulk_plan(cur, p, mine, at.get(p.name, -1), done, deferred)
-                if not mine and not settles and plan is None:
+                if plan is not None and plan.restore_after:
+                    builds.append((p.name, plan.restore_after))
+                if not mine and not settles and (plan is None or not plan.before):
                     continue
                 if not isolate:
                     self._apply(cur, p, mine, at.get(p.name, -1), settles, moves, plan)
@@ -285,46 +298,51 @@ class Follower:
                 self._paused.pop(p.name, None)
                 applied += len(mine)
             self._move_all(cur, moves)
+        for name, tables in builds:
+            self._build(name, tables)
         if failed is not None:
             raise failed
         return len(page), applied
 
     def _deferred(self, cur: Cursor, todo: Sequence[Projection]) -> set[str]:
-        """Tables built without their indexes now, if any read model here may be."""
-        if (self.bulk_min_events is None or cur.engine != "postgres"
-                or not any(bulk.bulk_tables(p) for p in todo)):
+        """Tables loaded without their indexes now, if any read model here has tables."""
+        if self.bulk_min_events is None or cur.engine != "postgres":
             return set()
         return bulk.deferred(cur)
 
     def _bulk_plan(self, cur: Cursor, p: Projection, mine: Sequence[LoggedEvent], at: int,
                    done: bool, deferred: set[str]) -> _BulkPlan | None:
         """What to do with ``p``'s indexes around this page (projections/bulk.py), or None."""
-        tables = bulk.bulk_tables(p)
-        if not tables or self.bulk_min_events is None or cur.engine != "postgres":
+        if self.bulk_min_events is None or cur.engine != "postgres":
             return None
-        held = [t for t in tables if t in deferred]
+        held = [t for t in p.tables if t in deferred]
+        tables = bulk.bulk_tables(p)
         if held:
-            if bulk.needs_indexes(p, mine):
+            # Finished whatever the read model's code says now: one that no longer opts in
+            # (or never did) gets its indexes before it applies anything.
+            if not tables or bulk.needs_indexes(p, mine):
                 return _BulkPlan(restore_before=held)
             return _BulkPlan(restore_after=held) if done else None
-        if at != -1 or done or not mine or bulk.needs_indexes(p, mine):
+        if not tables or at != -1 or done or not mine or bulk.needs_indexes(p, mine):
             return None
         backlog = head_position(cur) - at
         if backlog < self.bulk_min_events or not all(bulk.empty(cur, t) for t in tables):
             return None
-        log.info("projection.bulk", projection=p.name, tables=list(tables), events=backlog)
-        return _BulkPlan(defer=list(tables))
+        return _BulkPlan(defer=list(tables), backlog=backlog)
 
     def _apply(self, cur: Cursor, p: Projection, mine: Sequence[LoggedEvent], at: int,
                settles: bool, moves: list[tuple[str, int, int]] | None = None,
                plan: _BulkPlan | None = None) -> None:
         """Apply and settle; move the position now, or add the move to ``moves`` (the
         page's moves are then made in one statement: a round trip per read model and page
-        was a tenth of a rebuild). ``plan``: defer or build the read model's indexes before or
-        after the page, in its transaction."""
+        was a tenth of a rebuild). ``plan``: defer the read model's indexes before the page,
+        or build them before it (the page needs them), in its transaction."""
         if plan is not None:
-            bulk.defer(cur, plan.defer)
-            self._index(cur, p, plan.restore_before)
+            if plan.defer:
+                self._defer(cur, p, plan)
+            if plan.restore_before:
+                with bulk.lock_timeout(cur):
+                    self._index(cur, p.name, plan.restore_before)
         if mine:
             p.apply(cur, mine)
             if moves is None:
@@ -335,18 +353,46 @@ class Follower:
             # All there was for it has been read: work deferred across full pages (a backlog
             # being caught up) is done now, once, in this transaction.
             getattr(p, "settle")(cur, mine[-1].position if mine else at)  # noqa: B009
-        if plan is not None:
-            self._index(cur, p, plan.restore_after)
 
-    def _index(self, cur: Cursor, p: Projection, tables: Sequence[str]) -> None:
-        """Build the deferred indexes of ``tables`` (an exclusive lock on each meanwhile)."""
-        if not tables:
-            return
+    @staticmethod
+    def _defer(cur: Cursor, p: Projection, plan: _BulkPlan) -> None:
+        """Drop the indexes under a savepoint: if that fails (a lock not granted in time, a
+        table the functions refuse), the read model is simply loaded with them."""
+        cur.execute("SAVEPOINT bulk_defer")
+        try:
+            with bulk.lock_timeout(cur):
+                bulk.defer(cur, plan.defer)
+        except Exception as exc:  # noqa: BLE001 -- logged; loading with the indexes is correct
+            cur.execute("ROLLBACK TO SAVEPOINT bulk_defer")
+            log.warning("projection.bulk.not_deferred", projection=p.name,
+                        error=f"{type(exc).__name__}: {exc}")
+        else:
+            log.info("projection.bulk", projection=p.name, tables=plan.defer,
+                     events=plan.backlog)
+        finally:
+            cur.execute("RELEASE SAVEPOINT bulk_defer")
+
+    def _build(self, name: str, tables: Sequence[str]) -> None:
+        """Build the deferred indexes in a transaction of their own, after the page that
+        reached the head: the keys' exclusive lock then lasts a moment, not the rest of a
+        page. A failure (a reader holding the table past the lock timeout, rows that break a
+        key) pauses the read model and is recorded; the next step tries again."""
+        try:
+            with self.db.write() as cur, bulk.lock_timeout(cur):
+                self._index(cur, name, tables)
+                cur.execute("UPDATE kaoping_projection_tracking SET error = NULL "
+                            "WHERE name = %s", (name,))
+        except Exception as exc:  # noqa: BLE001 -- recorded, retried after a pause
+            self._pause(name, exc)
+            with self.db.write() as cur:
+                record_stop(cur, name, exc)
+
+    def _index(self, cur: Cursor, name: str, tables: Sequence[str]) -> None:
         started = time.perf_counter()
         bulk.restore(cur, tables)
         seconds = time.perf_counter() - started
-        self.index_builds.append((p.name, seconds))
-        log.info("projection.bulk.indexed", projection=p.name, tables=list(tables),
+        self.index_builds.append((name, seconds))
+        log.info("projection.bulk.indexed", projection=name, tables=list(tables),
                  seconds=round(seconds, 3))
 
     def _pause(self, name: str, exc: BaseException) -> None:

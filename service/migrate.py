@@ -188,6 +188,20 @@ def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], settings: Settin
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(app)))
 
 
+def _build_deferred_indexes(conn: psycopg.Connection[tuple[object, ...]],
+                            settings: Settings) -> None:
+    """Indexes a read model's load left dropped (projections/bulk.py) are built before any
+    migration, which might change or drop them, runs."""
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(settings.db_owner_role)))
+        row = conn.execute("SELECT to_regclass('kaoping_deferred_indexes') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return
+        for (table,) in conn.execute(
+                "SELECT DISTINCT table_name FROM kaoping_deferred_indexes").fetchall():
+            conn.execute("SELECT kaoping_restore_indexes(%s)", (table,))
+
+
 def _migrate_postgres(settings: Settings) -> list[str]:
     url = settings.migrate_database_url or settings.database_url
     done: list[str] = []
@@ -205,6 +219,7 @@ def _migrate_postgres(settings: Settings) -> list[str]:
                 # The application role reads it to report readiness (/ready).
                 conn.execute(sql.SQL("GRANT SELECT ON kaoping_migrations TO {}").format(
                     sql.Identifier(settings.db_app_role)))
+            _build_deferred_indexes(conn, settings)
             for m in _check_applied(_pg_applied(conn), available("postgres")):
                 with conn.transaction():
                     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(

@@ -331,3 +331,30 @@ def test_migrate_builds_deferred_indexes_first(pg_services: Services,
         assert _deferred(cur) == []
     services.follower.catch_up()
     assert _rows(services) == rows
+
+
+def test_a_build_that_waits_too_long_for_its_lock_is_recorded_and_retried(
+        pg_services: Services, pg_settings: Settings) -> None:
+    """A reader holding rm_units (a long report) past the lock timeout: the build gives up
+    whole, the read model says why (for /ready) and sits out a pause; the next try builds
+    them and clears the error."""
+    services = pg_services
+    _register(services, [f"L{i:03d}" for i in range(3 * PAGE)])
+    rows, indexes = _one_page_loaded_without_indexes(services)
+    with psycopg.connect(pg_settings.database_url) as reader:
+        reader.execute("SELECT count(*) FROM rm_units").fetchone()  # holds ACCESS SHARE
+        first = Follower(services.db, services.store.mapper, [UnitsView()], page_size=PAGE,
+                         read_ahead=False, bulk_min_events=10)
+        first.catch_up()
+        with services.db.read() as cur:
+            why = stopped(cur)
+            assert list(why) == ["units.v1"] and "lock timeout" in why["units.v1"][1]
+            assert tracked_position(cur, "units.v1") == 3 * PAGE - 1  # the rows are all in
+            assert _indexes(cur) == [] and len(_deferred(cur)) == 2  # nothing half-built
+        reader.rollback()
+    Follower(services.db, services.store.mapper, [UnitsView()], page_size=PAGE,
+             read_ahead=False, bulk_min_events=10).catch_up()  # a restart, say
+    assert _rows(services) == rows
+    with services.db.read() as cur:
+        assert _indexes(cur) == indexes
+        assert _deferred(cur) == [] and stopped(cur) == {}

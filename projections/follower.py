@@ -266,27 +266,27 @@ class Follower:
                     if self._read_ahead is None else self._read_ahead.page(cur, low, limit))
             exhausted = len(page) < self.page_size  # all there was (up to limit) is read
             positions = [e.position for e in page]
-            deferred = self._deferred(cur, todo)
+            deferred = self._deferred(cur)
             builds: list[tuple[str, list[str]]] = []  # indexes to build once this page commits
             applied = 0
             moves: list[tuple[str, int, int]] = []  # (name, from, to): moved together below
             for p in todo:
-                mine, done = _part(page, positions, at.get(p.name, -1), stops.get(p.name),
-                                   exhausted=exhausted)
+                was = at.get(p.name, -1)
+                mine, done = _part(page, positions, was, stops.get(p.name), exhausted=exhausted)
                 settles = getattr(p, "settle", None) is not None and done
-                plan = self._bulk_plan(cur, p, mine, at.get(p.name, -1), done, deferred)
+                plan = self._bulk_plan(cur, p, mine, was, done, deferred)
                 if plan is not None and plan.restore_after:
                     builds.append((p.name, plan.restore_after))
                 if not mine and not settles and (plan is None or not plan.before):
                     continue
                 if not isolate:
-                    self._apply(cur, p, mine, at.get(p.name, -1), settles, moves, plan)
+                    self._apply(cur, p, mine, was, settles, moves, plan)
                     self._paused.pop(p.name, None)
                     applied += len(mine)
                     continue
                 cur.execute("SAVEPOINT projection")
                 try:
-                    self._apply(cur, p, mine, at.get(p.name, -1), settles, None, plan)
+                    self._apply(cur, p, mine, was, settles, None, plan)
                 except Exception as exc:  # noqa: BLE001 -- contained, logged and re-raised below
                     cur.execute("ROLLBACK TO SAVEPOINT projection")
                     failed = failed or exc
@@ -304,16 +304,17 @@ class Follower:
             raise failed
         return len(page), applied
 
-    def _deferred(self, cur: Cursor, todo: Sequence[Projection]) -> set[str]:
-        """Tables loaded without their indexes now, if any read model here has tables."""
+    def _deferred(self, cur: Cursor) -> set[str] | None:
+        """Tables loaded without their indexes now; None where this follower does no bulk
+        loads (SQLite, or ``bulk_min_events`` None)."""
         if self.bulk_min_events is None or cur.engine != "postgres":
-            return set()
+            return None
         return bulk.deferred(cur)
 
     def _bulk_plan(self, cur: Cursor, p: Projection, mine: Sequence[LoggedEvent], at: int,
-                   done: bool, deferred: set[str]) -> _BulkPlan | None:
+                   done: bool, deferred: set[str] | None) -> _BulkPlan | None:
         """What to do with ``p``'s indexes around this page (projections/bulk.py), or None."""
-        if self.bulk_min_events is None or cur.engine != "postgres":
+        if deferred is None or self.bulk_min_events is None:
             return None
         held = [t for t in p.tables if t in deferred]
         tables = bulk.bulk_tables(p)

@@ -35,10 +35,7 @@ def _state(services: Services) -> tuple[int, int, list[str], list[str]]:
 def test_drill_kill_9_mid_bulk_load(pg_settings: Settings, tmp_path: Path) -> None:
     local = Services(pg_settings, clock=FixedClock(datetime.now(UTC)))
     try:
-        with local.db.read() as cur:
-            cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'rm_units' "
-                        "ORDER BY indexname")
-            original = [str(r[0]) for r in cur.fetchall()]
+        original = _state(local)[2]
         assert len(original) == 2
         codes = [f"K{i:05d}" for i in range(UNITS)]
         for i in range(0, UNITS, 500):

@@ -244,9 +244,21 @@ class Commitments:
         cycle = self.evaluation.cycle(year)
         cycle.require_phase(Phase.SCORING)
         commitments = self.require(year, unit)
+        if principal.role == Role.ASSESSMENT_TEAM:
+            self._assessor(principal, year, unit)
         commitments.assess(code, achieved, evidence, principal.id)
         teams = set(credited(commitments.targets[code], unit))
         return self._save(cycle, commitments, teams, principal, after_append)
+
+    def _assessor(self, principal: Principal, year: int, unit: str) -> None:
+        """An assessment team's member assesses a unit's achievements: one assigned to the
+        unit's leadership team, once the organizer has assigned it (Evaluation.team_member);
+        a unit not on the roster has no file, so any team member."""
+        try:
+            file: SubjectFile | None = self.evaluation.file(year, team_subject(unit))
+        except NotFound:
+            file = None
+        self.evaluation.team_member(principal, file)
 
     def _save(self, cycle: Cycle, commitments: UnitCommitments, teams: set[str],
               principal: Principal, after_append: AfterAppend | None) -> Written:

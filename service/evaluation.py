@@ -303,17 +303,29 @@ class Evaluation:
         file.score_indicator(indicator, department, value, score, evidence, principal.id)
         return self._save_input(cycle, entry, file, after_append)
 
+    def team_member(self, principal: Principal, file: SubjectFile | None) -> str:
+        """The member behind an assessment team's input on ``file``: a principal of the
+        assessment-team role acting as a team member (so a cadre or a unit never enters the
+        team's inputs, on itself or anyone) and, once the organizer has assigned the
+        subject's team, one of its members. A file with no team assigned (cycles before
+        assignments), or none at all, takes any team member's input, as the team's."""
+        require_role(principal, Role.ASSESSMENT_TEAM)
+        member = self._identity(principal, IdentityKind.TEAM_MEMBER).id
+        if file is not None and file.team:
+            file.require_member(member)
+        return member
+
     def inspection_score(self, principal: Principal, year: int, subject: str, *,
                          score: Decimal, after_append: AfterAppend | None = None) -> Written:
         cycle, entry, file = self._input(year, subject)
-        require_role(principal, Role.ASSESSMENT_TEAM)
+        self.team_member(principal, file)
         file.score_inspection(check_score(score, "score"), principal.id)
         return self._save_input(cycle, entry, file, after_append)
 
     def inspection_note(self, principal: Principal, year: int, subject: str, *, activity: str,
                         notes: str, after_append: AfterAppend | None = None) -> Written:
         cycle, entry, file = self._input(year, subject)
-        require_role(principal, Role.ASSESSMENT_TEAM)
+        self.team_member(principal, file)
         file.note_inspection(activity, notes, principal.id)
         return self._save_input(cycle, entry, file, after_append)
 
@@ -324,10 +336,9 @@ class Evaluation:
         dimension (集体议绩 aggregates them); without one (cycles before assignments), the
         team's score of the dimension, entered directly."""
         cycle, entry, file = self._input(year, subject)
-        require_role(principal, Role.ASSESSMENT_TEAM)
+        member = self.team_member(principal, file)
         check_score(score, "score")
         if file.team:
-            member = self._identity(principal, IdentityKind.TEAM_MEMBER).id
             file.score_dimension(self._scheme(cycle), member, dimension, score, rationale,
                                  principal.id)
         else:
@@ -355,6 +366,8 @@ class Evaluation:
                       after_append: AfterAppend | None = None) -> Written:
         cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ASSESSMENT_TEAM, Role.ORGANIZER)
+        if principal.role == Role.ASSESSMENT_TEAM:
+            self.team_member(principal, file)
         file.assess_target(target, achieved, evidence, principal.id)
         return self._save_input(cycle, entry, file, after_append)
 
@@ -425,6 +438,8 @@ class Evaluation:
                            after_append: AfterAppend | None = None) -> Written:
         cycle, entry, file = self._input(year, subject)
         require_role(principal, Role.ORGANIZER, Role.ASSESSMENT_TEAM)
+        if principal.role == Role.ASSESSMENT_TEAM:
+            self.team_member(principal, file)
         if not delta.is_finite() or delta == 0 or abs(delta) > 100:
             msg = "delta must be a non-zero number within ±100"
             raise InvalidInput(msg, rule="adjustment.delta", field="delta")

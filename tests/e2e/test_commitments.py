@@ -96,8 +96,17 @@ def test_a_unit_publishes_and_the_public_reads_without_scores(client: Client,
     refused(client.post(f"{C}/E1/targets/JY-1/achievement",
                         json={"achieved": "1265", "evidence": "统计年报"}, headers=who.p1),
             403, "role")
-    ok(client.post(f"{C}/E1/targets/JY-1/achievement",
-                   json={"achieved": "1265", "evidence": "统计年报"}, headers=who.team))
+    # the assessment team's input: once E1's team is assigned, only its members; never a
+    # principal of the role acting as a cadre (here E1's own principal)
+    ok(client.post(f"{BASE}/subjects/team:E1/team", json={"members": ["T1"], "leader": "T1"},
+                   headers=who.org))
+    achieved = {"achieved": "1265", "evidence": "统计年报"}
+    refused(client.post(f"{C}/E1/targets/JY-1/achievement", json=achieved, headers=bearer(
+        services, Role.ASSESSMENT_TEAM, IdentityKind.TEAM_MEMBER, "T9")), 403,
+        "team.assigned-member")
+    refused(client.post(f"{C}/E1/targets/JY-1/achievement", json=achieved, headers=bearer(
+        services, Role.ASSESSMENT_TEAM, IdentityKind.CADRE, "P1")), 403, "rater.identity")
+    ok(client.post(f"{C}/E1/targets/JY-1/achievement", json=achieved, headers=who.team))
     public = ok(client.get(C), 200)
     assert not _keys(public) & {"achieved", "completion", "score", "credit", "composite"}
     assert "1265" not in json.dumps(public)

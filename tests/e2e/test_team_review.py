@@ -24,6 +24,7 @@ from tests.e2e.test_cycle_scenario import (
     SCHEME,
     People,
     Y,
+    _events,
     ok,
     refused,
     score_everything,
@@ -215,3 +216,44 @@ def test_the_schemes_dimensions_are_checked(client: Client, services: Services) 
             "scheme.dimension-weight")  # the cadres would have no dimension
     ok(put({"dimensions": [dimension], "aggregation": "mean"}), 200)
     assert ok(client.get(f"{BASE}/scheme"), 200)["scheme"]["team_review"]["aggregation"] == "mean"
+
+
+def test_the_teams_other_inputs_come_only_from_its_assigned_members(
+        client: Client, services: Services) -> None:
+    """组织系统考核 (the inspection's score and notes), a target's assessment and a proposed
+    adjustment are the assessment team's too: once a subject's team is assigned, only its
+    members enter them; a principal of the role acting as anything but a team member (a
+    cadre on itself, a unit on its own team) never does, assigned or not. Every refusal
+    leaves the file as it was."""
+    who = People(services)
+    setup_cycle(client, services, who)
+    ok(client.post(f"{E1}/team", json={"members": ["T1", "T2"], "leader": "T1"},
+                   headers=who.org))
+    ok(client.post(f"{E1}/targets", json={"targets": ["招商引资十亿元"]}, headers=who.org))
+    as_self = bearer(services, Role.ASSESSMENT_TEAM, IdentityKind.CADRE, "P1")
+    as_unit = bearer(services, Role.ASSESSMENT_TEAM, IdentityKind.UNIT, "E1")
+    writes = [("inspections/score", {"score": "100"}),
+              ("inspections/notes", {"activity": "interview", "notes": "谈话记录"}),
+              ("targets/assessments", {"target": "招商引资十亿元", "achieved": True,
+                                       "evidence": "统计年报"}),
+              ("adjustments", {"adjustment": "adj-1", "delta": "5", "reason": "专项",
+                               "basis": "办法第十二条", "evidence": "文件"}),
+              ("analysis", {"dimension": "economy", "score": "100"})]
+    events = _events(services)
+    for path, body in writes:
+        refused(client.post(f"{E1}/{path}", json=body, headers=member(services, "T3")),
+                403, "team.assigned-member")
+        refused(client.post(f"{E1}/{path}", json=body, headers=as_unit), 403, "rater.identity")
+        # unassigned file: any team member, as before; never a cadre on itself
+        refused(client.post(f"{BASE}/subjects/cadre:P1/{path}", json=body, headers=as_self),
+                403, "rater.identity")
+    assert _events(services) == events  # nothing of the refused writes was appended
+    written = ok(client.post(f"{E1}/inspections/score", json={"score": "88"},
+                             headers=member(services, "T2")))
+    assert [r["topic"] for r in written["receipt"]] == [
+        "kaoping/SubjectFile.InspectionScored.v1"]
+    written = ok(client.post(f"{E1}/targets/assessments", json=writes[2][1],
+                             headers=member(services, "T1")))
+    assert [r["topic"] for r in written["receipt"]] == ["kaoping/SubjectFile.TargetAssessed.v1"]
+    file = services.evaluation.file(Y, "team:E1")
+    assert (file.inspection, file.targets) == (Decimal(88), {"招商引资十亿元": True})

@@ -63,6 +63,17 @@ FOR_EVALUATORS = frozenset({UnitCommitments.AchievementAssessed.TOPIC,
                             UnitCommitments.TargetRated.TOPIC, EvaluationSession.Closed.TOPIC})
 
 
+# Fields of an event that only some of its readers receive. A cycle's seal and publication
+# record the head (stream id, version, leaf hash) of every subject's file; a file's stream id
+# is computable from its year and subject, and a sanction adds an event to it, so a file's
+# version points at who was sanctioned: the heads go only to the roles that receive the files'
+# own events. Everyone else gets the event without them (its schema has them optional).
+RESTRICTED_FIELDS: dict[str, dict[str, frozenset[Role]]] = {
+    Cycle.Sealed.TOPIC: {"heads": EVALUATORS},
+    Cycle.Published.TOPIC: {"heads": EVALUATORS},
+}
+
+
 def audience(topic: str) -> frozenset[Role]:
     if topic in NEVER:
         return frozenset()
@@ -74,6 +85,12 @@ def audience(topic: str) -> frozenset[Role]:
             topic in FOR_EVALUATORS):
         return EVALUATORS
     return EVERYONE
+
+
+def withheld(topic: str, role: Role) -> frozenset[str]:
+    """The fields of a ``topic`` event that ``role`` does not receive (RESTRICTED_FIELDS)."""
+    return frozenset(name for name, roles in RESTRICTED_FIELDS.get(topic, {}).items()
+                     if role not in roles)
 
 
 def event_type(topic: str) -> str:
@@ -118,12 +135,18 @@ def catalogue() -> dict[str, dict[str, Any]]:
                 continue
             if not topic.endswith(tuple(f".v{n}" for n in range(1, 10))) or not audience(topic):
                 continue
-            struct = msgspec.defstruct(event_type(topic), list(_fields(value).items()))
+            restricted = RESTRICTED_FIELDS.get(topic, {})
+            struct = msgspec.defstruct(event_type(topic), [
+                (name, kind | msgspec.UnsetType, msgspec.UNSET) if name in restricted
+                else (name, kind) for name, kind in _fields(value).items()], kw_only=True)
             out[event_type(topic)] = {
                 "topic": topic, "version": int(topic.rsplit(".v", 1)[1]),
                 "audience": sorted(r.value for r in audience(topic)),
                 "schema": msgspec.json.schema(struct),
             }
+            if restricted:  # the fields some of the audience do not receive: who does
+                out[event_type(topic)]["restricted_fields"] = {
+                    name: sorted(r.value for r in roles) for name, roles in restricted.items()}
     return dict(sorted(out.items()))
 
 
@@ -141,8 +164,10 @@ class CloudEvent(msgspec.Struct, kw_only=True, rename={"data_schema": "dataschem
     leafhash: str  # hex: check it with /api/v1/ledger/proofs/inclusion
 
 
-def _data(event: Any, stream: StreamName | None) -> dict[str, Any]:
-    fields = {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
+def _data(event: Any, stream: StreamName | None, withheld: frozenset[str] = frozenset(),
+          ) -> dict[str, Any]:
+    fields = {k: v for k, v in vars(event).items()
+              if k not in ENVELOPE_FIELDS and k not in withheld}
     if stream is not None and stream.year is not None:  # a subject file
         fields = {"year": stream.year, "subject": stream.code, **fields}
     out: dict[str, Any] = msgspec.to_builtins(fields)
@@ -212,7 +237,8 @@ def page(cur: Cursor, mapper: Mapper[UUID], role: Role, origin: str, after: int,
                 subject=name.code if name else str(row.stream_id),
                 datacontenttype="application/json",
                 data_schema=f"/api/v1/events/schemas/{event_type(row.topic)}",
-                data=_data(ev, name), position=row.position, leafhash=row.leaf_hash.hex()))
+                data=_data(ev, name, withheld(row.topic, role)), position=row.position,
+                leafhash=row.leaf_hash.hex()))
             if len(out) == limit:
                 break
     return out, last

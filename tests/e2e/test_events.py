@@ -138,3 +138,34 @@ def test_every_published_type_has_a_schema(client: Client) -> None:
     text = json.dumps(schema)
     assert "code" in text and "category" in text
     assert client.get("/api/v1/events/schemas/kaoping.ballot.cast.v1").status_code == 404
+
+
+def test_a_cycles_seal_gives_its_files_heads_only_to_those_who_read_the_files(
+        client: Client, services: Services) -> None:
+    """Sealing (and publishing) records every subject file's head. A file's stream id is
+    computable from its year and subject and a sanction adds an event to it, so its version
+    points at who was sanctioned: a role that does not receive the files' events gets the
+    seal without the heads, and the catalogue says so."""
+    who = People(services)
+    setup_cycle(client, services, who)
+    score_everything(client, who)
+    ok(client.post(f"{BASE}/subjects/cadre:P1/sanctions", json={
+        "code": "admonishment", "decided_on": "2025-06-15", "source": "市纪委监委通报"},
+        headers=who.org))
+    ok(client.post(f"{BASE}/seal", json={}, headers=who.org))
+    for headers in (who.org, who.committee, who.team):
+        seal = next(e for e in _all(client, headers) if e["type"] == "kaoping.cycle.sealed.v1")
+        heads = {h["stream_id"]: h["version"] for h in seal["data"]["heads"]}
+        assert heads[str(services.evaluation.file(2025, "cadre:P1").id)] == (
+            services.evaluation.file(2025, "cadre:P1").version)
+    for headers in (bearer(services, Role.DEPARTMENT, IdentityKind.DEPARTMENT, "F1"),
+                    who.l1, bearer(services, Role.INVESTIGATOR, IdentityKind.STAFF, "jw")):
+        seal = next(e for e in _all(client, headers) if e["type"] == "kaoping.cycle.sealed.v1")
+        assert "heads" not in seal["data"]
+        assert seal["data"]["actor"]
+        assert "cadre:P1" not in json.dumps(seal) and "version" not in json.dumps(seal["data"])
+    catalogue = ok(client.get("/api/v1/events/catalogue"), 200)
+    entry = catalogue["kaoping.cycle.sealed.v1"]
+    assert entry["restricted_fields"] == {
+        "heads": ["assessment-team", "committee", "organizer", "supervisor"]}
+    assert "heads" not in entry["schema"]["$defs"]["kaoping.cycle.sealed.v1"]["required"]

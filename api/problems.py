@@ -122,13 +122,21 @@ def msgspec_path(exc: msgspec.DecodeError) -> str:
 
 def with_allowed(error: FieldError, declared: Any, path: str = "") -> FieldError:
     """An ``enum`` refusal lists the values the field takes: msgspec's message names only the
-    value refused, and a client should not have to read the OpenAPI document to fix a typo."""
-    if error.rule != "enum" or declared is None:
+    value refused, and a client should not have to read the OpenAPI document to fix a typo.
+    A pattern refusal of a field that names its rule (``extra={"rule", "form"}``: a code)
+    gives that rule and the form in words, not the regular expression."""
+    if error.rule not in ("enum", "constraint") or declared is None:
         return error
     try:
         info = mi.type_info(declared) if not isinstance(declared, mi.Type) else declared
     except (TypeError, ValueError, NameError):  # a string annotation msgspec cannot resolve
         return error
+    if error.rule == "constraint":
+        extra = _extra_at(info, _steps(path)) if "matching regex" in error.message else None
+        if not extra or "rule" not in extra:
+            return error
+        return FieldError(field=error.field, rule=str(extra["rule"]),
+                          message=f"{error.field}: {extra['form']}")
     values = _enum_at(info, path)
     if not values:
         return error
@@ -139,11 +147,32 @@ def with_allowed(error: FieldError, declared: Any, path: str = "") -> FieldError
 _PATH_STEP = re.compile(r"\.(\w[\w-]*)|\[(\d+)\]|(\{key\})")
 
 
+def _steps(path: str) -> list[str | int]:
+    return [m.group(1) or m.group(3) or int(m.group(2)) for m in _PATH_STEP.finditer(path)]
+
+
 def _enum_at(info: mi.Type, path: str) -> list[str] | None:
     """The enum or literal values at ``path`` (``.scores[0].grade``) of a type, if any."""
-    steps: list[str | int] = [m.group(1) or m.group(3) or int(m.group(2))
-                              for m in _PATH_STEP.finditer(path)]
-    return _walk(info, steps)
+    return _walk(info, _steps(path))
+
+
+def _extra_at(info: mi.Type | None, steps: list[str | int]) -> dict[str, Any] | None:
+    """The ``extra`` of the field's own constraints at ``steps``, if it has any."""
+    found: dict[str, Any] | None = None
+    while isinstance(info, mi.Metadata):
+        found = found or info.extra
+        info = info.type
+    if not steps:
+        return found
+    if isinstance(info, mi.UnionType):
+        return next(filter(None, (_extra_at(option, steps) for option in info.types)), None)
+    step, rest = steps[0], steps[1:]
+    inner: mi.Type | None = None
+    if isinstance(info, mi.StructType) and isinstance(step, str):
+        inner = next((f.type for f in info.fields if f.encode_name == step), None)
+    elif isinstance(info, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        inner = info.item_type
+    return _extra_at(inner, rest) if inner is not None else None
 
 
 def _walk(info: mi.Type, steps: list[str | int]) -> list[str] | None:

@@ -72,9 +72,9 @@ def _parse(raw: bytes) -> Any:
 # character written as itself.
 _MAYBE_NOT_TEXT = re.compile(
     rb"\\[bfnrt]|\\u(?:00[0-1]|007[fF]|00[89]|[dD][89a-fA-F]|[fF][dD][dDeE]|[fF]{3}[eEfF]"
-    rb"|202[a-eA-E]|206[6-9])"
+    rb"|202[89a-eA-E]|206[6-9])"
     rb"|[\x00-\x1f\x7f]|\xc2[\x80-\x9f]|\xef\xb7[\x90-\xaf]|\xef\xbf[\xbe\xbf]"
-    rb"|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]")
+    rb"|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
 
 
 def _join(path: str, key: str | int) -> str:

@@ -13,7 +13,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, StaleVersion
 from domain.people import Cadre, Leader, LeaderCharge, LeaderPost, PostRole
-from domain.text import first_non_text
+from domain.text import check_code, check_name, first_non_text
 from domain.units import Unit, UnitKind, register_unit
 from service.policy import require_role
 from service.principals import Principal, Role
@@ -102,6 +102,7 @@ class Reference:
                        role: PostRole, since: str,
                        after_append: AfterAppend | None = None) -> Written:
         require_role(principal, Role.ORGANIZER)
+        check_code(code)
         self.unit(unit_code)
         cadre = Cadre(code=code, name=name, unit_code=unit_code, role=role.value,
                       since=_check_date(since, "since"), actor=principal.id)
@@ -122,8 +123,8 @@ class Reference:
     def register_leader(self, principal: Principal, *, code: str, name: str,
                         after_append: AfterAppend | None = None) -> Written:
         require_role(principal, Role.ORGANIZER)
-        return self._save_new([Leader(code=code, name=name, actor=principal.id)], after_append,
-                              "leader")
+        leader = Leader(code=check_code(code), name=name, actor=principal.id)
+        return self._save_new([leader], after_append, "leader")
 
     def import_rows(self, principal: Principal, *, units: list[dict[str, str]],
                     cadres: list[dict[str, str]],
@@ -146,8 +147,8 @@ class Reference:
                 if row["code"] in unit_codes or Unit.id_for(row["code"]) in self.store.repository:
                     msg = f"unit code {row['code']!r} is already registered"
                     raise Conflict(msg, rule="unit.code-unique", field="code")
-                made.append(register_unit(row["code"], row["name"], UnitKind(row["kind"]),
-                                          row["category"], principal.id))
+                made.append(register_unit(check_code(row["code"]), check_name(row["name"]),
+                                          UnitKind(row["kind"]), row["category"], principal.id))
                 unit_codes.add(row["code"])
             except DomainError as exc:
                 errors.append((f"units[{i}].{exc.field}", exc.rule, exc.detail))
@@ -156,7 +157,7 @@ class Reference:
         cadre_codes: set[str] = set()
         for i, row in enumerate(cadres, start=1):
             try:
-                code = row["code"]
+                code = check_code(row["code"])
                 if code in cadre_codes or Cadre.id_for(code) in self.store.repository:
                     msg = f"cadre code {code!r} is already registered"
                     raise Conflict(msg, rule="cadre.code-unique", field="code")
@@ -164,7 +165,8 @@ class Reference:
                         Unit.id_for(row["unit_code"]) not in self.store.repository):
                     msg = f"unit {row['unit_code']!r} is neither registered nor in this import"
                     raise InvalidInput(msg, rule="cadre.unit-exists", field="unit_code")
-                made.append(Cadre(code=code, name=row["name"], unit_code=row["unit_code"],
+                made.append(Cadre(code=code, name=check_name(row["name"]),
+                                  unit_code=row["unit_code"],
                                   role=PostRole(row["role"]).value,
                                   since=_check_date(row["since"], "since"), actor=principal.id))
                 cadre_codes.add(code)

@@ -9,6 +9,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import Conflict, NotFound, StaleVersion
+from domain.text import check_code
 from domain.units import Unit, UnitKind, register_unit
 from service.policy import require_role
 from service.principals import Principal, Role
@@ -33,7 +34,7 @@ class Units:
     def register(self, principal: Principal, *, code: str, name: str, kind: UnitKind,
                  category: str, after_append: AfterAppend | None = None) -> Written:
         require_role(principal, Role.ORGANIZER)
-        unit = register_unit(code, name, kind, category, actor=principal.id)
+        unit = register_unit(check_code(code), name, kind, category, actor=principal.id)
         try:
             return save(self.store, unit, after_append=after_append, stream_id=unit.id)
         except IntegrityError as exc:

@@ -23,12 +23,11 @@ from api.mechanisms import (
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost, PostRole
-from domain.text import name_text, text
+from domain.text import code_text, name_text, text
 from domain.units import UnitKind
 from projections.cadres import CadreRow, CadresView, list_cadres
 
-Code = Annotated[str, text(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$",
-                                   examples=["C-0001"])]
+Code = Annotated[str, code_text(examples=["C-0001"])]
 Name = Annotated[str, name_text(max_length=100)]
 IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2025-01-01"])]
 Text = Annotated[str, text(min_length=1, max_length=500)]

@@ -106,7 +106,7 @@ def test_roles_are_checked_and_named(client: Client, services: Services) -> None
         ({**UNIT, "extra": 1}, "extra", "unknown-field"),
         ({k: v for k, v in UNIT.items() if k != "name"}, "name", "required"),
         ({**UNIT, "name": ""}, "name", "constraint"),
-        ({**UNIT, "code": "has space"}, "code", "constraint"),
+        ({**UNIT, "code": "has space"}, "code", "code.format"),
     ],
 )
 def test_malformed_bodies_name_the_field_and_rule(client: Client, services: Services,

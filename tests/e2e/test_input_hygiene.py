@@ -242,3 +242,62 @@ def test_a_csv_import_refuses_what_is_not_text(settings: Any, services: Services
     assert "[text.characters]" in out.stderr
     assert "U+0007" in out.stderr
     assert log_length(services) == before
+
+
+@pytest.mark.parametrize("code", ["t02", "Xz-01", "ＸＺ-９９", "XZ\u200b99", "-XZ", "X" * 10_000,
+                                  "XZ 99"])
+def test_a_code_is_capital_letters_digits_and_hyphens_said_in_words(
+        client: Client, services: Services, code: str) -> None:
+    """A code is a stream's identity: "t02" beside "T02" would be another unit posing as the
+    first. The refusal names the rule and says the form in words, not as a regex; an import
+    is checked by the same rule (no request schema there)."""
+    who = People(services)
+    ok(client.post("/api/v1/units", json={**UNIT, "code": "T02", "name": "东城街道"},
+                   headers=who.org))
+    before = log_length(services)
+    problem = refused_with(client.post("/api/v1/units", json={
+        **UNIT, "code": code, "name": "东城街道"}, headers=who.org), 400, "validation",
+        "code.format", "code")
+    assert "capital letters A-Z" in problem["detail"] and "regex" not in problem["detail"]
+    refused_with(client.post("/api/v1/cadres", json={
+        "code": code, "name": "张三", "unit_code": "T02", "role": "principal",
+        "since": "2024-01-01"}, headers=who.org), 400, "validation", "code.format", "code")
+    refused_with(client.post("/api/v1/leaders", json={"code": code, "name": "李四"},
+                             headers=who.org), 400, "validation", "code.format", "code")
+    imported = refused_with(client.post("/api/v1/imports", json={
+        "units": [{**UNIT, "code": "T03", "name": "西城街道"},  # a cell holds 500 at most
+                  {**UNIT, "code": code[:40], "name": "南城街道"}]},
+        headers=who.org), 422, "invalid-input", "import.rows", "units[2].code")
+    assert [e["rule"] for e in imported["errors"]] == ["code.format"], imported
+    assert log_length(services) == before
+    assert client.get("/api/v1/units/t02").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["东城\u200b街道", "\ufeff东城街道", "东\u00ad城街道",
+                                  "东城\u2060街道", "   ", "\u3000"])
+def test_a_name_no_one_could_tell_from_another_is_refused(
+        client: Client, services: Services, name: str) -> None:
+    who = People(services)
+    before = log_length(services)
+    problem = refused_with(client.post("/api/v1/units", json={**UNIT, "name": name},
+                                       headers=who.org), 400, "validation", "name.visible",
+                           "name")
+    assert "visible character" in problem["detail"]
+    imported = refused_with(client.post("/api/v1/imports", json={
+        "units": [{**UNIT, "name": name}]}, headers=who.org), 422, "invalid-input",
+        "import.rows", "units[1].name")
+    assert [e["rule"] for e in imported["errors"]] == ["name.visible"], imported
+    assert log_length(services) == before
+
+
+@pytest.mark.parametrize(("escaped", "char"), [("\\u2028", "U+2028"), ("\\u2029", "U+2029")])
+def test_a_line_or_paragraph_separator_is_a_line_break_and_refused(
+        client: Client, services: Services, escaped: str, char: str) -> None:
+    who = People(services)
+    for body in (f'{{"code": "XZ-01", "name": "城{escaped}关", "kind": "township", '
+                 '"category": "platform-1"}',
+                 '{"code": "XZ-01", "name": "城\u2028关", "kind": "township", '
+                 '"category": "platform-1"}'.replace("\u2028", chr(int(char[2:], 16)))):
+        problem = refused_with(_raw(client, "/api/v1/units", body, who.org), 400,
+                               "validation", "text.characters", "name")
+        assert char in problem["detail"]

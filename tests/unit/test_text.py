@@ -22,7 +22,7 @@ from litestar import Litestar
 
 from api import create_app
 from api.strict import MAX_PLACES, PLAIN_DECIMAL, StrictDecoder
-from domain.text import GUARD, NOT_TEXT, Text, first_non_text, name_text
+from domain.text import GUARD, INVISIBLE, NOT_TEXT, Text, first_non_text, name_text
 from service.settings import Settings
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -88,10 +88,14 @@ def test_the_openapi_document_publishes_the_text_rule(app: Litestar) -> None:
     still enforces them, as the walk above proves.)"""
     doc = app.openapi_schema.to_schema()
     unit = doc["components"]["schemas"]["RegisterUnit"]["properties"]
-    assert unit["name"]["pattern"] == GUARD + r"(?!\s*$)"  # a name is not only white space
+    # a name is not only white space, and has nothing no one sees
+    assert unit["name"]["pattern"] == GUARD + rf"(?!\s*$)(?!.*[{INVISIBLE}])"
     assert not re.fullmatch(unit["name"]["pattern"] + ".*", "   ")
+    assert not re.fullmatch(unit["name"]["pattern"] + ".*", "东城\u200b街道")
+    assert re.fullmatch(unit["name"]["pattern"] + ".*", "东城街道 \u200d👨\u200d👩")
     assert unit["code"]["pattern"].startswith(GUARD)
     assert re.fullmatch(unit["code"]["pattern"], "XZ-01")
+    assert not re.fullmatch(unit["code"]["pattern"], "xz-01")
     score = doc["components"]["schemas"]["ScoreIn"]["properties"]["score"]
     assert {s["type"] for s in score["oneOf"]} == {"number", "string"}
     assert [s["pattern"] for s in score["oneOf"] if s["type"] == "string"] == [

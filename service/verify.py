@@ -701,6 +701,15 @@ def _recompute(bundle: Bundle, streams: dict[str, list[BundleEvent]], cycle: Cyc
     raise _fail(f"the pool's recomputed results differ from results version {version.number}")
 
 
+def _check_score_version(bundle: Bundle, published: str) -> None:
+    if published not in SCORE_VERSIONS:
+        raise _fail(f"published with score function {published}; this verifier computes "
+                    f"{', '.join(SCORE_VERSIONS)}")
+    if bundle.score_version != published:  # nothing a bundle says goes unchecked
+        raise _fail(f"the bundle says score function {bundle.score_version}, but the cycle was "
+                    f"published with {published}")
+
+
 def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = None,
                   consistency: bytes | None = None) -> list[str]:
     """Raise VerifyError naming the first failure; return what was checked. ``consistency``:
@@ -724,9 +733,7 @@ def verify_bundle(data: bytes, vkeys: Sequence[str], trusted: bytes | None = Non
     if cycle_sid not in streams:
         raise _fail(f"the cycle {bundle.year} stream is not in the bundle")
     published = _published(streams[cycle_sid])
-    if published.score_version not in SCORE_VERSIONS:
-        raise _fail(f"published with score function {published.score_version}; this verifier "
-                    f"computes {', '.join(SCORE_VERSIONS)}")
+    _check_score_version(bundle, published.score_version)
     cycle = _aggregate(streams[cycle_sid], published.originator_version - 1)
     if not isinstance(cycle, Cycle) or cycle.scheme is None:
         raise _fail("the cycle stream does not define a scheme")

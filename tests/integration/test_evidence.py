@@ -292,6 +292,15 @@ def test_drill_the_claimed_score_changed(city: Services) -> None:
     assert _verify(city, bundle).startswith("the claimed results are not the published ones")
 
 
+def test_drill_the_score_function_claimed_changed(city: Services) -> None:
+    bundle = _bundle(city)
+    published = bundle["score_version"]
+    bundle["score_version"] = "kaoping-score/3"
+    assert _verify(city, bundle) == (
+        f"the bundle says score function kaoping-score/3, but the cycle was "
+        f"published with {published}")
+
+
 def test_drill_a_rewritten_log_resigned_with_the_right_key(city: Services, settings: Settings,
                                                            tmp_path: Path) -> None:
     trusted = _announcement_checkpoint(city)

@@ -255,8 +255,11 @@ class Evaluation:
             msg = "no one scores themselves"
             raise Forbidden(msg, rule="rater.self")
         rater = cycle.entry(cadre_subject(ident))
-        if rater.kind != SubjectKind.PRINCIPAL or entry.kind != SubjectKind.DEPUTY or (
-                entry.unit_code != rater.unit_code):
+        if rater.kind != SubjectKind.PRINCIPAL:
+            msg = (f"cadre {ident} is a {rater.kind.value}, not a principal: among cadres, "
+                   "only a unit's principal scores, and only its deputies")
+            raise Forbidden(msg, rule="rater.principal-scores-own-deputies")
+        if entry.kind != SubjectKind.DEPUTY or entry.unit_code != rater.unit_code:
             msg = "a principal scores only the deputies of their own unit"
             raise Forbidden(msg, rule="rater.principal-scores-own-deputies")
         return f"cadre:{ident}"

@@ -350,6 +350,10 @@ def test_abuse_7_raters_score_only_whom_they_are_assigned(client: Client, servic
             "rater.principal-scores-own-deputies")
     refused(client.post(url.format("cadre:D1"), json={"score": 90}, headers=scoring.p3), 403,
             "rater.principal-scores-own-deputies")
+    deputy = bearer(services, Role.LEADER, IdentityKind.CADRE, "D1")  # says why: not a principal
+    body = refused(client.post(url.format("team:E1"), json={"score": 90}, headers=deputy), 403,
+                   "rater.principal-scores-own-deputies")
+    assert "D1 is a deputy, not a principal" in body["detail"]
     stranger = bearer(services, Role.LEADER, IdentityKind.LEADER, "L9")
     refused(client.post(url.format("team:E1"), json={"score": 90}, headers=stranger), 403,
             "rater.registered-leader")

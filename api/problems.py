@@ -162,10 +162,10 @@ def _extra_at(info: mi.Type | None, steps: list[str | int]) -> dict[str, Any] | 
     while isinstance(info, mi.Metadata):
         found = found or info.extra
         info = info.type
+    if isinstance(info, mi.UnionType):  # an optional field: its constraints are its option's
+        return found or next(filter(None, (_extra_at(o, steps) for o in info.types)), None)
     if not steps:
         return found
-    if isinstance(info, mi.UnionType):
-        return next(filter(None, (_extra_at(option, steps) for option in info.types)), None)
     step, rest = steps[0], steps[1:]
     inner: mi.Type | None = None
     if isinstance(info, mi.StructType) and isinstance(step, str):

@@ -23,12 +23,15 @@ from api.mechanisms import (
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost, PostRole
-from domain.text import code_text, name_text, text
+from domain.text import code_text, name_text, text, visible_name_text
 from domain.units import UnitKind
 from projections.cadres import CadreRow, CadresView, list_cadres
 
 Code = Annotated[str, code_text(examples=["C-0001"])]
-Name = Annotated[str, name_text(max_length=100)]
+# An existing unit, named by its code: the form codes had before code_text (units registered
+# then keep theirs); whether it exists is the service's check.
+UnitRef = Annotated[str, text(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$", examples=["XZ-01"])]
+Name = Annotated[str, visible_name_text(max_length=100)]
 IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2025-01-01"])]
 Text = Annotated[str, text(min_length=1, max_length=500)]
 # Import rows are checked row by row by the service (every bad row listed); here only as text.
@@ -38,13 +41,13 @@ Cell = Annotated[str, text(max_length=500)]
 class RegisterCadre(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     code: Code
     name: Name
-    unit_code: Code
+    unit_code: UnitRef
     role: PostRole
     since: IsoDate
 
 
 class ChangePost(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    unit_code: Code
+    unit_code: UnitRef
     role: PostRole
     since: IsoDate
     reason: Text
@@ -75,11 +78,11 @@ Title = Annotated[str, name_text(max_length=20, examples=["副市长"])]
 class PostIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     body: LeaderBody  # 四大班子: party-committee 市委, congress 人大, government 政府, cppcc 政协
     title: Title  # 书记, 副书记, 常委, 市长, 副市长, 主任, 主席 …: the scheme weighs scores by it
-    unit_code: Code | None = None  # the unit the post heads or belongs to (回避)
+    unit_code: UnitRef | None = None  # the unit the post heads or belongs to (回避)
 
 
 class ChargeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    unit_code: Code
+    unit_code: UnitRef
     relation: Charge  # in-charge 分管, liaison 联系
 
 

@@ -301,3 +301,20 @@ def test_a_line_or_paragraph_separator_is_a_line_break_and_refused(
         problem = refused_with(_raw(client, "/api/v1/units", body, who.org), 400,
                                "validation", "text.characters", "name")
         assert char in problem["detail"]
+
+
+def test_a_unit_registered_before_the_code_rule_is_still_referred_to(
+        client: Client, services: Services) -> None:
+    """Codes stored before ``code.format`` (a lower-case one) stay usable as references: a
+    cadre is registered into that unit, and its optional post's unit is named by it."""
+    who = People(services)
+    services.store.save(Unit(code="e9", name="旧单位", kind=UnitKind.DEPARTMENT.value,
+                             category="economic-management", actor="legacy"))
+    ok(client.post("/api/v1/cadres", json={"code": "Q9", "name": "王五", "unit_code": "e9",
+                                           "role": "deputy", "since": "2024-01-01"},
+                   headers=who.org))
+    ok(client.post("/api/v1/leaders", json={"code": "L9", "name": "市领导"}, headers=who.org))
+    posts = {"posts": [{"body": "government", "title": "副市长", "unit_code": "e9"}],
+             "since": "2024-01-01", "reason": "任命"}
+    ok(client.put("/api/v1/leaders/L9/posts", json=posts,
+                  headers={**who.org, "If-Match": '"1"'}), 200)

@@ -173,3 +173,18 @@ def test_a_name_is_not_only_white_space() -> None:
     # The spoofing case from a review: a right-to-left override in a unit's name.
     error = decoder.check(json.dumps({"name": "城关\u202e镇"}).encode())
     assert error is not None and (error.rule, error.field) == ("text.characters", "name")
+
+
+def test_rules_added_later_refuse_requests_but_never_a_stored_event() -> None:
+    """The types' patterns also apply when the mapper decodes a stored event. A rule added
+    after events were stored (line separators, invisible characters in names) is a request
+    rule only: an event stored before it must still read."""
+    class Stored(msgspec.Struct):
+        title: Annotated[str, name_text(max_length=40)]
+        label: Text
+
+    stored = json.dumps({"title": "城关\u200b镇\u2028", "label": "甲\u2029乙"},
+                        ensure_ascii=False).encode()
+    assert msgspec.json.decode(stored, type=Stored).title == "城关\u200b镇\u2028"
+    error = StrictDecoder(Stored).check(stored)
+    assert error is not None and (error.rule, error.field) == ("text.characters", "title")

@@ -106,9 +106,15 @@ def check_code(value: str, field: str = "code") -> str:
 _NOT_A_NAME = re.compile(rf"\s*|.*[{INVISIBLE}].*", re.DOTALL)
 
 
+NAME_MAX = 100  # a unit's, cadre's or leader's name, as the request schemas hold it
+
+
 def check_name(value: str, field: str = "name") -> str:
-    """A name where no request schema applies (imports): as ``name_text``."""
+    """A name where no request schema applies (imports): as ``visible_name_text``."""
     if _NOT_A_NAME.fullmatch(value):
         msg = f"{field}: {NAME_FORM}"
         raise InvalidInput(msg, rule="name.visible", field=field)
+    if len(value) > NAME_MAX:
+        msg = f"{field}: at most {NAME_MAX} characters, not {len(value)}"
+        raise InvalidInput(msg, rule="name.length", field=field)
     return value

@@ -23,7 +23,7 @@ from api.mechanisms import (
 from api.openapi import problems
 from api.routes.common import WriteOut, write
 from domain.people import Charge, LeaderBody, LeaderCharge, LeaderPost, PostRole
-from domain.text import code_text, name_text, text, visible_name_text
+from domain.text import NAME_MAX, code_text, name_text, text, visible_name_text
 from domain.units import UnitKind
 from projections.cadres import CadreRow, CadresView, list_cadres
 
@@ -31,7 +31,7 @@ Code = Annotated[str, code_text(examples=["C-0001"])]
 # An existing unit, named by its code: the form codes had before code_text (units registered
 # then keep theirs); whether it exists is the service's check.
 UnitRef = Annotated[str, text(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$", examples=["XZ-01"])]
-Name = Annotated[str, visible_name_text(max_length=100)]
+Name = Annotated[str, visible_name_text(max_length=NAME_MAX)]
 IsoDate = Annotated[str, text(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2025-01-01"])]
 Text = Annotated[str, text(min_length=1, max_length=500)]
 # Import rows are checked row by row by the service (every bad row listed); here only as text.

@@ -24,12 +24,12 @@ from api.mechanisms import (
 )
 from api.openapi import problems
 from api.routes.common import WriteOut
-from domain.text import code_text, text, visible_name_text
+from domain.text import NAME_MAX, code_text, text, visible_name_text
 from domain.units import Unit, UnitKind
 from projections.units import UnitRow, UnitsView, list_units
 
 Code = Annotated[str, code_text(examples=["XZ-01"], description="Unique unit code")]
-Name = Annotated[str, visible_name_text(max_length=100, examples=["城关镇"])]
+Name = Annotated[str, visible_name_text(max_length=NAME_MAX, examples=["城关镇"])]
 Text = Annotated[str, text(min_length=1, max_length=500)]
 Category = Annotated[str, text(min_length=1, max_length=64, examples=["platform-1"])]
 

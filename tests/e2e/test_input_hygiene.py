@@ -318,3 +318,19 @@ def test_a_unit_registered_before_the_code_rule_is_still_referred_to(
              "since": "2024-01-01", "reason": "任命"}
     ok(client.put("/api/v1/leaders/L9/posts", json=posts,
                   headers={**who.org, "If-Match": '"1"'}), 200)
+
+
+def test_an_imported_name_is_held_to_the_same_length_as_a_registered_one(
+        client: Client, services: Services) -> None:
+    who = People(services)
+    before = log_length(services)
+    long = "城" * 101
+    refused_with(client.post("/api/v1/units", json={**UNIT, "name": long}, headers=who.org),
+                 400, "validation", "constraint", "name")
+    imported = refused_with(client.post("/api/v1/imports", json={
+        "units": [{**UNIT, "name": long}]}, headers=who.org), 422, "invalid-input",
+        "import.rows", "units[1].name")
+    assert [e["rule"] for e in imported["errors"]] == ["name.length"], imported
+    assert log_length(services) == before
+    ok(client.post("/api/v1/imports", json={"units": [{**UNIT, "name": "城" * 100}]},
+                   headers=who.org))

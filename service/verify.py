@@ -233,6 +233,8 @@ def _check_events(bundle: Bundle, size: int, root: bytes) -> dict[str, list[Bund
         events.sort(key=lambda e: e.version)
         previous = ZERO_HASH
         for expected, ev in enumerate(events, start=1):
+            if ev.version < expected:  # sorted: the version before it was the same
+                raise _fail(f"stream {sid}: version {ev.version} is in the bundle twice")
             if ev.version != expected:
                 raise _fail(f"stream {sid}: version {expected} is missing (the chain breaks "
                             f"before version {ev.version})")

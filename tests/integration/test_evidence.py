@@ -146,6 +146,14 @@ def test_drill_one_event_removed_from_a_stream(city: Services) -> None:
     assert "version 3 is missing" in _verify(city, bundle)
 
 
+def test_drill_one_event_put_in_twice(city: Services) -> None:
+    bundle = _bundle(city)
+    events = _file_events(bundle, "team:T04")
+    bundle["events"].append(dict(events[2]))
+    sid = events[2]["stream_id"]
+    assert _verify(city, bundle) == f"stream {sid}: version 3 is in the bundle twice"
+
+
 def test_drill_the_last_event_of_a_stream_removed(city: Services) -> None:
     bundle = _bundle(city)
     last = _file_events(bundle, "team:T05")[-1]

@@ -458,6 +458,27 @@ class SessionResult(msgspec.Struct, frozen=True, kw_only=True):
         return Outcome.QUORUM_FAILED if self.quorum_failed else Outcome.COUNTED
 
 
+def check_answers(d: SessionDefinition, answers: dict[str, dict[str, str]]) -> None:
+    """A ballot names only what its sheet has: its subjects, items and options. (A ballot that
+    leaves some out is kept and counted as invalid, like a spoilt paper; one that writes in
+    anything else is refused before it is stored: the log keeps every ballot for ever, and
+    free text could mark a ballot as someone's.)"""
+    subjects, items = set(d.subjects), {i.code for i in d.items}
+    options = {o.code for o in d.options}
+    for subject, answered in answers.items():
+        where = f"answers.{subject}"
+        if subject not in subjects:
+            msg = f"{subject!r} is not a subject on this ballot"
+            raise InvalidInput(msg, rule="ballot.answers", field="answers")
+        for item, option in answered.items():
+            if item not in items:
+                msg = f"{item!r} is not an item on this ballot"
+                raise InvalidInput(msg, rule="ballot.answers", field=where)
+            if option not in options:
+                msg = f"{option!r} is not an option on this ballot"
+                raise InvalidInput(msg, rule="ballot.answers", field=f"{where}.{item}")
+
+
 def ballot_problem(d: SessionDefinition, answers: dict[str, dict[str, str]]) -> str | None:
     """Why a ballot is invalid under the session's rules, or None if it is valid."""
     options = {o.code for o in d.options}

@@ -24,6 +24,7 @@ from domain.ballots import (
     SessionState,
     ballot_id,
     cast_event,
+    check_answers,
     credential_hash,
     replaced_event,
     tally,
@@ -230,6 +231,11 @@ class Sessions:
                after_append: AfterAppend | None = None) -> Written:
         require_role(principal, Role.ORGANIZER)
         session = self.session(code)
+        if ballot_id(code, credential) in self.store.repository:
+            # Its ballot is cast and counts: a revocation would seem to undo it and not.
+            msg = ("this credential has been used: its ballot stays counted; a revocation "
+                   "stops a slip that has not voted")
+            raise Conflict(msg, rule="credential.unused", field="credential")
         session.revoke(credential, reason, principal.id)
         return self._save(session, after_append)
 
@@ -262,23 +268,25 @@ class Sessions:
             raise Conflict(msg, rule="ballot.session-open")
         digest = credential_hash(code, credential)
         rater_class = session.class_of(digest)
+        check_answers(session.definition, answers)
         at = coarse(self.clock.now(), session.definition.rules.granularity_seconds)
         return cast_event(ballot_id(code, digest), at, code, rater_class, digest, answers), \
             session, at
 
     def settle_used(self, session: EvaluationSession, event: Any,
                     answers: dict[str, dict[str, str]], at: datetime) -> Leaf:
-        """The credential's stream existed: a retry gets its receipt, else refuse or revote."""
+        """The credential's stream existed: refuse, or revote."""
         return self._already_cast(session, event.originator_id, answers, at)
 
     def cast(self, code: str, credential: str, answers: dict[str, dict[str, str]]) -> Leaf:
-        """Store a ballot; a retry of the same ballot gets the same receipt."""
+        """Store a ballot (a used credential: refused, or a revote)."""
         session = self._session_for_casting(code)
         if session.state != SessionState.OPEN:
             msg = f"session {code} is not open for ballots ({session.state.value})"
             raise Conflict(msg, rule="ballot.session-open")
         digest = credential_hash(code, credential)
         rater_class = session.class_of(digest)
+        check_answers(session.definition, answers)
         stream = ballot_id(code, digest)
         at = coarse(self.clock.now(), session.definition.rules.granularity_seconds)
         cast = cast_event(stream, at, code, rater_class, digest, answers)
@@ -289,17 +297,15 @@ class Sessions:
 
     def _already_cast(self, session: EvaluationSession, stream: Any,
                       answers: dict[str, dict[str, str]], at: datetime) -> Leaf:
-        ballot: Ballot = self.store.repository.get(stream)
-        if ballot.answers == answers:  # a retry (double click, lost response): same receipt
-            with self.db.read() as cur:
-                cur.execute("SELECT position FROM kaoping_ledger WHERE stream_id = %s AND "
-                            "stream_version = %s", (stream, ballot.version))
-                row = cur.fetchone()
-            if row is not None:
-                return read_leaves(self.db, [int(row[0])])[0]
+        """A used credential, whatever the answers, gets the same answer: refused, or (with
+        ``revote``) a new ballot that replaces the last. Never a look at what it was: a
+        receipt given back for the same answers only told whoever holds the slip after the
+        vote which answers it was cast with (try each until one is not refused)."""
         if not session.definition.rules.revote:
-            msg = "this credential has already been used"
+            msg = ("this credential has already been used: its ballot was recorded when first "
+                   "cast (keep the tracker that answer gave)")
             raise Conflict(msg, rule="ballot.credential-used", field="credential")
+        ballot: Ballot = self.store.repository.get(stream)
         replaced = replaced_event(stream, ballot.version + 1, at, answers)
         try:
             return self.writer.submit(replaced).result(timeout=30)

@@ -322,9 +322,10 @@ class SessionController(Controller):
           tags=["ballots"], responses=problems(400, 409, 415, 422, 429))
     async def cast(self, request: Request[Any, Any, Any], state: State, code: FromPath[str],
                    data: JSONBody[CastIn]) -> CastOut:
-        """One ballot per credential. A retry of the same ballot gets the same receipt; another
-        ballot with a used credential is refused (unless the session allows revoting). The
-        tracker is the ballot's leaf hash. Refused guesses are throttled (429)."""
+        """One ballot per credential: a used credential is refused whatever its answers
+        (unless the session allows revoting: then it replaces the ballot). A ballot names only
+        its sheet's subjects, items and options. The tracker is the ballot's leaf hash; keep
+        it from the first answer. Refused guesses are throttled (429)."""
         client, limiter = client_of(request), state.ballot_refusals
         if limiter.stale(code):  # shared budgets: read at most once a second, off the loop
             await to_thread.run_sync(limiter.refresh, code)

@@ -154,10 +154,36 @@ def test_a_session_from_definition_to_board(box: Box, services: Services) -> Non
 def test_abuse_1_a_credential_counts_once(box: Box, services: Services) -> None:
     box.open()
     answers = _answers(("good", "fair"), ("good", "good"))
-    first = ok(box.cast(box.cadres[0], answers))
-    assert ok(box.cast(box.cadres[0], answers)) == first  # double click: the same receipt
-    refused(box.cast(box.cadres[0], _answers(("poor", "poor"), ("fair", "good"))), 409,
-            "ballot.credential-used")
+    ok(box.cast(box.cadres[0], answers))
+    # The same refusal whatever the answers: a receipt for the same answers would tell whoever
+    # holds the slip after the vote how it was cast (try answers until one is not refused).
+    same = refused(box.cast(box.cadres[0], answers), 409, "ballot.credential-used")
+    other = refused(box.cast(box.cadres[0], _answers(("poor", "poor"), ("fair", "good"))), 409,
+                    "ballot.credential-used")
+    assert {k: v for k, v in same.items() if k not in ("request_id", "instance")} == {
+        k: v for k, v in other.items() if k not in ("request_id", "instance")}
+    assert len(_ballot_rows(services)) == 1
+    # and the slip that voted is not revoked (its ballot counts): said so, nothing written
+    refused(box.client.post(f"/api/v1/sessions/{S}/credentials/revocations", headers=box.org,
+                            json={"credential": box.cadres[0], "reason": "lost"}), 409,
+            "credential.unused")
+
+
+def test_a_ballot_names_only_its_sheets_subjects_items_and_options(
+        box: Box, services: Services) -> None:
+    box.open()
+    good = _answers(("good", "fair"), ("good", "good"))
+    subject = next(iter(good))
+    for answers, field in (
+            ({**good, "team:X9": {"de": "good"}}, "answers"),
+            ({**good, subject: {**good[subject], "junk" * 10: "good"}}, f"answers.{subject}"),
+            ({**good, subject: {**good[subject], "de": "写入的文字"}}, f"answers.{subject}.de"),
+            ({f"team:Z{i}": {f"q{j}": "x" * 60 for j in range(10)} for i in range(300)},
+             "answers")):
+        body = refused(box.cast(box.cadres[1], answers), 422, "ballot.answers")
+        assert body["field"] == field, body
+    assert _ballot_rows(services) == []
+    ok(box.cast(box.cadres[1], good))
     assert len(_ballot_rows(services)) == 1
 
 
@@ -313,7 +339,8 @@ def test_closing_records_the_scores_in_the_subjects_files(client: Client,
 
 
 def test_concurrent_ballots_on_postgres(pg_services: Services) -> None:
-    """200 distinct voters at once: all counted; 20 requests with one credential: one ballot."""
+    """200 distinct voters at once: all counted; 20 requests with one credential: one ballot,
+    the other 19 refused."""
     org = Principal(id="person:staff:o", name="o", role=Role.ORGANIZER,
                     acts_as=Identity(IdentityKind.STAFF, "o"), via="test")
     sessions = pg_services.sessions
@@ -339,8 +366,9 @@ def test_concurrent_ballots_on_postgres(pg_services: Services) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
-    assert len(set(receipts)) == 201  # 200 voters + one ballot for the shared credential
+    # the shared credential: one ballot; the 19 others refused alike (never a second ballot)
+    assert [getattr(e, "rule", e) for e in errors] == ["ballot.credential-used"] * 19
+    assert len(set(receipts)) == len(receipts) == 201  # 200 voters + the shared credential's
     assert len(_ballot_rows(pg_services)) == 201
 
 

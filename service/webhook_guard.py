@@ -72,19 +72,48 @@ def check_url(url: str, policy: UrlPolicy, resolver: Resolver = resolve) -> None
         msg = f"the webhook host {host!r} does not resolve"
         raise _refuse(msg, "resolve")
     for text in addresses:
-        address = ipaddress.ip_address(text.split("%")[0])
-        if address.is_loopback:
-            if not policy.allow_loopback:
-                msg = f"{host} resolves to a loopback address ({address})"
-                raise _refuse(msg, "loopback")
-            continue
-        if parts.scheme != "https":
-            msg = "a webhook URL must use https (plain http is allowed only to loopback)"
-            raise _refuse(msg, "scheme")
-        if not address.is_global and not policy.allow_private:
-            msg = (f"{host} resolves to a private, link-local or reserved address "
-                   f"({address}); webhooks go only to public addresses")
-            raise _refuse(msg, "private")
+        for address in _and_embedded(ipaddress.ip_address(text.split("%")[0])):
+            _check_address(host, address, parts.scheme, policy)
+
+
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _and_embedded(address: Address) -> list[Address]:
+    """The address, and the IPv4 address an IPv6 one carries (6to4, Teredo, NAT64), which
+    the network may route to: ``[64:ff9b::a00:1]`` reaches 10.0.0.1 through a NAT64 gateway."""
+    out: list[Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.sixtofour is not None:
+            out.append(address.sixtofour)
+        if address.teredo is not None:
+            out.append(address.teredo[1])
+        if address.ipv4_mapped is not None:
+            out.append(address.ipv4_mapped)
+        if any(address in net for net in _NAT64):
+            out.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return out
+
+
+def _check_address(host: str, address: Address, scheme: str, policy: UrlPolicy) -> None:
+    if address.is_multicast:
+        msg = f"{host} resolves to a multicast address ({address})"
+        raise _refuse(msg, "private")
+    if address.is_loopback:
+        if not policy.allow_loopback:
+            msg = f"{host} resolves to a loopback address ({address})"
+            raise _refuse(msg, "loopback")
+        return
+    if scheme != "https":
+        msg = "a webhook URL must use https (plain http is allowed only to loopback)"
+        raise _refuse(msg, "scheme")
+    if not address.is_global and not policy.allow_private:
+        msg = (f"{host} resolves to a private, link-local or reserved address "
+               f"({address}); webhooks go only to public addresses")
+        raise _refuse(msg, "private")
 
 
 # --- signing (Standard Webhooks) --------------------------------------------------------------

@@ -225,6 +225,15 @@ def test_subscriptions_are_idempotent_and_private(client: Client, services: Serv
     ("https://10.0.0.7/hooks", "webhook.url.private"),
     ("https://169.254.169.254/latest/meta-data", "webhook.url.private"),
     ("https://[fd00::1]/hooks", "webhook.url.private"),
+    # IPv6 forms that carry a private IPv4 address a gateway would route to: NAT64, 6to4,
+    # Teredo, IPv4-mapped; and multicast
+    ("https://[64:ff9b::a00:1]/hooks", "webhook.url.private"),
+    ("https://[64:ff9b:1::a00:1]/hooks", "webhook.url.private"),
+    ("https://[2002:a00:1::]/hooks", "webhook.url.private"),
+    ("https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hooks", "webhook.url.private"),
+    ("https://[::ffff:a00:1]/hooks", "webhook.url.private"),
+    ("https://224.0.0.1/hooks", "webhook.url.private"),
+    ("https://[ff02::1]/hooks", "webhook.url.private"),
     ("http://127.0.0.1:9/hooks", "webhook.url.loopback"),
     ("https://user:pw@1.1.1.1/hooks", "webhook.url.credentials"),
     ("https://1.1.1.1:99999/hooks", "webhook.url.port"),
@@ -237,6 +246,11 @@ def test_urls_that_could_probe_internal_networks_are_refused(
     assert body["rule"] == rule
     assert body["field"] == "url"
     assert client.get(SUBS, headers=organizer).json()["items"] == []
+
+
+def test_a_public_ipv6_address_carrying_a_public_ipv4_one_is_allowed() -> None:
+    check_url("https://[64:ff9b::5db8:d70e]/x", UrlPolicy(), lambda _h, _p: ["64:ff9b::5db8:d70e"])
+    check_url("https://[2002:5db8:d70e::]/x", UrlPolicy(), lambda _h, _p: ["2002:5db8:d70e::"])
 
 
 def test_a_host_name_is_judged_by_every_address_it_resolves_to() -> None:

@@ -135,7 +135,11 @@ class TeamReviews:
             msg = f"the stored bytes of {sha256} do not match their hash"
             raise Conflict(msg, rule="document.integrity")
         self.cases.record(principal, "document", year, subject, None, True, rule)
-        return content, str(row[1]), file.document_hashes[sha256]
+        # The media type this subject's upload recorded: the bytes are stored once by their
+        # hash, so the row keeps the first uploader's (another subject's, perhaps) type.
+        recorded = next((str(d["media_type"]) for d in file.documents.values()
+                         if d["sha256"] == sha256), str(row[1]))
+        return content, recorded, file.document_hashes[sha256]
 
     def _may_read(self, principal: Principal, cycle: Any, entry: RosterEntry,
                   file: SubjectFile) -> str:
@@ -154,8 +158,12 @@ class TeamReviews:
                 or (acts.kind == IdentityKind.UNIT and team_subject(acts.id) == entry.subject)):
             return "document.own-subject"
         if principal.role == Role.LEADER:
-            self.ev._check_leader_assignment(principal, cycle, entry)
-            return "document.reviewing-leader"
+            try:
+                self.ev._check_leader_assignment(principal, cycle, entry)
+            except Forbidden:  # a scoring rule's words would not say why a read is refused
+                pass
+            else:
+                return "document.reviewing-leader"
         msg = ("a subject's documents are read by its assessment team, its reviewing leaders, "
                "the organizer, supervisors and the subject itself")
         raise Forbidden(msg, rule="document.reader")

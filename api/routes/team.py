@@ -148,7 +148,8 @@ class TeamController(Controller):
             lambda: _team(request).download(principal, year, subject, sha256))
         return Response(content, media_type=media, headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
-            "X-Content-SHA256": sha256, "Cache-Control": "no-store"})
+            "X-Content-SHA256": sha256, "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff"})
 
     @get("/document-reads", security=SECURITY, tags=["documents"],
          summary="Who read the subject's documents", responses=problems(401, 403, 503))

@@ -84,8 +84,8 @@ def test_documents_are_stored_by_hash_read_by_assignment_and_every_read_recorded
     refused(client.get(f"{E1}/documents/{digest}", headers=member(services, "T9")), 403,
             "team.assigned-member")
     # a principal reviews only the deputies of their own unit; a department does not review
-    refused(client.get(f"{E1}/documents/{digest}", headers=who.p3), 403,
-            "rater.principal-scores-own-deputies")
+    # (both told the reading rule)
+    refused(client.get(f"{E1}/documents/{digest}", headers=who.p3), 403, "document.reader")
     refused(client.get(f"{E1}/documents/{digest}", headers=who.f1), 403, "document.reader")
     refused(client.get(f"{E1}/documents/{'0' * 64}", headers=who.org), 404, "document.exists")
     refused(client.get(f"{E1}/documents/NOTAHASH", headers=who.org), 422, "document.hash")
@@ -257,3 +257,26 @@ def test_the_teams_other_inputs_come_only_from_its_assigned_members(
     assert [r["topic"] for r in written["receipt"]] == ["kaoping/SubjectFile.TargetAssessed.v1"]
     file = services.evaluation.file(Y, "team:E1")
     assert (file.inspection, file.targets) == (Decimal(88), {"招商引资十亿元": True})
+
+
+def test_a_download_carries_the_type_its_subject_recorded_and_is_not_sniffed(
+        client: Client, services: Services) -> None:
+    """Bytes are stored once by their hash: the same bytes uploaded by two subjects under two
+    types are served to each with its own; a leader who does not review the subject is told
+    the reading rule, not a scoring one."""
+    who = People(services)
+    setup_cycle(client, services, who)
+    poly = b"%PDF-1.7 polyglot\n"
+    ok(upload(client, who.org, poly, kind="self-evaluation", name="自评.txt",
+              media="text/plain; charset=utf-8", subject="cadre:P1"))
+    ok(upload(client, bearer(services, Role.LEADER, IdentityKind.UNIT, "E1"), poly,
+              name="总结.pdf"))
+    digest = hashlib.sha256(poly).hexdigest()
+    got = client.get(f"{E1}/documents/{digest}", headers=who.org)
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "application/pdf"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    mine = client.get(f"{BASE}/subjects/cadre:P1/documents/{digest}", headers=who.org)
+    assert mine.headers["content-type"].startswith("text/plain")
+    refused(client.get(f"{BASE}/subjects/cadre:P1/documents/{digest}", headers=who.p3), 403,
+            "document.reader")

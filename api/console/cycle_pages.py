@@ -11,7 +11,7 @@ from litestar import Request, Response, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 
-from api.console.upstream import api_get
+from api.console.upstream import api_get, api_get_items
 from api.console.web import HEADERS, need_session, refused, render, services_of
 from domain.scheme import Component
 from domain.scoring import quota_limit
@@ -81,7 +81,7 @@ async def dashboard(request: Request[Any, Any, Any], year: FromPath[int]) -> Res
     today = services.clock.now().astimezone(zone)
     announcement = await api_get(request, session, _api(year) + "/announcement")
     scheme = await api_get(request, session, _api(year) + "/scheme")
-    results = await api_get(request, session, _api(year) + "/results", {"limit": "1000"})
+    results = await api_get_items(request, session, _api(year) + "/results")
     deadlines = []
     if announcement.ok:
         for key, label in (("starts_on", "考核开始 Assessment starts"),
@@ -140,8 +140,8 @@ async def group_ranking(request: Request[Any, Any, Any], year: FromPath[int],
                         kind: Annotated[str, QueryParameter(pattern="^(team|principal|deputy)$")]
                         = "team") -> Response[Any]:
     session = await need_session(request)
-    results = await api_get(request, session, _api(year) + "/results",
-                            {"group": group, "kind": kind, "limit": "1000"})
+    results = await api_get_items(request, session, _api(year) + "/results",
+                                  {"group": group, "kind": kind})
     if not results.ok:
         return refused(request, session, results, f"{group} 排名 ranking")
     scheme = await api_get(request, session, _api(year) + "/scheme")

@@ -19,7 +19,7 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
-from api.console import PAGES
+from api.console import PAGES, upstream
 from api.console.session import COOKIE
 from service.clock import FixedClock
 from service.principals import IdentityKind, Role
@@ -203,6 +203,24 @@ def test_every_page_answers_as_the_api_does_for_every_reader(client: Client,
     after = _sweep(client, world)
     assert not before, "before publication:\n" + "\n".join(before)
     assert not after, "after publication:\n" + "\n".join(after)
+
+
+def test_the_dashboard_and_a_ranking_count_every_page_of_results(
+        client: Client, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A city has more subjects than one page of results holds: the console reads them all
+    (a page-one view counted 1,000 of 1,096 and blamed the reader's rights)."""
+    world = World(client, services)
+    monkeypatch.setattr(upstream, "PAGE", 2)  # 8 subjects: four pages; 3 teams: two
+    sign_in(client, world.who.org)
+    board = client.get("/console/cycles/2025")
+    assert board.status_code == 200
+    assert "您可查看结果的" not in board.text  # all 8 counted
+    group = client.get("/console/cycles/2025/groups/economic-management?kind=team")
+    assert group.status_code == 200
+    teams = {i["result"]["subject"] for i in ok(client.get(
+        f"{BASE}/results?group=economic-management&kind=team&limit=1000",
+        headers=world.who.org), 200)["items"]}
+    assert len(teams) > 2 and all(t in group.text for t in teams)
 
 
 def test_dashboard_group_and_case_desk(client: Client, services: Services) -> None:

@@ -201,7 +201,7 @@ def test_drill_failover_with_pg_auto_failover_mid_ballot_load(formation: Formati
         for body in load.failed:  # retried on the new primary: each is stored exactly once
             status, _ = http("POST", f"{server.url}/api/v1/sessions/{SESSION}/ballots",
                              msgspec.json.decode(body))
-            assert status == 201
+            assert status in (201, 409)  # 409: stored before its answer was lost (below)
         assert http("GET", f"{server.url}/ready")[0] == 200
     new_primary = formation.url("drill", order=("b",))
     assert _missing_receipts(new_primary, load.acked) == []  # synchronous: nothing lost

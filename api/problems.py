@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import msgspec.inspect as mi
@@ -151,39 +151,47 @@ def _steps(path: str) -> list[str | int]:
     return [m.group(1) or m.group(3) or int(m.group(2)) for m in _PATH_STEP.finditer(path)]
 
 
+T = TypeVar("T")
+
+
 def _enum_at(info: mi.Type, path: str) -> list[str] | None:
     """The enum or literal values at ``path`` (``.scores[0].grade``) of a type, if any."""
-    return _walk(info, _steps(path))
+    return _walk(info, _steps(path), _values)
 
 
-def _extra_at(info: mi.Type | None, steps: list[str | int]) -> dict[str, Any] | None:
+def _extra_at(info: mi.Type, steps: list[str | int]) -> dict[str, Any] | None:
     """The ``extra`` of the field's own constraints at ``steps``, if it has any."""
-    found: dict[str, Any] | None = None
+    return _walk(info, steps, _extra)
+
+
+def _values(info: mi.Type) -> list[str] | None:
     while isinstance(info, mi.Metadata):
-        found = found or info.extra
         info = info.type
-    if isinstance(info, mi.UnionType):  # an optional field: its constraints are its option's
-        return found or next(filter(None, (_extra_at(o, steps) for o in info.types)), None)
-    if not steps:
+    values: Any = (info.cls if isinstance(info, mi.EnumType) else
+                   info.values if isinstance(info, mi.LiteralType) else ())
+    return [str(getattr(v, "value", v)) for v in values] or None
+
+
+def _extra(info: mi.Type) -> dict[str, Any] | None:
+    while isinstance(info, mi.Metadata):
+        if info.extra:
+            return info.extra
+        info = info.type
+    return None
+
+
+def _walk(info: mi.Type, steps: list[str | int], leaf: Callable[[mi.Type], T | None],
+          ) -> T | None:
+    """``leaf`` of the type at ``steps`` (it sees the field's constraints); a union (an
+    optional field) answers with its first option that gives one."""
+    if not steps and (found := leaf(info)) is not None:
         return found
-    step, rest = steps[0], steps[1:]
-    inner: mi.Type | None = None
-    if isinstance(info, mi.StructType) and isinstance(step, str):
-        inner = next((f.type for f in info.fields if f.encode_name == step), None)
-    elif isinstance(info, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
-        inner = info.item_type
-    return _extra_at(inner, rest) if inner is not None else None
-
-
-def _walk(info: mi.Type, steps: list[str | int]) -> list[str] | None:
     while isinstance(info, mi.Metadata):
         info = info.type
     if isinstance(info, mi.UnionType):
-        return next(filter(None, (_walk(option, steps) for option in info.types)), None)
+        return next(filter(None, (_walk(option, steps, leaf) for option in info.types)), None)
     if not steps:
-        values: Any = (info.cls if isinstance(info, mi.EnumType) else
-                       info.values if isinstance(info, mi.LiteralType) else ())
-        return [str(getattr(v, "value", v)) for v in values] or None
+        return None
     step, rest = steps[0], steps[1:]
     inner: mi.Type | None = None
     if isinstance(info, mi.StructType) and isinstance(step, str):
@@ -192,7 +200,7 @@ def _walk(info: mi.Type, steps: list[str | int]) -> list[str] | None:
         inner = info.key_type if step == "{key}" else info.value_type
     elif isinstance(info, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
         inner = info.item_type
-    return _walk(inner, rest) if inner is not None else None
+    return _walk(inner, rest, leaf) if inner is not None else None
 
 
 _RULES: tuple[tuple[Callable[[str], bool], str], ...] = (  # first match wins

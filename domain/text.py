@@ -57,6 +57,9 @@ NAME_FORM = ("at least one visible character, and none that no one sees (soft hy
              "BOM U+FEFF)")
 
 
+_VISIBLE_NAME = rf"^(?!\s*$)(?!.*[{INVISIBLE}])"  # the schema's pattern and check_name's
+
+
 def name_text(*, max_length: int, **meta: Any) -> msgspec.Meta:
     """A name or title: text, not empty and not only white space (``"   "`` names nothing)."""
     return text(min_length=1, max_length=max_length, pattern=r"^(?!\s*$)", **meta)
@@ -66,7 +69,7 @@ def visible_name_text(*, max_length: int, **meta: Any) -> msgspec.Meta:
     """A unit's, cadre's or leader's name in a request schema: ``name_text`` without invisible
     characters (``INVISIBLE``), refused as ``name.visible``. Only for request types: a stored
     event's type keeps ``name_text``, so what was stored before this rule still decodes."""
-    return text(min_length=1, max_length=max_length, pattern=rf"^(?!\s*$)(?!.*[{INVISIBLE}])",
+    return text(min_length=1, max_length=max_length, pattern=_VISIBLE_NAME,
                 extra={"rule": "name.visible", "form": NAME_FORM}, **meta)
 
 
@@ -103,15 +106,12 @@ def check_code(value: str, field: str = "code") -> str:
     return value
 
 
-_NOT_A_NAME = re.compile(rf"\s*|.*[{INVISIBLE}].*", re.DOTALL)
-
-
 NAME_MAX = 100  # a unit's, cadre's or leader's name, as the request schemas hold it
 
 
 def check_name(value: str, field: str = "name") -> str:
     """A name where no request schema applies (imports): as ``visible_name_text``."""
-    if _NOT_A_NAME.fullmatch(value):
+    if not re.search(_VISIBLE_NAME, value, re.DOTALL):
         msg = f"{field}: {NAME_FORM}"
         raise InvalidInput(msg, rule="name.visible", field=field)
     if len(value) > NAME_MAX:
